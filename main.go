@@ -1,0 +1,268 @@
+// Netuse reports this machine's network usage: for the whole machine, per
+// network interface, or per process.
+//
+// Usage:
+//
+//	netuse [total|iface|proc] [flags]
+//
+// With no command, netuse runs total.
+//
+//	total   the whole machine: the interfaces at its edge, summed, on one line
+//	iface   one row per network interface
+//	proc    one row per process, from packet capture (Linux only)
+//
+// The first read of the counters is a baseline; every interval after it
+// netuse writes the bytes and packets moved during that interval, their
+// rate over the time that really elapsed, and the totals since it started.
+//
+// On a terminal the output is a table redrawn in place. Piped, it is plain
+// text, one block per interval, without escape sequences. With --json it is
+// NDJSON: one object per row per interval, flushed at the end of each
+// interval (the README documents the schema).
+//
+// Flags:
+//
+//	-i, --interval=1s     sampling period: a Go duration (500ms, 2s) or seconds (0.5)
+//	-c, --count=N         report N intervals, then exit; 0 runs until interrupted
+//	    --json            write NDJSON instead of a table
+//	    --units=bytes     bytes or bits, for the table
+//	    --si              powers of 1000 instead of 1024, for the table
+//	    --iface=GLOB      interfaces to read (repeatable)
+//	    --sort=COLUMN     rx, tx, total or name (proc: also pid)
+//	    --top=N           show only the first N rows
+//	    --no-clear        on a terminal, print each interval below the last
+//	-V, --version         print the version
+//
+// Every flag can also be set from the environment as NETUSE_<FLAG>, for
+// example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
+//
+// Exit status: 0 on success, also when interrupted or when stdout is closed;
+// 1 when netuse fails at run time; 2 for bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/mattn/go-isatty"
+	"golang.org/x/term"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// cli is the command line. Flags live on the root so that they may stand
+// before or after the command.
+type cli struct {
+	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
+	Iface struct{} `cmd:"" help:"One row per network interface."`
+
+	Interval interval  `short:"i" default:"1s" help:"Sampling period: a Go duration (500ms, 2s) or seconds (0.5)."`
+	Count    int       `short:"c" default:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
+	JSON     bool      `name:"json" help:"Write NDJSON, one object per row per interval."`
+	Units    string    `default:"bytes" enum:"bytes,bits" help:"Units of the table: bytes or bits."`
+	SI       bool      `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
+	Ifaces   []string  `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
+	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
+	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
+	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
+	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
+}
+
+// versionOK is kong's version flag; the name keeps it apart from the
+// version variable.
+type versionOK = kong.VersionFlag
+
+// interval is a sampling period given as a Go duration or as seconds.
+type interval time.Duration
+
+func (i *interval) UnmarshalText(b []byte) error {
+	d, err := parseInterval(string(b))
+	if err != nil {
+		return err
+	}
+	*i = interval(d)
+	return nil
+}
+
+// parseInterval accepts "500ms", "2s", "2" and "0.5"; plain numbers are seconds.
+func parseInterval(s string) (time.Duration, error) {
+	const want = "want a duration like 500ms or 2s, or seconds like 0.5"
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		// Compare in float: a huge number of seconds would overflow the conversion.
+		if ferr != nil || f != f || f*1e9 > float64(1<<62) {
+			return 0, fmt.Errorf("%q is not an interval: %s", s, want)
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q is not an interval: it must be more than 0, %s", s, want)
+	}
+	return d, nil
+}
+
+func (c *cli) Validate() error {
+	if c.Count < 0 {
+		return fmt.Errorf("--count %d: want 0 (run until interrupted) or more", c.Count)
+	}
+	if c.Top < 0 {
+		return fmt.Errorf("--top %d: want 0 (all rows) or more", c.Top)
+	}
+	for _, g := range c.Ifaces {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("--iface %q is not a valid glob: %v", g, err)
+		}
+	}
+	return nil
+}
+
+func main() {
+	os.Exit(netuse(os.Args[1:], os.Stdout, os.Stderr, isatty.IsTerminal(os.Stdout.Fd())))
+}
+
+// netuse runs the program and returns its exit status.
+func netuse(args []string, stdout, stderr io.Writer, tty bool) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A closed stdout shows up as EPIPE from Write instead of killing netuse,
+	// so that the run loop ends quietly and the deferred cleanup runs.
+	signal.Ignore(syscall.SIGPIPE)
+
+	err := run(ctx, args, stdout, stderr, tty)
+	switch {
+	case err == nil, errors.Is(err, errExit), isClosedPipe(err):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "netuse: %v; see 'netuse --help'\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "netuse: %v\n", err)
+		return 1
+	}
+}
+
+// errExit reports that kong already printed help or the version.
+var errExit = errors.New("exit")
+
+// run parses args and runs the chosen mode until the count is reached or ctx
+// is cancelled.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, tty bool) error {
+	var c cli
+	exited := false
+	parser, err := kong.New(&c,
+		kong.Name("netuse"),
+		kong.Description("Report this machine's network usage: total, per interface, or per process."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(int) { exited = true }),
+		kong.DefaultEnvars("NETUSE"),
+		kong.Vars{"version": "netuse " + version},
+	)
+	if err != nil {
+		return err // a bug in the cli struct
+	}
+	kctx, err := parser.Parse(args)
+	if exited {
+		return errExit
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	cmd := strings.Fields(kctx.Command())[0]
+	if c.Sort == "pid" && cmd != "proc" {
+		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", cmd)}
+	}
+	o := options{
+		interval: time.Duration(c.Interval),
+		count:    c.Count,
+		globs:    c.Ifaces,
+		sort:     c.Sort,
+		top:      c.Top,
+	}
+	r := newRenderer(stdout, c.JSON, tty && !c.NoClear, c.Units == "bits", c.SI)
+	switch cmd {
+	case "total", "iface":
+		return runSampler(ctx, realClock, cmd, o, newSampler(readCounters), r)
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// usageError marks an error that is the caller's fault: exit status 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+
+// options are the flags that every mode shares.
+type options struct {
+	interval time.Duration // sampling period, > 0
+	count    int           // intervals to report; 0 means until interrupted
+	globs    []string      // --iface; none means the mode's default interfaces
+	sort     string        // column to sort by; "" means the mode's default
+	top      int           // rows to show; 0 means all
+}
+
+// clock is the time source of the run loop; tests replace it.
+type clock struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+var realClock = clock{now: time.Now, sleep: sleepCtx}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tick calls step once per interval, count times (forever if count is 0),
+// on a schedule that does not drift: the k-th call is due at start+k*interval.
+// A cancelled ctx ends it without error, before a partial interval is reported.
+func tick(ctx context.Context, clk clock, o options, step func(seq int) error) error {
+	next := clk.now()
+	for seq := 1; o.count == 0 || seq <= o.count; seq++ {
+		next = next.Add(o.interval)
+		wait := next.Sub(clk.now())
+		if wait < 0 && -wait > o.interval {
+			// Late by more than an interval (suspend, a stopped process):
+			// start the schedule again rather than firing a burst.
+			next = clk.now()
+			wait = 0
+		}
+		if err := clk.sleep(ctx, wait); err != nil {
+			return nil
+		}
+		if err := step(seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// terminalSize returns stdout's size when it is a terminal.
+func terminalSize() (cols, rows int, ok bool) {
+	cols, rows, err := term.GetSize(int(os.Stdout.Fd()))
+	return cols, rows, err == nil && cols > 0 && rows > 0
+}
+
+// isClosedPipe reports whether err came from writing to a closed stdout.
+func isClosedPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,344 @@
+package main
+
+// Output rules. Data goes to stdout and nothing else does: diagnostics go to
+// stderr as one line "netuse: what failed: why", lowercase, without a final
+// period, the failing input quoted. A frame is built in a buffer and written
+// with one Write, so a reader never sees half an interval. With --json,
+// stdout holds NDJSON records and nothing else. Off a terminal no escape
+// sequence is ever written. The renderer formats; it never measures.
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Escape sequences (ECMA-48), written only to a terminal.
+const (
+	escHideCursor = "\x1b[?25l"
+	escShowCursor = "\x1b[?25h"
+	escClearLine  = "\x1b[K" // erase from the cursor to the end of the line
+	escClearDown  = "\x1b[J" // erase from the cursor to the end of the screen
+	escUpFmt      = "\x1b[%dA"
+)
+
+// frame is one interval's report.
+type frame struct {
+	mode     string        // "total", "iface" or "proc"
+	seq      int           // interval number, from 1
+	at       time.Time     // when the interval ended
+	elapsed  time.Duration // time that really elapsed during the interval
+	interval time.Duration // nominal interval, for the header
+	rows     []usage
+	ifaces   []string // total: the interfaces summed
+}
+
+// renderer writes frames in one of three forms: NDJSON, a table redrawn in
+// place on a terminal (live), or plain text blocks.
+type renderer struct {
+	w    io.Writer
+	json bool
+	live bool
+	bits bool // table in bits instead of bytes
+	si   bool // table in powers of 1000 instead of 1024
+
+	// termSize returns the terminal's columns and rows, or ok false; live only.
+	termSize func() (cols, rows int, ok bool)
+
+	buf      bytes.Buffer
+	drawn    int  // live: lines the previous frame left on the screen
+	started  bool // the first frame was written
+	nameCols int  // width of the name column; it only grows, so columns do not jump
+}
+
+func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
+	return &renderer{w: w, json: json, live: live && !json, bits: bits, si: si, termSize: terminalSize}
+}
+
+// render writes one frame after sorting and cutting its rows as o says.
+func (r *renderer) render(f frame, o options) error {
+	sortRows(f.rows, o.sort, f.mode)
+	if o.top > 0 && len(f.rows) > o.top {
+		f.rows = f.rows[:o.top]
+	}
+	r.buf.Reset()
+	switch {
+	case r.json:
+		r.writeJSON(f)
+	case r.live && f.mode == "total":
+		r.writeTotalLine(f)
+	default:
+		r.writeTable(f)
+	}
+	r.started = true
+	_, err := r.w.Write(r.buf.Bytes())
+	return err
+}
+
+// close leaves the terminal as it was found: cursor shown, on a new line.
+func (r *renderer) close() {
+	if r.live && r.started {
+		io.WriteString(r.w, "\n"+escShowCursor)
+	}
+}
+
+// sortRows orders rows by column: rates descending, names ascending, with the
+// name as the tie-break so that equal rows keep their place between frames.
+func sortRows(rows []usage, column, mode string) {
+	if column == "" {
+		column = "name"
+		if mode == "proc" {
+			column = "total"
+		}
+	}
+	key := func(u usage) uint64 {
+		switch column {
+		case "rx":
+			return u.interval.rxBytes
+		case "tx":
+			return u.interval.txBytes
+		case "total":
+			return u.interval.rxBytes + u.interval.txBytes
+		}
+		return 0
+	}
+	slices.SortStableFunc(rows, func(a, b usage) int {
+		if c := cmp.Compare(key(b), key(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+}
+
+// record is one NDJSON object; the README documents every key.
+type record struct {
+	Type      string   `json:"type"`
+	TS        string   `json:"ts"`
+	Seq       int      `json:"seq"`
+	Interval  float64  `json:"interval"`
+	Iface     string   `json:"iface,omitempty"`
+	Ifaces    []string `json:"ifaces,omitempty"`
+	RxBytes   uint64   `json:"rx_bytes"`
+	TxBytes   uint64   `json:"tx_bytes"`
+	RxPackets uint64   `json:"rx_packets"`
+	TxPackets uint64   `json:"tx_packets"`
+	RxRate    float64  `json:"rx_rate"`
+	TxRate    float64  `json:"tx_rate"`
+	RxTotal   uint64   `json:"rx_total"`
+	TxTotal   uint64   `json:"tx_total"`
+	RxErrors  uint64   `json:"rx_errors"`
+	TxErrors  uint64   `json:"tx_errors"`
+	RxDrops   uint64   `json:"rx_drops"`
+	TxDrops   uint64   `json:"tx_drops"`
+}
+
+// rfc3339Milli is RFC 3339 with milliseconds.
+const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
+
+func (r *renderer) writeJSON(f frame) {
+	enc := json.NewEncoder(&r.buf)
+	secs := f.elapsed.Seconds()
+	for _, u := range f.rows {
+		rec := record{
+			Type:      f.mode,
+			TS:        f.at.UTC().Format(rfc3339Milli),
+			Seq:       f.seq,
+			Interval:  round(secs, 6),
+			RxBytes:   u.interval.rxBytes,
+			TxBytes:   u.interval.txBytes,
+			RxPackets: u.interval.rxPackets,
+			TxPackets: u.interval.txPackets,
+			RxRate:    round(rate(u.interval.rxBytes, f.elapsed), 3),
+			TxRate:    round(rate(u.interval.txBytes, f.elapsed), 3),
+			RxTotal:   u.total.rxBytes,
+			TxTotal:   u.total.txBytes,
+			RxErrors:  u.rxErrors,
+			TxErrors:  u.txErrors,
+			RxDrops:   u.rxDrops,
+			TxDrops:   u.txDrops,
+		}
+		if f.mode == "total" {
+			rec.Ifaces = f.ifaces
+			if rec.Ifaces == nil {
+				rec.Ifaces = []string{}
+			}
+		} else {
+			rec.Iface = u.name
+		}
+		enc.Encode(rec) // cannot fail: plain fields into a bytes.Buffer
+	}
+}
+
+func rate(n uint64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
+}
+
+// columns of the tables, after the name.
+var columns = []string{"RX/s", "TX/s", "RX pkt/s", "TX pkt/s", "RX total", "TX total"}
+
+// cells formats u's numbers in the order of columns.
+func (r *renderer) cells(u usage, elapsed time.Duration) [6]string {
+	return [6]string{
+		r.size(rate(u.interval.rxBytes, elapsed)) + "/s",
+		r.size(rate(u.interval.txBytes, elapsed)) + "/s",
+		strconv.FormatFloat(rate(u.interval.rxPackets, elapsed), 'f', 0, 64),
+		strconv.FormatFloat(rate(u.interval.txPackets, elapsed), 'f', 0, 64),
+		r.size(float64(u.total.rxBytes)),
+		r.size(float64(u.total.txBytes)),
+	}
+}
+
+// widths of the number columns: enough for the widest value the unit ladder
+// gives ("1023.9 Gibit/s"), so that they never jump between frames.
+func (r *renderer) widths() [6]int {
+	w := len(r.size(1023.9*1024*1024*1024)) + 2
+	return [6]int{w, w, 9, 9, w - 2, w - 2}
+}
+
+// header describes the frame: what, when, over how long, in which units.
+func (r *renderer) header(f frame) string {
+	unit := "bytes"
+	if r.bits {
+		unit = "bits"
+	}
+	base := "1 KiB = 1024 B"
+	switch {
+	case r.si && r.bits:
+		base = "1 kbit = 1000 bit"
+	case r.si:
+		base = "1 kB = 1000 B"
+	case r.bits:
+		base = "1 Kibit = 1024 bit"
+	}
+	h := fmt.Sprintf("netuse %s  %s  interval %s (measured %.3fs)  units %s, %s",
+		f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
+	if f.mode == "total" {
+		h += "  ifaces " + strings.Join(f.ifaces, ",")
+	}
+	return h
+}
+
+// writeTable writes a frame as an aligned table: on a terminal over the
+// previous frame, elsewhere as a block of its own followed by a blank line.
+func (r *renderer) writeTable(f frame) {
+	for _, u := range f.rows {
+		r.nameCols = max(r.nameCols, len(u.name))
+	}
+	name := "IFACE"
+	if f.mode == "total" {
+		name = "TOTAL"
+	}
+	r.nameCols = max(r.nameCols, len(name))
+	lines := make([]string, 0, len(f.rows)+2)
+	lines = append(lines, r.header(f), r.row(name, columns))
+	for _, u := range f.rows {
+		c := r.cells(u, f.elapsed)
+		lines = append(lines, r.row(u.name, c[:]))
+	}
+	if !r.live {
+		for _, l := range lines {
+			r.buf.WriteString(l)
+			r.buf.WriteByte('\n')
+		}
+		r.buf.WriteByte('\n')
+		return
+	}
+	cols, rows, ok := r.termSize()
+	if ok && len(lines) > rows-1 {
+		lines = lines[:max(rows-1, 1)] // more rows than the screen: --top shows which
+	}
+	if r.started {
+		if r.drawn > 0 {
+			fmt.Fprintf(&r.buf, escUpFmt, r.drawn)
+		}
+		r.buf.WriteString("\r" + escClearDown)
+	} else {
+		r.buf.WriteString(escHideCursor)
+	}
+	for i, l := range lines {
+		if ok && len(l) > cols {
+			l = l[:cols] // a wrapped line would break the count of lines to go up
+		}
+		r.buf.WriteString(l)
+		if i < len(lines)-1 {
+			r.buf.WriteByte('\n')
+		}
+	}
+	r.drawn = len(lines) - 1
+}
+
+// row aligns a name and its cells: the name left, the numbers right.
+func (r *renderer) row(name string, cells []string) string {
+	var b strings.Builder
+	b.WriteString(name)
+	b.WriteString(strings.Repeat(" ", r.nameCols-len(name)))
+	for i, c := range cells {
+		w := r.widths()[i]
+		b.WriteString(strings.Repeat(" ", max(w-len(c), 1)))
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// writeTotalLine redraws the total mode's single line with \r; the header
+// and the column names are written once, above it.
+func (r *renderer) writeTotalLine(f frame) {
+	r.nameCols = max(r.nameCols, len("TOTAL"))
+	if !r.started {
+		r.buf.WriteString(escHideCursor)
+		r.buf.WriteString(r.header(f) + "\n")
+		r.buf.WriteString(r.row("TOTAL", columns) + "\n")
+	}
+	c := r.cells(f.rows[0], f.elapsed)
+	r.buf.WriteString("\r" + r.row("", c[:]) + escClearLine)
+}
+
+// size formats a number of bytes, or bytes per second, in the renderer's
+// units: "512 B", "1.5 MiB", "12.0 Mbit".
+func (r *renderer) size(bytes float64) string {
+	v, base, units := bytes, 1024.0, binaryByteUnits
+	if r.bits {
+		v *= 8
+		units = binaryBitUnits
+	}
+	if r.si {
+		base = 1000
+		units = siByteUnits
+		if r.bits {
+			units = siBitUnits
+		}
+	}
+	i := 0
+	for v >= base && i < len(units)-1 {
+		v /= base
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatFloat(v, 'f', 0, 64) + " " + units[0]
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+}
+
+var (
+	binaryByteUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	siByteUnits     = []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	binaryBitUnits  = []string{"bit", "Kibit", "Mibit", "Gibit", "Tibit", "Pibit"}
+	siBitUnits      = []string{"bit", "kbit", "Mbit", "Gbit", "Tbit", "Pbit"}
+)
