@@ -129,26 +129,44 @@ func (c *cli) Validate() error {
 }
 
 func main() {
-	os.Exit(netuse(os.Args[1:], os.Stdout, os.Stderr, isatty.IsTerminal(os.Stdout.Fd())))
+	a := &app{
+		stdout:   os.Stdout,
+		stderr:   os.Stderr,
+		tty:      isatty.IsTerminal(os.Stdout.Fd()),
+		clock:    clock{now: time.Now, sleep: sleepCtx},
+		counters: readCounters,
+		termSize: terminalSize,
+	}
+	os.Exit(a.main(os.Args[1:]))
 }
 
-// netuse runs the program and returns its exit status.
-func netuse(args []string, stdout, stderr io.Writer, tty bool) int {
+// app is netuse with its access to the operating system in fields, so that
+// tests can replace each one.
+type app struct {
+	stdout, stderr io.Writer
+	tty            bool // stdout is a terminal
+	clock          clock
+	counters       func() ([]counter, error)        // interface counters
+	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
+}
+
+// main runs netuse and returns its exit status.
+func (a *app) main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A closed stdout shows up as EPIPE from Write instead of killing netuse,
 	// so that the run loop ends quietly and the deferred cleanup runs.
 	signal.Ignore(syscall.SIGPIPE)
 
-	err := run(ctx, args, stdout, stderr, tty)
+	err := a.run(ctx, args)
 	switch {
 	case err == nil, errors.Is(err, errExit), isClosedPipe(err):
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "netuse: %v; see 'netuse --help'\n", err)
+		fmt.Fprintf(a.stderr, "netuse: %v; see 'netuse --help'\n", err)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "netuse: %v\n", err)
+		fmt.Fprintf(a.stderr, "netuse: %v\n", err)
 		return 1
 	}
 }
@@ -158,13 +176,13 @@ var errExit = errors.New("exit")
 
 // run parses args and runs the chosen mode until the count is reached or ctx
 // is cancelled.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, tty bool) error {
+func (a *app) run(ctx context.Context, args []string) error {
 	var c cli
 	exited := false
 	parser, err := kong.New(&c,
 		kong.Name("netuse"),
 		kong.Description("Report this machine's network usage: total, per interface, or per process."),
-		kong.Writers(stdout, stderr),
+		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Vars{"version": "netuse " + version},
@@ -190,10 +208,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, tty bool)
 		sort:     c.Sort,
 		top:      c.Top,
 	}
-	r := newRenderer(stdout, c.JSON, tty && !c.NoClear, c.Units == "bits", c.SI)
+	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
+	r.termSize = a.termSize
 	switch cmd {
 	case "total", "iface":
-		return runSampler(ctx, realClock, cmd, o, newSampler(readCounters), r)
+		return runSampler(ctx, a.clock, cmd, o, newSampler(a.counters), r)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
@@ -218,8 +237,6 @@ type clock struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 }
-
-var realClock = clock{now: time.Now, sleep: sleepCtx}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -58,7 +58,7 @@ type renderer struct {
 }
 
 func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
-	return &renderer{w: w, json: json, live: live && !json, bits: bits, si: si, termSize: terminalSize}
+	return &renderer{w: w, json: json, live: live && !json, bits: bits, si: si}
 }
 
 // render writes one frame after sorting and cutting its rows as o says.
@@ -77,8 +77,10 @@ func (r *renderer) render(f frame, o options) error {
 		r.writeTable(f)
 	}
 	r.started = true
-	_, err := r.w.Write(r.buf.Bytes())
-	return err
+	if _, err := r.w.Write(r.buf.Bytes()); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }
 
 // close leaves the terminal as it was found: cursor shown, on a new line.
@@ -208,8 +210,13 @@ func (r *renderer) cells(u usage, elapsed time.Duration) [6]string {
 // widths of the number columns: enough for the widest value the unit ladder
 // gives ("1023.9 Gibit/s"), so that they never jump between frames.
 func (r *renderer) widths() [6]int {
-	w := len(r.size(1023.9*1024*1024*1024)) + 2
-	return [6]int{w, w, 9, 9, w - 2, w - 2}
+	_, units := r.ladder()
+	longest := 0
+	for _, u := range units {
+		longest = max(longest, len(u))
+	}
+	total := len("1023.9 ") + longest
+	return [6]int{total + 2, total + 2, 9, 9, total + 1, total + 1}
 }
 
 // header describes the frame: what, when, over how long, in which units.
@@ -227,8 +234,12 @@ func (r *renderer) header(f frame) string {
 	case r.bits:
 		base = "1 Kibit = 1024 bit"
 	}
-	h := fmt.Sprintf("netuse %s  %s  interval %s (measured %.3fs)  units %s, %s",
-		f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
+	h := fmt.Sprintf("netuse %s  interval %s  units %s, %s", f.mode, f.interval, unit, base)
+	if !r.live || f.mode != "total" {
+		// The total line is redrawn below a header written once: no time there.
+		h = fmt.Sprintf("netuse %s  %s  interval %s (measured %.3fs)  units %s, %s",
+			f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
+	}
 	if f.mode == "total" {
 		h += "  ifaces " + strings.Join(f.ifaces, ",")
 	}
@@ -313,17 +324,10 @@ func (r *renderer) writeTotalLine(f frame) {
 // size formats a number of bytes, or bytes per second, in the renderer's
 // units: "512 B", "1.5 MiB", "12.0 Mbit".
 func (r *renderer) size(bytes float64) string {
-	v, base, units := bytes, 1024.0, binaryByteUnits
+	base, units := r.ladder()
+	v := bytes
 	if r.bits {
 		v *= 8
-		units = binaryBitUnits
-	}
-	if r.si {
-		base = 1000
-		units = siByteUnits
-		if r.bits {
-			units = siBitUnits
-		}
 	}
 	i := 0
 	for v >= base && i < len(units)-1 {
@@ -336,9 +340,15 @@ func (r *renderer) size(bytes float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }
 
-var (
-	binaryByteUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	siByteUnits     = []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	binaryBitUnits  = []string{"bit", "Kibit", "Mibit", "Gibit", "Tibit", "Pibit"}
-	siBitUnits      = []string{"bit", "kbit", "Mbit", "Gbit", "Tbit", "Pbit"}
-)
+// ladder returns the step between units and their names.
+func (r *renderer) ladder() (base float64, units []string) {
+	switch {
+	case r.si && r.bits:
+		return 1000, []string{"bit", "kbit", "Mbit", "Gbit", "Tbit", "Pbit"}
+	case r.si:
+		return 1000, []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	case r.bits:
+		return 1024, []string{"bit", "Kibit", "Mibit", "Gibit", "Tibit", "Pibit"}
+	}
+	return 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+}

@@ -1,0 +1,238 @@
+package main
+
+// End-to-end tests: they build the binary and run it as a user would.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the netuse built for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "netuse-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "netuse")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		panic("go build: " + err.Error())
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// procNetDev reads the kernel's counters of one interface: rx and tx bytes.
+func procNetDev(t *testing.T, iface string) (rx, tx uint64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/dev")
+	if err != nil {
+		t.Skip("no /proc/net/dev:", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != iface {
+			continue
+		}
+		f := strings.Fields(rest)
+		rx, _ = strconv.ParseUint(f[0], 10, 64)
+		tx, _ = strconv.ParseUint(f[8], 10, 64)
+		return rx, tx
+	}
+	t.Fatalf("no %s in /proc/net/dev", iface)
+	return 0, 0
+}
+
+// sendLoopback moves n bytes over a TCP connection on 127.0.0.1.
+func sendLoopback(t *testing.T, n int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan int64)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- -1
+			return
+		}
+		defer c.Close()
+		got, _ := io.Copy(io.Discard, c)
+		done <- got
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := <-done; got != int64(n) {
+		t.Fatalf("loopback: received %d bytes, sent %d", got, n)
+	}
+}
+
+// TestLoopbackJSON runs netuse iface --json --count 2 on lo, sends 4 MiB over
+// loopback during the second interval, and checks the records against the
+// bytes sent and against /proc/net/dev.
+func TestLoopbackJSON(t *testing.T) {
+	if _, err := os.Stat("/proc/net/dev"); err != nil {
+		t.Skip("needs Linux's /proc/net/dev")
+	}
+	const sent = 4 << 20
+	rx0, tx0 := procNetDev(t, "lo")
+	cmd := exec.Command(binary, "iface", "--iface", "lo", "--json", "--count", "2", "--interval", "700ms")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	var recs []record
+	for lines.Scan() {
+		var r record
+		if err := json.Unmarshal(lines.Bytes(), &r); err != nil {
+			t.Fatalf("not a JSON record: %q: %v", lines.Text(), err)
+		}
+		recs = append(recs, r)
+		if len(recs) == 1 {
+			sendLoopback(t, sent) // during the second interval
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("netuse: %v: %s", err, stderr.String())
+	}
+	rx1, tx1 := procNetDev(t, "lo")
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 (one per interval)", len(recs))
+	}
+	for i, r := range recs {
+		if r.Type != "iface" || r.Iface != "lo" || r.Seq != i+1 {
+			t.Errorf("record %d: type %q iface %q seq %d; want iface, lo, %d", i, r.Type, r.Iface, r.Seq, i+1)
+		}
+		if r.Interval < 0.6 || r.Interval > 2 {
+			t.Errorf("record %d: interval %.3fs, want about 0.7s", i, r.Interval)
+		}
+		if want := float64(r.RxBytes) / r.Interval; r.RxRate < want*0.999 || r.RxRate > want*1.001 {
+			t.Errorf("record %d: rx_rate %.1f, want rx_bytes/interval = %.1f", i, r.RxRate, want)
+		}
+		if _, err := time.Parse(time.RFC3339, r.TS); err != nil {
+			t.Errorf("record %d: ts %q is not RFC 3339: %v", i, r.TS, err)
+		}
+	}
+	if r := recs[1]; r.RxBytes < sent || r.TxBytes < sent {
+		t.Errorf("second interval: rx %d tx %d bytes on lo, want at least the %d sent", r.RxBytes, r.TxBytes, sent)
+	}
+	if sum := recs[0].RxBytes + recs[1].RxBytes; recs[1].RxTotal != sum {
+		t.Errorf("rx_total %d, want the sum of the intervals %d", recs[1].RxTotal, sum)
+	}
+	// netuse's window lies inside the test's, so it saw at most what the kernel counted.
+	if recs[1].RxTotal > rx1-rx0 || recs[1].TxTotal > tx1-tx0 {
+		t.Errorf("netuse counted rx %d tx %d on lo; /proc/net/dev moved only rx %d tx %d", recs[1].RxTotal, recs[1].TxTotal, rx1-rx0, tx1-tx0)
+	}
+}
+
+func TestUsageErrorExit(t *testing.T) {
+	for _, args := range [][]string{{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"}} {
+		cmd := exec.Command(binary, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 2 {
+			t.Errorf("netuse %v: exit %d (%v), want 2", args, code, err)
+		}
+		if stdout.Len() > 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), "netuse: ") {
+			t.Errorf("netuse %v: stdout %q, stderr %q; want nothing and one line", args, stdout.String(), stderr.String())
+		}
+	}
+}
+
+func TestPipedHasNoEscapes(t *testing.T) {
+	for _, mode := range []string{"total", "iface"} {
+		out, err := exec.Command(binary, mode, "--count", "2", "--interval", "100ms").Output()
+		if err != nil {
+			t.Fatalf("netuse %s: %v", mode, err)
+		}
+		if bytes.ContainsAny(out, "\x1b\r") {
+			t.Errorf("netuse %s piped wrote escape sequences or \\r: %q", mode, out)
+		}
+		if got := strings.Count(string(out), "netuse "+mode+"  "); got != 2 {
+			t.Errorf("netuse %s piped: %d headers, want one per interval (2):\n%s", mode, got, out)
+		}
+	}
+}
+
+// TestHeadClosesPipe is `netuse total --json | head -1`: netuse must end at
+// once, quietly and with status 0, when head stops reading.
+func TestHeadClosesPipe(t *testing.T) {
+	cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" total --json --interval 100ms | head -1`, binary)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.Output(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("netuse did not end after head closed the pipe")
+	}
+	if err != nil || stderr.Len() > 0 {
+		t.Errorf("pipeline: %v, stderr %q; want status 0 and no text", err, stderr.String())
+	}
+	var r record
+	if json.Unmarshal(out, &r) != nil || r.Type != "total" || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("head -1 got %q, want one total record", out)
+	}
+}
+
+// TestSignalEndsQuietly sends SIGTERM and SIGINT to a running netuse.
+func TestSignalEndsQuietly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		cmd := exec.Command(binary, "iface", "--json", "--interval", "100ms")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatalf("no first record: %v", err)
+		}
+		cmd.Process.Signal(sig)
+		rest, _ := io.ReadAll(r)
+		err := cmd.Wait()
+		if err != nil || stderr.Len() > 0 {
+			t.Errorf("%v: %v, stderr %q; want status 0 and nothing", sig, err, stderr.String())
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(rest)), "\n") {
+			if l != "" && !json.Valid([]byte(l)) {
+				t.Errorf("%v: half-written record %q", sig, l)
+			}
+		}
+	}
+}

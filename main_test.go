@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// epoch is the fake clock's start: a fixed instant, so golden files are stable.
+var epoch = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+// fakeCounters replays testdata/counters/NAME.txt: blocks that start with
+// "@ SECONDS" and hold one line per interface:
+//
+//	name kind rx_bytes rx_packets tx_bytes tx_packets rx_errors tx_errors rx_drops tx_drops
+//
+// kind is edge, virtual or loopback. Each call returns the next block and
+// sets the clock to its time; after the last block the counters stay put.
+type fakeCounters struct {
+	reads [][]counter
+	at    []time.Duration
+	i     int
+	now   time.Time
+}
+
+func loadCounters(t testing.TB, name string) *fakeCounters {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "counters", name+".txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fc := &fakeCounters{now: epoch}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		fs := strings.Fields(sc.Text())
+		switch {
+		case len(fs) == 0 || strings.HasPrefix(fs[0], "#"):
+		case fs[0] == "@":
+			secs, err := strconv.ParseFloat(fs[1], 64)
+			if err != nil {
+				t.Fatalf("%s.txt:%d: %v", name, line, err)
+			}
+			fc.at = append(fc.at, time.Duration(secs*float64(time.Second)))
+			fc.reads = append(fc.reads, []counter{})
+		case len(fs) == 10 && len(fc.reads) > 0:
+			var n [8]uint64
+			for i := range n {
+				if n[i], err = strconv.ParseUint(fs[2+i], 10, 64); err != nil {
+					t.Fatalf("%s.txt:%d: %v", name, line, err)
+				}
+			}
+			c := counter{name: fs[0], loopback: fs[1] == "loopback", virtual: fs[1] != "edge",
+				traffic:  traffic{rxBytes: n[0], rxPackets: n[1], txBytes: n[2], txPackets: n[3]},
+				rxErrors: n[4], txErrors: n[5], rxDrops: n[6], txDrops: n[7]}
+			last := len(fc.reads) - 1
+			fc.reads[last] = append(fc.reads[last], c)
+		default:
+			t.Fatalf("%s.txt:%d: cannot parse %q", name, line, sc.Text())
+		}
+	}
+	return fc
+}
+
+func (fc *fakeCounters) counters() ([]counter, error) {
+	i := min(fc.i, len(fc.reads)-1)
+	fc.i++
+	fc.now = epoch.Add(fc.at[i])
+	return fc.reads[i], nil
+}
+
+// testApp returns an app that reads fc, writes to buffers and never sleeps.
+func testApp(fc *fakeCounters, tty bool) (*app, *bytes.Buffer, *bytes.Buffer) {
+	var stdout, stderr bytes.Buffer
+	a := &app{
+		stdout:   &stdout,
+		stderr:   &stderr,
+		tty:      tty,
+		clock:    clock{now: func() time.Time { return fc.now }, sleep: func(context.Context, time.Duration) error { return nil }},
+		counters: fc.counters,
+		termSize: func() (int, int, bool) { return 120, 24, true },
+	}
+	return a, &stdout, &stderr
+}
+
+// checkGolden compares got with testdata/golden/name.golden, or rewrites it
+// with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
+
+// lineDiff shows the lines that differ, "-" for want and "+" for got.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := range max(len(w), len(g)) {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n-%q\n+%q\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}
+
+func TestGolden(t *testing.T) {
+	tests := []struct {
+		name     string // golden file
+		counters string // testdata/counters file
+		tty      bool
+		args     string
+	}{
+		{"iface_json", "basic", false, "iface --json -c 2"},
+		{"iface_plain", "basic", false, "iface -c 2"},
+		{"iface_live", "basic", true, "iface -c 2"},
+		{"iface_noclear", "basic", true, "iface -c 2 --no-clear"},
+		{"iface_bits_si", "basic", false, "iface -c 2 --units bits --si"},
+		{"iface_bits", "basic", false, "iface -c 2 --units bits"},
+		{"total_json", "basic", false, "--json -c 2"},
+		{"total_live", "basic", true, "total -c 2"},
+		{"total_plain", "basic", false, "total -c 2"},
+		{"reset_json", "reset", false, "iface --json -c 3"},
+		{"appear_json", "appear", false, "iface --json -c 4"},
+		{"appear_total_json", "appear", false, "total --json -c 4"},
+		{"host_total_json", "host", false, "total --json -c 1"},
+		{"host_total_glob_json", "host", false, "total --json -c 1 --iface veth* --iface br0"},
+		{"container_total_json", "container", false, "total --json -c 1"},
+		{"many_sort_rx_top3", "many", false, "iface -c 1 --sort rx --top 3"},
+		{"many_sort_total", "many", false, "iface -c 1 --sort total"},
+		{"many_sort_name_json", "many", false, "iface -c 1 --json --iface veth-* --iface eth*"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, stdout, stderr := testApp(loadCounters(t, tt.counters), tt.tty)
+			if code := a.main(strings.Fields(tt.args)); code != 0 {
+				t.Fatalf("netuse %s: exit %d, stderr %q", tt.args, code, stderr)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("netuse %s wrote to stderr: %q", tt.args, stderr)
+			}
+			if !tt.tty && bytes.Contains(stdout.Bytes(), []byte("\x1b")) {
+				t.Errorf("netuse %s wrote an escape sequence off a terminal", tt.args)
+			}
+			checkGolden(t, tt.name, stdout.Bytes())
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		args string
+		code int
+		want string // in stderr
+	}{
+		{"--interval 0", 2, `"0" is not an interval: it must be more than 0`},
+		{"--interval=-1s", 2, `"-1s" is not an interval`},
+		{"--interval abc", 2, `"abc" is not an interval`},
+		{"--units foo", 2, `--units must be one of "bytes","bits" but got "foo"`},
+		{"--sort bogus", 2, `--sort must be one of`},
+		{"iface --sort pid", 2, `iface has no pid column`},
+		{"--bogus", 2, "unknown flag --bogus"},
+		{"--count=-1", 2, "--count -1: want 0"},
+		{"--top=-3", 2, "--top -3: want 0"},
+		{"--iface [", 2, `--iface "[" is not a valid glob`},
+		{"frobnicate", 2, `unexpected argument frobnicate`},
+		{"iface --iface wlan*", 1, `--iface "wlan*" matches no interface; there are: eth0, lo`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+			code := a.main(strings.Fields(tt.args))
+			if code != tt.code {
+				t.Errorf("exit status %d, want %d", code, tt.code)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+			msg := stderr.String()
+			if !strings.HasPrefix(msg, "netuse: ") || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
+				t.Errorf("stderr = %q, want one line netuse: ...%s...", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Setenv("NETUSE_JSON", "true")
+	t.Setenv("NETUSE_COUNT", "1")
+	t.Setenv("NETUSE_IFACE", "lo,eth*")
+	a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got := strings.Count(stdout.String(), `"type":"iface"`)
+	if got != 2 {
+		t.Errorf("NETUSE_JSON, NETUSE_COUNT=1, NETUSE_IFACE=lo,eth*: %d iface records, want 2:\n%s", got, stdout)
+	}
+
+	t.Setenv("NETUSE_INTERVAL", "zero")
+	a, stdout, stderr = testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface"}); code != 2 || stdout.Len() > 0 || !strings.Contains(stderr.String(), `"zero" is not an interval`) {
+		t.Errorf("NETUSE_INTERVAL=zero: exit %d, stdout %q, stderr %q; want 2, nothing, the bad value named", code, stdout, stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"-V"}, {"--version"}, {"--help"}, {"iface", "--help"}} {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(args); code != 0 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "netuse") {
+			t.Errorf("netuse %v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+}
+
+func TestParseInterval(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration // 0: an error
+	}{
+		{"1s", time.Second},
+		{"500ms", 500 * time.Millisecond},
+		{"2", 2 * time.Second},
+		{"0.5", 500 * time.Millisecond},
+		{"1m30s", 90 * time.Second},
+		{"0", 0},
+		{"0s", 0},
+		{"-1", 0},
+		{"abc", 0},
+		{"", 0},
+		{"NaN", 0},
+		{"1e300", 0},
+		{"0.0000000001", 0}, // below a nanosecond
+	}
+	for _, tt := range tests {
+		got, err := parseInterval(tt.in)
+		if tt.want == 0 && err == nil {
+			t.Errorf("parseInterval(%q) = %v, want an error", tt.in, got)
+		}
+		if tt.want != 0 && (err != nil || got != tt.want) {
+			t.Errorf("parseInterval(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestTick checks the schedule: count steps, due at start+k*interval,
+// re-anchored after a long stall, and a cancelled context ends it quietly.
+func TestTick(t *testing.T) {
+	now := epoch
+	var slept []time.Duration
+	clk := clock{
+		now: func() time.Time { return now },
+		sleep: func(ctx context.Context, d time.Duration) error {
+			slept = append(slept, d)
+			now = now.Add(d)
+			return ctx.Err()
+		},
+	}
+	var steps []int
+	step := func(seq int) error {
+		steps = append(steps, seq)
+		now = now.Add(100 * time.Millisecond) // each step takes 100ms
+		if seq == 2 {
+			now = now.Add(5 * time.Second) // a stall (suspend)
+		}
+		return nil
+	}
+	err := tick(context.Background(), clk, options{interval: time.Second, count: 4}, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(steps) != "[1 2 3 4]" {
+		t.Errorf("steps %v, want [1 2 3 4]", steps)
+	}
+	want := []time.Duration{time.Second, 900 * time.Millisecond, 0, 900 * time.Millisecond}
+	if fmt.Sprint(slept) != fmt.Sprint(want) {
+		t.Errorf("slept %v, want %v", slept, want)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	steps = nil
+	if err := tick(ctx, clk, options{interval: time.Second}, step); err != nil || len(steps) != 0 {
+		t.Errorf("cancelled: err %v, steps %v; want nil and none", err, steps)
+	}
+
+	boom := errors.New("boom")
+	if err := tick(context.Background(), clk, options{interval: time.Second}, func(int) error { return boom }); err != boom {
+		t.Errorf("a failing step: err %v, want %v", err, boom)
+	}
+}
+
+func TestClosedPipeIsQuiet(t *testing.T) {
+	a, _, stderr := testApp(loadCounters(t, "basic"), false)
+	a.stdout = errWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}
+	if code := a.main([]string{"--json"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("closed stdout: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	a, _, stderr = testApp(loadCounters(t, "basic"), false)
+	a.stdout = errWriter{errors.New("disk full")}
+	if code := a.main([]string{"--json"}); code != 1 || !strings.Contains(stderr.String(), "disk full") {
+		t.Errorf("failing stdout: exit %d, stderr %q; want 1 and the cause", code, stderr)
+	}
+}
+
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
