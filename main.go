@@ -66,6 +66,7 @@ var version = "dev"
 type cli struct {
 	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
 	Iface struct{} `cmd:"" help:"One row per network interface."`
+	Proc  struct{} `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 
 	Interval interval  `short:"i" default:"1s" help:"Sampling period: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    int       `short:"c" default:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
@@ -136,6 +137,8 @@ func main() {
 		clock:    clock{now: time.Now, sleep: sleepCtx},
 		counters: readCounters,
 		termSize: terminalSize,
+		sockets:  readSockets,
+		owners:   func() owners { return newProcfs() },
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -148,6 +151,8 @@ type app struct {
 	clock          clock
 	counters       func() ([]counter, error)        // interface counters
 	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
+	sockets        func() ([]socket, error)         // the kernel's socket table
+	owners         func() owners                    // a new finder of socket owners
 }
 
 // main runs netuse and returns its exit status.
@@ -213,9 +218,66 @@ func (a *app) run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "total", "iface":
 		return runSampler(ctx, a.clock, cmd, o, newSampler(a.counters), r)
+	case "proc":
+		return a.runProc(ctx, o, r)
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// runProc runs the proc mode: capture, attribute, report every interval.
+func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
+	ifaces, err := captureIfaces(o.globs)
+	if err != nil {
+		return err
+	}
+	c, err := openCapture(ifaces)
+	if errors.Is(err, errNoCapRaw) {
+		exe, _ := os.Executable()
+		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap cap_net_raw,cap_dac_read_search,cap_sys_ptrace+ep %s", err, exe)
+	}
+	if err != nil {
+		return err
+	}
+	acc := newAccountant()
+	warned := map[string]bool{}
+	res := &resolver{
+		acc:     acc,
+		sockets: a.sockets,
+		owners:  a.owners(),
+		minGap:  20 * time.Millisecond,
+		warn: func(err error) {
+			if msg := err.Error(); !warned[msg] {
+				warned[msg] = true
+				fmt.Fprintf(a.stderr, "netuse: warning: %s\n", msg)
+			}
+		},
+	}
+	captureErr := make(chan error, 1)
+	go func() { captureErr <- c.run(acc.handle, acc.batch) }()
+	done := make(chan struct{})
+	go res.loop(done)
+	defer c.stop()
+	defer close(done)
+	defer r.close()
+
+	names := c.ifaces()
+	last := a.clock.now()
+	return tick(ctx, a.clock, o, func(seq int) error {
+		select {
+		case err := <-captureErr:
+			return err
+		default:
+		}
+		res.pass() // flows that came too late for the resolver's own pass
+		rows, cap := acc.report()
+		cap.drops = c.takeDrops()
+		cap.ifaces = names
+		now := a.clock.now()
+		f := report{mode: "proc", seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap}
+		last = now
+		return r.render(f, o)
+	})
 }
 
 // usageError marks an error that is the caller's fault: exit status 2.

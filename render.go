@@ -28,15 +28,16 @@ const (
 	escUpFmt      = "\x1b[%dA"
 )
 
-// frame is one interval's report.
-type frame struct {
+// report is one interval's output.
+type report struct {
 	mode     string        // "total", "iface" or "proc"
 	seq      int           // interval number, from 1
 	at       time.Time     // when the interval ended
 	elapsed  time.Duration // time that really elapsed during the interval
 	interval time.Duration // nominal interval, for the header
 	rows     []usage
-	ifaces   []string // total: the interfaces summed
+	ifaces   []string  // total: the interfaces summed
+	capture  *captured // proc: what the capture saw
 }
 
 // renderer writes frames in one of three forms: NDJSON, a table redrawn in
@@ -51,10 +52,10 @@ type renderer struct {
 	// termSize returns the terminal's columns and rows, or ok false; live only.
 	termSize func() (cols, rows int, ok bool)
 
-	buf      bytes.Buffer
-	drawn    int  // live: lines the previous frame left on the screen
-	started  bool // the first frame was written
-	nameCols int  // width of the name column; it only grows, so columns do not jump
+	buf     bytes.Buffer
+	drawn   int   // live: lines the previous frame left on the screen
+	started bool  // the first frame was written
+	left    []int // widths of the text columns; they only grow, so columns do not jump
 }
 
 func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
@@ -62,7 +63,7 @@ func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
 }
 
 // render writes one frame after sorting and cutting its rows as o says.
-func (r *renderer) render(f frame, o options) error {
+func (r *renderer) render(f report, o options) error {
 	sortRows(f.rows, o.sort, f.mode)
 	if o.top > 0 && len(f.rows) > o.top {
 		f.rows = f.rows[:o.top]
@@ -110,48 +111,89 @@ func sortRows(rows []usage, column, mode string) {
 		}
 		return 0
 	}
+	pid := func(u usage) int {
+		if u.proc == nil {
+			return 0
+		}
+		return u.proc.pid
+	}
 	slices.SortStableFunc(rows, func(a, b usage) int {
+		if column == "pid" {
+			if c := cmp.Compare(pid(a), pid(b)); c != 0 {
+				return c
+			}
+		}
 		if c := cmp.Compare(key(b), key(a)); c != 0 {
 			return c
 		}
-		return strings.Compare(a.name, b.name)
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return cmp.Compare(pid(a), pid(b))
 	})
 }
 
-// record is one NDJSON object; the README documents every key.
-type record struct {
-	Type      string   `json:"type"`
-	TS        string   `json:"ts"`
-	Seq       int      `json:"seq"`
-	Interval  float64  `json:"interval"`
-	Iface     string   `json:"iface,omitempty"`
-	Ifaces    []string `json:"ifaces,omitempty"`
-	RxBytes   uint64   `json:"rx_bytes"`
-	TxBytes   uint64   `json:"tx_bytes"`
-	RxPackets uint64   `json:"rx_packets"`
-	TxPackets uint64   `json:"tx_packets"`
-	RxRate    float64  `json:"rx_rate"`
-	TxRate    float64  `json:"tx_rate"`
-	RxTotal   uint64   `json:"rx_total"`
-	TxTotal   uint64   `json:"tx_total"`
-	RxErrors  uint64   `json:"rx_errors"`
-	TxErrors  uint64   `json:"tx_errors"`
-	RxDrops   uint64   `json:"rx_drops"`
-	TxDrops   uint64   `json:"tx_drops"`
-}
+// NDJSON records; the README documents every key.
+type (
+	recordHead struct {
+		Type     string  `json:"type"`
+		TS       string  `json:"ts"`
+		Seq      int     `json:"seq"`
+		Interval float64 `json:"interval"`
+	}
+	trafficFields struct {
+		RxBytes   uint64  `json:"rx_bytes"`
+		TxBytes   uint64  `json:"tx_bytes"`
+		RxPackets uint64  `json:"rx_packets"`
+		TxPackets uint64  `json:"tx_packets"`
+		RxRate    float64 `json:"rx_rate"`
+		TxRate    float64 `json:"tx_rate"`
+		RxTotal   uint64  `json:"rx_total"`
+		TxTotal   uint64  `json:"tx_total"`
+	}
+	// record is a total or iface row.
+	record struct {
+		recordHead
+		Iface  string   `json:"iface,omitempty"`
+		Ifaces []string `json:"ifaces,omitempty"`
+		trafficFields
+		RxErrors uint64 `json:"rx_errors"`
+		TxErrors uint64 `json:"tx_errors"`
+		RxDrops  uint64 `json:"rx_drops"`
+		TxDrops  uint64 `json:"tx_drops"`
+	}
+	// procRecord is a process's row, or with pid 0 traffic of no process.
+	procRecord struct {
+		recordHead
+		Pid     int    `json:"pid"`
+		Name    string `json:"name"`
+		User    string `json:"user"`
+		Cmdline string `json:"cmdline"`
+		Reason  string `json:"reason,omitempty"`
+		trafficFields
+	}
+	// captureRecord is what proc mode captured in the interval.
+	captureRecord struct {
+		recordHead
+		Ifaces          []string `json:"ifaces"`
+		RxBytes         uint64   `json:"rx_bytes"`
+		TxBytes         uint64   `json:"tx_bytes"`
+		RxPackets       uint64   `json:"rx_packets"`
+		TxPackets       uint64   `json:"tx_packets"`
+		Drops           uint64   `json:"drops"`
+		AttributedBytes uint64   `json:"attributed_bytes"`
+		AttributedShare float64  `json:"attributed_share"`
+	}
+)
 
 // rfc3339Milli is RFC 3339 with milliseconds.
 const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
-func (r *renderer) writeJSON(f frame) {
+func (r *renderer) writeJSON(f report) {
 	enc := json.NewEncoder(&r.buf)
-	secs := f.elapsed.Seconds()
+	head := recordHead{Type: f.mode, TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6)}
 	for _, u := range f.rows {
-		rec := record{
-			Type:      f.mode,
-			TS:        f.at.UTC().Format(rfc3339Milli),
-			Seq:       f.seq,
-			Interval:  round(secs, 6),
+		tf := trafficFields{
 			RxBytes:   u.interval.rxBytes,
 			TxBytes:   u.interval.txBytes,
 			RxPackets: u.interval.rxPackets,
@@ -160,21 +202,48 @@ func (r *renderer) writeJSON(f frame) {
 			TxRate:    round(rate(u.interval.txBytes, f.elapsed), 3),
 			RxTotal:   u.total.rxBytes,
 			TxTotal:   u.total.txBytes,
-			RxErrors:  u.rxErrors,
-			TxErrors:  u.txErrors,
-			RxDrops:   u.rxDrops,
-			TxDrops:   u.txDrops,
 		}
-		if f.mode == "total" {
-			rec.Ifaces = f.ifaces
-			if rec.Ifaces == nil {
-				rec.Ifaces = []string{}
+		// Encoding plain fields into a bytes.Buffer cannot fail.
+		switch f.mode {
+		case "proc":
+			p := u.proc
+			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: p.name, User: p.user, Cmdline: p.cmdline,
+				Reason: reasonKey[p.reason], trafficFields: tf})
+		case "total":
+			ifaces := f.ifaces
+			if ifaces == nil {
+				ifaces = []string{}
 			}
-		} else {
-			rec.Iface = u.name
+			enc.Encode(record{recordHead: head, Ifaces: ifaces, trafficFields: tf,
+				RxErrors: u.rxErrors, TxErrors: u.txErrors, RxDrops: u.rxDrops, TxDrops: u.txDrops})
+		default:
+			enc.Encode(record{recordHead: head, Iface: u.name, trafficFields: tf,
+				RxErrors: u.rxErrors, TxErrors: u.txErrors, RxDrops: u.rxDrops, TxDrops: u.txDrops})
 		}
-		enc.Encode(rec) // cannot fail: plain fields into a bytes.Buffer
 	}
+	if c := f.capture; c != nil {
+		head.Type = "capture"
+		attributed, share := attribution(f)
+		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
+			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
+			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6)})
+	}
+}
+
+// attribution returns the bytes of f's rows that have a process, and their
+// share of the bytes captured (1 when nothing was captured).
+func attribution(f report) (uint64, float64) {
+	var n uint64
+	for _, u := range f.rows {
+		if u.proc != nil && u.proc.pid != 0 {
+			n += u.interval.rxBytes + u.interval.txBytes
+		}
+	}
+	all := f.capture.rxBytes + f.capture.txBytes
+	if all == 0 {
+		return n, 1
+	}
+	return n, float64(n) / float64(all)
 }
 
 func rate(n uint64, d time.Duration) float64 {
@@ -192,35 +261,59 @@ func round(x float64, digits int) float64 {
 	return float64(int64(x*p+0.5)) / p
 }
 
-// columns of the tables, after the name.
-var columns = []string{"RX/s", "TX/s", "RX pkt/s", "TX pkt/s", "RX total", "TX total"}
+// columns of the tables: text columns on the left, numbers on the right.
+var (
+	ifaceNumbers = []string{"RX/s", "TX/s", "RX pkt/s", "TX pkt/s", "RX total", "TX total"}
+	procText     = []string{"PID", "USER", "PROGRAM"}
+	procNumbers  = []string{"RX/s", "TX/s", "RX total", "TX total"}
+)
 
-// cells formats u's numbers in the order of columns.
-func (r *renderer) cells(u usage, elapsed time.Duration) [6]string {
-	return [6]string{
-		r.size(rate(u.interval.rxBytes, elapsed)) + "/s",
-		r.size(rate(u.interval.txBytes, elapsed)) + "/s",
+// cells formats u's numbers in the order of the mode's number columns.
+func (r *renderer) cells(mode string, u usage, elapsed time.Duration) []string {
+	rx := r.size(rate(u.interval.rxBytes, elapsed)) + "/s"
+	tx := r.size(rate(u.interval.txBytes, elapsed)) + "/s"
+	rxTotal, txTotal := r.size(float64(u.total.rxBytes)), r.size(float64(u.total.txBytes))
+	if mode == "proc" {
+		return []string{rx, tx, rxTotal, txTotal}
+	}
+	return []string{rx, tx,
 		strconv.FormatFloat(rate(u.interval.rxPackets, elapsed), 'f', 0, 64),
 		strconv.FormatFloat(rate(u.interval.txPackets, elapsed), 'f', 0, 64),
-		r.size(float64(u.total.rxBytes)),
-		r.size(float64(u.total.txBytes)),
+		rxTotal, txTotal,
 	}
 }
 
-// widths of the number columns: enough for the widest value the unit ladder
-// gives ("1023.9 Gibit/s"), so that they never jump between frames.
-func (r *renderer) widths() [6]int {
+// text returns u's text columns.
+func text(mode string, u usage) []string {
+	if mode != "proc" {
+		return []string{u.name}
+	}
+	pid := "-"
+	if u.proc.pid != 0 {
+		pid = strconv.Itoa(u.proc.pid)
+	}
+	return []string{pid, u.proc.user, u.proc.name}
+}
+
+// width of a number column: enough for the widest value the unit ladder
+// gives ("1023.9 Gibit/s"), so that the columns never jump between frames.
+func (r *renderer) width(column string) int {
+	if strings.Contains(column, "pkt") {
+		return 9
+	}
 	_, units := r.ladder()
 	longest := 0
 	for _, u := range units {
 		longest = max(longest, len(u))
 	}
-	total := len("1023.9 ") + longest
-	return [6]int{total + 2, total + 2, 9, 9, total + 1, total + 1}
+	if strings.HasSuffix(column, "/s") {
+		return len("1023.9 ") + longest + len("/s")
+	}
+	return len("1023.9 ") + longest + len(" ")
 }
 
 // header describes the frame: what, when, over how long, in which units.
-func (r *renderer) header(f frame) string {
+func (r *renderer) header(f report) string {
 	unit := "bytes"
 	if r.bits {
 		unit = "bits"
@@ -248,20 +341,27 @@ func (r *renderer) header(f frame) string {
 
 // writeTable writes a frame as an aligned table: on a terminal over the
 // previous frame, elsewhere as a block of its own followed by a blank line.
-func (r *renderer) writeTable(f frame) {
-	for _, u := range f.rows {
-		r.nameCols = max(r.nameCols, len(u.name))
+func (r *renderer) writeTable(f report) {
+	textCols, numCols := []string{"IFACE"}, ifaceNumbers
+	switch f.mode {
+	case "total":
+		textCols = []string{"TOTAL"}
+	case "proc":
+		textCols, numCols = procText, procNumbers
 	}
-	name := "IFACE"
-	if f.mode == "total" {
-		name = "TOTAL"
+	lines := make([]string, 0, len(f.rows)+3)
+	lines = append(lines, r.header(f))
+	if f.capture != nil {
+		lines = append(lines, r.captureLine(f))
 	}
-	r.nameCols = max(r.nameCols, len(name))
-	lines := make([]string, 0, len(f.rows)+2)
-	lines = append(lines, r.header(f), r.row(name, columns))
-	for _, u := range f.rows {
-		c := r.cells(u, f.elapsed)
-		lines = append(lines, r.row(u.name, c[:]))
+	texts := make([][]string, len(f.rows))
+	for i, u := range f.rows {
+		texts[i] = text(f.mode, u)
+	}
+	r.growLeft(textCols, texts)
+	lines = append(lines, r.row(textCols, numCols, numCols))
+	for i, u := range f.rows {
+		lines = append(lines, r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols))
 	}
 	if !r.live {
 		for _, l := range lines {
@@ -295,14 +395,42 @@ func (r *renderer) writeTable(f frame) {
 	r.drawn = len(lines) - 1
 }
 
-// row aligns a name and its cells: the name left, the numbers right.
-func (r *renderer) row(name string, cells []string) string {
+// captureLine sums up proc mode's capture: packets, bytes, drops, and the
+// share of the bytes that went to a process.
+func (r *renderer) captureLine(f report) string {
+	c := f.capture
+	_, share := attribution(f)
+	return fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%",
+		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), strings.Join(c.ifaces, ","), c.drops, share*100)
+}
+
+// growLeft widens the text columns to fit the headers and texts.
+func (r *renderer) growLeft(headers []string, texts [][]string) {
+	for len(r.left) < len(headers) {
+		r.left = append(r.left, 0)
+	}
+	for i, h := range headers {
+		r.left[i] = max(r.left[i], len(h))
+	}
+	for _, t := range texts {
+		for i, s := range t {
+			r.left[i] = max(r.left[i], len(s))
+		}
+	}
+}
+
+// row aligns text cells left and number cells right.
+func (r *renderer) row(texts, numbers, columns []string) string {
 	var b strings.Builder
-	b.WriteString(name)
-	b.WriteString(strings.Repeat(" ", r.nameCols-len(name)))
-	for i, c := range cells {
-		w := r.widths()[i]
-		b.WriteString(strings.Repeat(" ", max(w-len(c), 1)))
+	for i, t := range texts {
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		b.WriteString(t)
+		b.WriteString(strings.Repeat(" ", r.left[i]-len(t)))
+	}
+	for i, c := range numbers {
+		b.WriteString(strings.Repeat(" ", max(r.width(columns[i])-len(c), 1)))
 		b.WriteString(c)
 	}
 	return b.String()
@@ -310,15 +438,14 @@ func (r *renderer) row(name string, cells []string) string {
 
 // writeTotalLine redraws the total mode's single line with \r; the header
 // and the column names are written once, above it.
-func (r *renderer) writeTotalLine(f frame) {
-	r.nameCols = max(r.nameCols, len("TOTAL"))
+func (r *renderer) writeTotalLine(f report) {
+	r.growLeft([]string{"TOTAL"}, nil)
 	if !r.started {
 		r.buf.WriteString(escHideCursor)
 		r.buf.WriteString(r.header(f) + "\n")
-		r.buf.WriteString(r.row("TOTAL", columns) + "\n")
+		r.buf.WriteString(r.row([]string{"TOTAL"}, ifaceNumbers, ifaceNumbers) + "\n")
 	}
-	c := r.cells(f.rows[0], f.elapsed)
-	r.buf.WriteString("\r" + r.row("", c[:]) + escClearLine)
+	r.buf.WriteString("\r" + r.row([]string{""}, r.cells(f.mode, f.rows[0], f.elapsed), ifaceNumbers) + escClearLine)
 }
 
 // size formats a number of bytes, or bytes per second, in the renderer's

@@ -76,9 +76,10 @@ func delta(prev, cur uint64) uint64 {
 type usage struct {
 	name               string
 	interval           traffic
-	total              traffic // since netuse started
-	rxErrors, txErrors uint64  // during the interval
-	rxDrops, txDrops   uint64  // during the interval
+	total              traffic  // since netuse started
+	rxErrors, txErrors uint64   // during the interval
+	rxDrops, txDrops   uint64   // during the interval
+	proc               *process // proc mode: the row's process
 }
 
 // sampler turns cumulative counters into per-interval usage.
@@ -222,7 +223,7 @@ func runSampler(ctx context.Context, clk clock, mode string, o options, s *sampl
 			return err
 		}
 		now := clk.now()
-		f := frame{mode: mode, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval}
+		f := report{mode: mode, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval}
 		last = now
 		picked := sel.pick(s.cur)
 		us = slices.DeleteFunc(us, func(u usage) bool { _, ok := slices.BinarySearch(picked, u.name); return !ok })

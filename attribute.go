@@ -1,0 +1,421 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Attribution: packet -> flow -> socket -> process.
+//
+// A captured packet becomes a flow as seen from this host: protocol, local
+// endpoint, remote endpoint. The accountant adds the packet's bytes to its
+// flow. A flow seen for the first time is queued for the resolver, which
+// finds the flow's socket in the kernel's socket table (by both endpoints,
+// then by the local endpoint alone for listening and unconnected sockets,
+// wildcard addresses included) and the socket's owner by its inode. Each
+// interval the flows' bytes go to their owners; what could not be
+// attributed goes to rows of pid 0 that say why, so that the rows always
+// add up to the bytes captured.
+
+// flow is one end of a conversation, seen from this host.
+type flow struct {
+	proto         uint8 // 6 TCP, 17 UDP
+	local, remote netip.AddrPort
+}
+
+// reason says why traffic has no process.
+type reason uint8
+
+const (
+	attributed  reason = iota
+	noSocket           // no socket in the table matches the flow
+	noOwner            // the socket has no process: closed, TIME_WAIT, or its process is gone
+	notReadable        // the socket's process could not be read (no CAP_SYS_PTRACE)
+	notTCPUDP          // not TCP or UDP over IP, or not decodable
+	notForHost         // addressed to another host, seen in promiscuous mode
+	numReasons
+)
+
+// reasonKey names a reason in NDJSON; reasonName in the table.
+var (
+	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host"}
+	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)"}
+)
+
+// process owns traffic: a process, or for pid 0 a reason it has none.
+// Everything but the counters is set once, when it is found.
+type process struct {
+	pid     int
+	start   uint64 // start time in clock ticks after boot; pid and start identify a process
+	name    string // as ps -o comm shows it, from /proc/<pid>/comm
+	user    string
+	cmdline string
+	reason  reason // why pid 0 rows have no process
+
+	cur   traffic // since the last report; guarded by accountant.mu
+	total traffic // since netuse started; guarded by accountant.mu
+}
+
+// flowState is what the accountant knows of a flow.
+type flowState struct {
+	owner *process // nil until resolved
+	why   reason   // while owner is nil: why the last try failed
+	tries uint8    // resolver passes that found no owner
+	idle  uint16   // reports in a row without traffic
+	cur   traffic  // since the last report
+}
+
+// Resolution is retried on later passes, since a socket may show up in the
+// table a little after its first packet; after maxTries the flow keeps the
+// reason it failed. A flow idle for idleReports reports is forgotten.
+const (
+	maxTries    = 3
+	idleReports = 30
+)
+
+// captured is what the capture saw in an interval.
+type captured struct {
+	traffic
+	ifaces []string
+	drops  uint64 // frames the kernel dropped for want of room in the ring
+}
+
+// accountant adds captured packets to flows and flows to processes.
+type accountant struct {
+	mu        sync.Mutex
+	flows     map[flow]*flowState
+	pending   []flow        // flows for the resolver
+	wake      chan struct{} // has a value when pending has work
+	nobody    [numReasons]*process
+	cur       captured // since the last report
+	dec       *decoder
+	pkt       packet
+	activeBuf []*process
+}
+
+func newAccountant() *accountant {
+	a := &accountant{
+		flows: map[flow]*flowState{},
+		wake:  make(chan struct{}, 1),
+		dec:   newDecoder(),
+	}
+	for r := range a.nobody {
+		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
+	}
+	return a
+}
+
+// batch takes the lock around a block of frames.
+func (a *accountant) batch(begin bool) {
+	if begin {
+		a.mu.Lock()
+	} else {
+		a.mu.Unlock()
+	}
+}
+
+// handle accounts one frame; the caller holds a.mu (see batch).
+func (a *accountant) handle(f *frame) {
+	// The kernel delivers each loopback packet twice to AF_PACKET: once
+	// outgoing, once incoming. Count the incoming copy, as libpcap does.
+	if f.loopback && f.dir == dirOut {
+		return
+	}
+	p := &a.pkt
+	a.dec.decode(f, p)
+	n := uint64(p.length)
+	in := traffic{rxBytes: n, rxPackets: 1}
+	out := traffic{txBytes: n, txPackets: 1}
+	switch {
+	case f.loopback:
+		// Both ends are on this host: the sender's socket sent the packet
+		// and the receiver's received it, as lo counts it both ways.
+		a.cur.add(in)
+		a.cur.add(out)
+		if p.ok {
+			a.credit(flow{p.proto, p.src, p.dst}, out)
+			a.credit(flow{p.proto, p.dst, p.src}, in)
+		} else {
+			a.nobody[notTCPUDP].cur.add(in)
+			a.nobody[notTCPUDP].cur.add(out)
+		}
+	case f.dir == dirOut:
+		a.cur.add(out)
+		if p.ok {
+			a.credit(flow{p.proto, p.src, p.dst}, out)
+		} else {
+			a.nobody[notTCPUDP].cur.add(out)
+		}
+	case f.dir == dirOther:
+		a.cur.add(in)
+		a.nobody[notForHost].cur.add(in)
+	default:
+		a.cur.add(in)
+		if p.ok {
+			a.credit(flow{p.proto, p.dst, p.src}, in)
+		} else {
+			a.nobody[notTCPUDP].cur.add(in)
+		}
+	}
+}
+
+// credit adds t to fl, queueing fl for the resolver when it is new.
+func (a *accountant) credit(fl flow, t traffic) {
+	st := a.flows[fl]
+	if st == nil {
+		st = &flowState{}
+		a.flows[fl] = st
+		a.pending = append(a.pending, fl)
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+	st.cur.add(t)
+}
+
+// takePending returns the flows waiting for the resolver.
+func (a *accountant) takePending() []flow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending
+	a.pending = nil
+	return p
+}
+
+// settle records what the resolver found for each flow in fls: an owner,
+// or a reason; a flow without an owner is queued again until maxTries.
+func (a *accountant) settle(fls []flow, owners []*process, whys []reason) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, fl := range fls {
+		st := a.flows[fl]
+		if st == nil || st.owner != nil {
+			continue
+		}
+		if owners[i] != nil {
+			st.owner = owners[i]
+			continue
+		}
+		st.why = whys[i]
+		st.tries++
+		if st.tries >= maxTries {
+			st.owner = a.nobody[st.why]
+		} else {
+			a.pending = append(a.pending, fl)
+		}
+	}
+}
+
+// report moves the bytes of every flow to its owner and returns the rows of
+// the owners that moved traffic since the last report, with what was
+// captured. Unresolved flows count for the reason they failed so far.
+func (a *accountant) report() ([]usage, captured) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	active := a.activeBuf[:0]
+	add := func(p *process, t traffic) {
+		if p.cur == (traffic{}) {
+			active = append(active, p)
+		}
+		p.cur.add(t)
+	}
+	for _, p := range a.nobody {
+		if p.cur != (traffic{}) {
+			t := p.cur
+			p.cur = traffic{}
+			add(p, t)
+		}
+	}
+	for fl, st := range a.flows {
+		if st.cur == (traffic{}) {
+			if st.idle++; st.idle >= idleReports {
+				delete(a.flows, fl)
+			}
+			continue
+		}
+		owner := st.owner
+		if owner == nil {
+			owner = a.nobody[st.why]
+			if st.why == attributed {
+				owner = a.nobody[noSocket] // not tried yet: the resolver is behind
+			}
+		}
+		add(owner, st.cur)
+		st.cur, st.idle = traffic{}, 0
+	}
+	rows := make([]usage, 0, len(active))
+	for _, p := range active {
+		p.total.add(p.cur)
+		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
+		p.cur = traffic{}
+	}
+	a.activeBuf = active[:0]
+	c := a.cur
+	a.cur = captured{}
+	return rows, c
+}
+
+// socket is one entry of the kernel's socket table.
+type socket struct {
+	proto  uint8
+	local  netip.AddrPort
+	remote netip.AddrPort // port 0: listening or unconnected
+	inode  uint64         // 0: no file, as in TIME_WAIT
+	uid    uint32
+}
+
+// boundKey is a listening or unconnected socket's local endpoint.
+type boundKey struct {
+	proto uint8
+	addr  netip.Addr
+	port  uint16
+}
+
+// sockIndex finds the socket of a flow.
+type sockIndex struct {
+	exact map[flow]socket
+	bound map[boundKey]socket
+}
+
+func newSockIndex(socks []socket) *sockIndex {
+	x := &sockIndex{exact: make(map[flow]socket, len(socks)), bound: map[boundKey]socket{}}
+	for _, s := range socks {
+		if s.remote.Port() == 0 {
+			k := boundKey{s.proto, s.local.Addr(), s.local.Port()}
+			// Several sockets may bind one port (SO_REUSEPORT, a listener and
+			// its TIME_WAIT children): prefer one with a file.
+			if old, ok := x.bound[k]; !ok || old.inode == 0 {
+				x.bound[k] = s
+			}
+			continue
+		}
+		fl := flow{s.proto, s.local, s.remote}
+		if old, ok := x.exact[fl]; !ok || old.inode == 0 {
+			x.exact[fl] = s
+		}
+	}
+	return x
+}
+
+var (
+	any4 = netip.IPv4Unspecified()
+	any6 = netip.IPv6Unspecified()
+)
+
+// lookup finds fl's socket: by both endpoints, else by the local endpoint
+// of a listening or unconnected socket, bound to the address or to the
+// wildcard of its family, or to :: (a dual-stack socket takes IPv4 too).
+func (x *sockIndex) lookup(fl flow) (socket, bool) {
+	if s, ok := x.exact[fl]; ok {
+		return s, true
+	}
+	port := fl.local.Port()
+	keys := [3]netip.Addr{fl.local.Addr(), any6, any6}
+	if fl.local.Addr().Is4() {
+		keys[1] = any4
+	}
+	for _, a := range keys {
+		if s, ok := x.bound[boundKey{fl.proto, a, port}]; ok {
+			return s, true
+		}
+	}
+	return socket{}, false
+}
+
+// owners finds the processes that hold socket inodes.
+type owners interface {
+	// find sets want[inode] to the process holding each inode it can find.
+	// denied reports that some process could not be read.
+	find(want map[uint64]*process) (denied bool)
+}
+
+var errNotReadable = errors.New(`cannot read other users' processes: traffic of their sockets counts as "(not readable)"; ` +
+	"run netuse as root or give it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (see the README)")
+
+// resolver resolves the accountant's pending flows to processes.
+type resolver struct {
+	acc     *accountant
+	sockets func() ([]socket, error) // the kernel's socket table
+	owners  owners
+	minGap  time.Duration // at least this long between two reads of the socket table
+	warn    func(error)   // told once of a problem that makes attribution incomplete
+
+	mu     sync.Mutex // one pass at a time
+	last   time.Time
+	denied bool
+}
+
+// loop resolves flows as they come, until done is closed.
+func (r *resolver) loop(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.acc.wake:
+		}
+		r.mu.Lock()
+		wait := r.minGap - time.Since(r.last)
+		r.mu.Unlock()
+		if wait > 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(wait):
+			}
+		}
+		r.pass()
+	}
+}
+
+// pass resolves every pending flow once.
+func (r *resolver) pass() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fls := r.acc.takePending()
+	if len(fls) == 0 {
+		return
+	}
+	r.last = time.Now()
+	owners := make([]*process, len(fls))
+	whys := make([]reason, len(fls))
+	socks, err := r.sockets()
+	if err != nil {
+		r.warn(err)
+	}
+	x := newSockIndex(socks)
+	want := map[uint64]*process{}
+	inodes := make([]uint64, len(fls))
+	for i, fl := range fls {
+		s, ok := x.lookup(fl)
+		switch {
+		case !ok:
+			whys[i] = noSocket
+		case s.inode == 0:
+			whys[i] = noOwner
+		default:
+			inodes[i] = s.inode
+			want[s.inode] = nil
+		}
+	}
+	if len(want) > 0 {
+		if r.owners.find(want) && !r.denied {
+			r.denied = true
+			r.warn(errNotReadable)
+		}
+	}
+	for i, ino := range inodes {
+		if ino == 0 {
+			continue
+		}
+		if owners[i] = want[ino]; owners[i] == nil {
+			whys[i] = noOwner
+			if r.denied {
+				whys[i] = notReadable
+			}
+		}
+	}
+	r.acc.settle(fls, owners, whys)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"net/netip"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// direction is where a captured frame went, as the kernel's packet type says.
+type direction uint8
+
+const (
+	dirIn    direction = iota // addressed to this host (unicast, broadcast or multicast)
+	dirOut                    // sent by this host
+	dirOther                  // for another host, seen because the interface is promiscuous
+)
+
+// frame is one captured frame as the capture hands it over. data is only
+// valid until the next frame: the decoder copies what it keeps.
+type frame struct {
+	ifindex  int
+	dir      direction
+	loopback bool   // captured on a loopback interface
+	rawIP    bool   // data starts at the network header (tun, cooked captures)
+	proto    uint16 // EtherType of the network header, for rawIP frames
+	length   int    // the frame's length on the wire, however much was captured
+	data     []byte // the captured bytes, at most the snap length
+}
+
+// packet is what netuse keeps of a frame: its size, direction and flow.
+type packet struct {
+	length int
+	dir    direction
+	// ok: the frame is TCP or UDP over IPv4 or IPv6 and src and dst are its
+	// endpoints; otherwise only length and direction are known.
+	ok       bool
+	proto    uint8 // IP protocol number: 6 TCP, 17 UDP
+	src, dst netip.AddrPort
+}
+
+// snapLen is how much of each frame the capture keeps: enough for Ethernet,
+// a VLAN tag, IPv6 with a few extension headers and a TCP header with all
+// its options (14 + 4 + 40 + 64 + 60 = 182).
+const snapLen = 192
+
+// decoder turns frames into packets with gopacket's DecodingLayerParser
+// over layers allocated once, so decoding allocates nothing per frame.
+type decoder struct {
+	eth     layers.Ethernet
+	vlan    layers.Dot1Q
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	ip6ext  layers.IPv6ExtensionSkipper
+	tcp     layers.TCP
+	udp     layers.UDP
+	fromEth *gopacket.DecodingLayerParser
+	fromIP4 *gopacket.DecodingLayerParser
+	fromIP6 *gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
+}
+
+func newDecoder() *decoder {
+	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8)}
+	all := []gopacket.DecodingLayer{&d.eth, &d.vlan, &d.ip4, &d.ip6, &d.ip6ext, &d.tcp, &d.udp}
+	for _, p := range []struct {
+		parser **gopacket.DecodingLayerParser
+		first  gopacket.LayerType
+	}{
+		{&d.fromEth, layers.LayerTypeEthernet},
+		{&d.fromIP4, layers.LayerTypeIPv4},
+		{&d.fromIP6, layers.LayerTypeIPv6},
+	} {
+		*p.parser = gopacket.NewDecodingLayerParser(p.first, all...)
+		// Stop quietly at a layer with no decoder (payload, ICMP, fragment);
+		// what was decoded up to there is in d.decoded.
+		(*p.parser).IgnoreUnsupported = true
+	}
+	return d
+}
+
+// decode reads f into p. A frame that is not TCP or UDP over IP, or that
+// cannot be decoded, still has its length and direction.
+func (d *decoder) decode(f *frame, p *packet) {
+	*p = packet{length: f.length, dir: f.dir}
+	parser := d.fromEth
+	if f.rawIP {
+		switch layers.EthernetType(f.proto) {
+		case layers.EthernetTypeIPv4:
+			parser = d.fromIP4
+		case layers.EthernetTypeIPv6:
+			parser = d.fromIP6
+		default:
+			return
+		}
+	}
+	d.decoded = d.decoded[:0]
+	if err := parser.DecodeLayers(f.data, &d.decoded); err != nil && len(d.decoded) == 0 {
+		return
+	}
+	var src, dst netip.Addr
+	for _, t := range d.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			src, dst = addr4(d.ip4.SrcIP), addr4(d.ip4.DstIP)
+		case layers.LayerTypeIPv6:
+			src, dst = addr16(d.ip6.SrcIP), addr16(d.ip6.DstIP)
+		case layers.LayerTypeTCP:
+			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
+			p.src = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort))
+			p.dst = netip.AddrPortFrom(dst, uint16(d.tcp.DstPort))
+		case layers.LayerTypeUDP:
+			p.ok, p.proto = src.IsValid() && dst.IsValid(), 17
+			p.src = netip.AddrPortFrom(src, uint16(d.udp.SrcPort))
+			p.dst = netip.AddrPortFrom(dst, uint16(d.udp.DstPort))
+		}
+	}
+}
+
+// addr4 and addr16 copy an address out of the frame's buffer without
+// allocating; an address of the wrong length is invalid.
+func addr4(b []byte) netip.Addr {
+	if len(b) != 4 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom4([4]byte(b))
+}
+
+func addr16(b []byte) netip.Addr {
+	if len(b) != 16 {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16([16]byte(b)).Unmap()
+}

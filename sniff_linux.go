@@ -1,0 +1,302 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Ring geometry of each capture socket. A frame takes its 48-byte header, a
+// 20-byte link address and at most snapLen bytes, rounded to 16: about 272
+// bytes, so the 4 MiB ring holds some 15,000 frames, 50 ms at 300,000
+// frames a second. A block is handed over when full or after retireMillis,
+// so that a new flow's first packet reaches the resolver quickly.
+const (
+	blockSize    = 256 << 10
+	blockCount   = 16
+	retireMillis = 10
+)
+
+// ring is one AF_PACKET socket with a TPACKET_V3 receive ring, bound to one
+// interface.
+type ring struct {
+	fd       int
+	iface    string
+	loopback bool
+	buf      []byte // the mmap'ed ring: blockCount blocks of blockSize
+	next     int    // the block to read next
+}
+
+// capture reads frames from the rings of the interfaces it was opened on.
+// The goroutine in run reads the rings; stop tells it to end, waits until
+// it has, and only then closes the sockets and unmaps the rings, so that
+// nothing is closed or unmapped under a reader.
+type capture struct {
+	rings   []*ring
+	wake    int // eventfd that stop writes to, to end run's poll
+	stopped atomic.Bool
+	done    chan struct{} // closed when run returns
+}
+
+// captureIfaces picks the interfaces to capture on: those matching globs,
+// or by default every up interface with an address, except loopback.
+// Loopback is left out by default because its traffic never leaves the
+// machine; --iface lo adds it, and then both ends are credited.
+func captureIfaces(globs []string) ([]net.Interface, error) {
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var names []string
+	var picked []net.Interface
+	for _, i := range all {
+		names = append(names, i.Name)
+		switch {
+		case len(globs) > 0:
+			if !matchAny(globs, i.Name) {
+				continue
+			}
+		case i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0:
+			continue
+		default:
+			if addrs, err := i.Addrs(); err != nil || len(addrs) == 0 {
+				continue
+			}
+		}
+		picked = append(picked, i)
+	}
+	if len(picked) == 0 {
+		if len(globs) > 0 {
+			return nil, fmt.Errorf("--iface %q matches no interface; there are: %s", globs, joinNames(names))
+		}
+		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", joinNames(names))
+	}
+	return picked, nil
+}
+
+func joinNames(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ", "
+		}
+		s += n
+	}
+	return s
+}
+
+// errNoCapRaw is returned when the kernel refuses a packet socket.
+var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability")
+
+// openCapture opens a capture ring on each interface.
+func openCapture(ifaces []net.Interface) (*capture, error) {
+	c := &capture{done: make(chan struct{})}
+	for _, i := range ifaces {
+		r, err := openRing(i)
+		if err != nil {
+			c.closeRings()
+			return nil, err
+		}
+		c.rings = append(c.rings, r)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		c.closeRings()
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	c.wake = wake
+	return c, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func openRing(i net.Interface) (*ring, error) {
+	// Protocol 0 receives nothing until bind, so no frame of another
+	// interface slips in before the ring is bound to this one.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return nil, errNoCapRaw
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open packet socket: %w", err)
+	}
+	r := &ring{fd: fd, iface: i.Name, loopback: i.Flags&net.FlagLoopback != 0}
+	fail := func(what string, err error) (*ring, error) {
+		r.close()
+		return nil, fmt.Errorf("capture on %q: %s: %w", i.Name, what, err)
+	}
+	// Keep snapLen bytes of each frame: a classic BPF program of one
+	// instruction, "return snapLen". The header still has the full length.
+	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: snapLen}}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &prog[0]}); err != nil {
+		return fail("attach snap length filter", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fail("TPACKET_V3", err)
+	}
+	req := unix.TpacketReq3{
+		Block_size:     blockSize,
+		Block_nr:       blockCount,
+		Frame_size:     2048, // V3 packs frames tightly; the kernel only checks this divides the block
+		Frame_nr:       blockSize / 2048 * blockCount,
+		Retire_blk_tov: retireMillis,
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fail("set up receive ring", err)
+	}
+	r.buf, err = unix.Mmap(fd, 0, blockSize*blockCount, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_LOCKED)
+	if err != nil {
+		// MAP_LOCKED fails under a small RLIMIT_MEMLOCK: map without it.
+		r.buf, err = unix.Mmap(fd, 0, blockSize*blockCount, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	}
+	if err != nil {
+		return fail("map receive ring", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: i.Index}); err != nil {
+		return fail("bind", err)
+	}
+	return r, nil
+}
+
+func (r *ring) close() {
+	if r.buf != nil {
+		unix.Munmap(r.buf)
+		r.buf = nil
+	}
+	unix.Close(r.fd)
+}
+
+func (c *capture) closeRings() {
+	for _, r := range c.rings {
+		r.close()
+	}
+	c.rings = nil
+}
+
+// ifaces names the interfaces captured on.
+func (c *capture) ifaces() []string {
+	names := make([]string, len(c.rings))
+	for i, r := range c.rings {
+		names[i] = r.iface
+	}
+	return names
+}
+
+// stop ends run, waits for it, then closes the sockets. Call it once, from
+// the goroutine that opened the capture, after starting run.
+func (c *capture) stop() {
+	c.stopped.Store(true)
+	one := [8]byte{1, 0, 0, 0, 0, 0, 0, 1} // any non-zero count wakes poll, whatever the byte order
+	unix.Write(c.wake, one[:])
+	<-c.done
+	c.closeRings()
+	unix.Close(c.wake)
+}
+
+// run reads frames until stop and hands each to handle, one block of frames
+// between a call of batch(true) and batch(false), so that the receiver can
+// hold a lock over a whole block rather than take it per frame.
+func (c *capture) run(handle func(*frame), batch func(begin bool)) error {
+	defer close(c.done)
+	fds := make([]unix.PollFd, len(c.rings)+1)
+	for i, r := range c.rings {
+		fds[i] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN}
+	}
+	fds[len(c.rings)] = unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN}
+	var f frame
+	for !c.stopped.Load() {
+		busy := false
+		for _, r := range c.rings {
+			for r.readBlock(&f, handle, batch) {
+				busy = true
+			}
+		}
+		if busy {
+			continue
+		}
+		for i := range fds {
+			fds[i].Revents = 0
+		}
+		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("poll capture sockets: %w", err)
+		}
+		for i, r := range c.rings {
+			if fds[i].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+				// The interface went away (ENETDOWN) or the socket broke:
+				// the socket error clears it; its ring simply stays empty.
+				unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			}
+		}
+	}
+	return nil
+}
+
+// Offsets into the ring, from linux/if_packet.h.
+const (
+	blockStatusOff = 8                     // tpacket_block_desc.hdr.bh1.block_status
+	sockaddrLLOff  = 48                    // TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+	statusUser     = unix.TP_STATUS_USER   // the block belongs to user space
+	statusKernel   = unix.TP_STATUS_KERNEL // hand the block back
+)
+
+// readBlock hands over the frames of r's next block, if the kernel has
+// filled it, gives the block back, and reports whether there was one.
+func (r *ring) readBlock(f *frame, handle func(*frame), batch func(begin bool)) bool {
+	block := r.buf[r.next*blockSize : (r.next+1)*blockSize]
+	status := (*uint32)(unsafe.Pointer(&block[blockStatusOff]))
+	if atomic.LoadUint32(status)&statusUser == 0 {
+		return false
+	}
+	h := (*unix.TpacketHdrV1)(unsafe.Pointer(&block[blockStatusOff]))
+	batch(true)
+	off := int(h.Offset_to_first_pkt)
+	for n := uint32(0); n < h.Num_pkts && off+sockaddrLLOff+unix.SizeofSockaddrLinklayer <= blockSize; n++ {
+		hdr := (*unix.Tpacket3Hdr)(unsafe.Pointer(&block[off]))
+		ll := (*unix.RawSockaddrLinklayer)(unsafe.Pointer(&block[off+sockaddrLLOff]))
+		start, end := off+int(hdr.Mac), off+int(hdr.Mac)+int(hdr.Snaplen)
+		if end <= blockSize && start <= end {
+			*f = frame{
+				ifindex:  int(ll.Ifindex),
+				loopback: r.loopback,
+				rawIP:    hdr.Mac == hdr.Net, // no link-layer header (tun, WireGuard)
+				proto:    htons(ll.Protocol),
+				length:   int(hdr.Len),
+				data:     block[start:end],
+			}
+			switch ll.Pkttype {
+			case unix.PACKET_OUTGOING:
+				f.dir = dirOut
+			case unix.PACKET_OTHERHOST:
+				f.dir = dirOther
+			default: // PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST
+				f.dir = dirIn
+			}
+			handle(f)
+		}
+		if hdr.Next_offset == 0 {
+			break
+		}
+		off += int(hdr.Next_offset)
+	}
+	batch(false)
+	atomic.StoreUint32(status, statusKernel)
+	r.next = (r.next + 1) % blockCount
+	return true
+}
+
+// takeDrops returns the frames the kernel dropped on every ring since the
+// last call: reading PACKET_STATISTICS resets the kernel's counters. It may
+// run beside run: the sockets stay open until stop.
+func (c *capture) takeDrops() uint64 {
+	var drops uint64
+	for _, r := range c.rings {
+		if st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			drops += uint64(st.Drops)
+		}
+	}
+	return drops
+}
