@@ -60,18 +60,22 @@ type process struct {
 
 // flowState is what the accountant knows of a flow.
 type flowState struct {
-	owner *process // nil until resolved
-	why   reason   // while owner is nil: why the last try failed
-	tries uint8    // resolver passes that found no owner
-	idle  uint16   // reports in a row without traffic
-	cur   traffic  // since the last report
+	owner *process  // nil until resolved
+	why   reason    // while owner is nil: why the last try failed
+	tries uint8     // resolver passes that found no owner
+	idle  uint16    // reports in a row without traffic
+	cur   traffic   // since the last report
+	retry time.Time // while owner is nil and tries > 0: when to try again
 }
 
-// Resolution is retried on later passes, since a socket may show up in the
-// table a little after its first packet; after maxTries the flow keeps the
-// reason it failed. A flow idle for idleReports reports is forgotten.
+// A flow whose owner was not found is tried again retryGap later, and
+// again, since the owner of a socket that an old process opened is only
+// found by a full scan of /proc, which runs at most every fullGap; after
+// maxTries the flow keeps the reason it failed. A flow idle for
+// idleReports reports is forgotten.
 const (
 	maxTries    = 3
+	retryGap    = 250 * time.Millisecond
 	idleReports = 30
 )
 
@@ -86,7 +90,8 @@ type captured struct {
 type accountant struct {
 	mu        sync.Mutex
 	flows     map[flow]*flowState
-	pending   []flow        // flows for the resolver
+	pending   []flow        // new flows for the resolver
+	retries   []flow        // flows to try again, each when its retry time has come
 	wake      chan struct{} // has a value when pending has work
 	nobody    [numReasons]*process
 	cur       captured // since the last report
@@ -125,6 +130,12 @@ func (a *accountant) handle(f *frame) {
 	}
 	p := &a.pkt
 	a.dec.decode(f, p)
+	if f.loopback && !f.rawIP && p.length >= 14 {
+		// lo counts a packet's length without its 14-byte Ethernet header
+		// (loopback_xmit pulls it before counting); so does netuse, so that
+		// proc matches iface.
+		p.length -= 14
+	}
 	n := uint64(p.length)
 	in := traffic{rxBytes: n, rxPackets: 1}
 	out := traffic{txBytes: n, txPackets: 1}
@@ -176,18 +187,29 @@ func (a *accountant) credit(fl flow, t traffic) {
 	st.cur.add(t)
 }
 
-// takePending returns the flows waiting for the resolver.
-func (a *accountant) takePending() []flow {
+// takePending returns the new flows and those due to be tried again.
+func (a *accountant) takePending(now time.Time) []flow {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.pending
 	a.pending = nil
+	later := a.retries[:0]
+	for _, fl := range a.retries {
+		if st := a.flows[fl]; st != nil && st.owner == nil {
+			if now.Before(st.retry) {
+				later = append(later, fl)
+			} else {
+				p = append(p, fl)
+			}
+		}
+	}
+	a.retries = later
 	return p
 }
 
 // settle records what the resolver found for each flow in fls: an owner,
 // or a reason; a flow without an owner is queued again until maxTries.
-func (a *accountant) settle(fls []flow, owners []*process, whys []reason) {
+func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, fl := range fls {
@@ -204,7 +226,8 @@ func (a *accountant) settle(fls []flow, owners []*process, whys []reason) {
 		if st.tries >= maxTries {
 			st.owner = a.nobody[st.why]
 		} else {
-			a.pending = append(a.pending, fl)
+			st.retry = now.Add(retryGap)
+			a.retries = append(a.retries, fl)
 		}
 	}
 }
@@ -308,10 +331,20 @@ var (
 // lookup finds fl's socket: by both endpoints, else by the local endpoint
 // of a listening or unconnected socket, bound to the address or to the
 // wildcard of its family, or to :: (a dual-stack socket takes IPv4 too).
+// A connection without a file (SYN_RECV before accept, TIME_WAIT) on a
+// listening port goes to the listener, whose process serves it.
 func (x *sockIndex) lookup(fl flow) (socket, bool) {
-	if s, ok := x.exact[fl]; ok {
+	exact, ok := x.exact[fl]
+	if ok && exact.inode != 0 {
+		return exact, true
+	}
+	if s, found := x.listener(fl); found && (s.inode != 0 || !ok) {
 		return s, true
 	}
+	return exact, ok
+}
+
+func (x *sockIndex) listener(fl flow) (socket, bool) {
 	port := fl.local.Port()
 	keys := [3]netip.Addr{fl.local.Addr(), any6, any6}
 	if fl.local.Addr().Is4() {
@@ -348,13 +381,17 @@ type resolver struct {
 	denied bool
 }
 
-// loop resolves flows as they come, until done is closed.
+// loop resolves flows as they come, and tries again those not resolved,
+// until done is closed.
 func (r *resolver) loop(done <-chan struct{}) {
+	retry := time.NewTicker(retryGap)
+	defer retry.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-r.acc.wake:
+		case <-retry.C:
 		}
 		r.mu.Lock()
 		wait := r.minGap - time.Since(r.last)
@@ -374,11 +411,12 @@ func (r *resolver) loop(done <-chan struct{}) {
 func (r *resolver) pass() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fls := r.acc.takePending()
+	now := time.Now()
+	fls := r.acc.takePending(now)
 	if len(fls) == 0 {
 		return
 	}
-	r.last = time.Now()
+	r.last = now
 	owners := make([]*process, len(fls))
 	whys := make([]reason, len(fls))
 	socks, err := r.sockets()
@@ -417,5 +455,5 @@ func (r *resolver) pass() {
 			}
 		}
 	}
-	r.acc.settle(fls, owners, whys)
+	r.acc.settle(now, fls, owners, whys)
 }

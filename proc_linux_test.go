@@ -1,0 +1,494 @@
+package main
+
+// Privileged end-to-end tests of netuse proc: each builds two network
+// namespaces joined by a veth pair, runs netuse inside one of them (so that
+// no test captures the machine's own interfaces), moves traffic of known
+// size between helper processes, and checks what netuse credits to which
+// process against the interface counters. They need root; they skip
+// without it, except under CI, where they must run.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// needRoot skips a privileged test outside CI and fails it inside.
+func needRoot(t *testing.T) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root"
+	} else if _, err := exec.LookPath("ip"); err != nil {
+		why = "needs ip(8) from iproute2"
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s, and CI is set: privileged tests must run there", why)
+	}
+	t.Skip(why)
+}
+
+// testNet is two network namespaces, a and b, joined by veth-a and veth-b:
+// 192.0.2.1 and 2001:db8::1 in a, 192.0.2.2 and 2001:db8::2 in b. These
+// documentation addresses exist only inside the two namespaces.
+type testNet struct {
+	a, b string // namespace names
+}
+
+var netSeq int
+
+func newTestNet(t *testing.T) *testNet {
+	t.Helper()
+	needRoot(t)
+	netSeq++
+	n := &testNet{
+		a: fmt.Sprintf("nu%d-%da", os.Getpid(), netSeq),
+		b: fmt.Sprintf("nu%d-%db", os.Getpid(), netSeq),
+	}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", n.a).Run()
+		exec.Command("ip", "netns", "del", n.b).Run()
+	})
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", n.a},
+		{"ip", "netns", "add", n.b},
+		{"ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b},
+		{"ip", "netns", "exec", n.a, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-a.accept_ra=0"},
+		{"ip", "netns", "exec", n.b, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-b.accept_ra=0"},
+		{"ip", "-n", n.a, "addr", "add", "192.0.2.1/24", "dev", "veth-a"},
+		{"ip", "-n", n.b, "addr", "add", "192.0.2.2/24", "dev", "veth-b"},
+		{"ip", "-n", n.a, "addr", "add", "2001:db8::1/64", "dev", "veth-a", "nodad"},
+		{"ip", "-n", n.b, "addr", "add", "2001:db8::2/64", "dev", "veth-b", "nodad"},
+		{"ip", "-n", n.a, "link", "set", "lo", "up"},
+		{"ip", "-n", n.b, "link", "set", "lo", "up"},
+		{"ip", "-n", n.a, "link", "set", "veth-a", "up"},
+		{"ip", "-n", n.b, "link", "set", "veth-b", "up"},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	return n
+}
+
+// ifaceBytes reads an interface's rx and tx byte counters inside a namespace.
+func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "cat",
+		"/sys/class/net/"+iface+"/statistics/rx_bytes", "/sys/class/net/"+iface+"/statistics/tx_bytes").Output()
+	if err != nil {
+		t.Fatalf("read counters of %s in %s: %v", iface, ns, err)
+	}
+	f := strings.Fields(string(out))
+	rx, _ = strconv.ParseUint(f[0], 10, 64)
+	tx, _ = strconv.ParseUint(f[1], 10, 64)
+	return rx, tx
+}
+
+// helper is a child process that moves traffic (see TestHelperProcess).
+type helper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// startHelper runs the test binary as a traffic helper inside ns. It lives
+// until the test ends, so that netuse can find it while it reports.
+func startHelper(t *testing.T, ns string, args ...string) *helper {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	t.Cleanup(func() {
+		h.stdin.Close()
+		done := make(chan struct{})
+		go func() { h.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			h.cmd.Process.Kill()
+			<-done
+		}
+	})
+	return h
+}
+
+// expect waits for the helper's next line and checks its first word.
+func (h *helper) expect(t *testing.T, word string) string {
+	t.Helper()
+	if !h.lines.Scan() {
+		t.Fatalf("helper %v ended before saying %q", h.cmd.Args[5:], word)
+	}
+	line := h.lines.Text()
+	if !strings.HasPrefix(line, word) {
+		t.Fatalf("helper %v said %q, want %q", h.cmd.Args[5:], line, word)
+	}
+	return line
+}
+
+// procRun is a netuse proc --json running in a namespace.
+type procRun struct {
+	cmd     *exec.Cmd
+	mu      sync.Mutex
+	procs   []procRecord
+	capts   []captureRecord
+	newCapt chan struct{}
+	done    chan struct{}
+	stderr  strings.Builder
+}
+
+func startProc(t *testing.T, ns string, args ...string) *procRun {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary, "proc", "--json", "--interval", "300ms"}, args...)...)
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 100), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var head recordHead
+			if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
+				t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
+				continue
+			}
+			p.mu.Lock()
+			switch head.Type {
+			case "proc":
+				var r procRecord
+				json.Unmarshal(sc.Bytes(), &r)
+				p.procs = append(p.procs, r)
+			case "capture":
+				var r captureRecord
+				json.Unmarshal(sc.Bytes(), &r)
+				p.capts = append(p.capts, r)
+				p.newCapt <- struct{}{}
+			default:
+				t.Errorf("unexpected record %q", sc.Text())
+			}
+			p.mu.Unlock()
+		}
+	}()
+	p.intervals(t, 1) // capturing now
+	return p
+}
+
+// intervals waits until netuse has reported n more intervals.
+func (p *procRun) intervals(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-p.newCapt:
+		case <-p.done:
+			t.Fatalf("netuse proc ended: %s", p.stderr.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("netuse proc reported nothing for 10s: %s", p.stderr.String())
+		}
+	}
+}
+
+// stop ends netuse with SIGTERM and checks that it exited cleanly, that it
+// warned of nothing, and that in every interval the rows add up to the
+// bytes captured.
+func (p *procRun) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	<-p.done
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("netuse proc: %v: %s", err, p.stderr.String())
+	}
+	if p.stderr.Len() > 0 {
+		t.Errorf("netuse proc wrote to stderr: %s", p.stderr.String())
+	}
+	for _, c := range p.capts {
+		var rx, tx uint64
+		for _, r := range p.procs {
+			if r.Seq == c.Seq {
+				rx += r.RxBytes
+				tx += r.TxBytes
+			}
+		}
+		if rx != c.RxBytes || tx != c.TxBytes {
+			t.Errorf("interval %d: rows add up to rx %d tx %d, captured rx %d tx %d", c.Seq, rx, tx, c.RxBytes, c.TxBytes)
+		}
+		if c.Drops != 0 {
+			t.Errorf("interval %d: the kernel dropped %d frames", c.Seq, c.Drops)
+		}
+	}
+}
+
+// credited sums the bytes netuse credited to pid.
+func (p *procRun) credited(pid int) (rx, tx uint64, name string) {
+	for _, r := range p.procs {
+		if r.Pid == pid {
+			rx += r.RxBytes
+			tx += r.TxBytes
+			name = r.Name
+		}
+	}
+	return rx, tx, name
+}
+
+// within1 checks that got is within 1% of want.
+func within1(t *testing.T, what string, got, want uint64) {
+	t.Helper()
+	if want == 0 || math.Abs(float64(got)-float64(want)) > 0.01*float64(want) {
+		t.Errorf("%s: netuse credited %d bytes, the interface counted %d (%.2f%%)", what, got, want, 100*float64(got)/float64(want))
+	} else {
+		t.Logf("%s: netuse credited %d bytes, the interface counted %d (%.3f%%)", what, got, want, 100*float64(got)/float64(want))
+	}
+}
+
+const transfer = 8 << 20 // bytes each test moves
+
+func TestProcTCPUpload(t *testing.T)   { testProcTCP(t, "192.0.2.2:7001", false) }
+func TestProcTCPDownload(t *testing.T) { testProcTCP(t, "192.0.2.1:7002", true) }
+func TestProcTCPIPv6(t *testing.T)     { testProcTCP(t, "[2001:db8::2]:7003", false) }
+
+// testProcTCP moves a TCP transfer over the veth and checks that the
+// process in namespace a that moved it is credited with the interface's
+// bytes. download: the server is in a and sends; else the client in a sends.
+func testProcTCP(t *testing.T, addr string, download bool) {
+	n := newTestNet(t)
+	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+	p := startProc(t, n.a, "--iface", "veth-a")
+	var local *helper
+	if download {
+		local = startHelper(t, n.a, "serve-send", addr, strconv.Itoa(transfer))
+		local.expect(t, "listening")
+		remote := startHelper(t, n.b, "recv", addr)
+		remote.expect(t, fmt.Sprintf("got %d", transfer))
+		local.expect(t, "sent")
+	} else {
+		remote := startHelper(t, n.b, "serve-recv", "tcp", addr)
+		remote.expect(t, "listening")
+		local = startHelper(t, n.a, "send", "tcp", addr, strconv.Itoa(transfer))
+		local.expect(t, "sent")
+		remote.expect(t, fmt.Sprintf("got %d", transfer))
+	}
+	p.intervals(t, 3) // the last packets, reported
+	p.stop(t)
+	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+	rx, tx, name := p.credited(local.cmd.Process.Pid)
+	if !strings.HasPrefix("netuse.test", name) || name == "" {
+		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
+	}
+	within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
+	if download {
+		within1(t, "tx of the server", tx, tx1-tx0)
+	} else {
+		within1(t, "tx of the client", tx, tx1-tx0)
+	}
+}
+
+// TestProcUDPUnconnected sends datagrams from b to an unconnected UDP socket
+// bound to the wildcard address in a.
+func TestProcUDPUnconnected(t *testing.T) {
+	n := newTestNet(t)
+	rx0, _ := ifaceBytes(t, n.a, "veth-a")
+	p := startProc(t, n.a, "--iface", "veth-a")
+	server := startHelper(t, n.a, "serve-recv", "udp", "0.0.0.0:7004")
+	server.expect(t, "listening")
+	client := startHelper(t, n.b, "send", "udp", "192.0.2.1:7004", strconv.Itoa(2<<20))
+	client.expect(t, "sent")
+	server.expect(t, "got")
+	p.intervals(t, 3)
+	p.stop(t)
+	rx1, _ := ifaceBytes(t, n.a, "veth-a")
+	rx, _, _ := p.credited(server.cmd.Process.Pid)
+	within1(t, "rx of the UDP server", rx, rx1-rx0)
+}
+
+// TestProcLoopback moves a TCP transfer between two processes over
+// loopback in a: the sender gets the upload, the receiver the download.
+func TestProcLoopback(t *testing.T) {
+	n := newTestNet(t)
+	rx0, tx0 := ifaceBytes(t, n.a, "lo")
+	p := startProc(t, n.a, "--iface", "lo")
+	server := startHelper(t, n.a, "serve-recv", "tcp", "127.0.0.1:7005")
+	server.expect(t, "listening")
+	client := startHelper(t, n.a, "send", "tcp", "127.0.0.1:7005", strconv.Itoa(transfer))
+	client.expect(t, "sent")
+	server.expect(t, fmt.Sprintf("got %d", transfer))
+	p.intervals(t, 3)
+	p.stop(t)
+	rx1, tx1 := ifaceBytes(t, n.a, "lo")
+	_, ctx, _ := p.credited(client.cmd.Process.Pid)
+	srx, _, _ := p.credited(server.cmd.Process.Pid)
+	// Nearly all of lo's bytes flow from client to server: the data, and
+	// the acknowledgements the other way are small.
+	crx, _, _ := p.credited(client.cmd.Process.Pid)
+	_, stx, _ := p.credited(server.cmd.Process.Pid)
+	within1(t, "client tx + server tx", ctx+stx, tx1-tx0)
+	within1(t, "server rx + client rx", srx+crx, rx1-rx0)
+	if ctx < transfer || srx < transfer {
+		t.Errorf("client sent %d, server received %d; both should be at least %d", ctx, srx, transfer)
+	}
+}
+
+// TestProcWithoutCapNetRaw runs netuse proc as an unprivileged user: it must
+// fail at once with one line naming the capability and the ways out.
+func TestProcWithoutCapNetRaw(t *testing.T) {
+	needRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv(1) from util-linux")
+	}
+	// The binary's directory must be open to the unprivileged user.
+	os.Chmod(binary[:strings.LastIndex(binary, "/")], 0o755)
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary, "proc", "-c", "1")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Run()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	msg := stderr.String()
+	if stdout.Len() > 0 || strings.Count(msg, "\n") != 1 ||
+		!strings.Contains(msg, "CAP_NET_RAW") || !strings.Contains(msg, "sudo") || !strings.Contains(msg, "setcap cap_net_raw") {
+		t.Errorf("stdout %q, stderr %q; want nothing, and one line naming CAP_NET_RAW, sudo and setcap", stdout.String(), msg)
+	}
+}
+
+// TestHelperProcess is not a test: it is the traffic helper that the tests
+// above run in their namespaces. Its words:
+//
+//	serve-recv tcp|udp ADDR   listen; read until the sender is done; say "got N"
+//	serve-send ADDR N         listen; send N bytes to the first client; say "sent N"
+//	send tcp|udp ADDR N       connect and send N bytes; say "sent N"
+//	recv ADDR                 connect and read until EOF; say "got N"
+//
+// It then waits for its standard input to close, so that it is still alive
+// while netuse reports.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("NETUSE_TEST_HELPER") == "" {
+		return
+	}
+	args := os.Args
+	for len(args) > 0 && args[0] != "--" {
+		args = args[1:]
+	}
+	if err := runHelper(args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
+
+// udpEnd is the payload of the datagram that ends a UDP transfer.
+const udpEnd = "end"
+
+func runHelper(args []string) error {
+	switch args[0] {
+	case "serve-recv":
+		if args[1] == "udp" {
+			c, err := net.ListenPacket("udp", args[2])
+			if err != nil {
+				return err
+			}
+			fmt.Println("listening", c.LocalAddr())
+			buf := make([]byte, 65536)
+			got := 0
+			for {
+				n, _, err := c.ReadFrom(buf)
+				if err != nil {
+					return err
+				}
+				if string(buf[:n]) == udpEnd {
+					break
+				}
+				got += n
+			}
+			fmt.Println("got", got)
+			return nil
+		}
+		ln, err := net.Listen("tcp", args[2])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening", ln.Addr())
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		got, err := io.Copy(io.Discard, c)
+		fmt.Println("got", got)
+		return err
+	case "serve-send":
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening", ln.Addr())
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(args[2])
+		if _, err := c.Write(make([]byte, n)); err != nil {
+			return err
+		}
+		c.Close()
+		fmt.Println("sent", n)
+		return nil
+	case "send":
+		n, _ := strconv.Atoi(args[3])
+		c, err := net.Dial(args[1], args[2])
+		if err != nil {
+			return err
+		}
+		if args[1] == "udp" {
+			// 1,000-byte datagrams, paced so that none is lost on the way.
+			buf := make([]byte, 1000)
+			for sent := 0; sent < n; sent += len(buf) {
+				if _, err := c.Write(buf); err != nil {
+					return err
+				}
+				if sent%(100*len(buf)) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			c.Write([]byte(udpEnd))
+		} else if _, err := c.Write(make([]byte, n)); err != nil {
+			return err
+		}
+		c.Close()
+		fmt.Println("sent", n)
+		return nil
+	case "recv":
+		c, err := net.Dial("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		got, err := io.Copy(io.Discard, c)
+		fmt.Println("got", got)
+		return err
+	}
+	return fmt.Errorf("unknown helper %q", args)
+}
