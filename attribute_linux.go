@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,8 +87,8 @@ func newProcfs() *procfs {
 }
 
 // find resolves want from the cache, then from the processes that started
-// since the last scan (a new flow's owner almost always is one), then,
-// at most every fullGap, from every process.
+// since the last scan, newest first (a new flow's owner almost always is
+// one of them), then, at most every fullGap, from every process.
 func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	if p.fill(want) {
 		return false
@@ -102,10 +103,15 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 			fresh = append(fresh, pid)
 		}
 	}
+	// Pids grow until they wrap: the highest are the newest.
+	slices.SortFunc(fresh, func(a, b int) int { return b - a })
 	for _, pid := range fresh {
 		denied = p.scan(pid, p.byInode) || denied
+		if p.fill(want) {
+			return denied
+		}
 	}
-	if p.fill(want) || p.now().Sub(p.lastFull) < p.fullGap {
+	if p.now().Sub(p.lastFull) < p.fullGap {
 		return denied
 	}
 	// A full scan: rebuild the cache, so that the inodes of processes that

@@ -382,8 +382,9 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 //	send tcp|udp ADDR N       connect and send N bytes; say "sent N"
 //	recv ADDR                 connect and read until EOF; say "got N"
 //
-// It then waits for its standard input to close, so that it is still alive
-// while netuse reports.
+// It then waits for its standard input to close, with its sockets open, so
+// that netuse can find them however long it takes: finding the owners of
+// short-lived sockets is tested on its own.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv("NETUSE_TEST_HELPER") == "" {
 		return
@@ -438,6 +439,7 @@ func runHelper(args []string) error {
 		}
 		got, err := io.Copy(io.Discard, c)
 		fmt.Println("got", got)
+		io.Copy(io.Discard, os.Stdin)
 		return err
 	case "serve-send":
 		ln, err := net.Listen("tcp", args[1])
@@ -453,8 +455,9 @@ func runHelper(args []string) error {
 		if _, err := c.Write(make([]byte, n)); err != nil {
 			return err
 		}
-		c.Close()
+		c.(*net.TCPConn).CloseWrite()
 		fmt.Println("sent", n)
+		io.Copy(io.Discard, os.Stdin)
 		return nil
 	case "send":
 		n, _ := strconv.Atoi(args[3])
@@ -475,11 +478,16 @@ func runHelper(args []string) error {
 			}
 			time.Sleep(50 * time.Millisecond)
 			c.Write([]byte(udpEnd))
-		} else if _, err := c.Write(make([]byte, n)); err != nil {
+			fmt.Println("sent", n)
+			io.Copy(io.Discard, os.Stdin)
+			return nil
+		}
+		if _, err := c.Write(make([]byte, n)); err != nil {
 			return err
 		}
-		c.Close()
+		c.(*net.TCPConn).CloseWrite()
 		fmt.Println("sent", n)
+		io.Copy(io.Discard, os.Stdin)
 		return nil
 	case "recv":
 		c, err := net.Dial("tcp", args[1])
@@ -488,6 +496,7 @@ func runHelper(args []string) error {
 		}
 		got, err := io.Copy(io.Discard, c)
 		fmt.Println("got", got)
+		io.Copy(io.Discard, os.Stdin)
 		return err
 	}
 	return fmt.Errorf("unknown helper %q", args)
