@@ -23,18 +23,34 @@ import (
 func readSockets() ([]socket, error) {
 	var socks []socket
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		tcp, err := netlink.SocketDiagTCP(family)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		tcp, err := dumpSockets(netlink.SocketDiagTCP, family)
+		if err != nil {
 			return socks, fmt.Errorf("read TCP socket table: %w", err)
 		}
 		socks = appendSockets(socks, unix.IPPROTO_TCP, tcp)
-		udp, err := netlink.SocketDiagUDP(family)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		udp, err := dumpSockets(netlink.SocketDiagUDP, family)
+		if err != nil {
 			return socks, fmt.Errorf("read UDP socket table: %w", err)
 		}
 		socks = appendSockets(socks, unix.IPPROTO_UDP, udp)
 	}
 	return socks, nil
+}
+
+// dumpSockets runs one sock_diag dump. The kernel marks a dump interrupted
+// when the table changed under it, and then it may miss sockets: dump
+// again, a few times, before making do with what came.
+func dumpSockets(dump func(uint8) ([]*netlink.Socket, error), family uint8) ([]*netlink.Socket, error) {
+	for try := 1; ; try++ {
+		ss, err := dump(family)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 4 {
+			continue
+		}
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, err
+		}
+		return ss, nil
+	}
 }
 
 func appendSockets(socks []socket, proto uint8, ss []*netlink.Socket) []socket {

@@ -159,7 +159,7 @@ type procRun struct {
 func startProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary, "proc", "--json", "--interval", "300ms"}, args...)...)
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 100), done: make(chan struct{})}
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -186,7 +186,10 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 				var r captureRecord
 				json.Unmarshal(sc.Bytes(), &r)
 				p.capts = append(p.capts, r)
-				p.newCapt <- struct{}{}
+				select {
+				case p.newCapt <- struct{}{}:
+				default:
+				}
 			default:
 				t.Errorf("unexpected record %q", sc.Text())
 			}
@@ -197,10 +200,20 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 	return p
 }
 
-// intervals waits until netuse has reported n more intervals.
+// intervals waits until netuse has reported n more intervals than it has
+// so far.
 func (p *procRun) intervals(t *testing.T, n int) {
 	t.Helper()
-	for range n {
+	p.mu.Lock()
+	want := len(p.capts) + n
+	p.mu.Unlock()
+	for {
+		p.mu.Lock()
+		got := len(p.capts)
+		p.mu.Unlock()
+		if got >= want {
+			return
+		}
 		select {
 		case <-p.newCapt:
 		case <-p.done:
@@ -253,11 +266,17 @@ func (p *procRun) credited(pid int) (rx, tx uint64, name string) {
 	return rx, tx, name
 }
 
-// within1 checks that got is within 1% of want.
-func within1(t *testing.T, what string, got, want uint64) {
+// within1 checks that got is within 1% of want, and shows p's rows if not.
+func (p *procRun) within1(t *testing.T, what string, got, want uint64) {
 	t.Helper()
 	if want == 0 || math.Abs(float64(got)-float64(want)) > 0.01*float64(want) {
 		t.Errorf("%s: netuse credited %d bytes, the interface counted %d (%.2f%%)", what, got, want, 100*float64(got)/float64(want))
+		for _, r := range p.procs {
+			t.Logf("seq %d pid %d %q %s: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes)
+		}
+		for _, c := range p.capts {
+			t.Logf("seq %d captured rx %d tx %d packets %d drops %d", c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.Drops)
+		}
 	} else {
 		t.Logf("%s: netuse credited %d bytes, the interface counted %d (%.3f%%)", what, got, want, 100*float64(got)/float64(want))
 	}
@@ -297,11 +316,11 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 	if !strings.HasPrefix("netuse.test", name) || name == "" {
 		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
 	}
-	within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
+	p.within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
 	if download {
-		within1(t, "tx of the server", tx, tx1-tx0)
+		p.within1(t, "tx of the server", tx, tx1-tx0)
 	} else {
-		within1(t, "tx of the client", tx, tx1-tx0)
+		p.within1(t, "tx of the client", tx, tx1-tx0)
 	}
 }
 
@@ -320,7 +339,7 @@ func TestProcUDPUnconnected(t *testing.T) {
 	p.stop(t)
 	rx1, _ := ifaceBytes(t, n.a, "veth-a")
 	rx, _, _ := p.credited(server.cmd.Process.Pid)
-	within1(t, "rx of the UDP server", rx, rx1-rx0)
+	p.within1(t, "rx of the UDP server", rx, rx1-rx0)
 }
 
 // TestProcLoopback moves a TCP transfer between two processes over
@@ -343,8 +362,8 @@ func TestProcLoopback(t *testing.T) {
 	// the acknowledgements the other way are small.
 	crx, _, _ := p.credited(client.cmd.Process.Pid)
 	_, stx, _ := p.credited(server.cmd.Process.Pid)
-	within1(t, "client tx + server tx", ctx+stx, tx1-tx0)
-	within1(t, "server rx + client rx", srx+crx, rx1-rx0)
+	p.within1(t, "client tx + server tx", ctx+stx, tx1-tx0)
+	p.within1(t, "server rx + client rx", srx+crx, rx1-rx0)
 	if ctx < transfer || srx < transfer {
 		t.Errorf("client sent %d, server received %d; both should be at least %d", ctx, srx, transfer)
 	}
