@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests: they build the binary and run it as a user would.
+// End-to-end tests: they build the netuseBin and run it as a user would.
 
 import (
 	"bufio"
@@ -18,19 +18,19 @@ import (
 	"time"
 )
 
-// binary is the netuse built for the end-to-end tests.
-var binary string
+// netuseBin is the netuse built for the end-to-end tests.
+var netuseBin string
 
 func TestMain(m *testing.M) {
 	if os.Getenv("NETUSE_TEST_HELPER") != "" {
-		os.Exit(m.Run()) // a traffic helper (TestHelperProcess) needs no binary
+		os.Exit(m.Run()) // a traffic helper (TestHelperProcess) needs no netuseBin
 	}
 	dir, err := os.MkdirTemp("", "netuse-test")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "netuse")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	netuseBin = filepath.Join(dir, "netuse")
+	out, err := exec.Command("go", "build", "-o", netuseBin, ".").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		panic("go build: " + err.Error())
@@ -102,7 +102,7 @@ func TestLoopbackJSON(t *testing.T) {
 	}
 	const sent = 4 << 20
 	rx0, tx0 := procNetDev(t, "lo")
-	cmd := exec.Command(binary, "iface", "--iface", "lo", "--json", "--count", "2", "--interval", "700ms")
+	cmd := exec.Command(netuseBin, "iface", "--iface", "lo", "--json", "--count", "2", "--interval", "700ms")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -159,7 +159,7 @@ func TestLoopbackJSON(t *testing.T) {
 
 func TestUsageErrorExit(t *testing.T) {
 	for _, args := range [][]string{{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"}} {
-		cmd := exec.Command(binary, args...)
+		cmd := exec.Command(netuseBin, args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -174,7 +174,7 @@ func TestUsageErrorExit(t *testing.T) {
 
 func TestPipedHasNoEscapes(t *testing.T) {
 	for _, mode := range []string{"total", "iface"} {
-		out, err := exec.Command(binary, mode, "--count", "2", "--interval", "100ms").Output()
+		out, err := exec.Command(netuseBin, mode, "--count", "2", "--interval", "100ms").Output()
 		if err != nil {
 			t.Fatalf("netuse %s: %v", mode, err)
 		}
@@ -190,7 +190,7 @@ func TestPipedHasNoEscapes(t *testing.T) {
 // TestHeadClosesPipe is `netuse total --json | head -1`: netuse must end at
 // once, quietly and with status 0, when head stops reading.
 func TestHeadClosesPipe(t *testing.T) {
-	cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" total --json --interval 100ms | head -1`, binary)
+	cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" total --json --interval 100ms | head -1`, netuseBin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := make(chan struct{})
@@ -215,7 +215,7 @@ func TestHeadClosesPipe(t *testing.T) {
 // TestSignalEndsQuietly sends SIGTERM and SIGINT to a running netuse.
 func TestSignalEndsQuietly(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(binary, "iface", "--json", "--interval", "100ms")
+		cmd := exec.Command(netuseBin, "iface", "--json", "--interval", "100ms")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, _ := cmd.StdoutPipe()

@@ -105,7 +105,7 @@ type helper struct {
 	lines *bufio.Scanner
 }
 
-// startHelper runs the test binary as a traffic helper inside ns. It lives
+// startHelper runs the test netuseBin as a traffic helper inside ns. It lives
 // until the test ends, so that netuse can find it while it reports.
 func startHelper(t *testing.T, ns string, args ...string) *helper {
 	t.Helper()
@@ -158,7 +158,7 @@ type procRun struct {
 
 func startProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary, "proc", "--json", "--interval", "300ms"}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json", "--interval", "300ms"}, args...)...)
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
@@ -314,7 +314,7 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
 	rx, tx, name := p.credited(local.cmd.Process.Pid)
 	if !strings.HasPrefix("netuse.test", name) || name == "" {
-		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
+		t.Errorf("pid %d is named %q, want the test netuseBin's name", local.cmd.Process.Pid, name)
 	}
 	p.within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
 	if download {
@@ -377,9 +377,9 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 	if err != nil {
 		t.Skip("needs setpriv(1) from util-linux")
 	}
-	// The binary's directory must be open to the unprivileged user.
-	os.Chmod(binary[:strings.LastIndex(binary, "/")], 0o755)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", binary, "proc", "-c", "1")
+	// The netuseBin's directory must be open to the unprivileged user.
+	os.Chmod(netuseBin[:strings.LastIndex(netuseBin, "/")], 0o755)
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netuseBin, "proc", "-c", "1")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeProc builds a /proc of its own in a temporary directory.
+type fakeProc struct {
+	t    *testing.T
+	root string
+}
+
+// add writes a process: its stat (with start time), comm, cmdline, status
+// (with uid), and fd links to the given socket inodes and to /dev/null.
+func (f fakeProc) add(pid int, start uint64, comm string, uid int, cmdline []string, inodes ...uint64) {
+	dir := filepath.Join(f.root, fmt.Sprint(pid))
+	os.RemoveAll(dir)
+	must := func(err error) {
+		if err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "fd"), 0o755))
+	// Fields 3 to 21 are placeholders; 22 is the start time.
+	stat := fmt.Sprintf("%d (%s) S %s %d 0 0 0\n", pid, comm, strings.TrimSpace(strings.Repeat("1 ", 18)), start)
+	must(os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "comm"), []byte(comm+"\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "cmdline"), []byte(strings.Join(cmdline, "\x00")+"\x00"), 0o644))
+	status := fmt.Sprintf("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n", comm, uid+1, uid, uid, uid)
+	must(os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644))
+	must(os.Symlink("/dev/null", filepath.Join(dir, "fd", "0")))
+	for i, ino := range inodes {
+		must(os.Symlink(fmt.Sprintf("socket:[%d]", ino), filepath.Join(dir, "fd", fmt.Sprint(3+i))))
+	}
+}
+
+func TestProcfsFind(t *testing.T) {
+	f := fakeProc{t, t.TempDir()}
+	f.add(100, 5000, "curl", 0, []string{"curl", "-s", "http://192.0.2.1/"}, 111, 112)
+	f.add(200, 6000, "my (odd) prog", 0, []string{"./odd"}, 211)
+	f.add(300, 7000, "sleep", 0, []string{"sleep", "100"})
+	now := epoch
+	p := newProcfs()
+	p.root, p.self, p.now = f.root, -1, func() time.Time { return now }
+
+	want := map[uint64]*process{111: nil, 211: nil, 999: nil}
+	p.find(want)
+	curl, odd := want[111], want[211]
+	if curl == nil || curl.pid != 100 || curl.start != 5000 || curl.name != "curl" || curl.cmdline != "curl -s http://192.0.2.1/" || curl.user != "root" {
+		t.Errorf("inode 111: %+v, want pid 100 start 5000 curl, user root (the effective uid 0), its command line", curl)
+	}
+	if odd == nil || odd.pid != 200 || odd.start != 6000 || odd.name != "my (odd) prog" {
+		t.Errorf("inode 211: %+v, want pid 200 start 6000, its name with parentheses", odd)
+	}
+	if want[999] != nil {
+		t.Errorf("inode 999 held by nobody: got %+v", want[999])
+	}
+
+	// A process that started since the last scan is found at once, without
+	// waiting for a full scan.
+	p.lastFull = now
+	f.add(400, 8000, "wget", 0, []string{"wget"}, 411)
+	want = map[uint64]*process{411: nil}
+	p.find(want)
+	if want[411] == nil || want[411].pid != 400 {
+		t.Errorf("inode 411 of a new process: %+v, want pid 400", want[411])
+	}
+
+	// An old process's new socket waits for the next full scan.
+	f.add(300, 7000, "sleep", 0, []string{"sleep", "100"}, 311)
+	want = map[uint64]*process{311: nil}
+	p.find(want)
+	if want[311] != nil {
+		t.Errorf("inode 311 found before the full scan was due: %+v", want[311])
+	}
+	now = now.Add(p.fullGap)
+	p.find(want)
+	if want[311] == nil || want[311].pid != 300 {
+		t.Errorf("inode 311 after a full scan: %+v, want pid 300", want[311])
+	}
+
+	// pid 100 exits and the pid is reused by another process: a new
+	// process, not the old one.
+	f.add(100, 9000, "nc", 0, []string{"nc", "-l"}, 113)
+	now = now.Add(p.fullGap)
+	want = map[uint64]*process{113: nil}
+	p.find(want)
+	if nc := want[113]; nc == nil || nc == curl || nc.pid != 100 || nc.start != 9000 || nc.name != "nc" {
+		t.Errorf("inode 113 of the reused pid 100: %+v, want a new process started at 9000", nc)
+	}
+	// The full scan forgot the exited process's sockets.
+	want = map[uint64]*process{111: nil}
+	p.find(want)
+	if want[111] != nil {
+		t.Errorf("inode 111 of the exited curl is still cached: %+v", want[111])
+	}
+	if curl.name != "curl" {
+		t.Errorf("the exited process changed: %+v", curl)
+	}
+}
+
+func TestParseStartTime(t *testing.T) {
+	tests := []struct {
+		stat string
+		want uint64 // 0: an error
+	}{
+		{"1 (systemd) S 0 1 1 0 -1 4194560 46343 2184432 106 1233 70 113 3393 1406 20 0 1 0 12 23592960 3224", 12},
+		{"42 (a) b) c) R 1 42 42 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0", 98765},
+		{"42 (x) R 1 2 3", 0},
+		{"no parenthesis", 0},
+		{"", 0},
+	}
+	for _, tt := range tests {
+		got, ok := parseStartTime([]byte(tt.stat))
+		if (tt.want == 0) == ok || got != tt.want {
+			t.Errorf("parseStartTime(%q) = %d, %v; want %d", tt.stat, got, ok, tt.want)
+		}
+	}
+}
+
+func TestSocketInode(t *testing.T) {
+	tests := []struct {
+		link string
+		want uint64 // 0: not a socket
+	}{
+		{"socket:[12345]", 12345},
+		{"socket:[0]", 0},
+		{"socket:[]", 0},
+		{"socket:[12a]", 0},
+		{"pipe:[12345]", 0},
+		{"/dev/null", 0},
+		{"socket:[18446744073709551615]", 18446744073709551615},
+	}
+	for _, tt := range tests {
+		got, ok := socketInode([]byte(tt.link))
+		if got != tt.want || ok != (tt.want != 0 || tt.link == "socket:[0]") {
+			t.Errorf("socketInode(%q) = %d, %v; want %d", tt.link, got, ok, tt.want)
+		}
+	}
+}

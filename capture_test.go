@@ -1,0 +1,319 @@
+package main
+
+// Golden tests of proc mode without privileges: packets from pcap files in
+// testdata/capture go through decoding and attribution against a socket
+// table and processes given in a text file beside each capture, and the
+// NDJSON report is compared with testdata/golden.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// scenario is a capture's companion file, testdata/capture/NAME.txt:
+//
+//	iface INDEX NAME [loopback]     (in the order of the capture's interfaces)
+//	socket tcp|udp LOCAL REMOTE INODE UID
+//	process PID START NAME USER INODE[,INODE...] CMDLINE...
+//	packet IFINDEX in|out|other tcp|udp|icmp SRC DST LENGTH [COUNT]
+//
+// Addresses are ADDR:PORT, [ADDR]:PORT for IPv6. The packet lines are what
+// `go test -run Capture -update` writes into NAME.pcap; the test reads the
+// packets back from the pcap file, not from the text.
+type scenario struct {
+	ifaces   []string // names, by ifindex-1
+	loopback map[int]bool
+	sockets  []socket
+	owners   fixedOwners
+	packets  []scenarioPacket
+}
+
+type scenarioPacket struct {
+	ifindex  int
+	dir      direction
+	proto    string
+	src, dst netip.AddrPort
+	length   int
+}
+
+// fixedOwners is a socket-owner table given in full.
+type fixedOwners map[uint64]*process
+
+func (o fixedOwners) find(want map[uint64]*process) bool {
+	for ino := range want {
+		want[ino] = o[ino]
+	}
+	return false
+}
+
+func loadScenario(t *testing.T, name string) *scenario {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "capture", name+".txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &scenario{loopback: map[int]bool{}, owners: fixedOwners{}}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		fs := strings.Fields(sc.Text())
+		if len(fs) == 0 || strings.HasPrefix(fs[0], "#") {
+			continue
+		}
+		if err := s.parse(fs); err != nil {
+			t.Fatalf("%s.txt:%d: %v: %q", name, line, err, sc.Text())
+		}
+	}
+	return s
+}
+
+var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17}
+
+func (s *scenario) parse(fs []string) error {
+	atoi := func(v string) int { n, _ := strconv.Atoi(v); return n }
+	switch {
+	case fs[0] == "iface" && len(fs) >= 3 && atoi(fs[1]) == len(s.ifaces)+1:
+		s.ifaces = append(s.ifaces, fs[2])
+		s.loopback[atoi(fs[1])] = len(fs) > 3 && fs[3] == "loopback"
+	case fs[0] == "socket" && len(fs) == 6:
+		local, err1 := netip.ParseAddrPort(fs[2])
+		remote, err2 := netip.ParseAddrPort(fs[3])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		s.sockets = append(s.sockets, socket{proto: protoNumbers[fs[1]], local: unmapAP(local), remote: unmapAP(remote),
+			inode: uint64(atoi(fs[4])), uid: uint32(atoi(fs[5]))})
+	case fs[0] == "process" && len(fs) >= 6:
+		p := &process{pid: atoi(fs[1]), start: uint64(atoi(fs[2])), name: fs[3], user: fs[4], cmdline: strings.Join(fs[6:], " ")}
+		for _, ino := range strings.Split(fs[5], ",") {
+			s.owners[uint64(atoi(ino))] = p
+		}
+	case fs[0] == "packet" && len(fs) >= 7:
+		src, err1 := netip.ParseAddrPort(fs[4])
+		dst, err2 := netip.ParseAddrPort(fs[5])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		p := scenarioPacket{ifindex: atoi(fs[1]), proto: fs[3], src: src, dst: dst, length: atoi(fs[6])}
+		p.dir = map[string]direction{"in": dirIn, "out": dirOut, "other": dirOther}[fs[2]]
+		count := 1
+		if len(fs) > 7 {
+			count = atoi(fs[7])
+		}
+		for range count {
+			s.packets = append(s.packets, p)
+		}
+	default:
+		return errors.New("cannot parse")
+	}
+	return nil
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ipAddrOf(ap.Addr()), ap.Port())
+}
+
+// ipAddrOf unmaps IPv4-mapped addresses as the socket table reader does.
+func ipAddrOf(a netip.Addr) netip.Addr {
+	if a.Is4In6() {
+		return a.Unmap()
+	}
+	return a
+}
+
+// Captures are pcapng files with one interface block per interface (so a
+// packet says which interface it was seen on), each in the Linux "cooked"
+// link type (LINKTYPE_LINUX_SLL), whose header keeps the packet type: the
+// direction. `tcpdump -i any` writes this header.
+const sllLen = 16
+
+// sllPacketType maps directions to the SLL header's packet types.
+var sllPacketType = map[direction]uint16{dirIn: 0, dirOther: 3, dirOut: 4}
+
+// writePcap writes the scenario's packets, 128 bytes of each, the full
+// length in each record's header.
+func (s *scenario) writePcap(w io.Writer) error {
+	var pw *pcapgo.NgWriter
+	for i, name := range s.ifaces {
+		intf := pcapgo.NgInterface{Name: name, LinkType: layers.LinkTypeLinuxSLL, SnapLength: 128}
+		var err error
+		if i == 0 {
+			pw, err = pcapgo.NewNgWriterInterface(w, intf, pcapgo.DefaultNgWriterOptions)
+		} else {
+			_, err = pw.AddInterface(intf)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	at := epoch
+	for _, p := range s.packets {
+		data, proto, err := p.serialize()
+		if err != nil {
+			return err
+		}
+		hdr := make([]byte, sllLen)
+		binary.BigEndian.PutUint16(hdr[0:], sllPacketType[p.dir])
+		binary.BigEndian.PutUint16(hdr[2:], 1) // ARPHRD_ETHER
+		binary.BigEndian.PutUint16(hdr[14:], proto)
+		full := append(hdr, data...)
+		captured := full[:min(len(full), 128)]
+		at = at.Add(time.Millisecond)
+		ci := gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(captured), Length: len(full), InterfaceIndex: p.ifindex - 1}
+		if err := pw.WritePacket(ci, captured); err != nil {
+			return err
+		}
+	}
+	return pw.Flush()
+}
+
+// serialize builds the packet: IP, then TCP, UDP or ICMP, then zeros up to
+// its length.
+func (p scenarioPacket) serialize() ([]byte, uint16, error) {
+	var net gopacket.SerializableLayer
+	var ethType layers.EthernetType
+	var ipProto layers.IPProtocol
+	switch p.proto {
+	case "tcp":
+		ipProto = layers.IPProtocolTCP
+	case "udp":
+		ipProto = layers.IPProtocolUDP
+	default:
+		ipProto = layers.IPProtocolICMPv4
+		if p.src.Addr().Is6() {
+			ipProto = layers.IPProtocolICMPv6
+		}
+	}
+	var ip4 *layers.IPv4
+	var ip6 *layers.IPv6
+	if p.src.Addr().Is4() {
+		ip4 = &layers.IPv4{Version: 4, TTL: 64, Protocol: ipProto, SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice()}
+		net, ethType = ip4, layers.EthernetTypeIPv4
+	} else {
+		ip6 = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: ipProto, SrcIP: p.src.Addr().AsSlice(), DstIP: p.dst.Addr().AsSlice()}
+		net, ethType = ip6, layers.EthernetTypeIPv6
+	}
+	var l4 gopacket.SerializableLayer
+	hdrLen := 20
+	if ip6 != nil {
+		hdrLen = 40
+	}
+	switch p.proto {
+	case "tcp":
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.src.Port()), DstPort: layers.TCPPort(p.dst.Port()), ACK: true, Window: 512}
+		tcp.SetNetworkLayerForChecksum(net.(gopacket.NetworkLayer))
+		l4, hdrLen = tcp, hdrLen+20
+	case "udp":
+		udp := &layers.UDP{SrcPort: layers.UDPPort(p.src.Port()), DstPort: layers.UDPPort(p.dst.Port())}
+		udp.SetNetworkLayerForChecksum(net.(gopacket.NetworkLayer))
+		l4, hdrLen = udp, hdrLen+8
+	default:
+		l4, hdrLen = &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}, hdrLen+8
+	}
+	buf := gopacket.NewSerializeBuffer()
+	payload := gopacket.Payload(make([]byte, max(p.length-hdrLen, 0)))
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, net, l4, payload)
+	return buf.Bytes(), uint16(ethType), err
+}
+
+// readFrames reads a capture back into frames.
+func (s *scenario) readFrames(t *testing.T, path string) []frame {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("%v (go test -run Capture -update writes it)", err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []frame
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err == io.EOF {
+			return frames
+		}
+		if err != nil || len(data) < sllLen {
+			t.Fatalf("%s: packet %d: %v", path, len(frames)+1, err)
+		}
+		intf, err := r.Interface(ci.InterfaceIndex)
+		if err != nil || intf.LinkType != layers.LinkTypeLinuxSLL {
+			t.Fatalf("%s: packet %d: interface %d: %v, link type %v; want LINUX_SLL", path, len(frames)+1, ci.InterfaceIndex, err, intf.LinkType)
+		}
+		idx := ci.InterfaceIndex + 1
+		dir := map[uint16]direction{0: dirIn, 1: dirIn, 2: dirIn, 3: dirOther, 4: dirOut}[binary.BigEndian.Uint16(data)]
+		frames = append(frames, frame{
+			ifindex:  idx,
+			dir:      dir,
+			loopback: s.loopback[idx],
+			rawIP:    true, // the cooked header replaces the link-layer header
+			proto:    binary.BigEndian.Uint16(data[14:]),
+			length:   ci.Length - sllLen,
+			data:     bytes.Clone(data[sllLen:]),
+		})
+	}
+}
+
+func TestCaptureGolden(t *testing.T) {
+	for _, name := range []string{"mixed", "loopback"} {
+		t.Run(name, func(t *testing.T) {
+			s := loadScenario(t, name)
+			pcapPath := filepath.Join("testdata", "capture", name+".pcapng")
+			if *update {
+				var b bytes.Buffer
+				if err := s.writePcap(&b); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(pcapPath, b.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frames := s.readFrames(t, pcapPath)
+			if len(frames) != len(s.packets) {
+				t.Fatalf("%s holds %d packets, %s.txt says %d (go test -run Capture -update rewrites it)", pcapPath, len(frames), name, len(s.packets))
+			}
+			acc := newAccountant()
+			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, owners: s.owners,
+				warn: func(err error) { t.Errorf("warning: %v", err) }}
+			acc.batch(true)
+			for i := range frames {
+				acc.handle(&frames[i])
+			}
+			acc.batch(false)
+			res.pass()
+			rows, c := acc.report()
+			c.ifaces = []string{"eth0", "lo"}
+
+			var out bytes.Buffer
+			r := newRenderer(&out, true, false, false, false)
+			f := report{mode: "proc", seq: 1, at: epoch.Add(time.Second), elapsed: time.Second, interval: time.Second, rows: rows, capture: &c}
+			if err := r.render(f, options{}); err != nil {
+				t.Fatal(err)
+			}
+			var rx, tx uint64
+			for _, u := range rows {
+				rx += u.interval.rxBytes
+				tx += u.interval.txBytes
+			}
+			if rx != c.rxBytes || tx != c.txBytes {
+				t.Errorf("rows add up to rx %d tx %d, captured rx %d tx %d", rx, tx, c.rxBytes, c.txBytes)
+			}
+			checkGolden(t, "capture_"+name, out.Bytes())
+		})
+	}
+}
