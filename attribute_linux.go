@@ -198,6 +198,11 @@ func (p *procfs) scan(pid int, into map[uint64]*process) (denied bool) {
 	buf := make([]byte, 64)
 	for _, fd := range fds {
 		n, err := unix.Readlink(dir+"/"+fd, buf)
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			// The directory was readable (CAP_DAC_READ_SEARCH) but its links
+			// are not: they need ptrace access (CAP_SYS_PTRACE).
+			return true
+		}
 		if err != nil {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -400,8 +401,9 @@ func (r *renderer) writeTable(f report) {
 func (r *renderer) captureLine(f report) string {
 	c := f.capture
 	_, share := attribution(f)
+	// Rounded down, so that 100.0% means all of it.
 	return fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%",
-		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), strings.Join(c.ifaces, ","), c.drops, share*100)
+		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), strings.Join(c.ifaces, ","), c.drops, math.Floor(share*1000)/10)
 }
 
 // growLeft widens the text columns to fit the headers and texts.
