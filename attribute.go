@@ -376,10 +376,16 @@ type resolver struct {
 	minGap  time.Duration // at least this long between two reads of the socket table
 	warn    func(error)   // told once of a problem that makes attribution incomplete
 
-	mu     sync.Mutex // one pass at a time
-	last   time.Time
+	mu     sync.Mutex    // one pass at a time
+	last   time.Time     // when the last pass began
+	took   time.Duration // how long the last pass took
 	denied bool
 }
+
+// passCostShare bounds the resolver's work on a machine with a large
+// socket table: after a pass that took d, the next waits at least
+// passCostShare*d, so that resolving takes at most a fifth of a core.
+const passCostShare = 4
 
 // loop resolves flows as they come, and tries again those not resolved,
 // until done is closed.
@@ -394,7 +400,7 @@ func (r *resolver) loop(done <-chan struct{}) {
 		case <-retry.C:
 		}
 		r.mu.Lock()
-		wait := r.minGap - time.Since(r.last)
+		wait := max(r.minGap, passCostShare*r.took) - time.Since(r.last)
 		r.mu.Unlock()
 		if wait > 0 {
 			select {
@@ -417,6 +423,7 @@ func (r *resolver) pass() {
 		return
 	}
 	r.last = now
+	defer func() { r.took = time.Since(now) }()
 	owners := make([]*process, len(fls))
 	whys := make([]reason, len(fls))
 	socks, err := r.sockets()

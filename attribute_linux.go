@@ -85,7 +85,8 @@ type procfs struct {
 	procs    map[int]*process    // pid -> process, as of the last scan
 	users    map[uint32]string   // uid -> user name
 	lastFull time.Time           // the last scan of every process
-	fullGap  time.Duration       // at least this long between two full scans
+	fullTook time.Duration       // how long it took
+	fullGap  time.Duration       // at least this long between two full scans, and 10 times fullTook
 	self     int                 // netuse's own pid: its capture sockets are not traffic
 	now      func() time.Time
 }
@@ -127,7 +128,7 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 			return denied
 		}
 	}
-	if p.now().Sub(p.lastFull) < p.fullGap {
+	if p.now().Sub(p.lastFull) < max(p.fullGap, 10*p.fullTook) {
 		return denied
 	}
 	// A full scan: rebuild the cache, so that the inodes of processes that
@@ -145,6 +146,7 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 		}
 	}
 	p.byInode = byInode
+	p.fullTook = p.now().Sub(p.lastFull)
 	p.fill(want)
 	return denied
 }

@@ -314,6 +314,13 @@ func TestCaptureGolden(t *testing.T) {
 				t.Errorf("rows add up to rx %d tx %d, captured rx %d tx %d", rx, tx, c.rxBytes, c.txBytes)
 			}
 			checkGolden(t, "capture_"+name, out.Bytes())
+
+			out.Reset()
+			r = newRenderer(&out, false, false, false, false)
+			if err := r.render(f, options{}); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "capture_"+name+"_table", out.Bytes())
 		})
 	}
 }
