@@ -192,15 +192,14 @@ func (sel selector) pick(cs []counter) []string {
 	return names
 }
 
-// checkGlobs fails when a glob of --iface matches none of the interfaces in
-// cs, and lists those there are.
-func checkGlobs(globs []string, cs []counter) error {
+// checkGlobs fails when a glob of --iface matches none of the interfaces
+// named, and lists those there are.
+func checkGlobs(globs, names []string) error {
 	for _, g := range globs {
-		if len(selector{globs: []string{g}}.pick(cs)) > 0 {
-			continue
+		if !slices.ContainsFunc(names, func(n string) bool { return matchAny([]string{g}, n) }) {
+			names = slices.Sorted(slices.Values(names))
+			return fmt.Errorf("--iface %q matches no interface; there are: %s", g, strings.Join(names, ", "))
 		}
-		names := selector{}.pick(cs)
-		return fmt.Errorf("--iface %q matches no interface; there are: %s", g, strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -210,7 +209,7 @@ func runSampler(ctx context.Context, clk clock, mode string, o options, s *sampl
 	if _, err := s.sample(); err != nil {
 		return err
 	}
-	if err := checkGlobs(o.globs, s.cur); err != nil {
+	if err := checkGlobs(o.globs, selector{}.pick(s.cur)); err != nil {
 		return err
 	}
 	sel := selector{globs: o.globs, edge: mode == "total"}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -69,24 +70,13 @@ func captureIfaces(globs []string) ([]net.Interface, error) {
 		}
 		picked = append(picked, i)
 	}
+	if err := checkGlobs(globs, names); err != nil {
+		return nil, err
+	}
 	if len(picked) == 0 {
-		if len(globs) > 0 {
-			return nil, fmt.Errorf("--iface %q matches no interface; there are: %s", globs, joinNames(names))
-		}
-		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", joinNames(names))
+		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", strings.Join(names, ", "))
 	}
 	return picked, nil
-}
-
-func joinNames(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
 }
 
 // errNoCapRaw is returned when the kernel refuses a packet socket.
