@@ -66,6 +66,9 @@ type flowState struct {
 	idle  uint16    // reports in a row without traffic
 	cur   traffic   // since the last report
 	retry time.Time // while owner is nil and tries > 0: when to try again
+	// inferred: the owner is the sole new process of the socket's user,
+	// not found holding the socket, which had closed (see resolver.syn)
+	inferred bool
 }
 
 // A flow whose owner was not found is tried again retryGap later, and
@@ -82,8 +85,9 @@ const (
 // captured is what the capture saw in an interval.
 type captured struct {
 	traffic
-	ifaces []string
-	drops  uint64 // frames the kernel dropped for want of room in the ring
+	ifaces   []string
+	drops    uint64 // frames the kernel dropped for want of room in the ring
+	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
 }
 
 // accountant adds captured packets to flows and flows to processes.
@@ -232,6 +236,24 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys [
 	}
 }
 
+// learn records the owners found for connections as they opened; a
+// connection not found is left to the ring's frames. An opening starts a
+// new connection, so its owner replaces what the flow had.
+func (a *accountant) learn(fls []flow, owners []*process, inferred []bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, fl := range fls {
+		if owners[i] == nil {
+			continue
+		}
+		if st := a.flows[fl]; st != nil {
+			st.owner, st.tries, st.inferred = owners[i], 0, inferred[i]
+		} else {
+			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i]}
+		}
+	}
+}
+
 // report moves the bytes of every flow to its owner and returns the rows of
 // the owners that moved traffic since the last report, with what was
 // captured. Unresolved flows count for the reason they failed so far.
@@ -267,6 +289,9 @@ func (a *accountant) report() ([]usage, captured) {
 			}
 		}
 		add(owner, st.cur)
+		if st.inferred {
+			a.cur.inferred += st.cur.rxBytes + st.cur.txBytes
+		}
 		st.cur, st.idle = traffic{}, 0
 	}
 	rows := make([]usage, 0, len(active))
@@ -358,6 +383,41 @@ func (x *sockIndex) listener(fl flow) (socket, bool) {
 	return socket{}, false
 }
 
+// registry holds one record per process, whichever finder found it, so
+// that a process is one row: it is known by its pid and start time.
+type registry struct {
+	mu sync.Mutex
+	m  map[procKey]*process
+}
+
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+func newRegistry() *registry { return &registry{m: map[procKey]*process{}} }
+
+// get returns the record of the process (pid, start), made by read, which
+// reads the rest of it, the first time.
+func (g *registry) get(pid int, start uint64, read func(*process)) *process {
+	k := procKey{pid, start}
+	g.mu.Lock()
+	p := g.m[k]
+	g.mu.Unlock()
+	if p != nil {
+		return p
+	}
+	p = &process{pid: pid, start: start}
+	read(p)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old := g.m[k]; old != nil {
+		return old // another finder got there first
+	}
+	g.m[k] = p
+	return p
+}
+
 // owners finds the processes that hold socket inodes.
 type owners interface {
 	// find sets want[inode] to the process holding each inode it can find.
@@ -371,10 +431,19 @@ var errNotReadable = errors.New(`cannot read other users' processes: traffic of 
 // resolver resolves the accountant's pending flows to processes.
 type resolver struct {
 	acc     *accountant
-	sockets func() ([]socket, error) // the kernel's socket table
+	sockets func() ([]socket, error)  // the kernel's socket table
+	lookup  func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
 	owners  owners
-	minGap  time.Duration // at least this long between two reads of the socket table
-	warn    func(error)   // told once of a problem that makes attribution incomplete
+	// quick finds the owners of connections just opened, among the newest
+	// processes only, with a cache of its own, so that a pass that scans
+	// all of /proc does not hold it up.
+	quick  owners
+	minGap time.Duration // at least this long between two reads of the socket table
+	warn   func(error)   // told once of a problem that makes attribution incomplete
+
+	dec      *decoder // for syn, which only the capture goroutine calls
+	pkt      packet   // for syn
+	synFlows []flow   // for syn
 
 	mu     sync.Mutex    // one pass at a time
 	last   time.Time     // when the last pass began
@@ -388,29 +457,94 @@ type resolver struct {
 const passCostShare = 4
 
 // loop resolves flows as they come, and tries again those not resolved,
-// until done is closed.
+// until done is closed. Connection openings are resolved at once; other
+// flows in passes spaced by minGap and passCostShare.
 func (r *resolver) loop(done <-chan struct{}) {
 	retry := time.NewTicker(retryGap)
 	defer retry.Stop()
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-r.acc.wake:
 		case <-retry.C:
+		case <-due.C:
 		}
 		r.mu.Lock()
 		wait := max(r.minGap, passCostShare*r.took) - time.Since(r.last)
 		r.mu.Unlock()
 		if wait > 0 {
-			select {
-			case <-done:
-				return
-			case <-time.After(wait):
-			}
+			due.Reset(wait)
+			continue
 		}
 		r.pass()
 	}
+}
+
+// syn takes a frame that opens a TCP connection, as soon as the capture
+// sees it, and resolves the connection's local end at once, in the
+// capture's goroutine: a short-lived process may close its socket a
+// millisecond later, and a hand-over to another goroutine costs part of
+// that. It asks the kernel for the connection's one socket rather than
+// reading the whole table, and looks for the owner among the newest
+// processes only. What it cannot find is left to the ring's frames.
+func (r *resolver) syn(f *frame) {
+	if r.lookup == nil || r.quick == nil {
+		return
+	}
+	if r.dec == nil {
+		r.dec = newDecoder()
+	}
+	p := &r.pkt
+	r.dec.decode(f, p)
+	if !p.ok {
+		return
+	}
+	fls := r.synFlows[:0]
+	if f.loopback || f.dir == dirOut {
+		fls = append(fls, flow{p.proto, p.src, p.dst})
+	}
+	if f.loopback || f.dir == dirIn {
+		fls = append(fls, flow{p.proto, p.dst, p.src})
+	}
+	r.synFlows = fls
+	want := map[uint64]*process{}
+	socks := make([]socket, len(fls))
+	for i, fl := range fls {
+		if s, ok := r.lookup(fl); ok && s.inode != 0 {
+			socks[i] = s
+			want[s.inode] = nil
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	r.quick.find(want)
+	owners := make([]*process, len(fls))
+	inferred := make([]bool, len(fls))
+	for i, s := range socks {
+		if s.inode == 0 {
+			continue
+		}
+		if owners[i] = want[s.inode]; owners[i] == nil {
+			// The socket closed before its owner was found: a connection
+			// of a millisecond or less. If exactly one process of the
+			// socket's user started since the last look, it is the owner.
+			if g, ok := r.quick.(newcomers); ok {
+				owners[i] = g.soleNewcomer(s.uid)
+				inferred[i] = owners[i] != nil
+			}
+		}
+	}
+	r.acc.learn(fls, owners, inferred)
+}
+
+// newcomers is an owner finder that can name the one process of a user
+// that it saw start in its last look.
+type newcomers interface {
+	soleNewcomer(uid uint32) *process
 }
 
 // pass resolves every pending flow once.

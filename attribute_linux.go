@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/user"
@@ -13,92 +13,244 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // readSockets reads the TCP and UDP sockets of both families from the
-// kernel over netlink sock_diag: a few milliseconds for thousands of
-// sockets, where parsing /proc/net/tcp takes tens.
+// kernel's socket table over netlink sock_diag.
 func readSockets() ([]socket, error) {
+	d, err := openSockDiag()
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	return d.dumpAll()
+}
+
+// newLookup returns a function that asks the kernel for the one socket with
+// a flow's endpoints, over a sock_diag socket kept open for it. It is for
+// one goroutine.
+func newLookup() func(flow) (socket, bool) {
+	var d *sockDiag
+	return func(fl flow) (socket, bool) {
+		if d == nil {
+			var err error
+			if d, err = openSockDiag(); err != nil {
+				d = nil
+				return socket{}, false
+			}
+		}
+		return d.lookup(fl)
+	}
+}
+
+// sockDiag is a NETLINK_SOCK_DIAG socket. netuse speaks the protocol
+// itself rather than through github.com/vishvananda/netlink: that library
+// asks for every TCP socket's tcp_info, which netuse does not need, and
+// allocates a net.IP per address; its reads took 50 ms at 20,000 sockets.
+type sockDiag struct {
+	fd  int
+	seq uint32
+	buf []byte
+}
+
+func openSockDiag() (*sockDiag, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("open sock_diag socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind sock_diag socket: %w", err)
+	}
+	return &sockDiag{fd: fd, buf: make([]byte, 64<<10)}, nil
+}
+
+func (d *sockDiag) close() { unix.Close(d.fd) }
+
+// Sizes and offsets of linux/inet_diag.h and linux/netlink.h.
+const (
+	nlmsgHdrLen     = 16
+	inetDiagReqLen  = 56 // struct inet_diag_req_v2
+	inetDiagMsgLen  = 72 // struct inet_diag_msg
+	sockDiagByFam   = 20 // SOCK_DIAG_BY_FAMILY
+	allTCPStates    = 0xfff
+	diagNoCookie    = 0xffffffff
+	nlmFDumpIntr    = 0x10
+	diagMsgSportOff = 4 // in inet_diag_msg: id.idiag_sport
+	diagMsgUIDOff   = 64
+	diagMsgInodeOff = 68
+)
+
+// dumpAll reads the TCP and UDP tables of both families. A dump that the
+// kernel marks interrupted (the table changed under it) may miss sockets:
+// it is run again, a few times, before netuse makes do with what came.
+func (d *sockDiag) dumpAll() ([]socket, error) {
 	var socks []socket
-	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		tcp, err := dumpSockets(netlink.SocketDiagTCP, family)
-		if err != nil {
-			return socks, fmt.Errorf("read TCP socket table: %w", err)
+	for _, proto := range []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
+		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			n := len(socks)
+			for try := 1; ; try++ {
+				socks = socks[:n]
+				intr, err := d.query(family, proto, nil, func(m []byte) { socks = append(socks, parseDiagMsg(proto, m)) })
+				if err != nil {
+					return socks, fmt.Errorf("read socket table: %w", err)
+				}
+				if !intr || try == 4 {
+					break
+				}
+			}
 		}
-		socks = appendSockets(socks, unix.IPPROTO_TCP, tcp)
-		udp, err := dumpSockets(netlink.SocketDiagUDP, family)
-		if err != nil {
-			return socks, fmt.Errorf("read UDP socket table: %w", err)
-		}
-		socks = appendSockets(socks, unix.IPPROTO_UDP, udp)
 	}
 	return socks, nil
 }
 
-// dumpSockets runs one sock_diag dump. The kernel marks a dump interrupted
-// when the table changed under it, and then it may miss sockets: dump
-// again, a few times, before making do with what came.
-func dumpSockets(dump func(uint8) ([]*netlink.Socket, error), family uint8) ([]*netlink.Socket, error) {
-	for try := 1; ; try++ {
-		ss, err := dump(family)
-		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 4 {
-			continue
+// lookup asks for the socket with fl's endpoints, without a dump.
+func (d *sockDiag) lookup(fl flow) (socket, bool) {
+	family := uint8(unix.AF_INET6)
+	if fl.local.Addr().Is4() && fl.remote.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	var s socket
+	found := false
+	_, err := d.query(family, fl.proto, &fl, func(m []byte) { s, found = parseDiagMsg(fl.proto, m), true })
+	return s, err == nil && found
+}
+
+// query sends one request, a dump if fl is nil, and calls fn with each
+// inet_diag_msg of the answer. It reports whether a dump was interrupted.
+func (d *sockDiag) query(family, proto uint8, fl *flow, fn func([]byte)) (interrupted bool, err error) {
+	d.seq++
+	req := make([]byte, nlmsgHdrLen+inetDiagReqLen)
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], sockDiagByFam)
+	flags := uint16(unix.NLM_F_REQUEST)
+	if fl == nil {
+		flags |= unix.NLM_F_DUMP
+	}
+	ne.PutUint16(req[6:], flags)
+	ne.PutUint32(req[8:], d.seq)
+	r := req[nlmsgHdrLen:]
+	r[0], r[1] = family, proto
+	ne.PutUint32(r[4:], allTCPStates)
+	if fl != nil {
+		// inet_diag_sockid: ports and addresses in network byte order.
+		binary.BigEndian.PutUint16(r[8:], fl.local.Port())
+		binary.BigEndian.PutUint16(r[10:], fl.remote.Port())
+		putDiagAddr(r[12:28], fl.local.Addr(), family)
+		putDiagAddr(r[28:44], fl.remote.Addr(), family)
+		ne.PutUint32(r[48:], diagNoCookie)
+		ne.PutUint32(r[52:], diagNoCookie)
+	}
+	if err := unix.Sendto(d.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return false, err
+	}
+	for {
+		n, _, err := unix.Recvfrom(d.fd, d.buf, 0)
+		if err != nil {
+			return interrupted, err
 		}
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, err
+		for b := d.buf[:n]; len(b) >= nlmsgHdrLen; {
+			l := int(ne.Uint32(b[0:]))
+			if l < nlmsgHdrLen || l > len(b) {
+				return interrupted, errors.New("malformed netlink message")
+			}
+			typ, mflags, seq := ne.Uint16(b[4:]), ne.Uint16(b[6:]), ne.Uint32(b[8:])
+			body := b[nlmsgHdrLen:l]
+			b = b[min((l+3)&^3, len(b)):]
+			if seq != d.seq {
+				continue
+			}
+			interrupted = interrupted || mflags&nlmFDumpIntr != 0
+			switch typ {
+			case unix.NLMSG_DONE:
+				return interrupted, nil
+			case unix.NLMSG_ERROR:
+				if len(body) >= 4 {
+					if errno := -int32(ne.Uint32(body)); errno != 0 {
+						return interrupted, unix.Errno(errno)
+					}
+				}
+				return interrupted, nil
+			case sockDiagByFam:
+				if len(body) >= inetDiagMsgLen {
+					fn(body)
+				}
+				if fl != nil {
+					return false, nil // an exact request has one answer
+				}
+			}
 		}
-		return ss, nil
 	}
 }
 
-func appendSockets(socks []socket, proto uint8, ss []*netlink.Socket) []socket {
-	for _, s := range ss {
-		socks = append(socks, socket{
-			proto:  proto,
-			local:  netip.AddrPortFrom(ipAddr(s.ID.Source), s.ID.SourcePort),
-			remote: netip.AddrPortFrom(ipAddr(s.ID.Destination), s.ID.DestinationPort),
-			inode:  uint64(s.INode),
-			uid:    s.UID,
-		})
+// putDiagAddr writes a into a 16-byte inet_diag address field.
+func putDiagAddr(dst []byte, a netip.Addr, family uint8) {
+	if family == unix.AF_INET {
+		b := a.As4()
+		copy(dst, b[:])
+		return
 	}
-	return socks
+	b := a.As16() // an IPv4 address becomes IPv4-mapped
+	copy(dst, b[:])
 }
 
-// ipAddr converts an address of the socket table; IPv4-mapped IPv6
-// addresses become IPv4, as packets carry them, and :: stays ::.
-func ipAddr(ip net.IP) netip.Addr {
-	a, _ := netip.AddrFromSlice(ip)
-	if a.Is4In6() {
-		return a.Unmap()
+// parseDiagMsg reads an inet_diag_msg. IPv4-mapped IPv6 addresses become
+// IPv4, as packets carry them, and :: stays ::.
+func parseDiagMsg(proto uint8, m []byte) socket {
+	family := m[0]
+	id := m[diagMsgSportOff:]
+	addr := func(b []byte) netip.Addr {
+		if family == unix.AF_INET {
+			return netip.AddrFrom4([4]byte(b[:4]))
+		}
+		a := netip.AddrFrom16([16]byte(b[:16]))
+		if a.Is4In6() {
+			return a.Unmap()
+		}
+		return a
 	}
-	return a
+	ne := binary.NativeEndian
+	return socket{
+		proto:  proto,
+		local:  netip.AddrPortFrom(addr(id[4:20]), binary.BigEndian.Uint16(id[0:])),
+		remote: netip.AddrPortFrom(addr(id[20:36]), binary.BigEndian.Uint16(id[2:])),
+		uid:    ne.Uint32(m[diagMsgUIDOff:]),
+		inode:  uint64(ne.Uint32(m[diagMsgInodeOff:])),
+	}
 }
 
 // procfs finds socket owners in /proc/<pid>/fd and keeps what it found:
 // which process holds which inode, and each process's name, user and
 // command line, read once.
 type procfs struct {
-	root     string              // "/proc"
-	byInode  map[uint64]*process // socket inode -> holder, as of the last scan
-	procs    map[int]*process    // pid -> process, as of the last scan
-	users    map[uint32]string   // uid -> user name
-	lastFull time.Time           // the last scan of every process
-	fullTook time.Duration       // how long it took
-	fullGap  time.Duration       // at least this long between two full scans, and 10 times fullTook
-	self     int                 // netuse's own pid: its capture sockets are not traffic
-	now      func() time.Time
+	reg       *registry           // the process records, shared with other finders
+	recent    bool                // look among the newest processes only
+	root      string              // "/proc"
+	byInode   map[uint64]*process // socket inode -> holder, as of the last scan
+	procs     map[int]*process    // pid -> process, as of the last scan
+	users     map[uint32]string   // uid -> user name
+	lastFull  time.Time           // the last scan of every process
+	fullTook  time.Duration       // how long it took
+	fullGap   time.Duration       // at least this long between two full scans, and 10 times fullTook
+	self      int                 // netuse's own pid: its capture sockets are not traffic
+	capable   bool                // netuse may read every process: a refusal means the process is exiting
+	newcomers []newcomer          // recent mode: processes the last find saw for the first time
+	now       func() time.Time
 }
 
-func newProcfs() *procfs {
+func newProcfs(reg *registry, recent bool) *procfs {
 	return &procfs{
+		reg:     reg,
+		recent:  recent,
 		root:    "/proc",
 		byInode: map[uint64]*process{},
 		procs:   map[int]*process{},
 		users:   map[uint32]string{},
 		fullGap: 200 * time.Millisecond,
 		self:    os.Getpid(),
+		capable: capable(),
 		now:     time.Now,
 	}
 }
@@ -109,6 +261,39 @@ func newProcfs() *procfs {
 func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	if p.fill(want) {
 		return false
+	}
+	// The newest processes, counting down from the last pid the kernel
+	// gave out: no need to list /proc to find a process that just started.
+	p.newcomers = p.newcomers[:0]
+	if last, ok := p.lastPid(); ok {
+		seen := map[int]bool{}
+		for id := last; id > max(last-recentPids, 0); id-- {
+			// Threads take ids from the same counter, and /proc/<tid>
+			// answers for them though /proc does not list them: look at
+			// the thread's process instead.
+			pid, ok := p.tgid(id)
+			if !ok || seen[pid] {
+				continue
+			}
+			seen[pid] = true
+			// The quick finder looks again at processes it saw without
+			// sockets: they are the ones about to open one.
+			_, known := p.procs[pid]
+			if (known && !p.recent) || pid == p.self {
+				continue
+			}
+			d, stat := p.scan(pid, p.byInode)
+			denied = denied || d
+			if !known && stat != nil {
+				p.noteNewcomer(pid, stat)
+			}
+			if p.fill(want) {
+				return denied
+			}
+		}
+	}
+	if p.recent {
+		return denied
 	}
 	pids, err := p.pids()
 	if err != nil {
@@ -123,7 +308,8 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	// Pids grow until they wrap: the highest are the newest.
 	slices.SortFunc(fresh, func(a, b int) int { return b - a })
 	for _, pid := range fresh {
-		denied = p.scan(pid, p.byInode) || denied
+		d, _ := p.scan(pid, p.byInode)
+		denied = denied || d
 		if p.fill(want) {
 			return denied
 		}
@@ -138,7 +324,8 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	alive := make(map[int]bool, len(pids))
 	for _, pid := range pids {
 		alive[pid] = true
-		denied = p.scan(pid, byInode) || denied
+		d, _ := p.scan(pid, byInode)
+		denied = denied || d
 	}
 	for pid := range p.procs {
 		if !alive[pid] {
@@ -149,6 +336,39 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	p.fullTook = p.now().Sub(p.lastFull)
 	p.fill(want)
 	return denied
+}
+
+// tgid returns the process (thread group) of a thread id.
+func (p *procfs) tgid(id int) (int, bool) {
+	status, err := os.ReadFile(p.root + "/" + strconv.Itoa(id) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
+			pid, err := strconv.Atoi(string(bytes.TrimSpace(rest)))
+			return pid, err == nil
+		}
+	}
+	return 0, false
+}
+
+// recentPids is how many of the newest pids find tries before it lists /proc.
+const recentPids = 32
+
+// lastPid reads the pid the kernel gave out last: the last field of
+// /proc/loadavg.
+func (p *procfs) lastPid() (int, bool) {
+	b, err := os.ReadFile(p.root + "/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	f := bytes.Fields(b)
+	if len(f) < 5 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(string(f[4]))
+	return pid, err == nil
 }
 
 // fill sets the holders of want that the cache knows, and reports whether
@@ -188,22 +408,32 @@ func (p *procfs) pids() ([]int, error) {
 
 // scan records the socket inodes that pid holds in into, and reports
 // whether its descriptors could not be read for want of permission.
-func (p *procfs) scan(pid int, into map[uint64]*process) (denied bool) {
+func (p *procfs) scan(pid int, into map[uint64]*process) (denied bool, stat []byte) {
 	dir := p.root + "/" + strconv.Itoa(pid) + "/fd"
 	d, err := os.Open(dir)
 	if err != nil {
-		return errors.Is(err, os.ErrPermission)
+		return errors.Is(err, os.ErrPermission) && !p.capable, nil
 	}
 	fds, _ := d.Readdirnames(-1)
 	d.Close()
 	var proc *process
+	if p.recent {
+		// A process that just started may be gone in a moment: take its
+		// stat (name and start time) before its descriptors, and the rest
+		// after.
+		if stat, err = os.ReadFile(p.root + "/" + strconv.Itoa(pid) + "/stat"); err != nil {
+			return false, nil
+		}
+	}
+	found := false
 	buf := make([]byte, 64)
 	for _, fd := range fds {
 		n, err := unix.Readlink(dir+"/"+fd, buf)
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			// The directory was readable (CAP_DAC_READ_SEARCH) but its links
-			// are not: they need ptrace access (CAP_SYS_PTRACE).
-			return true
+			// are not: they need ptrace access (CAP_SYS_PTRACE). With both,
+			// this is a process on its way out.
+			return !p.capable, stat
 		}
 		if err != nil {
 			continue
@@ -213,18 +443,67 @@ func (p *procfs) scan(pid int, into map[uint64]*process) (denied bool) {
 			continue
 		}
 		if proc == nil {
-			if proc = p.process(pid); proc == nil {
-				return false // exited while we looked
+			if proc = p.process(pid, stat); proc == nil {
+				return false, nil // exited while we looked
 			}
 		}
+		found = true
 		if _, taken := into[ino]; !taken {
 			into[ino] = proc // a socket shared after fork goes to the first holder found
 		}
 	}
-	if proc == nil {
+	if !found {
 		p.procs[pid] = nil // no sockets: known, so that it is not "new" again
 	}
-	return false
+	return false, stat
+}
+
+// newcomer is a process that the quick finder saw for the first time in
+// its last look.
+type newcomer struct {
+	pid  int
+	uid  uint32
+	stat []byte
+}
+
+func (p *procfs) noteNewcomer(pid int, stat []byte) {
+	var st unix.Stat_t
+	// /proc/<pid> belongs to the process's effective user.
+	if unix.Stat(p.root+"/"+strconv.Itoa(pid), &st) == nil {
+		p.newcomers = append(p.newcomers, newcomer{pid, st.Uid, stat})
+	}
+}
+
+// soleNewcomer returns the process of uid that the last look found for the
+// first time, if there was exactly one: when a connection's socket closed
+// before its owner was found, that process is almost surely the owner.
+func (p *procfs) soleNewcomer(uid uint32) *process {
+	var only *newcomer
+	for i, n := range p.newcomers {
+		if n.uid != uid {
+			continue
+		}
+		if only != nil {
+			return nil // two or more: no guess
+		}
+		only = &p.newcomers[i]
+	}
+	if only == nil {
+		return nil
+	}
+	return p.process(only.pid, only.stat)
+}
+
+// capable reports whether netuse may read every process's descriptors:
+// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH in its effective set.
+func capable() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	has := func(c int) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	return has(unix.CAP_SYS_PTRACE) && has(unix.CAP_DAC_READ_SEARCH)
 }
 
 // socketInode parses the target of a /proc/<pid>/fd link, "socket:[12345]".
@@ -238,12 +517,14 @@ func socketInode(link []byte) (uint64, bool) {
 }
 
 // process returns pid's process, read from /proc once: a pid whose start
-// time changed is a new process.
-func (p *procfs) process(pid int) *process {
+// time changed is a new process. stat is its stat file if read already.
+func (p *procfs) process(pid int, stat []byte) *process {
 	base := p.root + "/" + strconv.Itoa(pid)
-	stat, err := os.ReadFile(base + "/stat")
-	if err != nil {
-		return nil
+	if stat == nil {
+		var err error
+		if stat, err = os.ReadFile(base + "/stat"); err != nil {
+			return nil
+		}
 	}
 	start, ok := parseStartTime(stat)
 	if !ok {
@@ -252,20 +533,31 @@ func (p *procfs) process(pid int) *process {
 	if old := p.procs[pid]; old != nil && old.start == start {
 		return old
 	}
-	proc := &process{pid: pid, start: start}
-	if comm, err := os.ReadFile(base + "/comm"); err == nil {
-		proc.name = strings.TrimSuffix(string(comm), "\n")
-	}
-	if cmd, err := os.ReadFile(base + "/cmdline"); err == nil {
-		proc.cmdline = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
-	}
-	if status, err := os.ReadFile(base + "/status"); err == nil {
-		if uid, ok := parseEffectiveUID(status); ok {
-			proc.user = p.userName(uid)
+	proc := p.reg.get(pid, start, func(proc *process) {
+		// The name comes from stat, read already: one file fewer to read
+		// while a short-lived process may be exiting.
+		proc.name = parseStatName(stat)
+		if cmd, err := os.ReadFile(base + "/cmdline"); err == nil {
+			proc.cmdline = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
 		}
-	}
+		if status, err := os.ReadFile(base + "/status"); err == nil {
+			if uid, ok := parseEffectiveUID(status); ok {
+				proc.user = p.userName(uid)
+			}
+		}
+	})
 	p.procs[pid] = proc
 	return proc
+}
+
+// parseStatName reads field 2 of /proc/<pid>/stat, the name between the
+// first '(' and the last ')': the name itself may hold parentheses.
+func parseStatName(stat []byte) string {
+	i, j := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if i < 0 || j < i {
+		return ""
+	}
+	return string(stat[i+1 : j])
 }
 
 // parseStartTime reads field 22 of /proc/<pid>/stat, the start time in

@@ -45,7 +45,7 @@ func TestProcfsFind(t *testing.T) {
 	f.add(200, 6000, "my (odd) prog", 0, []string{"./odd"}, 211)
 	f.add(300, 7000, "sleep", 0, []string{"sleep", "100"})
 	now := epoch
-	p := newProcfs()
+	p := newProcfs(newRegistry(), false)
 	p.root, p.self, p.now = f.root, -1, func() time.Time { return now }
 
 	want := map[uint64]*process{111: nil, 211: nil, 999: nil}

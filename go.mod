@@ -7,7 +7,7 @@ require (
 	github.com/google/gopacket v1.1.19
 	github.com/mattn/go-isatty v0.0.24
 	github.com/shirou/gopsutil/v3 v3.24.5
-	github.com/vishvananda/netlink v1.3.1
+	golang.org/x/net v0.0.0-20190620200207-3b0461eec859
 	golang.org/x/sys v0.47.0
 	golang.org/x/term v0.45.0
 )
@@ -15,7 +15,5 @@ require (
 require (
 	github.com/go-ole/go-ole v1.2.6 // indirect
 	github.com/power-devops/perfstat v0.0.0-20210106213030-5aafc221ea8c // indirect
-	github.com/vishvananda/netns v0.0.5 // indirect
 	github.com/yusufpapurcu/wmi v1.2.4 // indirect
-	golang.org/x/net v0.0.0-20190620200207-3b0461eec859 // indirect
 )

@@ -138,7 +138,8 @@ func main() {
 		counters: readCounters,
 		termSize: terminalSize,
 		sockets:  readSockets,
-		owners:   func() owners { return newProcfs() },
+		lookup:   newLookup,
+		owners:   func(reg *registry, recent bool) owners { return newProcfs(reg, recent) },
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -149,10 +150,11 @@ type app struct {
 	stdout, stderr io.Writer
 	tty            bool // stdout is a terminal
 	clock          clock
-	counters       func() ([]counter, error)        // interface counters
-	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
-	sockets        func() ([]socket, error)         // the kernel's socket table
-	owners         func() owners                    // a new finder of socket owners
+	counters       func() ([]counter, error)               // interface counters
+	termSize       func() (cols, rows int, ok bool)        // stdout's terminal size
+	sockets        func() ([]socket, error)                // the kernel's socket table
+	lookup         func() func(flow) (socket, bool)        // a new finder of the kernel's socket of one flow
+	owners         func(reg *registry, recent bool) owners // a new finder of socket owners
 }
 
 // main runs netuse and returns its exit status.
@@ -240,12 +242,15 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		return err
 	}
 	acc := newAccountant()
+	reg := newRegistry()
 	warned := map[string]bool{}
 	res := &resolver{
 		acc:     acc,
 		sockets: a.sockets,
-		owners:  a.owners(),
-		minGap:  20 * time.Millisecond,
+		lookup:  a.lookup(),
+		owners:  a.owners(reg, false),
+		quick:   a.owners(reg, true),
+		minGap:  time.Millisecond, // passCostShare bounds it on large socket tables
 		warn: func(err error) {
 			if msg := err.Error(); !warned[msg] {
 				warned[msg] = true
@@ -254,7 +259,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		},
 	}
 	captureErr := make(chan error, 1)
-	go func() { captureErr <- c.run(acc.handle, acc.batch) }()
+	go func() { captureErr <- c.run(acc.handle, acc.batch, res.syn) }()
 	done := make(chan struct{})
 	go res.loop(done)
 	defer c.stop()

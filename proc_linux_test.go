@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -166,7 +167,14 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
-	go func() {
+	go p.read(t, stdout)
+	p.intervals(t, 1) // capturing now
+	return p
+}
+
+// read collects netuse's records until its stdout closes.
+func (p *procRun) read(t *testing.T, stdout io.Reader) {
+	{
 		defer close(p.done)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
@@ -195,9 +203,31 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 			}
 			p.mu.Unlock()
 		}
-	}()
-	p.intervals(t, 1) // capturing now
+	}
+}
+
+// startProcOnce runs netuse proc with arguments that end it by itself
+// (--count); wait waits for that. It returns once netuse captures.
+func startProcOnce(t *testing.T, ns string, args ...string) *procRun {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json"}, args...)...)
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go p.read(t, stdout)
+	time.Sleep(500 * time.Millisecond) // no record comes before the end: give the capture time to open
 	return p
+}
+
+// wait waits for a netuse that ends by itself and checks it as stop does.
+func (p *procRun) wait(t *testing.T) {
+	t.Helper()
+	<-p.done
+	p.check(t)
 }
 
 // intervals waits until netuse has reported n more intervals than it has
@@ -231,6 +261,13 @@ func (p *procRun) stop(t *testing.T) {
 	t.Helper()
 	p.cmd.Process.Signal(os.Interrupt)
 	<-p.done
+	p.check(t)
+}
+
+// check checks that netuse exited cleanly, that it warned of nothing, and
+// that in every interval the rows add up to the bytes captured.
+func (p *procRun) check(t *testing.T) {
+	t.Helper()
 	if err := p.cmd.Wait(); err != nil {
 		t.Errorf("netuse proc: %v: %s", err, p.stderr.String())
 	}
@@ -366,6 +403,79 @@ func TestProcLoopback(t *testing.T) {
 	p.within1(t, "server rx + client rx", srx+crx, rx1-rx0)
 	if ctx < transfer || srx < transfer {
 		t.Errorf("client sent %d, server received %d; both should be at least %d", ctx, srx, transfer)
+	}
+}
+
+// TestProcShortLived runs 200 curl processes one after the other in a,
+// each fetching 100 kB from a server in b, and checks that the curl rows
+// get at least 95% of the bytes, each row with the pid of a curl that ran:
+// once with netuse reporting every 300 ms, once as a one-shot --count 1.
+func TestProcShortLived(t *testing.T) {
+	for _, mode := range []string{"continuous", "oneshot"} {
+		t.Run(mode, func(t *testing.T) {
+			n := newTestNet(t)
+			curl, err := exec.LookPath("curl")
+			if err != nil {
+				if os.Getenv("CI") != "" {
+					t.Fatal("needs curl, and CI is set")
+				}
+				t.Skip("needs curl")
+			}
+			server := startHelper(t, n.b, "serve-http", "192.0.2.2:7010", "100000")
+			server.expect(t, "listening")
+			rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+			var p *procRun
+			if mode == "oneshot" {
+				p = startProcOnce(t, n.a, "--iface", "veth-a", "--count", "1", "--interval", "8s")
+			} else {
+				p = startProc(t, n.a, "--iface", "veth-a")
+			}
+			loop := exec.Command("ip", "netns", "exec", n.a, "sh", "-c",
+				`for i in $(seq 200); do "$0" -sf -o /dev/null http://192.0.2.2:7010/ & echo $!; wait $! || exit 1; done`, curl)
+			out, err := loop.Output()
+			if err != nil {
+				t.Fatalf("curl loop: %v", err)
+			}
+			pids := map[int]bool{}
+			for _, f := range strings.Fields(string(out)) {
+				pid, _ := strconv.Atoi(f)
+				pids[pid] = true
+			}
+			if mode == "oneshot" {
+				p.wait(t)
+			} else {
+				p.intervals(t, 3)
+				p.stop(t)
+			}
+			rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+			var credited uint64
+			rows := 0
+			for _, r := range p.procs {
+				if r.Name == "curl" {
+					rows++
+					credited += r.RxBytes + r.TxBytes
+					if !pids[r.Pid] {
+						t.Errorf("a curl row has pid %d, which was no curl of the loop", r.Pid)
+					}
+				}
+			}
+			all := rx1 - rx0 + tx1 - tx0
+			share := float64(credited) / float64(all)
+			var inferred uint64
+			for _, c := range p.capts {
+				inferred += c.InferredBytes
+			}
+			t.Logf("%s: %d curl rows with %d bytes of %d on veth-a: %.2f%%, %.2f%% by inference", mode, rows, credited, all,
+				100*share, 100*float64(inferred)/float64(all))
+			if share < 0.95 {
+				t.Errorf("curl rows got %.2f%% of the bytes, want at least 95%%", 100*share)
+				for _, r := range p.procs {
+					if r.Pid == 0 {
+						t.Logf("seq %d %s: rx %d tx %d", r.Seq, r.Reason, r.RxBytes, r.TxBytes)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -508,6 +618,15 @@ func runHelper(args []string) error {
 		fmt.Println("sent", n)
 		io.Copy(io.Discard, os.Stdin)
 		return nil
+	case "serve-http":
+		n, _ := strconv.Atoi(args[2])
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("listening", ln.Addr())
+		body := make([]byte, n)
+		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
 	case "recv":
 		c, err := net.Dial("tcp", args[1])
 		if err != nil {

@@ -184,6 +184,7 @@ type (
 		Drops           uint64   `json:"drops"`
 		AttributedBytes uint64   `json:"attributed_bytes"`
 		AttributedShare float64  `json:"attributed_share"`
+		InferredBytes   uint64   `json:"inferred_bytes"`
 	}
 )
 
@@ -227,7 +228,7 @@ func (r *renderer) writeJSON(f report) {
 		attributed, share := attribution(f)
 		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
 			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
-			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6)})
+			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred})
 	}
 }
 

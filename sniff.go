@@ -3,6 +3,8 @@ package main
 import (
 	"net/netip"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 )
@@ -131,4 +133,30 @@ func addr16(b []byte) netip.Addr {
 		return netip.Addr{}
 	}
 	return netip.AddrFrom16([16]byte(b)).Unmap()
+}
+
+// synFilter is a classic BPF program that keeps the TCP segments that open
+// a connection (SYN without ACK) in Ethernet frames: IPv4 (not a later
+// fragment) or IPv6 with TCP as its first next header. netuse reads them on
+// a socket of their own, without the ring's batching delay, to find a new
+// connection's process while its socket is still open.
+var synFilter = []bpf.Instruction{
+	/* 0 */ bpf.LoadAbsolute{Off: 12, Size: 2}, // EtherType
+	/* 1 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x0800, SkipFalse: 8}, // not IPv4: 10
+	/* 2 */ bpf.LoadAbsolute{Off: 14 + 9, Size: 1}, // IPv4 protocol
+	/* 3 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 13},
+	/* 4 */ bpf.LoadAbsolute{Off: 14 + 6, Size: 2}, // flags and fragment offset
+	/* 5 */ bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: 0x1fff, SkipTrue: 11},
+	/* 6 */ bpf.LoadMemShift{Off: 14}, // X = IPv4 header length
+	/* 7 */ bpf.LoadIndirect{Off: 14 + 13, Size: 1}, // TCP flags
+	/* 8 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12}, // SYN and ACK
+	/* 9 */ bpf.JumpIf{Cond: bpf.JumpEqual, Val: 0x02, SkipTrue: 6, SkipFalse: 7},
+	/* 10 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x86dd, SkipTrue: 6}, // not IPv6
+	/* 11 */ bpf.LoadAbsolute{Off: 14 + 6, Size: 1}, // IPv6 next header
+	/* 12 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 4},
+	/* 13 */ bpf.LoadAbsolute{Off: 14 + 40 + 13, Size: 1}, // TCP flags
+	/* 14 */ bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x12},
+	/* 15 */ bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0x02, SkipTrue: 1},
+	/* 16 */ bpf.RetConstant{Val: snapLen}, // keep it
+	/* 17 */ bpf.RetConstant{Val: 0}, // drop it
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync/atomic"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +40,8 @@ type ring struct {
 // nothing is closed or unmapped under a reader.
 type capture struct {
 	rings   []*ring
-	wake    int // eventfd that stop writes to, to end run's poll
+	syns    []int // packet sockets that get only connection openings (synFilter), no ring
+	wake    int   // eventfd that stop writes to, to end run's poll
 	stopped atomic.Bool
 	done    chan struct{} // closed when run returns
 }
@@ -92,6 +95,17 @@ func openCapture(ifaces []net.Interface) (*capture, error) {
 			return nil, err
 		}
 		c.rings = append(c.rings, r)
+	}
+	for _, i := range ifaces {
+		if !hasEthernetHeader(i.Name) {
+			continue // synFilter reads Ethernet frames; others wait for the ring
+		}
+		fd, err := openSynSocket(i)
+		if err != nil {
+			c.closeRings()
+			return nil, err
+		}
+		c.syns = append(c.syns, fd)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -152,6 +166,39 @@ func openRing(i net.Interface) (*ring, error) {
 	return r, nil
 }
 
+// hasEthernetHeader reports whether the interface's frames start with an
+// Ethernet header: Ethernet (ARPHRD_ETHER, 1) and loopback (772).
+func hasEthernetHeader(name string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/type")
+	t := strings.TrimSpace(string(b))
+	return err == nil && (t == "1" || t == "772")
+}
+
+// openSynSocket opens a packet socket on i that receives the frames that
+// open TCP connections, each as soon as it comes.
+func openSynSocket(i net.Interface) (int, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("capture on %q: open packet socket: %w", i.Name, err)
+	}
+	raw, err := bpf.Assemble(synFilter)
+	if err == nil {
+		prog := make([]unix.SockFilter, len(raw))
+		for j, ins := range raw {
+			prog[j] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+		}
+		err = unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: i.Index})
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("capture on %q: connection openings: %w", i.Name, err)
+	}
+	return fd, nil
+}
+
 func (r *ring) close() {
 	if r.buf != nil {
 		unix.Munmap(r.buf)
@@ -164,7 +211,10 @@ func (c *capture) closeRings() {
 	for _, r := range c.rings {
 		r.close()
 	}
-	c.rings = nil
+	for _, fd := range c.syns {
+		unix.Close(fd)
+	}
+	c.rings, c.syns = nil, nil
 }
 
 // ifaces names the interfaces captured on.
@@ -189,16 +239,27 @@ func (c *capture) stop() {
 
 // run reads frames until stop and hands each to handle, one block of frames
 // between a call of batch(true) and batch(false), so that the receiver can
-// hold a lock over a whole block rather than take it per frame.
-func (c *capture) run(handle func(*frame), batch func(begin bool)) error {
+// hold a lock over a whole block rather than take it per frame. Frames that
+// open a TCP connection also go to syn, as soon as they come and before the
+// ring hands them over.
+func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
 	defer close(c.done)
-	fds := make([]unix.PollFd, len(c.rings)+1)
-	for i, r := range c.rings {
-		fds[i] = unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN}
+	fds := make([]unix.PollFd, 0, len(c.rings)+len(c.syns)+1)
+	for _, r := range c.rings {
+		fds = append(fds, unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
 	}
-	fds[len(c.rings)] = unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN}
+	for _, fd := range c.syns {
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	fds = append(fds, unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN})
 	var f frame
+	buf := make([]byte, snapLen)
 	for !c.stopped.Load() {
+		for _, fd := range c.syns {
+			for c.readSyn(fd, buf, &f) {
+				syn(&f)
+			}
+		}
 		busy := false
 		for _, r := range c.rings {
 			for r.readBlock(&f, handle, batch) {
@@ -223,6 +284,22 @@ func (c *capture) run(handle func(*frame), batch func(begin bool)) error {
 		}
 	}
 	return nil
+}
+
+// readSyn reads one frame from a connection-opening socket into f, if one
+// is waiting.
+func (c *capture) readSyn(fd int, buf []byte, f *frame) bool {
+	n, from, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
+	ll, ok := from.(*unix.SockaddrLinklayer)
+	if err != nil || !ok {
+		return false
+	}
+	*f = frame{ifindex: ll.Ifindex, dir: dirIn, loopback: ll.Hatype == unix.ARPHRD_LOOPBACK,
+		proto: htons(ll.Protocol), length: n, data: buf[:min(n, len(buf))]}
+	if ll.Pkttype == unix.PACKET_OUTGOING {
+		f.dir = dirOut
+	}
+	return true
 }
 
 // Offsets into the ring, from linux/if_packet.h.

@@ -16,9 +16,11 @@ var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability
 // capture is Linux's packet capture; elsewhere it cannot be opened.
 type capture struct{}
 
-func captureIfaces(globs []string) ([]net.Interface, error)              { return nil, errNotLinux }
-func openCapture(ifaces []net.Interface) (*capture, error)               { return nil, errNotLinux }
-func (c *capture) run(handle func(*frame), batch func(begin bool)) error { return errNotLinux }
-func (c *capture) stop()                                                 {}
-func (c *capture) ifaces() []string                                      { return nil }
-func (c *capture) takeDrops() uint64                                     { return 0 }
+func captureIfaces(globs []string) ([]net.Interface, error) { return nil, errNotLinux }
+func openCapture(ifaces []net.Interface) (*capture, error)  { return nil, errNotLinux }
+func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
+	return errNotLinux
+}
+func (c *capture) stop()             {}
+func (c *capture) ifaces() []string  { return nil }
+func (c *capture) takeDrops() uint64 { return 0 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"golang.org/x/net/bpf"
 )
 
 // ethFrame serializes layers behind an Ethernet header, as AF_PACKET
@@ -117,5 +118,37 @@ func BenchmarkHandle(b *testing.B) {
 			b.StopTimer()
 			a.batch(false)
 		})
+	}
+}
+
+func TestSynFilter(t *testing.T) {
+	vm, err := bpf.NewVM(synFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag := ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolTCP)
+	frag.FragOffset = 100
+	opts := ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolTCP)
+	opts.Options = []layers.IPv4Option{{OptionType: 7, OptionLength: 7, OptionData: []byte{4, 0, 0, 0, 0}}}
+	tests := []struct {
+		name string
+		data []byte
+		keep bool
+	}{
+		{"syn4", ethFrame(t, ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true}), true},
+		{"syn4 with ip options", ethFrame(t, opts, &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true}), true},
+		{"syn6", ethFrame(t, ip6("2001:db8::1", "2001:db8::2", layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true}), true},
+		{"syn-ack4", ethFrame(t, ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, ACK: true}), false},
+		{"syn-ack6", ethFrame(t, ip6("2001:db8::1", "2001:db8::2", layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, SYN: true, ACK: true}), false},
+		{"ack4", ethFrame(t, ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolTCP), &layers.TCP{SrcPort: 1, DstPort: 2, ACK: true}), false},
+		{"udp4", ethFrame(t, ip4("192.0.2.1", "192.0.2.2", layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}), false},
+		{"udp6", ethFrame(t, ip6("2001:db8::1", "2001:db8::2", layers.IPProtocolUDP), &layers.UDP{SrcPort: 1, DstPort: 2}), false},
+		{"fragment", ethFrame(t, frag, gopacket.Payload(make([]byte, 40))), false},
+	}
+	for _, tt := range tests {
+		n, err := vm.Run(tt.data)
+		if err != nil || (n > 0) != tt.keep {
+			t.Errorf("%s: filter returned %d, %v; want keep %v", tt.name, n, err, tt.keep)
+		}
 	}
 }

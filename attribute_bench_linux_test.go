@@ -277,14 +277,14 @@ func benchOwners(b *testing.B, held int, socks []socket) {
 		b.ReportAllocs()
 		for b.Loop() {
 			reset()
-			newProcfs().find(want)
+			newProcfs(newRegistry(), false).find(want)
 		}
 		check(b)
 	})
 	b.Run("owners_warm", func(b *testing.B) {
 		// Warm the cache with one scan; want must be reset first, or what
 		// owners_cold left in it would let find return without scanning.
-		p := newProcfs()
+		p := newProcfs(newRegistry(), false)
 		reset()
 		p.find(want)
 		b.ReportAllocs()
