@@ -31,11 +31,70 @@ func (f fakeProc) add(pid int, start uint64, comm string, uid int, cmdline []str
 	must(os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "comm"), []byte(comm+"\n"), 0o644))
 	must(os.WriteFile(filepath.Join(dir, "cmdline"), []byte(strings.Join(cmdline, "\x00")+"\x00"), 0o644))
-	status := fmt.Sprintf("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n", comm, uid+1, uid, uid, uid)
+	status := fmt.Sprintf("Name:\t%s\nTgid:\t%d\nUid:\t%d\t%d\t%d\t%d\n", comm, pid, uid+1, uid, uid, uid)
 	must(os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644))
 	must(os.Symlink("/dev/null", filepath.Join(dir, "fd", "0")))
 	for i, ino := range inodes {
 		must(os.Symlink(fmt.Sprintf("socket:[%d]", ino), filepath.Join(dir, "fd", fmt.Sprint(3+i))))
+	}
+}
+
+// thread adds thread tid of process pid: /proc/<tid> answers for it, with
+// the process's descriptors, though /proc does not list it.
+func (f fakeProc) thread(tid, pid int) {
+	dir := filepath.Join(f.root, fmt.Sprint(tid))
+	os.MkdirAll(dir, 0o755)
+	if err := os.Symlink(filepath.Join(f.root, fmt.Sprint(pid), "fd"), filepath.Join(dir, "fd")); err != nil {
+		f.t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "status"), []byte(fmt.Sprintf("Name:\tworker\nTgid:\t%d\n", pid)), 0o644)
+}
+
+// lastPid sets the pid the kernel gave out last.
+func (f fakeProc) lastPid(pid int) {
+	os.WriteFile(filepath.Join(f.root, "loadavg"), []byte(fmt.Sprintf("0.00 0.01 0.05 1/99 %d\n", pid)), 0o644)
+}
+
+// TestProcfsQuick checks the finder of connections just opened: it looks
+// at the newest pids only, maps threads to their process, and names the
+// sole newcomer of a user.
+func TestProcfsQuick(t *testing.T) {
+	f := fakeProc{t, t.TempDir()}
+	uid := os.Getuid() // the owner of the fake /proc/<pid> directories
+	f.add(100, 1000, "old", 0, []string{"old"}, 1001)
+	f.add(500, 5000, "curl", 0, []string{"curl", "http://192.0.2.2/"}, 5001)
+	f.thread(501, 500)
+	f.lastPid(501)
+	p := newProcfs(newRegistry(), true)
+	p.root, p.self = f.root, -1
+
+	want := map[uint64]*process{5001: nil, 1001: nil}
+	p.find(want)
+	if c := want[5001]; c == nil || c.pid != 500 || c.name != "curl" {
+		t.Errorf("inode 5001, held by pid 500 whose thread 501 is the newest id: %+v, want pid 500 curl", c)
+	}
+	if want[1001] != nil {
+		t.Errorf("inode 1001 of an old process found by the quick finder: %+v", want[1001])
+	}
+
+	// One new process of the user, without the socket (closed already).
+	f.add(600, 6000, "wget", 0, []string{"wget"})
+	f.lastPid(600)
+	p.find(map[uint64]*process{9999: nil})
+	if g := p.soleNewcomer(uint32(uid)); g == nil || g.pid != 600 || g.name != "wget" {
+		t.Errorf("sole newcomer of uid %d: %+v, want pid 600 wget", uid, g)
+	}
+	if g := p.soleNewcomer(uint32(uid) + 1); g != nil {
+		t.Errorf("sole newcomer of another uid: %+v, want none", g)
+	}
+
+	// Two new processes: no guess.
+	f.add(700, 7000, "a", 0, []string{"a"})
+	f.add(701, 7001, "b", 0, []string{"b"})
+	f.lastPid(701)
+	p.find(map[uint64]*process{9999: nil})
+	if g := p.soleNewcomer(uint32(uid)); g != nil {
+		t.Errorf("two newcomers, and a guess: %+v", g)
 	}
 }
 
