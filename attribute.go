@@ -457,8 +457,8 @@ type resolver struct {
 const passCostShare = 4
 
 // loop resolves flows as they come, and tries again those not resolved,
-// until done is closed. Connection openings are resolved at once; other
-// flows in passes spaced by minGap and passCostShare.
+// until done is closed, in passes spaced by minGap and passCostShare.
+// (Connection openings do not wait for it: see syn.)
 func (r *resolver) loop(done <-chan struct{}) {
 	retry := time.NewTicker(retryGap)
 	defer retry.Stop()
