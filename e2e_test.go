@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests: they build the netuseBin and run it as a user would.
+// End-to-end tests: they build the binary and run it as a user would.
 
 import (
 	"bufio"
@@ -23,7 +23,7 @@ var netuseBin string
 
 func TestMain(m *testing.M) {
 	if os.Getenv("NETUSE_TEST_HELPER") != "" {
-		os.Exit(m.Run()) // a traffic helper (TestHelperProcess) needs no netuseBin
+		os.Exit(m.Run()) // a traffic helper (TestHelperProcess) needs no binary
 	}
 	dir, err := os.MkdirTemp("", "netuse-test")
 	if err != nil {

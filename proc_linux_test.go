@@ -106,7 +106,7 @@ type helper struct {
 	lines *bufio.Scanner
 }
 
-// startHelper runs the test netuseBin as a traffic helper inside ns. It lives
+// startHelper runs the test binary as a traffic helper inside ns. It lives
 // until the test ends, so that netuse can find it while it reports.
 func startHelper(t *testing.T, ns string, args ...string) *helper {
 	t.Helper()
@@ -351,7 +351,7 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
 	rx, tx, name := p.credited(local.cmd.Process.Pid)
 	if !strings.HasPrefix("netuse.test", name) || name == "" {
-		t.Errorf("pid %d is named %q, want the test netuseBin's name", local.cmd.Process.Pid, name)
+		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
 	}
 	p.within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
 	if download {
@@ -487,7 +487,7 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 	if err != nil {
 		t.Skip("needs setpriv(1) from util-linux")
 	}
-	// The netuseBin's directory must be open to the unprivileged user.
+	// The binary's directory must be open to the unprivileged user.
 	os.Chmod(netuseBin[:strings.LastIndex(netuseBin, "/")], 0o755)
 	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netuseBin, "proc", "-c", "1")
 	var stdout, stderr strings.Builder
