@@ -157,9 +157,20 @@ type procRun struct {
 	stderr  strings.Builder
 }
 
+// startProc runs netuse proc --json every 300 ms in ns and returns once it
+// has reported its first interval.
 func startProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json", "--interval", "300ms"}, args...)...)
+	p := launchProc(t, ns, append([]string{"--interval", "300ms"}, args...)...)
+	p.intervals(t, 1) // capturing now
+	return p
+}
+
+// launchProc starts netuse proc --json with args in ns and collects its
+// records.
+func launchProc(t *testing.T, ns string, args ...string) *procRun {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json"}, args...)...)
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
@@ -168,14 +179,13 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
 	go p.read(t, stdout)
-	p.intervals(t, 1) // capturing now
 	return p
 }
 
 // read collects netuse's records until its stdout closes.
 func (p *procRun) read(t *testing.T, stdout io.Reader) {
+	defer close(p.done)
 	{
-		defer close(p.done)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
@@ -210,15 +220,7 @@ func (p *procRun) read(t *testing.T, stdout io.Reader) {
 // (--count); wait waits for that. It returns once netuse captures.
 func startProcOnce(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json"}, args...)...)
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &p.stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
-	go p.read(t, stdout)
+	p := launchProc(t, ns, args...)
 	time.Sleep(500 * time.Millisecond) // no record comes before the end: give the capture time to open
 	return p
 }
