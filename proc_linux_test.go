@@ -185,34 +185,32 @@ func launchProc(t *testing.T, ns string, args ...string) *procRun {
 // read collects netuse's records until its stdout closes.
 func (p *procRun) read(t *testing.T, stdout io.Reader) {
 	defer close(p.done)
-	{
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var head recordHead
-			if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
-				t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
-				continue
-			}
-			p.mu.Lock()
-			switch head.Type {
-			case "proc":
-				var r procRecord
-				json.Unmarshal(sc.Bytes(), &r)
-				p.procs = append(p.procs, r)
-			case "capture":
-				var r captureRecord
-				json.Unmarshal(sc.Bytes(), &r)
-				p.capts = append(p.capts, r)
-				select {
-				case p.newCapt <- struct{}{}:
-				default:
-				}
-			default:
-				t.Errorf("unexpected record %q", sc.Text())
-			}
-			p.mu.Unlock()
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var head recordHead
+		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
+			t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
+			continue
 		}
+		p.mu.Lock()
+		switch head.Type {
+		case "proc":
+			var r procRecord
+			json.Unmarshal(sc.Bytes(), &r)
+			p.procs = append(p.procs, r)
+		case "capture":
+			var r captureRecord
+			json.Unmarshal(sc.Bytes(), &r)
+			p.capts = append(p.capts, r)
+			select {
+			case p.newCapt <- struct{}{}:
+			default:
+			}
+		default:
+			t.Errorf("unexpected record %q", sc.Text())
+		}
+		p.mu.Unlock()
 	}
 }
 
