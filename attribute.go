@@ -69,6 +69,8 @@ type flowState struct {
 	// inferred: the owner is the sole new process of the socket's user,
 	// not found holding the socket, which had closed (see resolver.syn)
 	inferred bool
+	near     bool // this end is on this host by the packets' direction (see handle)
+	lo       bool // seen on loopback, where both ends are on this host
 }
 
 // A flow whose owner was not found is tried again retryGap later, and
@@ -144,43 +146,37 @@ func (a *accountant) handle(f *frame) {
 	in := traffic{rxBytes: n, rxPackets: 1}
 	out := traffic{txBytes: n, txPackets: 1}
 	switch {
-	case f.loopback:
-		// Both ends are on this host: the sender's socket sent the packet
-		// and the receiver's received it, as lo counts it both ways.
-		a.cur.add(in)
-		a.cur.add(out)
-		if p.ok {
-			a.credit(flow{p.proto, p.src, p.dst}, out)
-			a.credit(flow{p.proto, p.dst, p.src}, in)
-		} else {
-			a.nobody[notTCPUDP].cur.add(in)
-			a.nobody[notTCPUDP].cur.add(out)
-		}
-	case f.dir == dirOut:
-		a.cur.add(out)
-		if p.ok {
-			a.credit(flow{p.proto, p.src, p.dst}, out)
-		} else {
-			a.nobody[notTCPUDP].cur.add(out)
-		}
 	case f.dir == dirOther:
 		a.cur.add(in)
 		a.nobody[notForHost].cur.add(in)
-	default:
-		a.cur.add(in)
-		if p.ok {
-			a.credit(flow{p.proto, p.dst, p.src}, in)
-		} else {
+	case !p.ok:
+		if f.loopback || f.dir == dirIn {
+			a.cur.add(in)
 			a.nobody[notTCPUDP].cur.add(in)
 		}
+		if f.loopback || f.dir == dirOut {
+			a.cur.add(out)
+			a.nobody[notTCPUDP].cur.add(out)
+		}
+	default:
+		// A packet has two ends, and each that is a socket of this
+		// machine, in any network namespace, is credited: the sender's
+		// with tx, the receiver's with rx. Over loopback both are; over a
+		// veth between two namespaces both may be; otherwise one is: the
+		// sender if the packet went out, the receiver if it came in, as
+		// the packet's direction says (the near end). Which ends are
+		// sockets of this machine is known once they are resolved, so
+		// both are kept and report decides what counts.
+		a.credit(flow{p.proto, p.src, p.dst}, out, f.loopback || f.dir == dirOut, f.loopback)
+		a.credit(flow{p.proto, p.dst, p.src}, in, f.loopback || f.dir == dirIn, f.loopback)
 	}
 }
 
 // credit adds t to fl, queueing fl for the resolver when it is new.
-func (a *accountant) credit(fl flow, t traffic) {
+func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 	st := a.flows[fl]
 	if st == nil {
-		st = &flowState{}
+		st = &flowState{near: near, lo: lo}
 		a.flows[fl] = st
 		a.pending = append(a.pending, fl)
 		select {
@@ -188,6 +184,8 @@ func (a *accountant) credit(fl flow, t traffic) {
 		default:
 		}
 	}
+	st.near = st.near || near
+	st.lo = st.lo || lo
 	st.cur.add(t)
 }
 
@@ -281,18 +279,31 @@ func (a *accountant) report() ([]usage, captured) {
 			}
 			continue
 		}
-		owner := st.owner
-		if owner == nil {
-			owner = a.nobody[st.why]
-			if st.why == attributed {
-				owner = a.nobody[noSocket] // not tried yet: the resolver is behind
-			}
-		}
-		add(owner, st.cur)
-		if st.inferred {
-			a.cur.inferred += st.cur.rxBytes + st.cur.txBytes
-		}
+		t := st.cur
 		st.cur, st.idle = traffic{}, 0
+		owner := st.owner
+		if owner == nil || owner.pid == 0 {
+			if !st.near || (!st.lo && a.ownedElsewhere(fl)) {
+				// The far end of packets that no socket of this machine
+				// sent or received, or the near end of packets whose other
+				// end is a process here (a container behind a bridge): the
+				// bytes count once, at the other end.
+				continue
+			}
+			why := st.why
+			if owner != nil {
+				why = owner.reason
+			}
+			if why == attributed {
+				why = noSocket // not tried yet: the resolver is behind
+			}
+			owner = a.nobody[why]
+		}
+		a.cur.add(t)
+		add(owner, t)
+		if st.inferred {
+			a.cur.inferred += t.rxBytes + t.txBytes
+		}
 	}
 	rows := make([]usage, 0, len(active))
 	for _, p := range active {
@@ -306,8 +317,16 @@ func (a *accountant) report() ([]usage, captured) {
 	return rows, c
 }
 
+// ownedElsewhere reports whether the other end of fl is a process of this
+// machine.
+func (a *accountant) ownedElsewhere(fl flow) bool {
+	m := a.flows[flow{fl.proto, fl.remote, fl.local}]
+	return m != nil && m.owner != nil && m.owner.pid != 0
+}
+
 // socket is one entry of the kernel's socket table.
 type socket struct {
+	netns  uint64 // the network namespace's inode number
 	proto  uint8
 	local  netip.AddrPort
 	remote netip.AddrPort // port 0: listening or unconnected
@@ -322,22 +341,22 @@ type boundKey struct {
 	port  uint16
 }
 
-// sockIndex finds the socket of a flow.
+// sockIndex finds the socket of a flow, among the sockets of every
+// network namespace.
 type sockIndex struct {
 	exact map[flow]socket
-	bound map[boundKey]socket
+	bound map[boundKey][]socket
+	// isLocal reports whether addr is an address of the namespace netns;
+	// nil takes every address as local.
+	isLocal func(netns uint64, addr netip.Addr) bool
 }
 
-func newSockIndex(socks []socket) *sockIndex {
-	x := &sockIndex{exact: make(map[flow]socket, len(socks)), bound: map[boundKey]socket{}}
+func newSockIndex(socks []socket, isLocal func(uint64, netip.Addr) bool) *sockIndex {
+	x := &sockIndex{exact: make(map[flow]socket, len(socks)), bound: map[boundKey][]socket{}, isLocal: isLocal}
 	for _, s := range socks {
 		if s.remote.Port() == 0 {
 			k := boundKey{s.proto, s.local.Addr(), s.local.Port()}
-			// Several sockets may bind one port (SO_REUSEPORT, a listener and
-			// its TIME_WAIT children): prefer one with a file.
-			if old, ok := x.bound[k]; !ok || old.inode == 0 {
-				x.bound[k] = s
-			}
+			x.bound[k] = append(x.bound[k], s)
 			continue
 		}
 		fl := flow{s.proto, s.local, s.remote}
@@ -369,15 +388,31 @@ func (x *sockIndex) lookup(fl flow) (socket, bool) {
 	return exact, ok
 }
 
+// listener finds a listening or unconnected socket for fl's local end. A
+// socket bound to a wildcard takes only addresses of its own namespace:
+// the far end of an outgoing connection to port 443 is not the local web
+// server's.
 func (x *sockIndex) listener(fl flow) (socket, bool) {
 	port := fl.local.Port()
 	keys := [3]netip.Addr{fl.local.Addr(), any6, any6}
 	if fl.local.Addr().Is4() {
 		keys[1] = any4
 	}
-	for _, a := range keys {
-		if s, ok := x.bound[boundKey{fl.proto, a, port}]; ok {
-			return s, true
+	var found socket
+	ok := false
+	for i, a := range keys {
+		for _, s := range x.bound[boundKey{fl.proto, a, port}] {
+			if i > 0 && x.isLocal != nil && !x.isLocal(s.netns, fl.local.Addr()) {
+				continue
+			}
+			// Several sockets may bind one port (SO_REUSEPORT, a listener
+			// and its TIME_WAIT children): prefer one with a file.
+			if !ok || found.inode == 0 {
+				found, ok = s, true
+			}
+		}
+		if ok {
+			return found, true
 		}
 	}
 	return socket{}, false
@@ -431,8 +466,9 @@ var errNotReadable = errors.New(`cannot read other users' processes: traffic of 
 // resolver resolves the accountant's pending flows to processes.
 type resolver struct {
 	acc     *accountant
-	sockets func() ([]socket, error)  // the kernel's socket table
-	lookup  func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
+	sockets func() ([]socket, error)                 // the kernel's socket tables, of every network namespace
+	isLocal func(netns uint64, addr netip.Addr) bool // see sockIndex; nil takes every address as local
+	lookup  func(flow) (socket, bool)                // the one socket of a flow, if the kernel has it
 	owners  owners
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
@@ -564,7 +600,7 @@ func (r *resolver) pass() {
 	if err != nil {
 		r.warn(err)
 	}
-	x := newSockIndex(socks)
+	x := newSockIndex(socks, r.isLocal)
 	want := map[uint64]*process{}
 	inodes := make([]uint64, len(fls))
 	for i, fl := range fls {

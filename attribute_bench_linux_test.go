@@ -232,7 +232,7 @@ func benchSockets(b *testing.B, held int, socks []socket) {
 	b.Run("index", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			newSockIndex(socks)
+			newSockIndex(socks, nil)
 		}
 		b.ReportMetric(float64(len(socks)), "sockets/op")
 	})
