@@ -52,6 +52,9 @@ type process struct {
 	name    string // as ps -o comm shows it, from /proc/<pid>/comm
 	user    string
 	cmdline string
+	netns   uint64 // the network namespace's inode number; 0 if unknown
+	cgroup  string // the cgroup path, which names the container or service
+	foreign bool   // in another network namespace than netuse's: a container
 	reason  reason // why pid 0 rows have no process
 
 	cur   traffic // since the last report; guarded by accountant.mu
@@ -451,6 +454,13 @@ func (g *registry) get(pid int, start uint64, read func(*process)) *process {
 	}
 	g.m[k] = p
 	return p
+}
+
+// socketTables reads the kernel's socket tables and knows each network
+// namespace's addresses.
+type socketTables interface {
+	read() ([]socket, error)
+	isLocal(netns uint64, addr netip.Addr) bool
 }
 
 // owners finds the processes that hold socket inodes.

@@ -5,26 +5,207 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/user"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// readSockets reads the TCP and UDP sockets of both families from the
-// kernel's socket table over netlink sock_diag.
+// readSockets reads the TCP and UDP sockets of netuse's own namespace.
 func readSockets() ([]socket, error) {
 	d, err := openSockDiag()
 	if err != nil {
 		return nil, err
 	}
 	defer d.close()
-	return d.dumpAll()
+	return d.dumpAll(nil)
+}
+
+// nsTables reads the socket tables of every network namespace in use: a
+// process in a container has its sockets in its own namespace, which the
+// host's table does not list. For each namespace it keeps a sock_diag
+// socket opened inside it (a socket stays in the namespace it was made in)
+// and the namespace's addresses.
+type nsTables struct {
+	root     string
+	own      uint64 // netuse's own namespace
+	ns       map[uint64]*nsTable
+	lastEnum time.Time
+	mu       sync.Mutex // guards addrs, read by isLocal from other goroutines
+	addrs    map[uint64]map[netip.Addr]bool
+}
+
+type nsTable struct {
+	diag *sockDiag
+}
+
+// enumGap is how often the namespaces in use are listed again.
+const enumGap = 2 * time.Second
+
+func newNSTables() *nsTables {
+	t := &nsTables{root: "/proc", ns: map[uint64]*nsTable{}, addrs: map[uint64]map[netip.Addr]bool{}}
+	t.own, _ = netnsOf(t.root + "/self/ns/net")
+	return t
+}
+
+// netnsOf reads a namespace link, "net:[4026531840]", as its inode number.
+func netnsOf(link string) (uint64, bool) {
+	target, err := os.Readlink(link)
+	if err != nil {
+		return 0, false
+	}
+	rest, ok := strings.CutPrefix(target, "net:[")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
+	return n, err == nil
+}
+
+// read returns the TCP and UDP sockets of every namespace, each tagged
+// with its namespace.
+func (t *nsTables) read() ([]socket, error) {
+	if time.Since(t.lastEnum) >= enumGap {
+		t.lastEnum = time.Now()
+		t.enumerate()
+	}
+	var socks []socket
+	for ns, nt := range t.ns {
+		n := len(socks)
+		var err error
+		socks, err = nt.diag.dumpAll(socks)
+		if err != nil && ns == t.own {
+			return socks, err
+		}
+		for i := n; i < len(socks); i++ {
+			socks[i].netns = ns
+		}
+	}
+	return socks, nil
+}
+
+// enumerate finds the namespaces in use from /proc/<pid>/ns/net, opens a
+// table for each new one and closes those no process uses any more.
+func (t *nsTables) enumerate() {
+	inUse := map[uint64]int{t.own: os.Getpid()}
+	if d, err := os.Open(t.root); err == nil {
+		names, _ := d.Readdirnames(-1)
+		d.Close()
+		for _, name := range names {
+			pid, err := strconv.Atoi(name)
+			if err != nil {
+				continue
+			}
+			if ns, ok := netnsOf(t.root + "/" + name + "/ns/net"); ok {
+				if _, seen := inUse[ns]; !seen {
+					inUse[ns] = pid
+				}
+			}
+		}
+	}
+	addrs := map[uint64]map[netip.Addr]bool{}
+	for ns, pid := range inUse {
+		nt := t.ns[ns]
+		var a map[netip.Addr]bool
+		err := inNetns(t.root+"/"+strconv.Itoa(pid)+"/ns/net", ns == t.own, func() error {
+			if nt == nil {
+				d, err := openSockDiag()
+				if err != nil {
+					return err
+				}
+				nt = &nsTable{diag: d}
+			}
+			a = interfaceAddrs()
+			return nil
+		})
+		if err != nil || nt == nil {
+			continue // the namespace went away, or netuse may not enter it
+		}
+		t.ns[ns] = nt
+		addrs[ns] = a
+	}
+	for ns, nt := range t.ns {
+		if _, ok := addrs[ns]; !ok {
+			nt.diag.close()
+			delete(t.ns, ns)
+		}
+	}
+	t.mu.Lock()
+	t.addrs = addrs
+	t.mu.Unlock()
+}
+
+// isLocal reports whether addr is an address of namespace ns: one of its
+// interfaces', a loopback or multicast address, or the broadcast address.
+func (t *nsTables) isLocal(ns uint64, addr netip.Addr) bool {
+	if addr.IsLoopback() || addr.IsMulticast() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, ok := t.addrs[ns]
+	return !ok || a[addr] // a namespace not listed yet: no reason to doubt
+}
+
+// interfaceAddrs returns the addresses of the current thread's namespace.
+func interfaceAddrs() map[netip.Addr]bool {
+	m := map[netip.Addr]bool{}
+	as, _ := net.InterfaceAddrs()
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				m[ip.Unmap()] = true
+			}
+		}
+	}
+	return m
+}
+
+// inNetns runs fn on a thread of its own inside the namespace at path
+// (here: fn runs in the current namespace). The thread returns to its
+// namespace, or, if it cannot, ends with its goroutine.
+func inNetns(path string, here bool, fn func() error) error {
+	if here {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer unix.Close(self)
+		target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		err = unix.Setns(target, unix.CLONE_NEWNET)
+		unix.Close(target)
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		err = fn()
+		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // else the thread ends with this goroutine
+		}
+		done <- err
+	}()
+	return <-done
 }
 
 // newLookup returns a function that asks the kernel for the one socket with
@@ -85,8 +266,7 @@ const (
 // dumpAll reads the TCP and UDP tables of both families. A dump that the
 // kernel marks interrupted (the table changed under it) may miss sockets:
 // it is run again, a few times, before netuse makes do with what came.
-func (d *sockDiag) dumpAll() ([]socket, error) {
-	var socks []socket
+func (d *sockDiag) dumpAll(socks []socket) ([]socket, error) {
 	for _, proto := range []uint8{unix.IPPROTO_TCP, unix.IPPROTO_UDP} {
 		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 			n := len(socks)
@@ -236,22 +416,25 @@ type procfs struct {
 	fullGap   time.Duration       // at least this long between two full scans, and 10 times fullTook
 	self      int                 // netuse's own pid: its capture sockets are not traffic
 	capable   bool                // netuse may read every process: a refusal means the process is exiting
+	ownNetns  uint64              // netuse\'s network namespace
 	newcomers []newcomer          // recent mode: processes the last find saw for the first time
 	now       func() time.Time
 }
 
 func newProcfs(reg *registry, recent bool) *procfs {
+	own, _ := netnsOf("/proc/self/ns/net")
 	return &procfs{
-		reg:     reg,
-		recent:  recent,
-		root:    "/proc",
-		byInode: map[uint64]*process{},
-		procs:   map[int]*process{},
-		users:   map[uint32]string{},
-		fullGap: 200 * time.Millisecond,
-		self:    os.Getpid(),
-		capable: capable(),
-		now:     time.Now,
+		ownNetns: own,
+		reg:      reg,
+		recent:   recent,
+		root:     "/proc",
+		byInode:  map[uint64]*process{},
+		procs:    map[int]*process{},
+		users:    map[uint32]string{},
+		fullGap:  200 * time.Millisecond,
+		self:     os.Getpid(),
+		capable:  capable(),
+		now:      time.Now,
 	}
 }
 
@@ -545,9 +728,39 @@ func (p *procfs) process(pid int, stat []byte) *process {
 				proc.user = p.userName(uid)
 			}
 		}
+		proc.netns, _ = netnsOf(base + "/ns/net")
+		proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
+		if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
+			proc.cgroup = parseCgroup(cg)
+		}
 	})
 	p.procs[pid] = proc
 	return proc
+}
+
+// parseCgroup picks the path from /proc/<pid>/cgroup: the unified
+// hierarchy's ("0::/system.slice/docker-3f2a.scope"), else systemd's, else
+// the first.
+func parseCgroup(b []byte) string {
+	first, systemd := "", ""
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			return parts[2]
+		case parts[1] == "name=systemd":
+			systemd = parts[2]
+		case first == "":
+			first = parts[2]
+		}
+	}
+	if systemd != "" {
+		return systemd
+	}
+	return first
 }
 
 // parseStatName reads field 2 of /proc/<pid>/stat, the name between the

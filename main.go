@@ -137,7 +137,7 @@ func main() {
 		clock:    clock{now: time.Now, sleep: sleepCtx},
 		counters: readCounters,
 		termSize: terminalSize,
-		sockets:  readSockets,
+		tables:   func() socketTables { return newNSTables() },
 		lookup:   newLookup,
 		owners:   func(reg *registry, recent bool) owners { return newProcfs(reg, recent) },
 	}
@@ -152,7 +152,7 @@ type app struct {
 	clock          clock
 	counters       func() ([]counter, error)               // interface counters
 	termSize       func() (cols, rows int, ok bool)        // stdout's terminal size
-	sockets        func() ([]socket, error)                // the kernel's socket table
+	tables         func() socketTables                     // a new reader of the kernel's socket tables
 	lookup         func() func(flow) (socket, bool)        // a new finder of the kernel's socket of one flow
 	owners         func(reg *registry, recent bool) owners // a new finder of socket owners
 }
@@ -244,9 +244,11 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	acc := newAccountant()
 	reg := newRegistry()
 	warned := map[string]bool{}
+	tables := a.tables()
 	res := &resolver{
 		acc:     acc,
-		sockets: a.sockets,
+		sockets: tables.read,
+		isLocal: tables.isLocal,
 		lookup:  a.lookup(),
 		owners:  a.owners(reg, false),
 		quick:   a.owners(reg, true),

@@ -110,7 +110,11 @@ type helper struct {
 // until the test ends, so that netuse can find it while it reports.
 func startHelper(t *testing.T, ns string, args ...string) *helper {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)...)
+	argv := append([]string{os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)
+	if ns != "" { // "" runs it in the test's own namespace
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
@@ -476,6 +480,85 @@ func TestProcShortLived(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProcOtherNamespace runs a server in a network namespace of its own,
+// joined to the test's namespace by a veth pair, and a client in the test's
+// namespace; netuse runs in the test's namespace on its end of the veth
+// only. The server's socket is not in that namespace's table: netuse must
+// read the other namespace's, credit the server with its bytes and say
+// where it lives; the client is credited too, as both ends are processes
+// of this machine.
+//
+// The test's own namespace is the machine's: its addresses there are from
+// 198.51.100.0/24 (TEST-NET-2), and it stops if the machine already has an
+// address or a route in that range, so that nothing goes anywhere else.
+func TestProcOtherNamespace(t *testing.T) {
+	needRoot(t)
+	if out, _ := exec.Command("ip", "route", "show", "match", "198.51.100.2").Output(); strings.Contains(string(out), "198.51.100.") {
+		t.Fatalf("198.51.100.0/24 is routed here already (%s): the test will not add its own", strings.TrimSpace(string(out)))
+	}
+	ns := fmt.Sprintf("nu%d-srv", os.Getpid())
+	host := fmt.Sprintf("nu%dh", os.Getpid())
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", host).Run()
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", host, "type", "veth", "peer", "name", "veth-b", "netns", ns},
+		{"ip", "addr", "add", "198.51.100.1/24", "dev", host},
+		{"ip", "-n", ns, "addr", "add", "198.51.100.2/24", "dev", "veth-b"},
+		{"ip", "link", "set", host, "up"},
+		{"ip", "-n", ns, "link", "set", "veth-b", "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	readHost := func() (rx, tx uint64) {
+		b1, _ := os.ReadFile("/sys/class/net/" + host + "/statistics/rx_bytes")
+		b2, _ := os.ReadFile("/sys/class/net/" + host + "/statistics/tx_bytes")
+		rx, _ = strconv.ParseUint(strings.TrimSpace(string(b1)), 10, 64)
+		tx, _ = strconv.ParseUint(strings.TrimSpace(string(b2)), 10, 64)
+		return rx, tx
+	}
+	rx0, tx0 := readHost()
+	cmd := exec.Command(netuseBin, "proc", "--json", "--interval", "300ms", "--iface", host)
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go p.read(t, stdout)
+	p.intervals(t, 1)
+
+	server := startHelper(t, ns, "serve-send", "198.51.100.2:7020", strconv.Itoa(transfer))
+	server.expect(t, "listening")
+	client := startHelper(t, "", "recv", "198.51.100.2:7020")
+	client.expect(t, fmt.Sprintf("got %d", transfer))
+	server.expect(t, "sent")
+	p.intervals(t, 3)
+	p.stop(t)
+	rx1, tx1 := readHost()
+
+	srvRx, srvTx, srvName := p.credited(server.cmd.Process.Pid)
+	cliRx, _, _ := p.credited(client.cmd.Process.Pid)
+	p.within1(t, "server: rx+tx against the host end's rx+tx", srvRx+srvTx, rx1-rx0+tx1-tx0)
+	p.within1(t, "client: rx against the host end's rx", cliRx, rx1-rx0)
+	if !strings.HasPrefix("netuse.test", srvName) || srvName == "" {
+		t.Errorf("server named %q, want the test binary's name", srvName)
+	}
+	want, _ := netnsOf(fmt.Sprintf("/proc/%d/ns/net", server.cmd.Process.Pid))
+	for _, r := range p.procs {
+		if r.Pid == server.cmd.Process.Pid && (r.Netns != want || want == 0) {
+			t.Errorf("server row says netns %d, the server is in %d", r.Netns, want)
+			break
+		}
 	}
 }
 

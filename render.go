@@ -171,6 +171,8 @@ type (
 		User    string `json:"user"`
 		Cmdline string `json:"cmdline"`
 		Reason  string `json:"reason,omitempty"`
+		Netns   uint64 `json:"netns"`
+		Cgroup  string `json:"cgroup"`
 		trafficFields
 	}
 	// captureRecord is what proc mode captured in the interval.
@@ -210,7 +212,7 @@ func (r *renderer) writeJSON(f report) {
 		case "proc":
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: p.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], trafficFields: tf})
+				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, trafficFields: tf})
 		case "total":
 			ifaces := f.ifaces
 			if ifaces == nil {
@@ -361,9 +363,18 @@ func (r *renderer) writeTable(f report) {
 		texts[i] = text(f.mode, u)
 	}
 	r.growLeft(textCols, texts)
-	lines = append(lines, r.row(textCols, numCols, numCols))
+	head := r.row(textCols, numCols, numCols)
+	if f.mode == "proc" {
+		head += "  CONTAINER"
+	}
+	lines = append(lines, head)
 	for i, u := range f.rows {
-		lines = append(lines, r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols))
+		line := r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols)
+		if f.mode == "proc" && u.proc.foreign {
+			// Last, so that its width does not move the other columns.
+			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, u.proc.cgroup)
+		}
+		lines = append(lines, line)
 	}
 	if !r.live {
 		for _, l := range lines {
