@@ -27,7 +27,8 @@ import (
 // scenario is a capture's companion file, testdata/capture/NAME.txt:
 //
 //	iface INDEX NAME [loopback]     (in the order of the capture's interfaces)
-//	socket tcp|udp LOCAL REMOTE INODE UID
+//	local NETNS ADDR                (an address of a network namespace; with none, every address is local)
+//	socket tcp|udp LOCAL REMOTE INODE UID [NETNS]
 //	process PID START NAME USER INODE[,INODE...] CMDLINE...
 //	packet IFINDEX in|out|other tcp|udp|icmp SRC DST LENGTH [COUNT]
 //
@@ -40,6 +41,15 @@ type scenario struct {
 	sockets  []socket
 	owners   fixedOwners
 	packets  []scenarioPacket
+	local    map[uint64]map[netip.Addr]bool
+}
+
+// isLocal is the scenario's sockIndex.isLocal, or nil without local lines.
+func (s *scenario) isLocal() func(uint64, netip.Addr) bool {
+	if len(s.local) == 0 {
+		return nil
+	}
+	return func(ns uint64, a netip.Addr) bool { return s.local[ns][a] }
 }
 
 type scenarioPacket struct {
@@ -89,13 +99,30 @@ func (s *scenario) parse(fs []string) error {
 	case fs[0] == "iface" && len(fs) >= 3 && atoi(fs[1]) == len(s.ifaces)+1:
 		s.ifaces = append(s.ifaces, fs[2])
 		s.loopback[atoi(fs[1])] = len(fs) > 3 && fs[3] == "loopback"
-	case fs[0] == "socket" && len(fs) == 6:
+	case fs[0] == "local" && len(fs) == 3:
+		a, err := netip.ParseAddr(fs[2])
+		if err != nil {
+			return err
+		}
+		if s.local == nil {
+			s.local = map[uint64]map[netip.Addr]bool{}
+		}
+		ns := uint64(atoi(fs[1]))
+		if s.local[ns] == nil {
+			s.local[ns] = map[netip.Addr]bool{}
+		}
+		s.local[ns][a] = true
+	case fs[0] == "socket" && (len(fs) == 6 || len(fs) == 7):
 		local, err1 := netip.ParseAddrPort(fs[2])
 		remote, err2 := netip.ParseAddrPort(fs[3])
 		if err := errors.Join(err1, err2); err != nil {
 			return err
 		}
-		s.sockets = append(s.sockets, socket{proto: protoNumbers[fs[1]], local: unmapAP(local), remote: unmapAP(remote),
+		ns := uint64(1)
+		if len(fs) == 7 {
+			ns = uint64(atoi(fs[6]))
+		}
+		s.sockets = append(s.sockets, socket{netns: ns, proto: protoNumbers[fs[1]], local: unmapAP(local), remote: unmapAP(remote),
 			inode: uint64(atoi(fs[4])), uid: uint32(atoi(fs[5]))})
 	case fs[0] == "process" && len(fs) >= 6:
 		p := &process{pid: atoi(fs[1]), start: uint64(atoi(fs[2])), name: fs[3], user: fs[4], cmdline: strings.Join(fs[6:], " ")}
@@ -270,7 +297,7 @@ func (s *scenario) readFrames(t *testing.T, path string) []frame {
 }
 
 func TestCaptureGolden(t *testing.T) {
-	for _, name := range []string{"mixed", "loopback"} {
+	for _, name := range []string{"mixed", "loopback", "bridge"} {
 		t.Run(name, func(t *testing.T) {
 			s := loadScenario(t, name)
 			pcapPath := filepath.Join("testdata", "capture", name+".pcapng")
@@ -288,7 +315,7 @@ func TestCaptureGolden(t *testing.T) {
 				t.Fatalf("%s holds %d packets, %s.txt says %d (go test -run Capture -update rewrites it)", pcapPath, len(frames), name, len(s.packets))
 			}
 			acc := newAccountant()
-			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, owners: s.owners,
+			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, isLocal: s.isLocal(), owners: s.owners,
 				warn: func(err error) { t.Errorf("warning: %v", err) }}
 			acc.batch(true)
 			for i := range frames {
