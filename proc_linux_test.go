@@ -562,6 +562,88 @@ func TestProcOtherNamespace(t *testing.T) {
 	}
 }
 
+// TestProcNAT puts the server in a "container" namespace behind a bridge in
+// a "host" namespace, published on the host's uplink address by DNAT (and
+// masquerade), and a client in a third namespace. netuse runs in the host
+// namespace on its default interfaces, the uplink and the bridge, so it
+// sees each packet twice: with the host's address on the uplink, with the
+// container's on the bridge. Each end must be credited once, and nothing
+// left to pid 0.
+func TestProcNAT(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs nft(8), and CI is set")
+		}
+		t.Skip("needs nft(8) from nftables")
+	}
+	id := fmt.Sprintf("nu%d", os.Getpid())
+	host, ctr, cli := id+"-host", id+"-ctr", id+"-cli"
+	t.Cleanup(func() {
+		for _, ns := range []string{host, ctr, cli} {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	})
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", host},
+		{"ip", "netns", "add", ctr},
+		{"ip", "netns", "add", cli},
+		// the uplink: host 198.51.100.1, client 198.51.100.2
+		{"ip", "-n", host, "link", "add", "up-h", "type", "veth", "peer", "name", "up-c", "netns", cli},
+		{"ip", "-n", host, "addr", "add", "198.51.100.1/24", "dev", "up-h"},
+		{"ip", "-n", cli, "addr", "add", "198.51.100.2/24", "dev", "up-c"},
+		// the bridge: host 203.0.113.1, container 203.0.113.2
+		{"ip", "-n", host, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", host, "addr", "add", "203.0.113.1/24", "dev", "br0"},
+		{"ip", "-n", host, "link", "add", "port0", "type", "veth", "peer", "name", "eth0", "netns", ctr},
+		{"ip", "-n", host, "link", "set", "port0", "master", "br0"},
+		{"ip", "-n", ctr, "addr", "add", "203.0.113.2/24", "dev", "eth0"},
+		{"ip", "-n", host, "link", "set", "up-h", "up"},
+		{"ip", "-n", host, "link", "set", "br0", "up"},
+		{"ip", "-n", host, "link", "set", "port0", "up"},
+		{"ip", "-n", host, "link", "set", "lo", "up"},
+		{"ip", "-n", cli, "link", "set", "up-c", "up"},
+		{"ip", "-n", ctr, "link", "set", "eth0", "up"},
+		{"ip", "-n", ctr, "link", "set", "lo", "up"},
+		{"ip", "-n", ctr, "route", "add", "default", "via", "203.0.113.1"},
+		{"ip", "netns", "exec", host, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		{"ip", "netns", "exec", host, "nft", "add table ip nat; " +
+			"add chain ip nat pre { type nat hook prerouting priority -100; }; " +
+			"add rule ip nat pre iifname up-h tcp dport 8080 dnat to 203.0.113.2:7030; " +
+			"add chain ip nat post { type nat hook postrouting priority 100; }; " +
+			"add rule ip nat post oifname up-h masquerade"},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	uprx0, uptx0 := ifaceBytes(t, host, "up-h")
+	p := startProc(t, host)
+	server := startHelper(t, ctr, "serve-send", "203.0.113.2:7030", strconv.Itoa(transfer))
+	server.expect(t, "listening")
+	client := startHelper(t, cli, "recv", "198.51.100.1:8080")
+	client.expect(t, fmt.Sprintf("got %d", transfer))
+	server.expect(t, "sent")
+	p.intervals(t, 3)
+	p.stop(t)
+	uprx1, uptx1 := ifaceBytes(t, host, "up-h")
+	up := uprx1 - uprx0 + uptx1 - uptx0 // the uplink's bytes; the bridge's are as many, give or take headers
+
+	srvRx, srvTx, _ := p.credited(server.cmd.Process.Pid)
+	cliRx, cliTx, _ := p.credited(client.cmd.Process.Pid)
+	p.within1(t, "server, once", srvRx+srvTx, up)
+	p.within1(t, "client, once", cliRx+cliTx, up)
+	var nobody uint64
+	for _, r := range p.procs {
+		if r.Pid == 0 {
+			nobody += r.RxBytes + r.TxBytes
+		}
+	}
+	if nobody > up/100 {
+		t.Errorf("%d bytes went to pid 0 rows, more than 1%% of the %d the uplink moved", nobody, up)
+	}
+}
+
 // TestProcWithoutCapNetRaw runs netuse proc as an unprivileged user: it must
 // fail at once with one line naming the capability and the ways out.
 func TestProcWithoutCapNetRaw(t *testing.T) {

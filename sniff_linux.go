@@ -47,7 +47,8 @@ type capture struct {
 }
 
 // captureIfaces picks the interfaces to capture on: those matching globs,
-// or by default every up interface with an address, except loopback.
+// or by default every up interface with an address that is not link-local,
+// except loopback.
 // Loopback is left out by default because its traffic never leaves the
 // machine; --iface lo adds it, and then both ends are credited.
 func captureIfaces(globs []string) ([]net.Interface, error) {
@@ -66,10 +67,8 @@ func captureIfaces(globs []string) ([]net.Interface, error) {
 			}
 		case i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0:
 			continue
-		default:
-			if addrs, err := i.Addrs(); err != nil || len(addrs) == 0 {
-				continue
-			}
+		case !hasRoutableAddr(i):
+			continue
 		}
 		picked = append(picked, i)
 	}
@@ -80,6 +79,23 @@ func captureIfaces(globs []string) ([]net.Interface, error) {
 		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", strings.Join(names, ", "))
 	}
 	return picked, nil
+}
+
+// hasRoutableAddr reports whether i has an address other than a link-local
+// one. Every interface that is up gets an IPv6 link-local address, bridge
+// ports and the host ends of container veths too: counting those would
+// capture a container's traffic on its veth and again on the bridge.
+func hasRoutableAddr(i net.Interface) bool {
+	addrs, err := i.Addrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+			return true
+		}
+	}
+	return false
 }
 
 // errNoCapRaw is returned when the kernel refuses a packet socket.
