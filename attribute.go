@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -72,8 +73,9 @@ type flowState struct {
 	// inferred: the owner is the sole new process of the socket's user,
 	// not found holding the socket, which had closed (see resolver.syn)
 	inferred bool
-	near     bool // this end is on this host by the packets' direction (see handle)
-	lo       bool // seen on loopback, where both ends are on this host
+	near     bool  // this end is on this host by the packets' direction (see handle)
+	nat      *flow // the flow this one is a NAT'd copy of, by conntrack, if any
+	lo       bool  // seen on loopback, where both ends are on this host
 }
 
 // A flow whose owner was not found is tried again retryGap later, and
@@ -214,7 +216,7 @@ func (a *accountant) takePending(now time.Time) []flow {
 
 // settle records what the resolver found for each flow in fls: an owner,
 // or a reason; a flow without an owner is queued again until maxTries.
-func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason) {
+func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason, nats map[flow]flow) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, fl := range fls {
@@ -225,6 +227,9 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys [
 		if owners[i] != nil {
 			st.owner = owners[i]
 			continue
+		}
+		if t, ok := nats[fl]; ok {
+			st.nat = &t
 		}
 		st.why = whys[i]
 		st.tries++
@@ -286,7 +291,7 @@ func (a *accountant) report() ([]usage, captured) {
 		st.cur, st.idle = traffic{}, 0
 		owner := st.owner
 		if owner == nil || owner.pid == 0 {
-			if !st.near || (!st.lo && a.ownedElsewhere(fl)) {
+			if !st.near || (!st.lo && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
 				// The far end of packets that no socket of this machine
 				// sent or received, or the near end of packets whose other
 				// end is a process here (a container behind a bridge): the
@@ -318,6 +323,17 @@ func (a *accountant) report() ([]usage, captured) {
 	c := a.cur
 	a.cur = captured{}
 	return rows, c
+}
+
+// capturedAsOriginal reports whether st is a NAT'd copy (on the uplink,
+// with the host's address) of a flow also captured untranslated (on the
+// bridge, with the container's): then its bytes count there.
+func (a *accountant) capturedAsOriginal(st *flowState) bool {
+	if st.nat == nil {
+		return false
+	}
+	t := a.flows[*st.nat]
+	return t != nil && t.owner != nil && t.owner.pid != 0
 }
 
 // ownedElsewhere reports whether the other end of fl is a process of this
@@ -478,8 +494,10 @@ type resolver struct {
 	acc     *accountant
 	sockets func() ([]socket, error)                 // the kernel's socket tables, of every network namespace
 	isLocal func(netns uint64, addr netip.Addr) bool // see sockIndex; nil takes every address as local
-	lookup  func(flow) (socket, bool)                // the one socket of a flow, if the kernel has it
-	owners  owners
+	// conntrack reads the NAT translations of netuse's namespace; nil: none
+	conntrack func() ([]natEntry, error)
+	lookup    func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
+	owners    owners
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
 	// all of /proc does not hold it up.
@@ -642,5 +660,56 @@ func (r *resolver) pass() {
 			}
 		}
 	}
-	r.acc.settle(now, fls, owners, whys)
+	r.acc.settle(now, fls, owners, whys, r.natCopies(fls, whys))
+}
+
+// natCopies finds, among the flows without a socket, those that conntrack
+// says are NAT'd: the host's side of a container's connection, seen on the
+// uplink. It maps each to the flow as the container sees it.
+func (r *resolver) natCopies(fls []flow, whys []reason) map[flow]flow {
+	if r.conntrack == nil || !slices.Contains(whys, noSocket) {
+		return nil
+	}
+	entries, err := r.conntrack()
+	if err != nil || len(entries) == 0 {
+		return nil
+	}
+	tr := natTranslations(entries)
+	nats := map[flow]flow{}
+	for i, fl := range fls {
+		if t, ok := tr[fl]; ok && whys[i] == noSocket {
+			nats[fl] = t
+		}
+	}
+	return nats
+}
+
+// natEntry is one conntrack entry: the tuple as the connection began and
+// as its replies come back.
+type natEntry struct {
+	proto              uint8
+	origSrc, origDst   netip.AddrPort
+	replySrc, replyDst netip.AddrPort
+}
+
+// natTranslations maps the flows that NAT rewrote, as seen on the host's
+// side, to the flows as the NAT'd end sees them. DNAT (a published port):
+// the host's flow (local orig.dst, remote orig.src) is the container's
+// (local reply.src, remote reply.dst). SNAT (masquerade): the host's flow
+// (local reply.dst, remote reply.src) is the container's (local orig.src,
+// remote orig.dst).
+func natTranslations(entries []natEntry) map[flow]flow {
+	m := map[flow]flow{}
+	for _, e := range entries {
+		if e.replySrc == e.origDst && e.replyDst == e.origSrc {
+			continue // not NAT'd
+		}
+		if e.replySrc != e.origDst {
+			m[flow{e.proto, e.origDst, e.origSrc}] = flow{e.proto, e.replySrc, e.replyDst}
+		}
+		if e.replyDst != e.origSrc {
+			m[flow{e.proto, e.replyDst, e.replySrc}] = flow{e.proto, e.origSrc, e.origDst}
+		}
+	}
+	return m
 }

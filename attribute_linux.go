@@ -819,3 +819,64 @@ func (p *procfs) userName(uid uint32) string {
 	p.users[uid] = name
 	return name
 }
+
+// readConntrack reads the connection tracking table of netuse's namespace
+// from /proc/net/nf_conntrack, where the kernel has it (CONFIG_NF_CONNTRACK_PROCFS):
+//
+//	ipv4 2 tcp 6 431999 ESTABLISHED src=A dst=B sport=P dport=Q src=C dst=D sport=R dport=S [ASSURED] ...
+//
+// the first four keys are the original direction, the next four the reply.
+func readConntrack() ([]natEntry, error) {
+	b, err := os.ReadFile("/proc/net/nf_conntrack")
+	if err != nil {
+		return nil, err
+	}
+	return parseConntrack(b), nil
+}
+
+func parseConntrack(b []byte) []natEntry {
+	var es []natEntry
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		var e natEntry
+		switch f[2] {
+		case "tcp":
+			e.proto = 6
+		case "udp":
+			e.proto = 17
+		default:
+			continue
+		}
+		var addrs [4]netip.Addr
+		var ports [4]uint16
+		na, np := 0, 0
+		for _, kv := range f[3:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				continue
+			}
+			switch k {
+			case "src", "dst":
+				if a, err := netip.ParseAddr(v); err == nil && na < 4 {
+					addrs[na] = a.Unmap()
+					na++
+				}
+			case "sport", "dport":
+				if p, err := strconv.ParseUint(v, 10, 16); err == nil && np < 4 {
+					ports[np] = uint16(p)
+					np++
+				}
+			}
+		}
+		if na != 4 || np != 4 {
+			continue
+		}
+		e.origSrc, e.origDst = netip.AddrPortFrom(addrs[0], ports[0]), netip.AddrPortFrom(addrs[1], ports[1])
+		e.replySrc, e.replyDst = netip.AddrPortFrom(addrs[2], ports[2]), netip.AddrPortFrom(addrs[3], ports[3])
+		es = append(es, e)
+	}
+	return es
+}

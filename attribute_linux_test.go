@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,5 +201,33 @@ func TestSocketInode(t *testing.T) {
 		if got != tt.want || ok != (tt.want != 0 || tt.link == "socket:[0]") {
 			t.Errorf("socketInode(%q) = %d, %v; want %d", tt.link, got, ok, tt.want)
 		}
+	}
+}
+
+func TestParseConntrack(t *testing.T) {
+	in := "ipv4     2 tcp      6 431999 ESTABLISHED src=203.0.113.7 dst=192.0.2.10 sport=50000 dport=8080 src=172.17.0.2 dst=203.0.113.7 sport=80 dport=50000 [ASSURED] mark=0 zone=0 use=2\n" +
+		"ipv4     2 udp      17 25 src=172.17.0.2 dst=198.51.100.53 sport=5353 dport=53 [UNREPLIED] src=198.51.100.53 dst=192.0.2.10 sport=53 dport=61000 mark=0 zone=0 use=2\n" +
+		"ipv6     10 tcp      6 119 TIME_WAIT src=2001:0db8:0000:0000:0000:0000:0000:0001 dst=2001:0db8:0000:0000:0000:0000:0000:0002 sport=1 dport=2 src=2001:0db8:0000:0000:0000:0000:0000:0002 dst=2001:0db8:0000:0000:0000:0000:0000:0001 sport=2 dport=1 [ASSURED] mark=0 zone=0 use=2\n" +
+		"ipv4     2 icmp     1 29 src=192.0.2.10 dst=198.51.100.1 type=8 code=0 id=7 src=198.51.100.1 dst=192.0.2.10 type=0 code=0 id=7 mark=0 use=2\n" +
+		"garbage\n"
+	got := parseConntrack([]byte(in))
+	want := []natEntry{
+		{6, netip.MustParseAddrPort("203.0.113.7:50000"), netip.MustParseAddrPort("192.0.2.10:8080"),
+			netip.MustParseAddrPort("172.17.0.2:80"), netip.MustParseAddrPort("203.0.113.7:50000")},
+		{17, netip.MustParseAddrPort("172.17.0.2:5353"), netip.MustParseAddrPort("198.51.100.53:53"),
+			netip.MustParseAddrPort("198.51.100.53:53"), netip.MustParseAddrPort("192.0.2.10:61000")},
+		{6, netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2"),
+			netip.MustParseAddrPort("[2001:db8::2]:2"), netip.MustParseAddrPort("[2001:db8::1]:1")},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parseConntrack:\n got %v\nwant %v", got, want)
+	}
+	tr := natTranslations(got)
+	if len(tr) != 2 {
+		t.Errorf("natTranslations: %d flows, want 2 (the IPv6 entry is not NAT'd): %v", len(tr), tr)
+	}
+	dnat := tr[flow{6, netip.MustParseAddrPort("192.0.2.10:8080"), netip.MustParseAddrPort("203.0.113.7:50000")}]
+	if dnat != (flow{6, netip.MustParseAddrPort("172.17.0.2:80"), netip.MustParseAddrPort("203.0.113.7:50000")}) {
+		t.Errorf("the published port's host flow translates to %v", dnat)
 	}
 }

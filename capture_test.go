@@ -29,6 +29,7 @@ import (
 //	iface INDEX NAME [loopback]     (in the order of the capture's interfaces)
 //	local NETNS ADDR                (an address of a network namespace; with none, every address is local)
 //	socket tcp|udp LOCAL REMOTE INODE UID [NETNS]
+//	nat tcp|udp ORIGSRC ORIGDST REPLYSRC REPLYDST   (a conntrack entry)
 //	process PID START NAME USER INODE[,INODE...] CMDLINE...
 //	packet IFINDEX in|out|other tcp|udp|icmp SRC DST LENGTH [COUNT]
 //
@@ -42,6 +43,7 @@ type scenario struct {
 	owners   fixedOwners
 	packets  []scenarioPacket
 	local    map[uint64]map[netip.Addr]bool
+	nat      []natEntry
 }
 
 // isLocal is the scenario's sockIndex.isLocal, or nil without local lines.
@@ -99,6 +101,15 @@ func (s *scenario) parse(fs []string) error {
 	case fs[0] == "iface" && len(fs) >= 3 && atoi(fs[1]) == len(s.ifaces)+1:
 		s.ifaces = append(s.ifaces, fs[2])
 		s.loopback[atoi(fs[1])] = len(fs) > 3 && fs[3] == "loopback"
+	case fs[0] == "nat" && len(fs) == 6:
+		var ap [4]netip.AddrPort
+		for i := range ap {
+			var err error
+			if ap[i], err = netip.ParseAddrPort(fs[2+i]); err != nil {
+				return err
+			}
+		}
+		s.nat = append(s.nat, natEntry{protoNumbers[fs[1]], ap[0], ap[1], ap[2], ap[3]})
 	case fs[0] == "local" && len(fs) == 3:
 		a, err := netip.ParseAddr(fs[2])
 		if err != nil {
@@ -297,7 +308,7 @@ func (s *scenario) readFrames(t *testing.T, path string) []frame {
 }
 
 func TestCaptureGolden(t *testing.T) {
-	for _, name := range []string{"mixed", "loopback", "bridge"} {
+	for _, name := range []string{"mixed", "loopback", "bridge", "nat"} {
 		t.Run(name, func(t *testing.T) {
 			s := loadScenario(t, name)
 			pcapPath := filepath.Join("testdata", "capture", name+".pcapng")
@@ -316,7 +327,8 @@ func TestCaptureGolden(t *testing.T) {
 			}
 			acc := newAccountant()
 			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, isLocal: s.isLocal(), owners: s.owners,
-				warn: func(err error) { t.Errorf("warning: %v", err) }}
+				conntrack: func() ([]natEntry, error) { return s.nat, nil },
+				warn:      func(err error) { t.Errorf("warning: %v", err) }}
 			acc.batch(true)
 			for i := range frames {
 				acc.handle(&frames[i])

@@ -246,13 +246,14 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	warned := map[string]bool{}
 	tables := a.tables()
 	res := &resolver{
-		acc:     acc,
-		sockets: tables.read,
-		isLocal: tables.isLocal,
-		lookup:  a.lookup(),
-		owners:  a.owners(reg, false),
-		quick:   a.owners(reg, true),
-		minGap:  time.Millisecond, // passCostShare bounds it on large socket tables
+		acc:       acc,
+		sockets:   tables.read,
+		isLocal:   tables.isLocal,
+		conntrack: readConntrack,
+		lookup:    a.lookup(),
+		owners:    a.owners(reg, false),
+		quick:     a.owners(reg, true),
+		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
 		warn: func(err error) {
 			if msg := err.Error(); !warned[msg] {
 				warned[msg] = true
