@@ -75,6 +75,7 @@ type flowState struct {
 	inferred bool
 	near     bool  // this end is on this host by the packets' direction (see handle)
 	nat      *flow // the flow this one is a NAT'd copy of, by conntrack, if any
+	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
 }
 
@@ -216,7 +217,7 @@ func (a *accountant) takePending(now time.Time) []flow {
 
 // settle records what the resolver found for each flow in fls: an owner,
 // or a reason; a flow without an owner is queued again until maxTries.
-func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason, nats map[flow]flow) {
+func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason, nats map[flow]flow, foreign []bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, fl := range fls {
@@ -231,6 +232,7 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys [
 		if t, ok := nats[fl]; ok {
 			st.nat = &t
 		}
+		st.foreign = foreign[i]
 		st.why = whys[i]
 		st.tries++
 		if st.tries >= maxTries {
@@ -291,7 +293,7 @@ func (a *accountant) report() ([]usage, captured) {
 		st.cur, st.idle = traffic{}, 0
 		owner := st.owner
 		if owner == nil || owner.pid == 0 {
-			if !st.near || (!st.lo && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
+			if !st.near || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
 				// The far end of packets that no socket of this machine
 				// sent or received, or the near end of packets whose other
 				// end is a process here (a container behind a bridge): the
@@ -477,6 +479,7 @@ func (g *registry) get(pid int, start uint64, read func(*process)) *process {
 type socketTables interface {
 	read() ([]socket, error)
 	isLocal(netns uint64, addr netip.Addr) bool
+	isOurs(addr netip.Addr) bool
 }
 
 // owners finds the processes that hold socket inodes.
@@ -494,6 +497,9 @@ type resolver struct {
 	acc     *accountant
 	sockets func() ([]socket, error)                 // the kernel's socket tables, of every network namespace
 	isLocal func(netns uint64, addr netip.Addr) bool // see sockIndex; nil takes every address as local
+	// isOurs reports whether addr is an address of any namespace of this
+	// machine; nil takes every address as ours
+	isOurs func(addr netip.Addr) bool
 	// conntrack reads the NAT translations of netuse's namespace; nil: none
 	conntrack func() ([]natEntry, error)
 	lookup    func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
@@ -574,33 +580,45 @@ func (r *resolver) syn(f *frame) {
 		fls = append(fls, flow{p.proto, p.dst, p.src})
 	}
 	r.synFlows = fls
+	// The sending end of a connection this host opened: if its socket is
+	// gone even from the table by the time it is looked up, the newest
+	// processes are still worth a look (the rule below).
+	opener := len(fls) > 0 && (f.loopback || f.dir == dirOut)
 	want := map[uint64]*process{}
 	socks := make([]socket, len(fls))
+	found := make([]bool, len(fls))
 	for i, fl := range fls {
-		if s, ok := r.lookup(fl); ok && s.inode != 0 {
-			socks[i] = s
-			want[s.inode] = nil
+		socks[i], found[i] = r.lookup(fl)
+		if found[i] && socks[i].inode != 0 {
+			want[socks[i].inode] = nil
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && !opener {
 		return
 	}
 	r.quick.find(want)
 	owners := make([]*process, len(fls))
 	inferred := make([]bool, len(fls))
+	g, canGuess := r.quick.(newcomers)
 	for i, s := range socks {
-		if s.inode == 0 {
+		if s.inode != 0 {
+			owners[i] = want[s.inode]
+		}
+		if owners[i] != nil || !canGuess {
 			continue
 		}
-		if owners[i] = want[s.inode]; owners[i] == nil {
-			// The socket closed before its owner was found: a connection
-			// of a millisecond or less. If exactly one process of the
-			// socket's user started since the last look, it is the owner.
-			if g, ok := r.quick.(newcomers); ok {
-				owners[i] = g.soleNewcomer(s.uid)
-				inferred[i] = owners[i] != nil
-			}
+		// The socket closed before its owner was found: a connection of
+		// a millisecond or less. If exactly one process of the socket's
+		// user started since the last look, it is the owner; if the
+		// socket is gone from the table too, so that its user is not
+		// known either, the one process of any user that started.
+		switch {
+		case found[i]:
+			owners[i] = g.soleNewcomer(s.uid, false)
+		case i == 0 && opener:
+			owners[i] = g.soleNewcomer(0, true)
 		}
+		inferred[i] = owners[i] != nil
 	}
 	r.acc.learn(fls, owners, inferred)
 }
@@ -608,7 +626,7 @@ func (r *resolver) syn(f *frame) {
 // newcomers is an owner finder that can name the one process of a user
 // that it saw start in its last look.
 type newcomers interface {
-	soleNewcomer(uid uint32) *process
+	soleNewcomer(uid uint32, anyUID bool) *process
 }
 
 // pass resolves every pending flow once.
@@ -660,7 +678,11 @@ func (r *resolver) pass() {
 			}
 		}
 	}
-	r.acc.settle(now, fls, owners, whys, r.natCopies(fls, whys))
+	foreign := make([]bool, len(fls))
+	for i, fl := range fls {
+		foreign[i] = owners[i] == nil && r.isOurs != nil && !r.isOurs(fl.local.Addr())
+	}
+	r.acc.settle(now, fls, owners, whys, r.natCopies(fls, whys), foreign)
 }
 
 // natCopies finds, among the flows without a socket, those that conntrack
@@ -692,23 +714,24 @@ type natEntry struct {
 	replySrc, replyDst netip.AddrPort
 }
 
-// natTranslations maps the flows that NAT rewrote, as seen on the host's
-// side, to the flows as the NAT'd end sees them. DNAT (a published port):
-// the host's flow (local orig.dst, remote orig.src) is the container's
-// (local reply.src, remote reply.dst). SNAT (masquerade): the host's flow
-// (local reply.dst, remote reply.src) is the container's (local orig.src,
-// remote orig.dst).
+// natTranslations maps the flows that NAT rewrote, as seen on the side of
+// the translation that no socket has, to the flows as a socket sees them.
+// An entry gives two: the flow toward the original destination, (local
+// orig.dst, remote orig.src), is (local reply.src, remote reply.dst) at
+// the replying end: a container behind a published port (DNAT); and the
+// flow toward the original source, (local reply.dst, remote reply.src), is
+// (local orig.src, remote orig.dst) at the opening end: a masqueraded
+// container (SNAT), or a client of a published port seen on the bridge.
 func natTranslations(entries []natEntry) map[flow]flow {
 	m := map[flow]flow{}
 	for _, e := range entries {
-		if e.replySrc == e.origDst && e.replyDst == e.origSrc {
-			continue // not NAT'd
+		toDst := flow{e.proto, e.origDst, e.origSrc}
+		if t := (flow{e.proto, e.replySrc, e.replyDst}); t != toDst {
+			m[toDst] = t
 		}
-		if e.replySrc != e.origDst {
-			m[flow{e.proto, e.origDst, e.origSrc}] = flow{e.proto, e.replySrc, e.replyDst}
-		}
-		if e.replyDst != e.origSrc {
-			m[flow{e.proto, e.replyDst, e.replySrc}] = flow{e.proto, e.origSrc, e.origDst}
+		toSrc := flow{e.proto, e.replyDst, e.replySrc}
+		if t := (flow{e.proto, e.origSrc, e.origDst}); t != toSrc {
+			m[toSrc] = t
 		}
 	}
 	return m

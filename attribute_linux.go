@@ -155,6 +155,21 @@ func (t *nsTables) isLocal(ns uint64, addr netip.Addr) bool {
 	return !ok || a[addr] // a namespace not listed yet: no reason to doubt
 }
 
+// isOurs reports whether addr is an address of any namespace.
+func (t *nsTables) isOurs(addr netip.Addr) bool {
+	if addr.IsLoopback() {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range t.addrs {
+		if a[addr] {
+			return true
+		}
+	}
+	return false
+}
+
 // interfaceAddrs returns the addresses of the current thread's namespace.
 func interfaceAddrs() map[netip.Addr]bool {
 	m := map[netip.Addr]bool{}
@@ -442,7 +457,9 @@ func newProcfs(reg *registry, recent bool) *procfs {
 // since the last scan, newest first (a new flow's owner almost always is
 // one of them), then, at most every fullGap, from every process.
 func (p *procfs) find(want map[uint64]*process) (denied bool) {
-	if p.fill(want) {
+	// With nothing to find, the quick finder still looks at every recent
+	// process, so that soleNewcomer knows who is new.
+	if len(want) > 0 && p.fill(want) {
 		return false
 	}
 	// The newest processes, counting down from the last pid the kernel
@@ -470,7 +487,7 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 			if !known && stat != nil {
 				p.noteNewcomer(pid, stat)
 			}
-			if p.fill(want) {
+			if len(want) > 0 && p.fill(want) {
 				return denied
 			}
 		}
@@ -657,13 +674,14 @@ func (p *procfs) noteNewcomer(pid int, stat []byte) {
 	}
 }
 
-// soleNewcomer returns the process of uid that the last look found for the
-// first time, if there was exactly one: when a connection's socket closed
-// before its owner was found, that process is almost surely the owner.
-func (p *procfs) soleNewcomer(uid uint32) *process {
+// soleNewcomer returns the process of uid (of any user if anyUID) that
+// the last look found for the first time, if there was exactly one: when a
+// connection's socket closed before its owner was found, that process is
+// almost surely the owner.
+func (p *procfs) soleNewcomer(uid uint32, anyUID bool) *process {
 	var only *newcomer
 	for i, n := range p.newcomers {
-		if n.uid != uid {
+		if n.uid != uid && !anyUID {
 			continue
 		}
 		if only != nil {

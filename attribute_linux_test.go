@@ -82,10 +82,10 @@ func TestProcfsQuick(t *testing.T) {
 	f.add(600, 6000, "wget", 0, []string{"wget"})
 	f.lastPid(600)
 	p.find(map[uint64]*process{9999: nil})
-	if g := p.soleNewcomer(uint32(uid)); g == nil || g.pid != 600 || g.name != "wget" {
+	if g := p.soleNewcomer(uint32(uid), false); g == nil || g.pid != 600 || g.name != "wget" {
 		t.Errorf("sole newcomer of uid %d: %+v, want pid 600 wget", uid, g)
 	}
-	if g := p.soleNewcomer(uint32(uid) + 1); g != nil {
+	if g := p.soleNewcomer(uint32(uid)+1, false); g != nil {
 		t.Errorf("sole newcomer of another uid: %+v, want none", g)
 	}
 
@@ -94,7 +94,7 @@ func TestProcfsQuick(t *testing.T) {
 	f.add(701, 7001, "b", 0, []string{"b"})
 	f.lastPid(701)
 	p.find(map[uint64]*process{9999: nil})
-	if g := p.soleNewcomer(uint32(uid)); g != nil {
+	if g := p.soleNewcomer(uint32(uid), false); g != nil {
 		t.Errorf("two newcomers, and a guess: %+v", g)
 	}
 }
@@ -223,11 +223,15 @@ func TestParseConntrack(t *testing.T) {
 		t.Errorf("parseConntrack:\n got %v\nwant %v", got, want)
 	}
 	tr := natTranslations(got)
-	if len(tr) != 2 {
-		t.Errorf("natTranslations: %d flows, want 2 (the IPv6 entry is not NAT'd): %v", len(tr), tr)
+	if len(tr) != 4 {
+		t.Errorf("natTranslations: %d flows, want 4, two for each NAT'd entry (the IPv6 one is not): %v", len(tr), tr)
 	}
 	dnat := tr[flow{6, netip.MustParseAddrPort("192.0.2.10:8080"), netip.MustParseAddrPort("203.0.113.7:50000")}]
 	if dnat != (flow{6, netip.MustParseAddrPort("172.17.0.2:80"), netip.MustParseAddrPort("203.0.113.7:50000")}) {
 		t.Errorf("the published port's host flow translates to %v", dnat)
+	}
+	client := tr[flow{6, netip.MustParseAddrPort("203.0.113.7:50000"), netip.MustParseAddrPort("172.17.0.2:80")}]
+	if client != (flow{6, netip.MustParseAddrPort("203.0.113.7:50000"), netip.MustParseAddrPort("192.0.2.10:8080")}) {
+		t.Errorf("the client's end seen on the bridge translates to %v", client)
 	}
 }

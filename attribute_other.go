@@ -10,6 +10,7 @@ type nsTables struct{}
 func newNSTables() *nsTables                                   { return &nsTables{} }
 func (t *nsTables) read() ([]socket, error)                    { return nil, errNotLinux }
 func (t *nsTables) isLocal(netns uint64, addr netip.Addr) bool { return true }
+func (t *nsTables) isOurs(addr netip.Addr) bool                { return true }
 
 // newLookup finds the kernel's socket of one flow: Linux only.
 func newLookup() func(flow) (socket, bool) {

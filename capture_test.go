@@ -46,6 +46,22 @@ type scenario struct {
 	nat      []natEntry
 }
 
+// isOurs says whether addr is in any namespace's local lines, or nil
+// without local lines.
+func (s *scenario) isOurs() func(netip.Addr) bool {
+	if len(s.local) == 0 {
+		return nil
+	}
+	return func(a netip.Addr) bool {
+		for _, m := range s.local {
+			if m[a] {
+				return true
+			}
+		}
+		return a.IsLoopback()
+	}
+}
+
 // isLocal is the scenario's sockIndex.isLocal, or nil without local lines.
 func (s *scenario) isLocal() func(uint64, netip.Addr) bool {
 	if len(s.local) == 0 {
@@ -326,7 +342,7 @@ func TestCaptureGolden(t *testing.T) {
 				t.Fatalf("%s holds %d packets, %s.txt says %d (go test -run Capture -update rewrites it)", pcapPath, len(frames), name, len(s.packets))
 			}
 			acc := newAccountant()
-			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, isLocal: s.isLocal(), owners: s.owners,
+			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, isLocal: s.isLocal(), isOurs: s.isOurs(), owners: s.owners,
 				conntrack: func() ([]natEntry, error) { return s.nat, nil },
 				warn:      func(err error) { t.Errorf("warning: %v", err) }}
 			acc.batch(true)

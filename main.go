@@ -250,6 +250,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		sockets:   tables.read,
 		isLocal:   tables.isLocal,
 		conntrack: readConntrack,
+		isOurs:    tables.isOurs,
 		lookup:    a.lookup(),
 		owners:    a.owners(reg, false),
 		quick:     a.owners(reg, true),

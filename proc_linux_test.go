@@ -641,6 +641,9 @@ func TestProcNAT(t *testing.T) {
 	}
 	if nobody > up/100 {
 		t.Errorf("%d bytes went to pid 0 rows, more than 1%% of the %d the uplink moved", nobody, up)
+		for _, r := range p.procs {
+			t.Logf("seq %d pid %d %q %s: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes)
+		}
 	}
 }
 
