@@ -611,11 +611,15 @@ func (r *resolver) syn(f *frame) {
 		// a millisecond or less. If exactly one process of the socket's
 		// user started since the last look, it is the owner; if the
 		// socket is gone from the table too, so that its user is not
-		// known either, the one process of any user that started.
-		switch {
-		case found[i]:
+		// known either, the one process of any user that started. Only
+		// for the end that opened the connection: a server's end is found
+		// through its listener, and the newest process is the client.
+		if i != 0 || !opener {
+			continue
+		}
+		if found[i] {
 			owners[i] = g.soleNewcomer(s.uid, false)
-		case i == 0 && opener:
+		} else {
 			owners[i] = g.soleNewcomer(0, true)
 		}
 		inferred[i] = owners[i] != nil
