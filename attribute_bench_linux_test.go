@@ -295,3 +295,13 @@ func benchOwners(b *testing.B, held int, socks []socket) {
 		check(b)
 	})
 }
+
+// readSockets reads the TCP and UDP sockets of the test's own namespace.
+func readSockets() ([]socket, error) {
+	d, err := openSockDiag()
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	return d.dumpAll(nil)
+}

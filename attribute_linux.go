@@ -19,16 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readSockets reads the TCP and UDP sockets of netuse's own namespace.
-func readSockets() ([]socket, error) {
-	d, err := openSockDiag()
-	if err != nil {
-		return nil, err
-	}
-	defer d.close()
-	return d.dumpAll(nil)
-}
-
 // nsTables reads the socket tables of every network namespace in use: a
 // process in a container has its sockets in its own namespace, which the
 // host's table does not list. For each namespace it keeps a sock_diag

@@ -85,10 +85,19 @@ func newTestNet(t *testing.T) *testNet {
 	return n
 }
 
+// inNS returns a command that runs argv inside network namespace ns, or in
+// the test's own namespace if ns is "".
+func inNS(ns string, argv ...string) *exec.Cmd {
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	return exec.Command(argv[0], argv[1:]...)
+}
+
 // ifaceBytes reads an interface's rx and tx byte counters inside a namespace.
 func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "cat",
+	out, err := inNS(ns, "cat",
 		"/sys/class/net/"+iface+"/statistics/rx_bytes", "/sys/class/net/"+iface+"/statistics/tx_bytes").Output()
 	if err != nil {
 		t.Fatalf("read counters of %s in %s: %v", iface, ns, err)
@@ -110,11 +119,7 @@ type helper struct {
 // until the test ends, so that netuse can find it while it reports.
 func startHelper(t *testing.T, ns string, args ...string) *helper {
 	t.Helper()
-	argv := append([]string{os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)
-	if ns != "" { // "" runs it in the test's own namespace
-		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := inNS(ns, append([]string{os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
@@ -174,7 +179,7 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 // records.
 func launchProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, netuseBin, "proc", "--json"}, args...)...)
+	cmd := inNS(ns, append([]string{netuseBin, "proc", "--json"}, args...)...)
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
@@ -522,24 +527,8 @@ func TestProcOtherNamespace(t *testing.T) {
 			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
 		}
 	}
-	readHost := func() (rx, tx uint64) {
-		b1, _ := os.ReadFile("/sys/class/net/" + host + "/statistics/rx_bytes")
-		b2, _ := os.ReadFile("/sys/class/net/" + host + "/statistics/tx_bytes")
-		rx, _ = strconv.ParseUint(strings.TrimSpace(string(b1)), 10, 64)
-		tx, _ = strconv.ParseUint(strings.TrimSpace(string(b2)), 10, 64)
-		return rx, tx
-	}
-	rx0, tx0 := readHost()
-	cmd := exec.Command(netuseBin, "proc", "--json", "--interval", "300ms", "--iface", host)
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &p.stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
-	go p.read(t, stdout)
-	p.intervals(t, 1)
+	rx0, tx0 := ifaceBytes(t, "", host)
+	p := startProc(t, "", "--iface", host)
 
 	server := startHelper(t, ns, "serve-send", "198.51.100.2:7020", strconv.Itoa(transfer))
 	server.expect(t, "listening")
@@ -548,7 +537,7 @@ func TestProcOtherNamespace(t *testing.T) {
 	server.expect(t, "sent")
 	p.intervals(t, 3)
 	p.stop(t)
-	rx1, tx1 := readHost()
+	rx1, tx1 := ifaceBytes(t, "", host)
 
 	srvRx, srvTx, srvName := p.credited(server.cmd.Process.Pid)
 	cliRx, _, _ := p.credited(client.cmd.Process.Pid)
