@@ -672,12 +672,21 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 //	send tcp|udp ADDR N       connect and send N bytes; say "sent N"
 //	recv ADDR                 connect and read until EOF; say "got N"
 //
+// With NETUSE_TEST_COMM set, it first takes that as its process name.
 // It then waits for its standard input to close, with its sockets open, so
 // that netuse can find them however long it takes: finding the owners of
 // short-lived sockets is tested on its own.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv("NETUSE_TEST_HELPER") == "" {
 		return
+	}
+	if comm := os.Getenv("NETUSE_TEST_COMM"); comm != "" {
+		// /proc/self is the process's main thread, whose name ps and
+		// netuse show.
+		if err := os.WriteFile("/proc/self/comm", []byte(comm), 0); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
 	}
 	args := os.Args
 	for len(args) > 0 && args[0] != "--" {

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Escape sequences (ECMA-48), written only to a terminal.
@@ -287,16 +289,82 @@ func (r *renderer) cells(mode string, u usage, elapsed time.Duration) []string {
 	}
 }
 
-// text returns u's text columns.
+// Longest text cells, in characters; longer values are cut to fit.
+const (
+	maxIface   = 24 // IFNAMSIZ is 16 bytes, but escapes make a name longer
+	maxUser    = 16
+	maxProgram = 32
+	maxCgroup  = 64
+)
+
+// text returns u's text columns, safe to print.
 func text(mode string, u usage) []string {
 	if mode != "proc" {
-		return []string{u.name}
+		return []string{visible(u.name, maxIface)}
 	}
 	pid := "-"
 	if u.proc.pid != 0 {
 		pid = strconv.Itoa(u.proc.pid)
 	}
-	return []string{pid, u.proc.user, u.proc.name}
+	return []string{pid, visible(u.proc.user, maxUser), visible(u.proc.name, maxProgram)}
+}
+
+// visible returns s as a table may show it. Names come from other programs
+// (a process picks its own name, and a command line may hold anything), so
+// control characters, escape sequences, Unicode format characters (such as
+// the right-to-left override) and bytes that are not UTF-8 are written as
+// visible Go escapes: "\x1b[2J" stays those seven characters and never
+// clears the screen. A result longer than limit characters is cut, its last
+// character replaced by "…"; limit 0 means no limit. NDJSON carries the
+// values themselves, escaped by encoding/json.
+func visible(s string, limit int) string {
+	safe := true
+	for _, c := range []byte(s) {
+		if c < 0x20 || c >= 0x7f {
+			safe = false
+			break
+		}
+	}
+	if safe && (limit == 0 || len(s) <= limit) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		c, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c < 0x80 && unicode.IsControl(c):
+			fmt.Fprintf(&b, `\x%02x`, c)
+		case unicode.IsControl(c) || unicode.Is(unicode.Cf, c):
+			fmt.Fprintf(&b, `\u%04x`, c)
+		default:
+			b.WriteRune(c)
+		}
+		i += size
+	}
+	return cut(b.String(), limit)
+}
+
+// cut shortens s to at most limit characters, marking the cut with "…".
+func cut(s string, limit int) string {
+	if limit <= 0 || utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == limit-1 {
+			return s[:i] + "…"
+		}
+		n++
+	}
+	return s
 }
 
 // width of a number column: enough for the widest value the unit ladder
@@ -338,7 +406,7 @@ func (r *renderer) header(f report) string {
 			f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
 	}
 	if f.mode == "total" {
-		h += "  ifaces " + strings.Join(f.ifaces, ",")
+		h += "  ifaces " + visible(strings.Join(f.ifaces, ","), 0)
 	}
 	return h
 }
@@ -372,7 +440,7 @@ func (r *renderer) writeTable(f report) {
 		line := r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols)
 		if f.mode == "proc" && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
-			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, u.proc.cgroup)
+			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
 		}
 		lines = append(lines, line)
 	}
@@ -397,8 +465,8 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteString(escHideCursor)
 	}
 	for i, l := range lines {
-		if ok && len(l) > cols {
-			l = l[:cols] // a wrapped line would break the count of lines to go up
+		if ok {
+			l = clip(l, cols) // a wrapped line would break the count of lines to go up
 		}
 		r.buf.WriteString(l)
 		if i < len(lines)-1 {
@@ -415,7 +483,7 @@ func (r *renderer) captureLine(f report) string {
 	_, share := attribution(f)
 	// Rounded down, so that 100.0% means all of it.
 	return fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%",
-		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), strings.Join(c.ifaces, ","), c.drops, math.Floor(share*1000)/10)
+		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), visible(strings.Join(c.ifaces, ","), 0), c.drops, math.Floor(share*1000)/10)
 }
 
 // growLeft widens the text columns to fit the headers and texts.
@@ -428,7 +496,7 @@ func (r *renderer) growLeft(headers []string, texts [][]string) {
 	}
 	for _, t := range texts {
 		for i, s := range t {
-			r.left[i] = max(r.left[i], len(s))
+			r.left[i] = max(r.left[i], utf8.RuneCountInString(s))
 		}
 	}
 }
@@ -441,7 +509,7 @@ func (r *renderer) row(texts, numbers, columns []string) string {
 			b.WriteString("  ")
 		}
 		b.WriteString(t)
-		b.WriteString(strings.Repeat(" ", r.left[i]-len(t)))
+		b.WriteString(strings.Repeat(" ", r.left[i]-utf8.RuneCountInString(t)))
 	}
 	for i, c := range numbers {
 		b.WriteString(strings.Repeat(" ", max(r.width(columns[i])-len(c), 1)))
@@ -460,6 +528,19 @@ func (r *renderer) writeTotalLine(f report) {
 		r.buf.WriteString(r.row([]string{"TOTAL"}, ifaceNumbers, ifaceNumbers) + "\n")
 	}
 	r.buf.WriteString("\r" + r.row([]string{""}, r.cells(f.mode, f.rows[0], f.elapsed), ifaceNumbers) + escClearLine)
+}
+
+// clip shortens a line to the terminal's width, in characters; unlike cut
+// it does not mark the cut, which the edge of the screen already shows.
+func clip(s string, cols int) string {
+	n := 0
+	for i := range s {
+		if n == cols {
+			return s[:i]
+		}
+		n++
+	}
+	return s
 }
 
 // size formats a number of bytes, or bytes per second, in the renderer's
