@@ -1,0 +1,329 @@
+package main
+
+// Least-privilege tests: netuse run as an unprivileged user (nobody), with
+// no capabilities or with file capabilities given by setcap(8), must do
+// what the README's "Privileges" paragraph promises. And netuse must never
+// run another program.
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// nobody runs commands as user and group 65534 (nobody, nogroup on Debian)
+// with setpriv(1). setpriv sets no no_new_privs flag, so that the kernel
+// honours a file's capabilities when the command executes it; changing the
+// user from root clears the permitted and effective sets, so that nothing
+// else is left.
+var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
+
+// capsBin returns a copy of netuseBin that user nobody may execute, with
+// the file capabilities caps ("cap_net_raw,cap_sys_ptrace"; none if "").
+func capsBin(t *testing.T, caps string) string {
+	t.Helper()
+	needRoot(t)
+	for _, tool := range []string{"setpriv", "setcap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("needs %s, and CI is set", tool)
+			}
+			t.Skipf("needs %s(8)", tool)
+		}
+	}
+	dir := capsDir(t)
+	bin := filepath.Join(dir, "netuse")
+	b, err := os.ReadFile(netuseBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if caps != "" {
+		if out, err := exec.Command("setcap", caps+"+ep", bin).CombinedOutput(); err != nil {
+			t.Fatalf("setcap %s+ep %s: %v: %s", caps, bin, err, out)
+		}
+	}
+	return bin
+}
+
+// capsDir makes a directory open to every user on a file system that
+// honours file capabilities: the kernel ignores them on a nosuid mount, as
+// a tmpfs /tmp often is. t.TempDir will not do: it and its parent are
+// private to root.
+func capsDir(t *testing.T) string {
+	t.Helper()
+	for _, parent := range []string{os.TempDir(), "/var/tmp"} {
+		var st unix.Statfs_t
+		if unix.Statfs(parent, &st) != nil || st.Flags&unix.ST_NOSUID != 0 {
+			continue
+		}
+		dir, err := os.MkdirTemp(parent, "netuse-caps")
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	t.Fatalf("no directory for a binary with file capabilities: %s and /var/tmp are mounted nosuid or absent", os.TempDir())
+	return ""
+}
+
+// launchProcAs starts netuse proc --json with args in ns as user nobody,
+// running bin, and collects its records like launchProc.
+func launchProcAs(t *testing.T, ns, bin string, args ...string) *procRun {
+	t.Helper()
+	argv := append([]string{"setpriv"}, nobody...)
+	cmd := inNS(ns, append(append(argv, bin, "proc", "--json"), args...)...)
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go p.read(t, stdout)
+	return p
+}
+
+// Capability numbers, from linux/capability.h.
+const (
+	capDacReadSearch = 2
+	capNetRaw        = 13
+	capSysPtrace     = 19
+)
+
+// checkCreds checks that the process pid runs as nobody with exactly the
+// effective capabilities want, and without no_new_privs: that the test
+// tests what it means to.
+func checkCreds(t *testing.T, pid int, want uint64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			got[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	if got["Name"] != "netuse" || got["Uid"] != "65534 65534 65534 65534" || got["NoNewPrivs"] != "0" {
+		t.Fatalf("pid %d: name %q, uid %q, no_new_privs %q; want netuse, nobody (65534) and 0", pid, got["Name"], got["Uid"], got["NoNewPrivs"])
+	}
+	if eff, _ := strconv.ParseUint(got["CapEff"], 16, 64); eff != want {
+		t.Fatalf("netuse's effective capabilities are %#x, want %#x", eff, want)
+	}
+}
+
+// addsUp checks, as procRun.check does, that in every interval the rows
+// add up to the bytes captured and the kernel dropped nothing.
+func (p *procRun) addsUp(t *testing.T) {
+	t.Helper()
+	for _, c := range p.capts {
+		var rx, tx uint64
+		for _, r := range p.procs {
+			if r.Seq == c.Seq {
+				rx += r.RxBytes
+				tx += r.TxBytes
+			}
+		}
+		if rx != c.RxBytes || tx != c.TxBytes {
+			t.Errorf("interval %d: rows add up to rx %d tx %d, captured rx %d tx %d", c.Seq, rx, tx, c.RxBytes, c.TxBytes)
+		}
+		if c.Drops != 0 {
+			t.Errorf("interval %d: the kernel dropped %d frames", c.Seq, c.Drops)
+		}
+	}
+}
+
+// TestProcLeastPrivilege runs netuse proc as user nobody with file
+// capabilities, in namespace a, while two helpers of root move TCP traffic
+// over the veth: one a client that uploads, one a server that a client in
+// b downloads from. With cap_net_raw, cap_dac_read_search and
+// cap_sys_ptrace, netuse must credit the helpers as root would. Without
+// one of the last two it must warn once and count their traffic as
+// "(not readable)"; without cap_net_raw it must exit 1 with one line.
+func TestProcLeastPrivilege(t *testing.T) {
+	all := uint64(1<<capNetRaw | 1<<capDacReadSearch | 1<<capSysPtrace)
+	for _, tc := range []struct {
+		caps string
+		eff  uint64
+	}{
+		{"cap_net_raw,cap_dac_read_search,cap_sys_ptrace", all},
+		{"cap_net_raw", 1 << capNetRaw},
+		{"cap_net_raw,cap_dac_read_search", 1<<capNetRaw | 1<<capDacReadSearch},
+		{"cap_net_raw,cap_sys_ptrace", 1<<capNetRaw | 1<<capSysPtrace},
+	} {
+		t.Run(tc.caps, func(t *testing.T) {
+			bin := capsBin(t, tc.caps)
+			n := newTestNet(t)
+			rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+			p := launchProcAs(t, n.a, bin, "--iface", "veth-a", "--interval", "300ms")
+			p.intervals(t, 1) // capturing now
+			checkCreds(t, p.cmd.Process.Pid, tc.eff)
+
+			remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7101")
+			remote.expect(t, "listening")
+			client := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7101", strconv.Itoa(transfer))
+			client.expect(t, "sent")
+			remote.expect(t, fmt.Sprintf("got %d", transfer))
+			server := startHelper(t, n.a, "serve-send", "192.0.2.1:7102", strconv.Itoa(transfer))
+			server.expect(t, "listening")
+			startHelper(t, n.b, "recv", "192.0.2.1:7102").expect(t, fmt.Sprintf("got %d", transfer))
+			server.expect(t, "sent")
+			p.intervals(t, 3) // the last packets, reported
+
+			p.cmd.Process.Signal(os.Interrupt)
+			<-p.done
+			err := p.cmd.Wait()
+			rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+			veth := rx1 - rx0 + tx1 - tx0
+			p.addsUp(t)
+			crx, ctx, _ := p.credited(client.cmd.Process.Pid)
+			srx, stx, _ := p.credited(server.cmd.Process.Pid)
+
+			if tc.eff == all {
+				if err != nil || p.stderr.Len() > 0 {
+					t.Errorf("netuse as nobody with %s: %v, stderr %q; want status 0 and nothing", tc.caps, err, p.stderr.String())
+				}
+				p.within1(t, "the two helpers of root, rx+tx", crx+ctx+srx+stx, veth)
+				if ctx < transfer || stx < transfer {
+					t.Errorf("client credited with tx %d, server with tx %d; each sent %d", ctx, stx, transfer)
+				}
+				return
+			}
+			// README: "without them netuse warns once on stderr and counts
+			// that traffic as (not readable)".
+			msg := p.stderr.String()
+			if err != nil || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "netuse: warning: ") ||
+				!strings.Contains(msg, `"(not readable)"`) || !strings.Contains(msg, "CAP_DAC_READ_SEARCH") || !strings.Contains(msg, "CAP_SYS_PTRACE") {
+				t.Errorf("netuse as nobody with %s: %v, stderr %q; want status 0 and one warning naming (not readable), CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE",
+					tc.caps, err, msg)
+			}
+			if crx+ctx+srx+stx > 0 {
+				t.Errorf("the helpers of root, which nobody cannot read, were credited: client rx %d tx %d, server rx %d tx %d", crx, ctx, srx, stx)
+			}
+			var unreadable uint64
+			for _, r := range p.procs {
+				if r.Pid == 0 && r.Reason == "not_readable" {
+					unreadable += r.RxBytes + r.TxBytes
+				}
+			}
+			p.within1(t, `"(not readable)" rows, rx+tx`, unreadable, veth)
+		})
+	}
+	t.Run("cap_dac_read_search,cap_sys_ptrace", func(t *testing.T) {
+		// Without cap_net_raw: one line naming it, nothing on stdout.
+		bin := capsBin(t, "cap_dac_read_search,cap_sys_ptrace")
+		n := newTestNet(t)
+		cmd := inNS(n.a, append(append([]string{"setpriv"}, nobody...), bin, "proc", "--json", "--iface", "veth-a", "-c", "1")...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		msg := stderr.String()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || stdout.Len() > 0 || strings.Count(msg, "\n") != 1 ||
+			!strings.HasPrefix(msg, "netuse: ") || !strings.Contains(msg, "CAP_NET_RAW") {
+			t.Errorf("status %d, stdout %q, stderr %q; want 1, nothing, and one line naming CAP_NET_RAW", code, stdout.String(), msg)
+		}
+	})
+}
+
+// TestTotalIfaceNeedNoPrivilege runs total and iface as user nobody with
+// no capabilities: the README says they need no privileges.
+func TestTotalIfaceNeedNoPrivilege(t *testing.T) {
+	bin := capsBin(t, "")
+	n := newTestNet(t)
+	for _, mode := range []string{"total", "iface"} {
+		cmd := inNS(n.a, append(append([]string{"setpriv"}, nobody...), bin, mode, "--count", "1", "--interval", "200ms", "--json")...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || stderr.Len() > 0 {
+			t.Errorf("netuse %s as nobody: %v, stderr %q; want status 0 and nothing", mode, err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if mode == "total" && len(lines) != 1 {
+			t.Errorf("netuse total --count 1 wrote %d lines, want 1: %q", len(lines), out)
+		}
+		for _, l := range lines {
+			var r record
+			if err := json.Unmarshal([]byte(l), &r); err != nil || r.Type != mode || r.Seq != 1 {
+				t.Errorf("netuse %s as nobody wrote %q (%v); want a %s record of interval 1", mode, l, err, mode)
+			}
+		}
+	}
+}
+
+// TestNeverRunsAProgram reads the package's own code (every platform's
+// files, no tests) and fails if it can run another program: the README
+// says netuse never does (no shell, no clear(1)). It cannot see into the
+// dependencies.
+func TestNeverRunsAProgram(t *testing.T) {
+	banned := map[string][]string{ // import path -> its functions that run a program
+		"os":                    {"StartProcess"},
+		"syscall":               {"Exec", "ForkExec", "StartProcess", "SYS_EXECVE", "SYS_EXECVEAT"},
+		"golang.org/x/sys/unix": {"Exec", "SYS_EXECVE", "SYS_EXECVEAT"},
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Go files here: %v", err)
+	}
+	fset := token.NewFileSet()
+	read := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read++
+		local := map[string]string{} // name in the file -> import path
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if path == "os/exec" {
+				t.Errorf("%s: imports os/exec", fset.Position(imp.Pos()))
+			}
+			name := path[strings.LastIndex(path, "/")+1:]
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			local[name] = path
+		}
+		ast.Inspect(f, func(nd ast.Node) bool {
+			sel, ok := nd.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			pkg, ok := sel.X.(*ast.Ident)
+			if !ok {
+				return true
+			}
+			for _, fn := range banned[local[pkg.Name]] {
+				if sel.Sel.Name == fn {
+					t.Errorf("%s: uses %s.%s, which runs a program", fset.Position(sel.Pos()), local[pkg.Name], fn)
+				}
+			}
+			return true
+		})
+	}
+	if read == 0 {
+		t.Fatal("no non-test Go files read")
+	}
+}
