@@ -270,7 +270,6 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	defer close(done)
 	defer r.close()
 
-	names := c.ifaces()
 	last := a.clock.now()
 	return tick(ctx, a.clock, o, func(seq int) error {
 		select {
@@ -281,7 +280,12 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		res.pass() // flows that came too late for the resolver's own pass
 		rows, cap := acc.report()
 		cap.drops = c.takeDrops()
-		cap.ifaces = names
+		cap.ifaces = c.ifaces()
+		// Interfaces come and go (containers, VPNs, hotplug): capture on
+		// those that match now from the next interval on.
+		if picked, _, err := pickIfaces(o.globs); err == nil {
+			c.update(picked)
+		}
 		now := a.clock.now()
 		f := report{mode: "proc", seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap}
 		last = now

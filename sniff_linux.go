@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -25,23 +27,29 @@ const (
 )
 
 // ring is one AF_PACKET socket with a TPACKET_V3 receive ring, bound to one
-// interface.
+// interface, with its socket for connection openings.
 type ring struct {
 	fd       int
+	syn      int // packet socket that gets only connection openings (synFilter), no ring; -1 if none
+	index    int // the interface's index: a new interface of the same name has another
 	iface    string
 	loopback bool
 	buf      []byte // the mmap'ed ring: blockCount blocks of blockSize
 	next     int    // the block to read next
 }
 
-// capture reads frames from the rings of the interfaces it was opened on.
-// The goroutine in run reads the rings; stop tells it to end, waits until
+// capture reads frames from the rings of the interfaces it was opened on,
+// and of those that update adds. The goroutine in run reads the rings and
+// is the only one to open or close them; stop tells it to end, waits until
 // it has, and only then closes the sockets and unmaps the rings, so that
 // nothing is closed or unmapped under a reader.
 type capture struct {
+	mu      sync.Mutex // guards rings, want and gone; run changes rings, takeDrops reads them
 	rings   []*ring
-	syns    []int // packet sockets that get only connection openings (synFilter), no ring
-	wake    int   // eventfd that stop writes to, to end run's poll
+	want    []net.Interface // set by update: the interfaces to capture on
+	changed atomic.Bool     // want changed since run last looked
+	gone    uint64          // drops of rings closed since the last takeDrops
+	wake    int             // eventfd that stop and update write to, to end run's poll
 	stopped atomic.Bool
 	done    chan struct{} // closed when run returns
 }
@@ -52,12 +60,26 @@ type capture struct {
 // Loopback is left out by default because its traffic never leaves the
 // machine; --iface lo adds it, and then both ends are credited.
 func captureIfaces(globs []string) ([]net.Interface, error) {
+	picked, names, err := pickIfaces(globs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkGlobs(globs, names); err != nil {
+		return nil, err
+	}
+	if len(picked) == 0 {
+		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", strings.Join(names, ", "))
+	}
+	return picked, nil
+}
+
+// pickIfaces returns the interfaces that captureIfaces would pick now, and
+// the names of all.
+func pickIfaces(globs []string) (picked []net.Interface, names []string, err error) {
 	all, err := net.Interfaces()
 	if err != nil {
-		return nil, fmt.Errorf("list interfaces: %w", err)
+		return nil, nil, fmt.Errorf("list interfaces: %w", err)
 	}
-	var names []string
-	var picked []net.Interface
 	for _, i := range all {
 		names = append(names, i.Name)
 		switch {
@@ -72,13 +94,7 @@ func captureIfaces(globs []string) ([]net.Interface, error) {
 		}
 		picked = append(picked, i)
 	}
-	if err := checkGlobs(globs, names); err != nil {
-		return nil, err
-	}
-	if len(picked) == 0 {
-		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", strings.Join(names, ", "))
-	}
-	return picked, nil
+	return picked, names, nil
 }
 
 // hasRoutableAddr reports whether i has an address other than a link-local
@@ -103,7 +119,7 @@ var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability
 
 // openCapture opens a capture ring on each interface.
 func openCapture(ifaces []net.Interface) (*capture, error) {
-	c := &capture{done: make(chan struct{})}
+	c := &capture{done: make(chan struct{}), want: ifaces}
 	for _, i := range ifaces {
 		r, err := openRing(i)
 		if err != nil {
@@ -112,17 +128,6 @@ func openCapture(ifaces []net.Interface) (*capture, error) {
 		}
 		c.rings = append(c.rings, r)
 	}
-	for _, i := range ifaces {
-		if !hasEthernetHeader(i.Name) {
-			continue // synFilter reads Ethernet frames; others wait for the ring
-		}
-		fd, err := openSynSocket(i)
-		if err != nil {
-			c.closeRings()
-			return nil, err
-		}
-		c.syns = append(c.syns, fd)
-	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		c.closeRings()
@@ -130,6 +135,60 @@ func openCapture(ifaces []net.Interface) (*capture, error) {
 	}
 	c.wake = wake
 	return c, nil
+}
+
+// update sets the interfaces to capture on; run opens rings on the new
+// ones and closes those of interfaces no longer wanted or gone, before it
+// reads on. An interface that cannot be opened is tried at the next update.
+func (c *capture) update(ifaces []net.Interface) {
+	c.mu.Lock()
+	same := len(ifaces) == len(c.rings)
+	for i := 0; same && i < len(ifaces); i++ {
+		same = ifaces[i].Index == c.rings[i].index && ifaces[i].Name == c.rings[i].iface
+	}
+	if !same {
+		c.want = ifaces
+	}
+	c.mu.Unlock()
+	if !same {
+		c.changed.Store(true)
+		c.poke()
+	}
+}
+
+// poke wakes run from its poll.
+func (c *capture) poke() {
+	one := [8]byte{1, 0, 0, 0, 0, 0, 0, 1} // any non-zero count wakes poll, whatever the byte order
+	unix.Write(c.wake, one[:])
+}
+
+// apply opens and closes rings to match want; run calls it.
+func (c *capture) apply() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var keep []*ring
+	for _, r := range c.rings {
+		if slices.ContainsFunc(c.want, func(i net.Interface) bool { return i.Index == r.index && i.Name == r.iface }) {
+			keep = append(keep, r)
+			continue
+		}
+		c.gone += r.drops()
+		r.close()
+	}
+	for _, i := range c.want {
+		if slices.ContainsFunc(keep, func(r *ring) bool { return i.Index == r.index && i.Name == r.iface }) {
+			continue
+		}
+		if r, err := openRing(i); err == nil {
+			keep = append(keep, r)
+		}
+	}
+	// In the order of want, which is the kernel's order of interfaces.
+	slices.SortFunc(keep, func(a, b *ring) int {
+		return slices.IndexFunc(c.want, func(i net.Interface) bool { return i.Index == a.index }) -
+			slices.IndexFunc(c.want, func(i net.Interface) bool { return i.Index == b.index })
+	})
+	c.rings = keep
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
@@ -144,7 +203,7 @@ func openRing(i net.Interface) (*ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
-	r := &ring{fd: fd, iface: i.Name, loopback: i.Flags&net.FlagLoopback != 0}
+	r := &ring{fd: fd, syn: -1, index: i.Index, iface: i.Name, loopback: i.Flags&net.FlagLoopback != 0}
 	fail := func(what string, err error) (*ring, error) {
 		r.close()
 		return nil, fmt.Errorf("capture on %q: %s: %w", i.Name, what, err)
@@ -178,6 +237,12 @@ func openRing(i net.Interface) (*ring, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: i.Index}); err != nil {
 		return fail("bind", err)
+	}
+	if hasEthernetHeader(i.Name) { // synFilter reads Ethernet frames; others wait for the ring
+		if r.syn, err = openSynSocket(i); err != nil {
+			r.close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -221,20 +286,22 @@ func (r *ring) close() {
 		r.buf = nil
 	}
 	unix.Close(r.fd)
+	if r.syn >= 0 {
+		unix.Close(r.syn)
+	}
 }
 
 func (c *capture) closeRings() {
 	for _, r := range c.rings {
 		r.close()
 	}
-	for _, fd := range c.syns {
-		unix.Close(fd)
-	}
-	c.rings, c.syns = nil, nil
+	c.rings = nil
 }
 
 // ifaces names the interfaces captured on.
 func (c *capture) ifaces() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	names := make([]string, len(c.rings))
 	for i, r := range c.rings {
 		names[i] = r.iface
@@ -246,8 +313,7 @@ func (c *capture) ifaces() []string {
 // the goroutine that opened the capture, after starting run.
 func (c *capture) stop() {
 	c.stopped.Store(true)
-	one := [8]byte{1, 0, 0, 0, 0, 0, 0, 1} // any non-zero count wakes poll, whatever the byte order
-	unix.Write(c.wake, one[:])
+	c.poke()
 	<-c.done
 	c.closeRings()
 	unix.Close(c.wake)
@@ -260,19 +326,30 @@ func (c *capture) stop() {
 // ring hands them over.
 func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
 	defer close(c.done)
-	fds := make([]unix.PollFd, 0, len(c.rings)+len(c.syns)+1)
-	for _, r := range c.rings {
-		fds = append(fds, unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
-	}
-	for _, fd := range c.syns {
-		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
-	}
-	fds = append(fds, unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN})
+	var fds []unix.PollFd
 	var f frame
 	buf := make([]byte, snapLen)
-	for !c.stopped.Load() {
-		for _, fd := range c.syns {
-			for c.readSyn(fd, buf, &f) {
+	for changed := true; !c.stopped.Load(); {
+		if c.changed.Swap(false) {
+			c.apply()
+			changed = true
+		}
+		if changed {
+			// Poll the rings, then the connection-opening sockets, then wake.
+			fds = fds[:0]
+			for _, r := range c.rings {
+				fds = append(fds, unix.PollFd{Fd: int32(r.fd), Events: unix.POLLIN})
+			}
+			for _, r := range c.rings {
+				if r.syn >= 0 {
+					fds = append(fds, unix.PollFd{Fd: int32(r.syn), Events: unix.POLLIN})
+				}
+			}
+			fds = append(fds, unix.PollFd{Fd: int32(c.wake), Events: unix.POLLIN})
+			changed = false
+		}
+		for _, r := range c.rings {
+			for r.syn >= 0 && c.readSyn(r.syn, buf, &f) {
 				syn(&f)
 			}
 		}
@@ -293,10 +370,15 @@ func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*fra
 		}
 		for i, r := range c.rings {
 			if fds[i].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
-				// The interface went away (ENETDOWN) or the socket broke:
-				// the socket error clears it; its ring simply stays empty.
+				// The interface went down or away (ENETDOWN): reading the
+				// socket error clears it. A ring of an interface that is
+				// gone stays empty until the next update closes it.
 				unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 			}
+		}
+		if fds[len(fds)-1].Revents&unix.POLLIN != 0 {
+			var b [8]byte
+			unix.Read(c.wake, b[:]) // reset the eventfd
 		}
 	}
 	return nil
@@ -375,11 +457,21 @@ func (r *ring) readBlock(f *frame, handle func(*frame), batch func(begin bool)) 
 // last call: reading PACKET_STATISTICS resets the kernel's counters. It may
 // run beside run: the sockets stay open until stop.
 func (c *capture) takeDrops() uint64 {
-	var drops uint64
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	drops := c.gone
+	c.gone = 0
 	for _, r := range c.rings {
-		if st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
-			drops += uint64(st.Drops)
-		}
+		drops += r.drops()
 	}
 	return drops
+}
+
+// drops returns the frames the kernel dropped on r since the last call.
+func (r *ring) drops() uint64 {
+	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return 0
+	}
+	return uint64(st.Drops)
 }

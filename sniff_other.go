@@ -17,7 +17,11 @@ var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability
 type capture struct{}
 
 func captureIfaces(globs []string) ([]net.Interface, error) { return nil, errNotLinux }
-func openCapture(ifaces []net.Interface) (*capture, error)  { return nil, errNotLinux }
+func pickIfaces(globs []string) ([]net.Interface, []string, error) {
+	return nil, nil, errNotLinux
+}
+func openCapture(ifaces []net.Interface) (*capture, error) { return nil, errNotLinux }
+func (c *capture) update(ifaces []net.Interface)           {}
 func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
 	return errNotLinux
 }
