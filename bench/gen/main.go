@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command gen is the traffic generator of bench/run.sh: TCP and UDP
 // senders and receivers that count exactly the payload bytes they moved
 // and print them, with their pid, as one JSON line on stdout when they end.
@@ -34,6 +36,7 @@
 //	{"cmd":"tcp","pid":4242,"sent_bytes":...,"recv_bytes":...,"sent_pkts":0,"recv_pkts":0,"conns":50,"errors":0}
 //
 // Bytes are payload bytes (what write and read returned), not wire bytes.
+// Linux only, like the network namespaces bench/run.sh runs it in.
 package main
 
 import (
