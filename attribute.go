@@ -36,13 +36,14 @@ const (
 	notReadable        // the socket's process could not be read (no CAP_SYS_PTRACE)
 	notTCPUDP          // not TCP or UDP over IP, or not decodable
 	notForHost         // addressed to another host, seen in promiscuous mode
+	tableFull          // a new flow while the flow table was full (see maxFlows)
 	numReasons
 )
 
 // reasonKey names a reason in NDJSON; reasonName in the table.
 var (
-	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host"}
-	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)"}
+	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host", "flow_table_full"}
+	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)", "(flow table full)"}
 )
 
 // process owns traffic: a process, or for pid 0 a reason it has none.
@@ -90,12 +91,25 @@ const (
 	idleReports = 30
 )
 
+// The flow table holds at most --max-flows flow ends (a connection between
+// this host and another is two: netuse keeps both until it knows which is
+// a socket here). A flood of packets with random ports would otherwise
+// grow it without bound. Past three quarters of it the report drops flows that were
+// idle in its interval, then flows without a process, and counts them; a
+// new flow that finds the table full is not kept: its bytes go to the
+// flow_table_full row, so they are still shown.
+// maxFlows is the default: BenchmarkFlood measured 17 MiB of heap for a
+// full table of 65,536.
+const maxFlows = 1 << 16
+
 // captured is what the capture saw in an interval.
 type captured struct {
 	traffic
 	ifaces   []string
 	drops    uint64 // frames the kernel dropped for want of room in the ring
 	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
+	flows    int    // flow ends in the table after the report
+	evicted  uint64 // flow ends dropped early to keep the table under maxFlows
 }
 
 // accountant adds captured packets to flows and flows to processes.
@@ -110,6 +124,8 @@ type accountant struct {
 	dec       *decoder
 	pkt       packet
 	activeBuf []*process
+	max       int // flow ends the table may hold (--max-flows)
+	peak      int // the most flow ends since the map was last rebuilt
 }
 
 func newAccountant() *accountant {
@@ -117,6 +133,7 @@ func newAccountant() *accountant {
 		flows: map[flow]*flowState{},
 		wake:  make(chan struct{}, 1),
 		dec:   newDecoder(),
+		max:   maxFlows,
 	}
 	for r := range a.nobody {
 		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
@@ -182,6 +199,15 @@ func (a *accountant) handle(f *frame) {
 func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 	st := a.flows[fl]
 	if st == nil {
+		if len(a.flows) >= a.max {
+			if near {
+				// The far end's bytes would be dropped in report, once it
+				// is clear it has no socket here: count the near end's.
+				a.cur.add(t)
+				a.nobody[tableFull].cur.add(t)
+			}
+			return
+		}
 		st = &flowState{near: near, lo: lo}
 		a.flows[fl] = st
 		a.pending = append(a.pending, fl)
@@ -315,6 +341,20 @@ func (a *accountant) report() ([]usage, captured) {
 			a.cur.inferred += t.rxBytes + t.txBytes
 		}
 	}
+	if len(a.flows) > a.max/4*3 {
+		a.evict()
+	}
+	a.peak = max(a.peak, len(a.flows))
+	if a.peak > 4096 && len(a.flows) < a.peak/4 {
+		// Deleting from a Go map does not give its memory back: after a
+		// flood, copy what is left into a map of its size.
+		m := make(map[flow]*flowState, len(a.flows))
+		for fl, st := range a.flows {
+			m[fl] = st
+		}
+		a.flows, a.peak = m, len(m)
+	}
+	a.cur.flows = len(a.flows)
 	rows := make([]usage, 0, len(active))
 	for _, p := range active {
 		p.total.add(p.cur)
@@ -325,6 +365,24 @@ func (a *accountant) report() ([]usage, captured) {
 	c := a.cur
 	a.cur = captured{}
 	return rows, c
+}
+
+// evict drops flows until the table is back to half its limit: first
+// those idle in the interval just reported, then those without a process.
+// Their bytes are reported already; a flow that comes back is a new one.
+func (a *accountant) evict() {
+	goal := a.max / 2
+	for pass := 0; pass < 2 && len(a.flows) > goal; pass++ {
+		for fl, st := range a.flows {
+			if len(a.flows) <= goal {
+				break
+			}
+			if (pass == 0 && st.idle > 0) || (pass == 1 && (st.owner == nil || st.owner.pid == 0)) {
+				delete(a.flows, fl)
+				a.cur.evicted++
+			}
+		}
+	}
 }
 
 // capturedAsOriginal reports whether st is a NAT'd copy (on the uplink,

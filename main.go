@@ -31,6 +31,7 @@
 //	    --sort=COLUMN     rx, tx, total or name (proc: also pid)
 //	    --top=N           show only the first N rows
 //	    --no-clear        on a terminal, print each interval below the last
+//	    --max-flows=N     proc: flows kept at once (default 65536)
 //	-V, --version         print the version
 //
 // Every flag can also be set from the environment as NETUSE_<FLAG>, for
@@ -77,6 +78,7 @@ type cli struct {
 	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
 	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
+	MaxFlows int       `default:"65536" help:"proc: flows kept at once, each end of a connection one (about 260 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 }
 
@@ -117,6 +119,9 @@ func parseInterval(s string) (time.Duration, error) {
 func (c *cli) Validate() error {
 	if c.Count < 0 {
 		return fmt.Errorf("--count %d: want 0 (run until interrupted) or more", c.Count)
+	}
+	if c.MaxFlows < 16 {
+		return fmt.Errorf("--max-flows %d: want 16 or more", c.MaxFlows)
 	}
 	if c.Top < 0 {
 		return fmt.Errorf("--top %d: want 0 (all rows) or more", c.Top)
@@ -214,6 +219,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		globs:    c.Ifaces,
 		sort:     c.Sort,
 		top:      c.Top,
+		maxFlows: c.MaxFlows,
 	}
 	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
 	r.termSize = a.termSize
@@ -242,6 +248,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		return err
 	}
 	acc := newAccountant()
+	acc.max = o.maxFlows
 	reg := newRegistry()
 	warned := map[string]bool{}
 	tables := a.tables()
@@ -305,6 +312,7 @@ type options struct {
 	globs    []string      // --iface; none means the mode's default interfaces
 	sort     string        // column to sort by; "" means the mode's default
 	top      int           // rows to show; 0 means all
+	maxFlows int           // proc: flow ends the accountant keeps at once
 }
 
 // clock is the time source of the run loop; tests replace it.

@@ -192,6 +192,7 @@ func TestUsageErrors(t *testing.T) {
 		{"--bogus", 2, "unknown flag --bogus"},
 		{"--count=-1", 2, "--count -1: want 0"},
 		{"--top=-3", 2, "--top -3: want 0"},
+		{"proc --max-flows 8", 2, "--max-flows 8: want 16 or more"},
 		{"--iface [", 2, `--iface "[" is not a valid glob`},
 		{"frobnicate", 2, `unexpected argument frobnicate`},
 		{"iface --iface wlan*", 1, `--iface "wlan*" matches no interface; there are: eth0, lo`},

@@ -188,6 +188,8 @@ type (
 		Drops           uint64   `json:"drops"`
 		AttributedBytes uint64   `json:"attributed_bytes"`
 		AttributedShare float64  `json:"attributed_share"`
+		Flows           int      `json:"flows"`
+		EvictedFlows    uint64   `json:"evicted_flows"`
 		InferredBytes   uint64   `json:"inferred_bytes"`
 	}
 )
@@ -232,7 +234,8 @@ func (r *renderer) writeJSON(f report) {
 		attributed, share := attribution(f)
 		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
 			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
-			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred})
+			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
+			Flows: c.flows, EvictedFlows: c.evicted})
 	}
 }
 
@@ -482,8 +485,12 @@ func (r *renderer) captureLine(f report) string {
 	c := f.capture
 	_, share := attribution(f)
 	// Rounded down, so that 100.0% means all of it.
-	return fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%",
-		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), visible(strings.Join(c.ifaces, ","), 0), c.drops, math.Floor(share*1000)/10)
+	line := fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%  flows %d",
+		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), visible(strings.Join(c.ifaces, ","), 0), c.drops, math.Floor(share*1000)/10, c.flows)
+	if c.evicted > 0 {
+		line += fmt.Sprintf(" (%d evicted)", c.evicted)
+	}
+	return line
 }
 
 // growLeft widens the text columns to fit the headers and texts.

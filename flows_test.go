@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// floodFrame returns a frame template of a UDP datagram to this host and
+// a function that makes it the i-th of a flood: each i is another source
+// address and port, so another flow.
+func floodFrame(t testing.TB) (*frame, func(i int)) {
+	data := ethFrame(t, ip4("198.51.100.1", "192.0.2.1", layers.IPProtocolUDP),
+		&layers.UDP{SrcPort: 1, DstPort: 53}, gopacket.Payload(make([]byte, 32)))
+	f := &frame{dir: dirIn, length: len(data), data: data}
+	return f, func(i int) {
+		binary.BigEndian.PutUint16(data[14+12+2:], uint16(i>>16)) // source address, low half
+		binary.BigEndian.PutUint16(data[14+20:], uint16(i))       // source port
+	}
+}
+
+// TestFlowTableBounded floods a small flow table: it never holds more than
+// its limit, the flows it could not keep are counted, evictions are
+// counted, and every byte is still in a row.
+func TestFlowTableBounded(t *testing.T) {
+	a := newAccountant()
+	a.max = 1000
+	f, nth := floodFrame(t)
+	a.batch(true)
+	for i := range 10_000 {
+		nth(i)
+		a.handle(f)
+		if len(a.flows) > a.max {
+			t.Fatalf("after %d packets the table holds %d flows, more than its %d", i+1, len(a.flows), a.max)
+		}
+	}
+	a.batch(false)
+	rows, c := a.report()
+	var sum traffic
+	var full uint64
+	for _, u := range rows {
+		sum.add(u.interval)
+		if u.proc.reason == tableFull {
+			full += u.interval.rxBytes
+		}
+	}
+	if sum != c.traffic || c.rxBytes != uint64(10_000*f.length) {
+		t.Errorf("rows add up to %+v, captured %+v, want %d bytes in", sum, c.traffic, 10_000*f.length)
+	}
+	// Each datagram is two flow ends: 500 datagrams fill the table; the
+	// near ends of the other 9,500 go to the flow_table_full row.
+	if want := uint64(9_500 * f.length); full != want {
+		t.Errorf("flow_table_full row has %d bytes, want %d", full, want)
+	}
+	if c.flows > a.max/2 || c.evicted != uint64(a.max-c.flows) {
+		t.Errorf("after the report: %d flows, %d evicted; want at most %d, and the rest of %d evicted", c.flows, c.evicted, a.max/2, a.max)
+	}
+}
+
+// BenchmarkFlood sends packets of distinct flows (one per packet, as a
+// scan or a flood with random ports makes) through the accountant with
+// its real limit, and reports every 100,000 packets, as an interval of a
+// busy machine would: heap_MiB is the live heap at the end.
+func BenchmarkFlood(b *testing.B) {
+	for _, limit := range []int{1 << 16, 1 << 17, 1 << 18} {
+		b.Run(fmt.Sprintf("max_%d", limit), func(b *testing.B) { benchFlood(b, limit) })
+	}
+}
+
+func benchFlood(b *testing.B, limit int) {
+	a := newAccountant()
+	a.max = limit
+	f, nth := floodFrame(b)
+	b.ReportAllocs()
+	for i := range b.N {
+		if i%100_000 == 0 {
+			if i > 0 {
+				a.batch(false)
+				a.report()
+				a.takePending(time.Now()) // as the resolver would
+			}
+			a.batch(true)
+		}
+		nth(i)
+		a.handle(f)
+	}
+	a.batch(false)
+	a.report()
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap_MiB")
+	b.ReportMetric(float64(len(a.flows)), "flows")
+}
