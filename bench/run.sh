@@ -571,7 +571,7 @@ awk -F'\t' '
 		s_nh = bytes > 0 ? 100 * nh[1] / bytes : 0
 		goal = (w == "3") ? 95 : (w == "6") ? 0 : 99
 		if (goal > 0)
-			printf "target: accuracy >= %d%% in %s: netuse %.2f%% %s (nethogs %.2f%%)\n", goal, w, s_nu, (s_nu >= goal ? "MET" : "NOT MET"), s_nh
+			printf "target: accuracy >= %d%% in %s: netuse %.3f%% %s (nethogs %.2f%%)\n", goal, w, s_nu, (s_nu >= goal ? "MET" : "NOT MET"), s_nh
 		if (w == "1" || w ~ /^2-/) {
 			# nethogs does not report drops: the bytes it missed are the
 			# evidence, compared with the bytes netuse missed.
