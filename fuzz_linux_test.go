@@ -512,7 +512,7 @@ func ringBlock(lens ...int) []byte {
 		ll := h[sockaddrLLOff:]
 		ne.PutUint16(ll[0:], unix.AF_PACKET)
 		binary.BigEndian.PutUint16(ll[2:], 0x0800)
-		ne.PutUint32(ll[4:], 2)      // ifindex
+		ne.PutUint32(ll[4:], 2)       // ifindex
 		ll[10] = unix.PACKET_OUTGOING // pkttype
 		copy(h[mac:], eth(0x0800, tcp4("192.0.2.1", "198.51.100.7", 1, 2, tcpACK, 0)))
 		b = append(b, h...)
