@@ -339,12 +339,17 @@ func tick(ctx context.Context, clk clock, o options, step func(seq int) error) e
 	next := clk.now()
 	for seq := 1; o.count == 0 || seq <= o.count; seq++ {
 		next = next.Add(o.interval)
-		wait := next.Sub(clk.now())
-		if wait < 0 && -wait > o.interval {
-			// Late by more than an interval (suspend, a stopped process):
-			// start the schedule again rather than firing a burst.
-			next = clk.now()
-			wait = 0
+		now := clk.now()
+		wait := next.Sub(now)
+		if wait < 0 {
+			// Behind (suspend, a stopped process, a blocked stdout): skip
+			// the slots missed rather than fire a burst of intervals a few
+			// milliseconds long, and leave at least half an interval.
+			next = next.Add((-wait/o.interval + 1) * o.interval)
+			if next.Sub(now) < o.interval/2 {
+				next = next.Add(o.interval)
+			}
+			wait = next.Sub(now)
 		}
 		if err := clk.sleep(ctx, wait); err != nil {
 			return nil

@@ -303,10 +303,37 @@ func TestTick(t *testing.T) {
 	if fmt.Sprint(steps) != "[1 2 3 4]" {
 		t.Errorf("steps %v, want [1 2 3 4]", steps)
 	}
-	want := []time.Duration{time.Second, 900 * time.Millisecond, 0, 900 * time.Millisecond}
+	// The stall ends at 7.1s: the slots of 3s to 7s are skipped.
+	want := []time.Duration{time.Second, 900 * time.Millisecond, 900 * time.Millisecond, 900 * time.Millisecond}
 	if fmt.Sprint(slept) != fmt.Sprint(want) {
 		t.Errorf("slept %v, want %v", slept, want)
 	}
+
+	// A stall in the sleep (SIGSTOP, suspend) makes one long interval, and
+	// the next is at least half an interval, not a burst.
+	sleep := clk.sleep
+	for _, stall := range []time.Duration{3050 * time.Millisecond, 3500 * time.Millisecond, 3950 * time.Millisecond} {
+		now = epoch
+		var at []time.Time
+		sleeps := 0
+		clk.sleep = func(ctx context.Context, d time.Duration) error {
+			if sleeps++; sleeps == 2 {
+				d += stall
+			}
+			now = now.Add(d)
+			return nil
+		}
+		tick(context.Background(), clk, options{interval: time.Second, count: 5}, func(int) error {
+			at = append(at, now)
+			return nil
+		})
+		for i := 1; i < len(at); i++ {
+			if gap := at[i].Sub(at[i-1]); gap < 500*time.Millisecond {
+				t.Errorf("stall %v: interval %d lasted %v, want at least half an interval (steps at %v)", stall, i+1, gap, at)
+			}
+		}
+	}
+	clk.sleep = sleep
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
