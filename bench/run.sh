@@ -54,7 +54,8 @@
 #     sudo KEEP=1 bench/run.sh              # keep the temp dir (raw outputs)
 # It installs what is missing with apt-get (nethogs, curl, iproute2, jq),
 # and removes its namespaces, processes and temp dir on exit, also when
-# interrupted. The whole run takes about 4 minutes (plus the first build).
+# interrupted. The whole run takes 3.5 to 5.5 minutes on a 2-core VM (plus
+# the first build).
 set -euo pipefail
 
 DUR=${DUR:-10}                            # seconds per bulk phase
