@@ -675,10 +675,13 @@ func (r *resolver) syn(f *frame) {
 		if i != 0 || !opener {
 			continue
 		}
+		// The opener's namespace has the connection's address: this
+		// keeps out the processes that start all the time elsewhere.
+		fits := func(netns uint64) bool { return r.isLocal == nil || r.isLocal(netns, fls[0].local.Addr()) }
 		if found[i] {
-			owners[i] = g.soleNewcomer(s.uid, false)
+			owners[i] = g.soleNewcomer(s.uid, false, fits)
 		} else {
-			owners[i] = g.soleNewcomer(0, true)
+			owners[i] = g.soleNewcomer(0, true, fits)
 		}
 		inferred[i] = owners[i] != nil
 	}
@@ -688,7 +691,7 @@ func (r *resolver) syn(f *frame) {
 // newcomers is an owner finder that can name the one process of a user
 // that it saw start in its last look.
 type newcomers interface {
-	soleNewcomer(uid uint32, anyUID bool) *process
+	soleNewcomer(uid uint32, anyUID bool, fits func(netns uint64) bool) *process
 }
 
 // pass resolves every pending flow once.

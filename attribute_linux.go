@@ -424,6 +424,7 @@ type procfs struct {
 	ownNetns  uint64              // netuse\'s network namespace
 	newcomers []newcomer          // recent mode: processes the last find saw for the first time
 	now       func() time.Time
+	ticks     func() uint64 // clock ticks since boot (bootTicks)
 }
 
 func newProcfs(reg *registry, recent bool) *procfs {
@@ -440,6 +441,7 @@ func newProcfs(reg *registry, recent bool) *procfs {
 		self:     os.Getpid(),
 		capable:  capable(),
 		now:      time.Now,
+		ticks:    bootTicks,
 	}
 }
 
@@ -474,7 +476,10 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 			}
 			d, stat := p.scan(pid, p.byInode)
 			denied = denied || d
-			if !known && stat != nil {
+			if !known && stat != nil && !d {
+				// A process whose descriptors netuse may not read is no
+				// newcomer to guess with: it is never known, so it would be
+				// new at every look.
 				p.noteNewcomer(pid, stat)
 			}
 			if len(want) > 0 && p.fill(want) {
@@ -651,27 +656,48 @@ func (p *procfs) scan(pid int, into map[uint64]*process) (denied bool, stat []by
 // newcomer is a process that the quick finder saw for the first time in
 // its last look.
 type newcomer struct {
-	pid  int
-	uid  uint32
-	stat []byte
+	pid   int
+	uid   uint32
+	netns uint64 // 0 if unknown
+	start uint64 // clock ticks after boot
+	stat  []byte
 }
 
 func (p *procfs) noteNewcomer(pid int, stat []byte) {
 	var st unix.Stat_t
 	// /proc/<pid> belongs to the process's effective user.
-	if unix.Stat(p.root+"/"+strconv.Itoa(pid), &st) == nil {
-		p.newcomers = append(p.newcomers, newcomer{pid, st.Uid, stat})
+	base := p.root + "/" + strconv.Itoa(pid)
+	if unix.Stat(base, &st) != nil {
+		return
 	}
+	start, ok := parseStartTime(stat)
+	if !ok {
+		return
+	}
+	ns, _ := netnsOf(base + "/ns/net")
+	p.newcomers = append(p.newcomers, newcomer{pid, st.Uid, ns, start, stat})
 }
 
+// newcomerAge is how long before a connection opens its opener may have
+// started, for soleNewcomer: a curl connects within milliseconds of its
+// start, and an old process is no newcomer even if the last look missed it.
+const newcomerAge = 5 * ticksPerSecond
+
+// ticksPerSecond is USER_HZ, the unit of start times in /proc/<pid>/stat:
+// 100 on every Linux architecture.
+const ticksPerSecond = 100
+
 // soleNewcomer returns the process of uid (of any user if anyUID) that
-// the last look found for the first time, if there was exactly one: when a
-// connection's socket closed before its owner was found, that process is
-// almost surely the owner.
-func (p *procfs) soleNewcomer(uid uint32, anyUID bool) *process {
+// the last look found for the first time, that started within newcomerAge
+// and whose network namespace fits (the connection's address is one of
+// that namespace's), if there was exactly one: when a connection's socket
+// closed before its owner was found, that process is almost surely the
+// owner.
+func (p *procfs) soleNewcomer(uid uint32, anyUID bool, fits func(netns uint64) bool) *process {
 	var only *newcomer
+	now := p.ticks()
 	for i, n := range p.newcomers {
-		if n.uid != uid && !anyUID {
+		if (n.uid != uid && !anyUID) || now-n.start > newcomerAge || !fits(n.netns) {
 			continue
 		}
 		if only != nil {
@@ -683,6 +709,16 @@ func (p *procfs) soleNewcomer(uid uint32, anyUID bool) *process {
 		return nil
 	}
 	return p.process(only.pid, only.stat)
+}
+
+// bootTicks returns the time since boot in clock ticks, the unit of
+// process start times.
+func bootTicks() uint64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0
+	}
+	return uint64(ts.Sec)*ticksPerSecond + uint64(ts.Nsec)/(1e9/ticksPerSecond)
 }
 
 // capable reports whether netuse may read every process's descriptors:

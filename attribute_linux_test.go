@@ -68,6 +68,8 @@ func TestProcfsQuick(t *testing.T) {
 	f.lastPid(501)
 	p := newProcfs(newRegistry(), true)
 	p.root, p.self = f.root, -1
+	p.ticks = func() uint64 { return 6100 } // 1 s after wget started
+	anywhere := func(uint64) bool { return true }
 
 	want := map[uint64]*process{5001: nil, 1001: nil}
 	p.find(want)
@@ -82,19 +84,27 @@ func TestProcfsQuick(t *testing.T) {
 	f.add(600, 6000, "wget", 0, []string{"wget"})
 	f.lastPid(600)
 	p.find(map[uint64]*process{9999: nil})
-	if g := p.soleNewcomer(uint32(uid), false); g == nil || g.pid != 600 || g.name != "wget" {
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g == nil || g.pid != 600 || g.name != "wget" {
 		t.Errorf("sole newcomer of uid %d: %+v, want pid 600 wget", uid, g)
 	}
-	if g := p.soleNewcomer(uint32(uid)+1, false); g != nil {
+	if g := p.soleNewcomer(uint32(uid)+1, false, anywhere); g != nil {
 		t.Errorf("sole newcomer of another uid: %+v, want none", g)
 	}
+	if g := p.soleNewcomer(uint32(uid), false, func(uint64) bool { return false }); g != nil {
+		t.Errorf("sole newcomer in a namespace that does not have the address: %+v, want none", g)
+	}
+	p.ticks = func() uint64 { return 6000 + newcomerAge + 1 }
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g != nil {
+		t.Errorf("sole newcomer that started more than %d ticks before: %+v, want none", newcomerAge, g)
+	}
+	p.ticks = func() uint64 { return 7100 }
 
 	// Two new processes: no guess.
 	f.add(700, 7000, "a", 0, []string{"a"})
 	f.add(701, 7001, "b", 0, []string{"b"})
 	f.lastPid(701)
 	p.find(map[uint64]*process{9999: nil})
-	if g := p.soleNewcomer(uint32(uid), false); g != nil {
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g != nil {
 		t.Errorf("two newcomers, and a guess: %+v", g)
 	}
 }
