@@ -538,6 +538,7 @@ type socketTables interface {
 	read() ([]socket, error)
 	isLocal(netns uint64, addr netip.Addr) bool
 	isOurs(addr netip.Addr) bool
+	hasAddr(netns uint64, addr netip.Addr) bool
 }
 
 // owners finds the processes that hold socket inodes.
@@ -561,6 +562,10 @@ type resolver struct {
 	// conntrack reads the NAT translations of netuse's namespace; nil: none
 	conntrack func() ([]natEntry, error)
 	lookup    func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
+	// hasAddr reports whether addr is known to be an address of namespace
+	// netns (unlike isLocal, which trusts a namespace not listed yet);
+	// nil: no owner is ever guessed (see openings)
+	hasAddr func(netns uint64, addr netip.Addr) bool
 	owners    owners
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
@@ -569,9 +574,9 @@ type resolver struct {
 	minGap time.Duration // at least this long between two reads of the socket table
 	warn   func(error)   // told once of a problem that makes attribution incomplete
 
-	dec      *decoder // for syn, which only the capture goroutine calls
-	pkt      packet   // for syn
-	synFlows []flow   // for syn
+	dec  *decoder     // for syn, which only the capture goroutine calls
+	pkt  packet       // for syn
+	synq chan opening // from syn to the openings goroutine; nil: none
 
 	mu     sync.Mutex    // one pass at a time
 	last   time.Time     // when the last pass began
@@ -611,15 +616,27 @@ func (r *resolver) loop(done <-chan struct{}) {
 	}
 }
 
+// opening is a connection that a TCP SYN announced: the flows of its ends
+// that are on this host, the first the sending end if opener.
+type opening struct {
+	fls    [2]flow
+	n      int
+	opener bool // fls[0] is the end that opened it, on this host
+}
+
+// synQueue is how many openings may wait for the opening resolver; more
+// are left to the ring's frames and the resolver's passes.
+const synQueue = 1024
+
 // syn takes a frame that opens a TCP connection, as soon as the capture
-// sees it, and resolves the connection's local end at once, in the
-// capture's goroutine: a short-lived process may close its socket a
-// millisecond later, and a hand-over to another goroutine costs part of
-// that. It asks the kernel for the connection's one socket rather than
-// reading the whole table, and looks for the owner among the newest
-// processes only. What it cannot find is left to the ring's frames.
+// sees it (before the ring hands its block over), and queues it for
+// openings: a short-lived process may close its socket a millisecond
+// later. It runs in the capture goroutine, which must never wait for
+// /proc: a burst of thousands of connections would stop the capture and
+// the kernel would drop frames; when the queue is full the opening is
+// left to the ring's frames.
 func (r *resolver) syn(f *frame) {
-	if r.lookup == nil || r.quick == nil {
+	if r.synq == nil {
 		return
 	}
 	if r.dec == nil {
@@ -630,28 +647,80 @@ func (r *resolver) syn(f *frame) {
 	if !p.ok {
 		return
 	}
-	fls := r.synFlows[:0]
+	var o opening
 	if f.loopback || f.dir == dirOut {
-		fls = append(fls, flow{p.proto, p.src, p.dst})
+		o.fls[o.n] = flow{p.proto, p.src, p.dst}
+		o.n++
 	}
 	if f.loopback || f.dir == dirIn {
-		fls = append(fls, flow{p.proto, p.dst, p.src})
+		o.fls[o.n] = flow{p.proto, p.dst, p.src}
+		o.n++
 	}
-	r.synFlows = fls
-	// The sending end of a connection this host opened: if its socket is
-	// gone even from the table by the time it is looked up, the newest
-	// processes are still worth a look (the rule below).
-	opener := len(fls) > 0 && (f.loopback || f.dir == dirOut)
+	o.opener = o.n > 0 && (f.loopback || f.dir == dirOut)
+	select {
+	case r.synq <- o:
+	default:
+	}
+}
+
+// startOpenings starts the goroutine that resolves the openings syn
+// queues, until done is closed. Without lookup or quick it does nothing.
+func (r *resolver) startOpenings(done <-chan struct{}) {
+	if r.lookup == nil || r.quick == nil {
+		return
+	}
+	r.synq = make(chan opening, synQueue)
+	go func() {
+		var batch []opening
+		for {
+			select {
+			case <-done:
+				return
+			case o := <-r.synq:
+				batch = append(batch[:0], o)
+			}
+			// Take what else is waiting: one look at the newest
+			// processes serves the whole burst.
+		more:
+			for len(batch) < 256 {
+				select {
+				case o := <-r.synq:
+					batch = append(batch, o)
+				default:
+					break more
+				}
+			}
+			r.openings(batch)
+		}
+	}()
+}
+
+// openings resolves the local ends of connections just opened: it asks the
+// kernel for each connection's one socket rather than reading the whole
+// table, and looks for the owners among the newest processes only. What it
+// cannot find is left to the ring's frames.
+func (r *resolver) openings(batch []opening) {
+	var fls []flow
+	var opener []bool
+	for _, o := range batch {
+		for i := range o.n {
+			fls = append(fls, o.fls[i])
+			opener = append(opener, i == 0 && o.opener)
+		}
+	}
 	want := map[uint64]*process{}
 	socks := make([]socket, len(fls))
 	found := make([]bool, len(fls))
+	guess := false
 	for i, fl := range fls {
 		socks[i], found[i] = r.lookup(fl)
 		if found[i] && socks[i].inode != 0 {
 			want[socks[i].inode] = nil
+		} else {
+			guess = guess || opener[i]
 		}
 	}
-	if len(want) == 0 && !opener {
+	if len(want) == 0 && !guess {
 		return
 	}
 	r.quick.find(want)
@@ -660,9 +729,16 @@ func (r *resolver) syn(f *frame) {
 	g, canGuess := r.quick.(newcomers)
 	for i, s := range socks {
 		if s.inode != 0 {
-			owners[i] = want[s.inode]
+			if owners[i] = want[s.inode]; owners[i] != nil || !canGuess || !opener[i] {
+				continue
+			}
+			// Not found: the socket closed while the processes were read,
+			// or its owner is no new process. Ask again.
+			if again, ok := r.lookup(fls[i]); ok && again.inode != 0 {
+				continue // open, and its owner not new: the passes will find it
+			}
 		}
-		if owners[i] != nil || !canGuess {
+		if !canGuess || !opener[i] {
 			continue
 		}
 		// The socket closed before its owner was found: a connection of
@@ -672,12 +748,12 @@ func (r *resolver) syn(f *frame) {
 		// known either, the one process of any user that started. Only
 		// for the end that opened the connection: a server's end is found
 		// through its listener, and the newest process is the client.
-		if i != 0 || !opener {
-			continue
-		}
 		// The opener's namespace has the connection's address: this
 		// keeps out the processes that start all the time elsewhere.
-		fits := func(netns uint64) bool { return r.isLocal == nil || r.isLocal(netns, fls[0].local.Addr()) }
+		// A NAT'd copy of a connection from another namespace has an
+		// address of netuse's namespace, not of the opener's.
+		addr := fls[i].local.Addr()
+		fits := func(netns uint64) bool { return r.hasAddr != nil && r.hasAddr(netns, addr) }
 		if found[i] {
 			owners[i] = g.soleNewcomer(s.uid, false, fits)
 		} else {

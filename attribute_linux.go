@@ -145,6 +145,18 @@ func (t *nsTables) isLocal(ns uint64, addr netip.Addr) bool {
 	return !ok || a[addr] // a namespace not listed yet: no reason to doubt
 }
 
+// hasAddr reports whether addr is an address of namespace ns as last
+// listed: unlike isLocal, a namespace not listed yet has none, and a
+// loopback address is only netuse's own namespace's.
+func (t *nsTables) hasAddr(ns uint64, addr netip.Addr) bool {
+	if addr.IsLoopback() {
+		return ns == t.own
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.addrs[ns][addr]
+}
+
 // isOurs reports whether addr is an address of any namespace.
 func (t *nsTables) isOurs(addr netip.Addr) bool {
 	if addr.IsLoopback() {

@@ -259,6 +259,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		conntrack: readConntrack,
 		isOurs:    tables.isOurs,
 		lookup:    a.lookup(),
+		hasAddr:   tables.hasAddr,
 		owners:    a.owners(reg, false),
 		quick:     a.owners(reg, true),
 		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
@@ -269,9 +270,10 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 			}
 		},
 	}
+	done := make(chan struct{})
+	res.startOpenings(done)
 	captureErr := make(chan error, 1)
 	go func() { captureErr <- c.run(acc.handle, acc.batch, res.syn) }()
-	done := make(chan struct{})
 	go res.loop(done)
 	defer c.stop()
 	defer close(done)
