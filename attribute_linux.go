@@ -799,7 +799,7 @@ func (p *procfs) process(pid int, stat []byte) *process {
 // the first.
 func parseCgroup(b []byte) string {
 	first, systemd := "", ""
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue

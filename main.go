@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path"
@@ -108,7 +109,7 @@ func parseInterval(s string) (time.Duration, error) {
 		if ferr != nil || f != f || f*1e9 > float64(1<<62) {
 			return 0, fmt.Errorf("%q is not an interval: %s", s, want)
 		}
-		d = time.Duration(f * float64(time.Second))
+		d = time.Duration(math.Round(f * float64(time.Second))) // to the nearest ns: 1.001 is not 1.000999999s
 	}
 	if d <= 0 {
 		return 0, fmt.Errorf("%q is not an interval: it must be more than 0, %s", s, want)

@@ -101,12 +101,25 @@ func (d *decoder) decode(f *frame, p *packet) {
 		return
 	}
 	var src, dst netip.Addr
+	prev := gopacket.LayerTypeZero
 	for _, t := range d.decoded {
 		switch t {
+		case layers.LayerTypeIPv6Fragment:
+			// A fragment but the first has no transport header where the
+			// skipper looks for one: skip them all, as gopacket does
+			// IPv4's. (FuzzDecode found later fragments read as UDP.)
+			return
+		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
+			if prev == layers.LayerTypeIPv4 {
+				return // IPv6's numbers in IPv4's protocol field: no such packet
+			}
 		case layers.LayerTypeIPv4:
 			src, dst = addr4(d.ip4.SrcIP), addr4(d.ip4.DstIP)
 		case layers.LayerTypeIPv6:
 			src, dst = addr16(d.ip6.SrcIP), addr16(d.ip6.DstIP)
+			if src.Is4() != dst.Is4() {
+				return // one IPv4-mapped address: no socket has such a flow (RFC 4291 2.5.5.2)
+			}
 		case layers.LayerTypeTCP:
 			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
 			p.src = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort))
@@ -116,6 +129,7 @@ func (d *decoder) decode(f *frame, p *packet) {
 			p.src = netip.AddrPortFrom(src, uint16(d.udp.SrcPort))
 			p.dst = netip.AddrPortFrom(dst, uint16(d.udp.DstPort))
 		}
+		prev = t
 	}
 }
 
