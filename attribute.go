@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"weak"
 )
 
 // Attribution: packet -> flow -> socket -> process.
@@ -69,6 +70,7 @@ type flowState struct {
 	why   reason    // while owner is nil: why the last try failed
 	tries uint8     // resolver passes that found no owner
 	idle  uint16    // reports in a row without traffic
+	stale uint16    // reports with traffic since the flow was given up on (see recheckReports)
 	cur   traffic   // since the last report
 	retry time.Time // while owner is nil and tries > 0: when to try again
 	// inferred: the owner is the sole new process of the socket's user,
@@ -89,6 +91,9 @@ const (
 	maxTries    = 3
 	retryGap    = 250 * time.Millisecond
 	idleReports = 30
+	// A flow given up on that still moves bytes is tried once more every
+	// recheckReports reports with traffic.
+	recheckReports = 5
 )
 
 // The flow table holds at most --max-flows flow ends (a connection between
@@ -318,6 +323,16 @@ func (a *accountant) report() ([]usage, captured) {
 		t := st.cur
 		st.cur, st.idle = traffic{}, 0
 		owner := st.owner
+		if owner != nil && owner.pid == 0 && st.near {
+			// Given up on, but still moving bytes: look again now and
+			// then. A socket may be found later (a process that was not
+			// readable for a moment, a full scan that was held back).
+			if st.stale++; st.stale >= recheckReports {
+				st.owner, st.tries, st.stale, st.retry = nil, maxTries-1, 0, time.Time{}
+				st.why = owner.reason
+				a.retries = append(a.retries, fl)
+			}
+		}
 		if owner == nil || owner.pid == 0 {
 			if !st.near || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
 				// The far end of packets that no socket of this machine
@@ -499,9 +514,16 @@ func (x *sockIndex) listener(fl flow) (socket, bool) {
 
 // registry holds one record per process, whichever finder found it, so
 // that a process is one row: it is known by its pid and start time.
+//
+// It holds its records weakly: a record lives while a flow, a finder's
+// cache or a row refers to it, and the registry forgets it after that,
+// so that a machine that runs a million short-lived processes does not
+// grow netuse's memory (a helper's soak run found the registry kept every
+// process ever seen).
 type registry struct {
-	mu sync.Mutex
-	m  map[procKey]*process
+	mu    sync.Mutex
+	m     map[procKey]weak.Pointer[process]
+	swept int // len(m) after the last sweep of records gone
 }
 
 type procKey struct {
@@ -509,14 +531,14 @@ type procKey struct {
 	start uint64
 }
 
-func newRegistry() *registry { return &registry{m: map[procKey]*process{}} }
+func newRegistry() *registry { return &registry{m: map[procKey]weak.Pointer[process]{}} }
 
 // get returns the record of the process (pid, start), made by read, which
 // reads the rest of it, the first time.
 func (g *registry) get(pid int, start uint64, read func(*process)) *process {
 	k := procKey{pid, start}
 	g.mu.Lock()
-	p := g.m[k]
+	p := g.m[k].Value()
 	g.mu.Unlock()
 	if p != nil {
 		return p
@@ -525,10 +547,18 @@ func (g *registry) get(pid int, start uint64, read func(*process)) *process {
 	read(p)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if old := g.m[k]; old != nil {
+	if old := g.m[k].Value(); old != nil {
 		return old // another finder got there first
 	}
-	g.m[k] = p
+	g.m[k] = weak.Make(p)
+	if len(g.m) > 2*max(g.swept, 512) {
+		for k, w := range g.m {
+			if w.Value() == nil {
+				delete(g.m, k)
+			}
+		}
+		g.swept = len(g.m)
+	}
 	return p
 }
 
@@ -566,7 +596,7 @@ type resolver struct {
 	// netns (unlike isLocal, which trusts a namespace not listed yet);
 	// nil: no owner is ever guessed (see openings)
 	hasAddr func(netns uint64, addr netip.Addr) bool
-	owners    owners
+	owners  owners
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
 	// all of /proc does not hold it up.

@@ -470,6 +470,9 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	// gave out: no need to list /proc to find a process that just started.
 	p.newcomers = p.newcomers[:0]
 	if last, ok := p.lastPid(); ok {
+		if p.recent && len(p.procs) > 4*recentPids {
+			p.forget(last)
+		}
 		seen := map[int]bool{}
 		for id := last; id > max(last-recentPids, 0); id-- {
 			// Threads take ids from the same counter, and /proc/<tid>
@@ -543,6 +546,27 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	p.fullTook = p.now().Sub(p.lastFull)
 	p.fill(want)
 	return denied
+}
+
+// forget keeps only the processes of the pids last gave out most
+// recently, and the inodes they hold: the quick finder looks at no others
+// and never scans all of /proc, which is what forgets exited processes for
+// the other finder; without this its cache would grow with every process
+// that ever started.
+func (p *procfs) forget(last int) {
+	keep := func(pid int) bool { return pid <= last && pid > last-4*recentPids }
+	for pid := range p.procs {
+		if !keep(pid) {
+			delete(p.procs, pid)
+		}
+	}
+	byInode := make(map[uint64]*process, len(p.byInode))
+	for ino, proc := range p.byInode {
+		if keep(proc.pid) && p.procs[proc.pid] == proc {
+			byInode[ino] = proc
+		}
+	}
+	p.byInode = byInode
 }
 
 // tgid returns the process (thread group) of a thread id.

@@ -107,6 +107,17 @@ func TestProcfsQuick(t *testing.T) {
 	if g := p.soleNewcomer(uint32(uid), false, anywhere); g != nil {
 		t.Errorf("two newcomers, and a guess: %+v", g)
 	}
+
+	// Processes keep starting, each with a socket: the quick finder, which
+	// never scans all of /proc, must not keep them all.
+	for pid := 1000; pid < 1400; pid++ {
+		f.add(pid, uint64(pid), "job", 0, []string{"job"}, uint64(pid)*10)
+		f.lastPid(pid)
+		p.find(map[uint64]*process{uint64(pid) * 10: nil})
+	}
+	if len(p.procs) > 4*recentPids+1 || len(p.byInode) > 4*recentPids+1 {
+		t.Errorf("after 400 processes the quick finder keeps %d processes and %d inodes, want at most %d", len(p.procs), len(p.byInode), 4*recentPids+1)
+	}
 }
 
 func TestProcfsFind(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,4 +98,74 @@ func benchFlood(b *testing.B, limit int) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap_MiB")
 	b.ReportMetric(float64(len(a.flows)), "flows")
+}
+
+// TestGivenUpFlowIsRechecked gives up on a flow (no owner after maxTries),
+// keeps it moving bytes, and checks that it is tried again after
+// recheckReports reports, and credited once found.
+func TestGivenUpFlowIsRechecked(t *testing.T) {
+	a := newAccountant()
+	f, nth := floodFrame(t)
+	nth(7)
+	send := func() {
+		a.batch(true)
+		a.handle(f)
+		a.batch(false)
+	}
+	send()
+	now := epoch
+	var near flow
+	for try := 0; try < maxTries; try++ {
+		now = now.Add(time.Second)
+		fls := a.takePending(now)
+		for _, fl := range fls {
+			if a.flows[fl].near {
+				near = fl
+			}
+		}
+		a.settle(now, fls, make([]*process, len(fls)), make([]reason, len(fls)), nil, make([]bool, len(fls)))
+	}
+	if st := a.flows[near]; st == nil || st.owner == nil || st.owner.pid != 0 {
+		t.Fatalf("after %d tries the flow is %+v, want given up on (pid 0)", maxTries, st)
+	}
+	for i := 0; i < recheckReports; i++ {
+		if fls := a.takePending(now); len(fls) != 0 {
+			t.Fatalf("report %d: %v pending, want none before %d reports", i, fls, recheckReports)
+		}
+		send()
+		a.report()
+	}
+	fls := a.takePending(now)
+	if !slices.Contains(fls, near) {
+		t.Fatalf("after %d reports with traffic, pending %v, want the given-up flow %v", recheckReports, fls, near)
+	}
+	owners := make([]*process, len(fls))
+	owners[slices.Index(fls, near)] = &process{pid: 42, name: "late"}
+	a.settle(now, fls, owners, make([]reason, len(fls)), nil, make([]bool, len(fls)))
+	send()
+	rows, _ := a.report()
+	if len(rows) != 1 || rows[0].proc.pid != 42 || rows[0].interval.rxBytes != uint64(f.length) {
+		t.Errorf("rows after the flow was found: %+v, want pid 42 with %d bytes", rows, f.length)
+	}
+}
+
+// TestRegistryForgets makes records of many processes that nothing refers
+// to afterwards: the registry must not keep them all, and must still give
+// one record per process while something refers to it.
+func TestRegistryForgets(t *testing.T) {
+	g := newRegistry()
+	kept := g.get(1, 100, func(p *process) { p.name = "kept" })
+	for pid := 2; pid < 100_000; pid++ {
+		g.get(pid, 100, func(*process) {})
+		if pid%10_000 == 0 {
+			runtime.GC()
+		}
+	}
+	if n := len(g.m); n > 25_000 {
+		t.Errorf("the registry holds %d records after 100,000 processes that nothing refers to", n)
+	}
+	if p := g.get(1, 100, func(p *process) { p.name = "new" }); p != kept {
+		t.Errorf("a record still referred to was made again: %+v, want %+v", p, kept)
+	}
+	runtime.KeepAlive(kept)
 }
