@@ -239,3 +239,47 @@ func TestSignalEndsQuietly(t *testing.T) {
 		}
 	}
 }
+
+// TestHangup sends SIGHUP to a running netuse: it ends with status 0 and
+// says why on stderr. Started under nohup, it carries on.
+func TestHangup(t *testing.T) {
+	for _, nohup := range []bool{false, true} {
+		argv := []string{netuseBin, "iface", "--json", "--interval", "100ms"}
+		if nohup {
+			argv = append([]string{"nohup"}, argv...)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		var head recordHead
+		line, err := r.ReadString('\n')
+		if err != nil || json.Unmarshal([]byte(line), &head) != nil {
+			t.Fatalf("nohup %v: no first record: %v", nohup, err)
+		}
+		cmd.Process.Signal(syscall.SIGHUP)
+		if nohup {
+			// Five intervals after the hangup, it still writes; then stop it.
+			for seq := head.Seq; seq < head.Seq+5; {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("nohup: netuse ended after SIGHUP (last interval %d, the hangup came after %d): %s", seq, head.Seq, stderr.String())
+				}
+				var h recordHead
+				json.Unmarshal([]byte(line), &h)
+				seq = h.Seq
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		io.Copy(io.Discard, r)
+		err = cmd.Wait()
+		said := strings.Contains(stderr.String(), "netuse: hangup (SIGHUP): stopped")
+		if err != nil || said == nohup {
+			t.Errorf("nohup %v: %v, stderr %q; want status 0, and a line about the hangup only without nohup", nohup, err, stderr.String())
+		}
+	}
+}

@@ -37,6 +37,10 @@
 // Every flag can also be set from the environment as NETUSE_<FLAG>, for
 // example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
 //
+// SIGINT, SIGTERM and SIGHUP end netuse after the interval being written,
+// if any; SIGHUP says so on stderr. Under nohup (SIGHUP ignored) a hangup
+// does not stop it.
+//
 // Exit status: 0 on success, also when interrupted or when stdout is closed;
 // 1 when netuse fails at run time; 2 for bad usage.
 package main
@@ -52,6 +56,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -165,13 +170,35 @@ type app struct {
 
 // main runs netuse and returns its exit status.
 func (a *app) main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT and SIGTERM end the run after the interval being written, if
+	// any. So does SIGHUP (the terminal went away), saying so; but if
+	// netuse started with SIGHUP ignored (nohup), it stays ignored.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	caught := make(chan os.Signal, 1)
+	signal.Notify(caught, sigs...)
+	defer signal.Stop(caught)
+	var hangup atomic.Bool
+	go func() {
+		select {
+		case s := <-caught:
+			hangup.Store(s == syscall.SIGHUP)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	// A closed stdout shows up as EPIPE from Write instead of killing netuse,
 	// so that the run loop ends quietly and the deferred cleanup runs.
 	signal.Ignore(syscall.SIGPIPE)
 
 	err := a.run(ctx, args)
+	if hangup.Load() {
+		fmt.Fprintln(a.stderr, "netuse: hangup (SIGHUP): stopped; run it under nohup to keep it running")
+	}
 	switch {
 	case err == nil, errors.Is(err, errExit), isClosedPipe(err):
 		return 0
