@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestProcHostileName moves traffic from a process that named itself
@@ -108,4 +111,77 @@ func (p *procRun) lastIfaces() []string {
 		return nil
 	}
 	return p.capts[len(p.capts)-1].Ifaces
+}
+
+// TestProcBlockedStdout stops reading netuse's stdout until the pipe is
+// full, moves a transfer meanwhile, then reads again: the capture must
+// have kept up (no drops), and the bytes must all be there, in the
+// intervals written once stdout drained.
+func TestProcBlockedStdout(t *testing.T) {
+	n := newTestNet(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatalf("shrink the pipe: %v", err)
+	}
+	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+	cmd := inNS(n.a, netuseBin, "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
+	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = w, &p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	// At 100 ms a record or two of some 400 bytes: 4 kB fill in a second.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		queued, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		if queued >= 3500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pipe holds %d bytes after 10 s; netuse: %s", queued, p.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // blocked now, in a write
+	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7103")
+	remote.expect(t, "listening")
+	local := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7103", strconv.Itoa(transfer))
+	local.expect(t, "sent")
+	remote.expect(t, fmt.Sprintf("got %d", transfer))
+	time.Sleep(time.Second) // still not reading
+
+	go p.read(t, r)
+	// The pipe's backlog comes first, then the interval that spans the
+	// time netuse was blocked.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		p.mu.Lock()
+		_, tx, _ := p.credited(local.cmd.Process.Pid)
+		p.mu.Unlock()
+		if tx >= transfer {
+			break
+		}
+		p.intervals(t, 1)
+	}
+	p.intervals(t, 3)
+	p.stop(t) // also checks: no drops, rows add up, exit 0, nothing on stderr
+	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+	rx, tx, _ := p.credited(local.cmd.Process.Pid)
+	p.within1(t, "rx+tx of the sender while stdout was blocked", rx+tx, rx1-rx0+tx1-tx0)
+	longest := 0.0
+	for _, c := range p.capts {
+		longest = max(longest, c.Interval)
+	}
+	if longest < 1.5 {
+		t.Errorf("the longest interval lasted %.3fs: netuse was never blocked for the 1.5 s the test held its stdout", longest)
+	}
 }
