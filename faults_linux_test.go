@@ -185,3 +185,48 @@ func TestProcBlockedStdout(t *testing.T) {
 		t.Errorf("the longest interval lasted %.3fs: netuse was never blocked for the 1.5 s the test held its stdout", longest)
 	}
 }
+
+// TestProcNamespaceDeleted credits a server in a third namespace, c, then
+// kills it and deletes c (and with it the veth into c) while netuse runs:
+// netuse goes on capturing and crediting the traffic that is left, without
+// a word on stderr.
+func TestProcNamespaceDeleted(t *testing.T) {
+	n := newTestNet(t)
+	c := n.a[:len(n.a)-1] + "c"
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", c).Run() })
+	run(t, "ip", "netns", "add", c)
+	run(t, "ip", "-n", n.a, "link", "add", "veth-c", "type", "veth", "peer", "name", "veth-d", "netns", c)
+	run(t, "ip", "-n", n.a, "addr", "add", "198.51.100.1/24", "dev", "veth-c")
+	run(t, "ip", "-n", c, "addr", "add", "198.51.100.2/24", "dev", "veth-d")
+	run(t, "ip", "-n", n.a, "link", "set", "veth-c", "up")
+	run(t, "ip", "-n", c, "link", "set", "veth-d", "up")
+	server := startHelper(t, c, "serve-recv", "tcp", "198.51.100.2:7104")
+	server.expect(t, "listening")
+	p := startProc(t, n.a, "--iface", "veth-*")
+	p.intervals(t, 7) // namespaces are listed every 2 s: c is known now
+	client := startHelper(t, n.a, "send", "tcp", "198.51.100.2:7104", strconv.Itoa(1<<20))
+	client.expect(t, "sent")
+	server.expect(t, fmt.Sprintf("got %d", 1<<20))
+	p.intervals(t, 2)
+	server.cmd.Process.Kill()
+	server.cmd.Wait()
+	run(t, "ip", "netns", "del", c)
+	p.intervals(t, 8) // past the next listing of namespaces, which finds c gone
+
+	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7105")
+	remote.expect(t, "listening")
+	local := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7105", strconv.Itoa(transfer))
+	local.expect(t, "sent")
+	remote.expect(t, fmt.Sprintf("got %d", transfer))
+	p.intervals(t, 3)
+	p.stop(t)
+	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+
+	srx, _, name := p.credited(server.cmd.Process.Pid)
+	if srx < 1<<20 {
+		t.Errorf("the server in c (pid %d, %q) got %d bytes, want at least %d", server.cmd.Process.Pid, name, srx, 1<<20)
+	}
+	rx, tx, _ := p.credited(local.cmd.Process.Pid)
+	p.within1(t, "rx+tx of the sender after c was deleted", rx+tx, rx1-rx0+tx1-tx0)
+}
