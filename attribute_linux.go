@@ -29,6 +29,7 @@ type nsTables struct {
 	own      uint64 // netuse's own namespace
 	ns       map[uint64]*nsTable
 	lastEnum time.Time
+	socks    []socket   // the last read, whose array the next one reuses
 	mu       sync.Mutex // guards addrs, read by isLocal from other goroutines
 	addrs    map[uint64]map[netip.Addr]bool
 }
@@ -67,7 +68,11 @@ func (t *nsTables) read() ([]socket, error) {
 		t.lastEnum = time.Now()
 		t.enumerate()
 	}
-	var socks []socket
+	// The last read's slice, reused: growing a new one to 20,000 sockets
+	// cost a sixth of the read in copying (BenchmarkSocketTable's profile).
+	// The caller is done with the last read's sockets when it reads again.
+	socks := t.socks[:0]
+	defer func() { t.socks = socks }()
 	for ns, nt := range t.ns {
 		n := len(socks)
 		var err error
