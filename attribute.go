@@ -568,7 +568,7 @@ type socketTables interface {
 	read() ([]socket, error)
 	isLocal(netns uint64, addr netip.Addr) bool
 	isOurs(addr netip.Addr) bool
-	hasAddr(netns uint64, addr netip.Addr) bool
+	ownAddr(netns uint64, addr netip.Addr) bool
 }
 
 // owners finds the processes that hold socket inodes.
@@ -592,10 +592,10 @@ type resolver struct {
 	// conntrack reads the NAT translations of netuse's namespace; nil: none
 	conntrack func() ([]natEntry, error)
 	lookup    func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
-	// hasAddr reports whether addr is known to be an address of namespace
-	// netns (unlike isLocal, which trusts a namespace not listed yet);
-	// nil: no owner is ever guessed (see openings)
-	hasAddr func(netns uint64, addr netip.Addr) bool
+	// ownAddr reports whether netns is netuse's own network namespace and
+	// addr one of its addresses; nil: no owner is ever guessed (see
+	// openings)
+	ownAddr func(netns uint64, addr netip.Addr) bool
 	owners  owners
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
@@ -778,12 +778,14 @@ func (r *resolver) openings(batch []opening) {
 		// known either, the one process of any user that started. Only
 		// for the end that opened the connection: a server's end is found
 		// through its listener, and the newest process is the client.
-		// The opener's namespace has the connection's address: this
-		// keeps out the processes that start all the time elsewhere.
-		// A NAT'd copy of a connection from another namespace has an
-		// address of netuse's namespace, not of the opener's.
+		// Only in netuse's own namespace, and with the connection's
+		// address: this keeps out the processes that start all the time
+		// elsewhere, and the copies of another namespace's connections
+		// that the host forwards (routed, or NAT'd: TestProcNAT's client
+		// was credited a second time with the bridge's copy), which carry
+		// addresses its socket never had.
 		addr := fls[i].local.Addr()
-		fits := func(netns uint64) bool { return r.hasAddr != nil && r.hasAddr(netns, addr) }
+		fits := func(netns uint64) bool { return r.ownAddr != nil && r.ownAddr(netns, addr) }
 		if found[i] {
 			owners[i] = g.soleNewcomer(s.uid, false, fits)
 		} else {

@@ -150,12 +150,14 @@ func (t *nsTables) isLocal(ns uint64, addr netip.Addr) bool {
 	return !ok || a[addr] // a namespace not listed yet: no reason to doubt
 }
 
-// hasAddr reports whether addr is an address of namespace ns as last
-// listed: unlike isLocal, a namespace not listed yet has none, and a
-// loopback address is only netuse's own namespace's.
-func (t *nsTables) hasAddr(ns uint64, addr netip.Addr) bool {
+// ownAddr reports whether ns is netuse's own namespace and addr one of its
+// addresses as last listed.
+func (t *nsTables) ownAddr(ns uint64, addr netip.Addr) bool {
+	if ns != t.own {
+		return false
+	}
 	if addr.IsLoopback() {
-		return ns == t.own
+		return true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

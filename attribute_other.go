@@ -11,7 +11,7 @@ func newNSTables() *nsTables                                   { return &nsTable
 func (t *nsTables) read() ([]socket, error)                    { return nil, errNotLinux }
 func (t *nsTables) isLocal(netns uint64, addr netip.Addr) bool { return true }
 func (t *nsTables) isOurs(addr netip.Addr) bool                { return true }
-func (t *nsTables) hasAddr(netns uint64, addr netip.Addr) bool { return false }
+func (t *nsTables) ownAddr(netns uint64, addr netip.Addr) bool { return false }
 
 // newLookup finds the kernel's socket of one flow: Linux only.
 func newLookup() func(flow) (socket, bool) {

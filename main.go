@@ -287,7 +287,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		conntrack: readConntrack,
 		isOurs:    tables.isOurs,
 		lookup:    a.lookup(),
-		hasAddr:   tables.hasAddr,
+		ownAddr:   tables.ownAddr,
 		owners:    a.owners(reg, false),
 		quick:     a.owners(reg, true),
 		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
