@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
 )
 
@@ -229,4 +233,103 @@ func TestProcNamespaceDeleted(t *testing.T) {
 	}
 	rx, tx, _ := p.credited(local.cmd.Process.Pid)
 	p.within1(t, "rx+tx of the sender after c was deleted", rx+tx, rx1-rx0+tx1-tx0)
+}
+
+// flood writes n UDP frames, each of another flow, on iface to dstMAC.
+func flood(iface, dstMAC, count string) error {
+	n, _ := strconv.Atoi(count)
+	ifi, err := net.InterfaceByName(iface)
+	if err != nil {
+		return err
+	}
+	dst, err := net.ParseMAC(dstMAC)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+	copy(to.Addr[:], dst)
+	buf := gopacket.NewSerializeBuffer()
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4(192, 0, 2, 2).To4(), DstIP: net.IPv4(192, 0, 2, 1).To4()}
+	udp := &layers.UDP{DstPort: 9}
+	udp.SetNetworkLayerForChecksum(ip)
+	eth := &layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}
+	for i := range n {
+		udp.SrcPort = layers.UDPPort(1024 + i%60000)
+		ip.SrcIP[3] = byte(2 + i/60000%200) // past 60,000 ports, other source addresses
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(make([]byte, 18))); err != nil {
+			return err
+		}
+		for {
+			err := unix.Sendto(fd, buf.Bytes(), 0, to)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EAGAIN) {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	fmt.Println("sent", n)
+	return nil
+}
+
+// TestProcFlood sends 100,000 UDP datagrams of distinct flows (as a scan
+// or a flood with random ports does) to a netuse with --max-flows 4096:
+// the flow table stays within it, the flows it could not keep are shown
+// as (flow table full) and the evicted ones counted, every interval's rows
+// still add up to the capture, and netuse keeps reporting. Its peak
+// memory is logged (NETUSE_FLOOD sets the number of datagrams).
+func TestProcFlood(t *testing.T) {
+	n := newTestNet(t)
+	count := 100_000
+	if v, err := strconv.Atoi(os.Getenv("NETUSE_FLOOD")); err == nil {
+		count = v
+	}
+	mac, err := inNS(n.a, "cat", "/sys/class/net/veth-a/address").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--iface", "veth-a"}
+	if os.Getenv("NETUSE_FLOOD") == "" {
+		args = append(args, "--max-flows", "4096")
+	}
+	p := startProc(t, n.a, args...)
+	rx0, _ := ifaceBytes(t, n.a, "veth-a")
+	sender := startHelper(t, n.b, "flood", "veth-b", strings.TrimSpace(string(mac)), strconv.Itoa(count))
+	sender.expect(t, "sent")
+	p.intervals(t, 3)
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	p.stop(t) // rows add up, no drops, exit 0, nothing on stderr
+	rx1, _ := ifaceBytes(t, n.a, "veth-a")
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "VmHWM") || strings.HasPrefix(l, "VmRSS") {
+			t.Logf("netuse after %d flows: %s", count, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	var full, rx, evicted uint64
+	most := 0
+	for _, r := range p.procs {
+		if r.Reason == "flow_table_full" {
+			full += r.RxBytes
+		}
+	}
+	for _, c := range p.capts {
+		rx += c.RxBytes
+		evicted += c.EvictedFlows
+		most = max(most, c.Flows)
+	}
+	t.Logf("captured rx %d of the interface's %d; flow_table_full %d bytes; evicted %d flows; at most %d flows held", rx, rx1-rx0, full, evicted, most)
+	if os.Getenv("NETUSE_FLOOD") != "" {
+		return
+	}
+	if most > 4096 || full == 0 || evicted == 0 {
+		t.Errorf("at most %d flows held, %d bytes as flow_table_full, %d evicted; want at most 4096, and both more than 0", most, full, evicted)
+	}
+	p.within1(t, "rx captured", rx, rx1-rx0)
 }

@@ -690,6 +690,7 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 //	serve-send ADDR N         listen; send N bytes to the first client; say "sent N"
 //	send tcp|udp ADDR N       connect and send N bytes; say "sent N"
 //	recv ADDR                 connect and read until EOF; say "got N"
+//	flood IFACE MAC N         write N UDP frames of distinct flows to MAC; say "sent N"
 //
 // With NETUSE_TEST_COMM set, it first takes that as its process name.
 // It then waits for its standard input to close, with its sockets open, so
@@ -816,6 +817,11 @@ func runHelper(args []string) error {
 		fmt.Println("listening", ln.Addr())
 		body := make([]byte, n)
 		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
+	case "flood":
+		// flood IFACE DSTMAC N: N UDP datagrams from 192.0.2.2 to
+		// 192.0.2.1:9, each from another source port and address low
+		// byte (another flow), written straight to IFACE as frames.
+		return flood(args[1], args[2], args[3])
 	case "recv":
 		c, err := net.Dial("tcp", args[1])
 		if err != nil {
