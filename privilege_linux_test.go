@@ -87,17 +87,7 @@ func capsDir(t *testing.T) string {
 // running bin, and collects its records like launchProc.
 func launchProcAs(t *testing.T, ns, bin string, args ...string) *procRun {
 	t.Helper()
-	argv := append([]string{"setpriv"}, nobody...)
-	cmd := inNS(ns, append(append(argv, bin, "proc", "--json"), args...)...)
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &p.stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
-	go p.read(t, stdout)
-	return p
+	return launchProcArgv(t, ns, append(append([]string{"setpriv"}, nobody...), bin), args...)
 }
 
 // Capability numbers, from linux/capability.h.
@@ -127,27 +117,6 @@ func checkCreds(t *testing.T, pid int, want uint64) {
 	}
 	if eff, _ := strconv.ParseUint(got["CapEff"], 16, 64); eff != want {
 		t.Fatalf("netuse's effective capabilities are %#x, want %#x", eff, want)
-	}
-}
-
-// addsUp checks, as procRun.check does, that in every interval the rows
-// add up to the bytes captured and the kernel dropped nothing.
-func (p *procRun) addsUp(t *testing.T) {
-	t.Helper()
-	for _, c := range p.capts {
-		var rx, tx uint64
-		for _, r := range p.procs {
-			if r.Seq == c.Seq {
-				rx += r.RxBytes
-				tx += r.TxBytes
-			}
-		}
-		if rx != c.RxBytes || tx != c.TxBytes {
-			t.Errorf("interval %d: rows add up to rx %d tx %d, captured rx %d tx %d", c.Seq, rx, tx, c.RxBytes, c.TxBytes)
-		}
-		if c.Drops != 0 {
-			t.Errorf("interval %d: the kernel dropped %d frames", c.Seq, c.Drops)
-		}
 	}
 }
 

@@ -180,7 +180,14 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 // records.
 func launchProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	cmd := inNS(ns, append([]string{netuseBin, "proc", "--json"}, args...)...)
+	return launchProcArgv(t, ns, []string{netuseBin}, args...)
+}
+
+// launchProcArgv is launchProc with the command that runs netuse given:
+// the binary, after a wrapper such as setpriv if any.
+func launchProcArgv(t *testing.T, ns string, argv []string, args ...string) *procRun {
+	t.Helper()
+	cmd := inNS(ns, append(append(argv, "proc", "--json"), args...)...)
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
@@ -284,6 +291,13 @@ func (p *procRun) check(t *testing.T) {
 	if p.stderr.Len() > 0 {
 		t.Errorf("netuse proc wrote to stderr: %s", p.stderr.String())
 	}
+	p.addsUp(t)
+}
+
+// addsUp checks that in every interval the rows add up to the bytes
+// captured and the kernel dropped nothing.
+func (p *procRun) addsUp(t *testing.T) {
+	t.Helper()
 	for _, c := range p.capts {
 		var rx, tx uint64
 		for _, r := range p.procs {
