@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/binary"
+	"errors"
 	"net/netip"
 
 	"golang.org/x/net/bpf"
@@ -52,7 +54,7 @@ type decoder struct {
 	eth     layers.Ethernet
 	vlan    layers.Dot1Q
 	ip4     layers.IPv4
-	ip6     layers.IPv6
+	ip6     ipv6Header
 	ip6ext  layers.IPv6ExtensionSkipper
 	tcp     layers.TCP
 	udp     layers.UDP
@@ -116,7 +118,7 @@ func (d *decoder) decode(f *frame, p *packet) {
 		case layers.LayerTypeIPv4:
 			src, dst = addr4(d.ip4.SrcIP), addr4(d.ip4.DstIP)
 		case layers.LayerTypeIPv6:
-			src, dst = addr16(d.ip6.SrcIP), addr16(d.ip6.DstIP)
+			src, dst = netip.AddrFrom16(d.ip6.src).Unmap(), netip.AddrFrom16(d.ip6.dst).Unmap()
 			if src.Is4() != dst.Is4() {
 				return // one IPv4-mapped address: no socket has such a flow (RFC 4291 2.5.5.2)
 			}
@@ -142,11 +144,50 @@ func addr4(b []byte) netip.Addr {
 	return netip.AddrFrom4([4]byte(b))
 }
 
-func addr16(b []byte) netip.Addr {
-	if len(b) != 16 {
-		return netip.Addr{}
+// ipv6Header decodes the fixed IPv6 header alone and leaves every
+// extension header to the skipper. gopacket's IPv6 layer decodes a
+// hop-by-hop header itself, allocating for each option (every MLD report
+// has one), and does not skip it when it holds a jumbo payload option, so
+// that the ports came from the option's bytes (FuzzDecode found both).
+type ipv6Header struct {
+	src, dst [16]byte
+	next     layers.IPProtocol
+	payload  []byte
+}
+
+var (
+	errIPv6Short   = errors.New("IPv6 header cut short")
+	errIPv6Version = errors.New("not IP version 6")
+	errIPv6Length  = errors.New("IPv6 payload length 0 without a hop-by-hop header")
+)
+
+func (h *ipv6Header) CanDecode() gopacket.LayerClass    { return layers.LayerTypeIPv6 }
+func (h *ipv6Header) NextLayerType() gopacket.LayerType { return h.next.LayerType() }
+func (h *ipv6Header) LayerPayload() []byte              { return h.payload }
+
+func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 40 {
+		df.SetTruncated()
+		return errIPv6Short
 	}
-	return netip.AddrFrom16([16]byte(b)).Unmap()
+	if data[0]>>4 != 6 {
+		return errIPv6Version
+	}
+	copy(h.src[:], data[8:24])
+	copy(h.dst[:], data[24:40])
+	h.next = layers.IPProtocol(data[6])
+	h.payload = data[40:]
+	// A payload length of 0 is a jumbogram's (RFC 2675), whose length is in
+	// a hop-by-hop option; a frame may also be cut by the snap length.
+	// Either way the rest is the payload.
+	n := int(binary.BigEndian.Uint16(data[4:6]))
+	switch {
+	case n == 0 && h.next != layers.IPProtocolIPv6HopByHop:
+		return errIPv6Length
+	case n != 0 && n < len(h.payload):
+		h.payload = h.payload[:n]
+	}
+	return nil
 }
 
 // synFilter is a classic BPF program that keeps the TCP segments that open
