@@ -602,6 +602,8 @@ type resolver struct {
 	// all of /proc does not hold it up.
 	quick  owners
 	minGap time.Duration // at least this long between two reads of the socket table
+	nat    map[flow]flow // the last read of conntrack's translations (natCopies)
+	natAt  time.Time     // when it was read
 	warn   func(error)   // told once of a problem that makes attribution incomplete
 
 	dec  *decoder     // for syn, which only the capture goroutine calls
@@ -865,11 +867,19 @@ func (r *resolver) natCopies(fls []flow, whys []reason) map[flow]flow {
 	if r.conntrack == nil || !slices.Contains(whys, noSocket) {
 		return nil
 	}
-	entries, err := r.conntrack()
-	if err != nil || len(entries) == 0 {
+	// At most every natGap: retries 250 ms apart see a fresh read.
+	if time.Since(r.natAt) >= natGap {
+		r.natAt = time.Now()
+		entries, err := r.conntrack()
+		if err != nil {
+			entries = nil
+		}
+		r.nat = natTranslations(entries)
+	}
+	tr := r.nat
+	if len(tr) == 0 {
 		return nil
 	}
-	tr := natTranslations(entries)
 	nats := map[flow]flow{}
 	for i, fl := range fls {
 		if t, ok := tr[fl]; ok && whys[i] == noSocket {
@@ -877,6 +887,15 @@ func (r *resolver) natCopies(fls []flow, whys []reason) map[flow]flow {
 		}
 	}
 	return nats
+}
+
+// natGap is how long a read of the connection tracking table serves.
+const natGap = 200 * time.Millisecond
+
+// natted reports whether NAT rewrote e: its replies do not come back
+// from where the connection went, or not to where it came from.
+func (e natEntry) natted() bool {
+	return e.replySrc != e.origDst || e.replyDst != e.origSrc
 }
 
 // natEntry is one conntrack entry: the tuple as the connection began and

@@ -243,6 +243,11 @@ func TestParseConntrack(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("parseConntrack:\n got %v\nwant %v", got, want)
 	}
+	for i, e := range got {
+		if want := i < 2; e.natted() != want {
+			t.Errorf("entry %d natted: %v, want %v (the IPv6 one is not NAT'd)", i, e.natted(), want)
+		}
+	}
 	tr := natTranslations(got)
 	if len(tr) != 4 {
 		t.Errorf("natTranslations: %d flows, want 4, two for each NAT'd entry (the IPv6 one is not): %v", len(tr), tr)

@@ -54,6 +54,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,9 @@ import (
 	"github.com/mattn/go-isatty"
 	"golang.org/x/term"
 )
+
+// memoryLimit is netuse's default soft limit on the Go heap.
+const memoryLimit = 48 << 20
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -141,6 +145,13 @@ func (c *cli) Validate() error {
 }
 
 func main() {
+	// A soft limit on the Go heap, so that the garbage collector works
+	// harder before netuse's memory doubles under a flood of new flows
+	// (TestProcFlood: a million flows) rather than after. GOMEMLIMIT in the
+	// environment overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	a := &app{
 		stdout:   os.Stdout,
 		stderr:   os.Stderr,
