@@ -108,6 +108,29 @@ func TestProcfsQuick(t *testing.T) {
 		t.Errorf("two newcomers, and a guess: %+v", g)
 	}
 
+	// A program the exec watch heard of, gone before any look: the guess
+	// when no look saw a newcomer. Not when a look saw it, nor when it
+	// does not fit.
+	p.find(map[uint64]*process{9999: nil}) // no newcomers now
+	p.ticks = func() uint64 { return 8100 }
+	p.execHist = []execEvent{{at: epoch, pid: 800, uid: uint32(uid), netns: 7, stat: []byte("800 (curl) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 8000 0 0 0\n")}}
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g == nil || g.pid != 800 || g.name != "curl" || g.netns != 7 {
+		t.Errorf("sole exited program: %+v, want pid 800 curl in netns 7", g)
+	}
+	p.execHist = append(p.execHist, execEvent{at: epoch, pid: 801, uid: uint32(uid), stat: []byte("801 (curl) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 8001 0 0 0\n")})
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g == nil || g.pid != 801 || g.start != 8001 {
+		t.Errorf("two exited programs, one of them known now: %+v, want the other, pid 801", g)
+	}
+	p.execHist = append(p.execHist, execEvent{at: epoch, pid: 802, uid: uint32(uid), stat: []byte("802 (curl) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 8002 0 0 0\n")},
+		execEvent{at: epoch, pid: 803, uid: uint32(uid), stat: []byte("803 (curl) S 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 8003 0 0 0\n")})
+	if g := p.soleNewcomer(uint32(uid), false, anywhere); g != nil {
+		t.Errorf("two exited programs no look saw: %+v, want no guess", g)
+	}
+	if g := p.soleNewcomer(uint32(uid)+1, false, anywhere); g != nil {
+		t.Errorf("exited programs of another user: %+v, want no guess", g)
+	}
+	p.execHist = p.execHist[:0]
+
 	// Processes keep starting, each with a socket: the quick finder, which
 	// never scans all of /proc, must not keep them all.
 	for pid := 1000; pid < 1400; pid++ {

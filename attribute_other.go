@@ -22,6 +22,7 @@ func newLookup() func(flow) (socket, bool) {
 type procfs struct{}
 
 func newProcfs(reg *registry, recent bool) *procfs   { return &procfs{} }
+func newFinder(reg *registry, recent bool) owners    { return newProcfs(reg, recent) }
 func (p *procfs) find(want map[uint64]*process) bool { return false }
 
 // readConntrack reads the NAT translations: Linux only.

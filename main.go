@@ -161,7 +161,7 @@ func main() {
 		termSize: terminalSize,
 		tables:   func() socketTables { return newNSTables() },
 		lookup:   newLookup,
-		owners:   func(reg *registry, recent bool) owners { return newProcfs(reg, recent) },
+		owners:   newFinder,
 	}
 	os.Exit(a.main(os.Args[1:]))
 }

@@ -438,90 +438,147 @@ func TestProcShortLived(t *testing.T) {
 	for _, mode := range []string{"continuous", "oneshot"} {
 		t.Run(mode, func(t *testing.T) {
 			n := newTestNet(t)
-			curl, err := exec.LookPath("curl")
-			if err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatal("needs curl, and CI is set")
-				}
-				t.Skip("needs curl")
-			}
-			server := startHelper(t, n.b, "serve-http", "192.0.2.2:7010", "100000")
-			server.expect(t, "listening")
-			rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
-			var p *procRun
-			if mode == "oneshot" {
-				p = startProcOnce(t, n.a, "--iface", "veth-a", "--count", "1", "--interval", "8s")
-			} else {
-				p = startProc(t, n.a, "--iface", "veth-a")
-			}
-			// The loop ends after 200 curls, or early once the file stop
-			// exists: a one-shot netuse reports 8 s, and on a busy machine
-			// 200 curls take longer; the bytes of those after its end are
-			// no part of what it reported.
-			stop := filepath.Join(t.TempDir(), "stop")
-			loop := exec.Command("ip", "netns", "exec", n.a, "sh", "-c",
-				`for i in $(seq 200); do [ -e "$1" ] && break; "$0" -sf -o /dev/null http://192.0.2.2:7010/ & echo $!; wait $! || exit 1; done`, curl, stop)
-			var out strings.Builder
-			loop.Stdout = &out
-			if err := loop.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var rx1, tx1 uint64
-			if mode == "oneshot" {
-				<-p.done
-				rx1, tx1 = ifaceBytes(t, n.a, "veth-a")
-				os.WriteFile(stop, nil, 0o644)
-			}
-			if err := loop.Wait(); err != nil {
-				t.Fatalf("curl loop: %v", err)
-			}
-			pids := map[int]bool{}
-			for _, f := range strings.Fields(out.String()) {
-				pid, _ := strconv.Atoi(f)
-				pids[pid] = true
-			}
-			if mode == "oneshot" {
-				p.wait(t)
-			} else {
-				p.intervals(t, 3)
-				p.stop(t)
-				rx1, tx1 = ifaceBytes(t, n.a, "veth-a")
-			}
-			if len(pids) < 50 {
-				t.Fatalf("only %d curls ran while netuse ran", len(pids))
-			}
-			var credited uint64
-			rows := 0
-			for _, r := range p.procs {
-				if r.Name == "curl" {
-					rows++
-					credited += r.RxBytes + r.TxBytes
-					if !pids[r.Pid] {
-						t.Errorf("a curl row has pid %d, which was no curl of the loop", r.Pid)
-					}
-				}
-			}
-			all := rx1 - rx0 + tx1 - tx0
-			share := float64(credited) / float64(all)
-			var inferred uint64
-			for _, c := range p.capts {
-				inferred += c.InferredBytes
-			}
-			t.Logf("%s: %d curls, %d curl rows with %d bytes of %d on veth-a: %.2f%%, %.2f%% by inference", mode, len(pids), rows, credited, all,
-				100*share, 100*float64(inferred)/float64(all))
-			// The short-lived issue's goal is 95%; ten runs here gave 95.5% to
-			// 99.5%. The floor sits below the goal, so that one slow run
-			// does not fail the suite while that issue is open; the log
-			// line above gives the figure of each run.
-			if share < 0.90 {
-				t.Errorf("curl rows got %.2f%% of the bytes, want at least 90%% (the goal is 95%%)", 100*share)
-				for _, r := range p.procs {
-					if r.Pid == 0 {
-						t.Logf("seq %d %s: rx %d tx %d", r.Seq, r.Reason, r.RxBytes, r.TxBytes)
-					}
-				}
-			}
+			// The issue's goal is 95%; netuse in a namespace of its own
+			// cannot hear of execs (see TestProcShortLivedHost), and 8
+			// runs here on a quiet machine gave 94.49% to 98.50%: the
+			// floor leaves room for a slow run.
+			testShortLived(t, mode, n.a, "veth-a", n.b, "192.0.2.2:7010", 0.90)
 		})
+	}
+}
+
+// TestProcShortLivedHost is TestProcShortLived with netuse and the curls in
+// the test's own namespace, the machine's first where the tests run as
+// root, on the host end of a veth into the server's namespace: there the
+// kernel's process connector tells netuse of every exec, so that a curl
+// gone before the look after its SYN is still known.
+func TestProcShortLivedHost(t *testing.T) {
+	for _, mode := range []string{"continuous", "oneshot"} {
+		t.Run(mode, func(t *testing.T) {
+			ns, host := hostVeth(t)
+			// The issue's goal: 95%. 10 runs here gave 97.99% to 99.49%
+			// (96.99% to 99.50% without the exec watch).
+			testShortLived(t, mode, "", host, ns, "198.51.100.2:7011", 0.95)
+		})
+	}
+}
+
+// hostVeth makes a network namespace joined to the test's own by a veth
+// pair: 198.51.100.1 on the host end, 198.51.100.2 on veth-b inside. It
+// stops if the machine already routes 198.51.100.0/24, so that nothing
+// goes anywhere else.
+func hostVeth(t *testing.T) (ns, host string) {
+	t.Helper()
+	needRoot(t)
+	if out, _ := exec.Command("ip", "route", "show", "match", "198.51.100.2").Output(); strings.Contains(string(out), "198.51.100.") {
+		t.Fatalf("198.51.100.0/24 is routed here already (%s): the test will not add its own", strings.TrimSpace(string(out)))
+	}
+	netSeq++
+	ns = fmt.Sprintf("nu%d-%ds", os.Getpid(), netSeq)
+	host = fmt.Sprintf("nu%d-%dh", os.Getpid(), netSeq)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", host).Run()
+		exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, cmd := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", host, "type", "veth", "peer", "name", "veth-b", "netns", ns},
+		{"ip", "addr", "add", "198.51.100.1/24", "dev", host},
+		{"ip", "-n", ns, "addr", "add", "198.51.100.2/24", "dev", "veth-b"},
+		{"ip", "link", "set", host, "up"},
+		{"ip", "-n", ns, "link", "set", "veth-b", "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	return ns, host
+}
+
+// testShortLived runs 200 curls one after the other in ns (""; the test's
+// own), each fetching 100 kB from a server at addr in srvNS, with netuse
+// in ns on iface, continuous or one-shot, and checks the share of iface's
+// bytes in the curl rows against floor.
+func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor float64) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs curl, and CI is set")
+		}
+		t.Skip("needs curl")
+	}
+	server := startHelper(t, srvNS, "serve-http", addr, "100000")
+	server.expect(t, "listening")
+	rx0, tx0 := ifaceBytes(t, ns, iface)
+	var p *procRun
+	if mode == "oneshot" {
+		p = startProcOnce(t, ns, "--iface", iface, "--count", "1", "--interval", "8s")
+	} else {
+		p = startProc(t, ns, "--iface", iface)
+	}
+	// The loop ends after 200 curls, or early once the file stop
+	// exists: a one-shot netuse reports 8 s, and on a busy machine
+	// 200 curls take longer; the bytes of those after its end are
+	// no part of what it reported.
+	stop := filepath.Join(t.TempDir(), "stop")
+	loop := inNS(ns, "sh", "-c",
+		`for i in $(seq 200); do [ -e "$1" ] && break; "$0" -sf -o /dev/null "$2" & echo $!; wait $! || exit 1; done`, curl, stop, "http://"+addr+"/")
+	var out strings.Builder
+	loop.Stdout = &out
+	if err := loop.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var rx1, tx1 uint64
+	if mode == "oneshot" {
+		<-p.done
+		rx1, tx1 = ifaceBytes(t, ns, iface)
+		os.WriteFile(stop, nil, 0o644)
+	}
+	if err := loop.Wait(); err != nil {
+		t.Fatalf("curl loop: %v", err)
+	}
+	pids := map[int]bool{}
+	for _, f := range strings.Fields(out.String()) {
+		pid, _ := strconv.Atoi(f)
+		pids[pid] = true
+	}
+	if mode == "oneshot" {
+		p.wait(t)
+	} else {
+		p.intervals(t, 3)
+		p.stop(t)
+		rx1, tx1 = ifaceBytes(t, ns, iface)
+	}
+	if len(pids) < 50 {
+		t.Fatalf("only %d curls ran while netuse ran", len(pids))
+	}
+	var credited uint64
+	rows := 0
+	for _, r := range p.procs {
+		if r.Name == "curl" {
+			rows++
+			credited += r.RxBytes + r.TxBytes
+			if !pids[r.Pid] {
+				t.Errorf("a curl row has pid %d, which was no curl of the loop", r.Pid)
+			}
+		}
+	}
+	all := rx1 - rx0 + tx1 - tx0
+	share := float64(credited) / float64(all)
+	var inferred uint64
+	for _, c := range p.capts {
+		inferred += c.InferredBytes
+	}
+	t.Logf("%s: %d curls, %d curl rows with %d bytes of %d on %s: %.2f%%, %.2f%% by inference", mode, len(pids), rows, credited, all, iface,
+		100*share, 100*float64(inferred)/float64(all))
+	if share < floor {
+		t.Errorf("curl rows got %.2f%% of the bytes, want at least %.0f%%", 100*share, 100*floor)
+		for _, r := range p.procs {
+			if r.Pid == 0 {
+				t.Logf("seq %d %s: rx %d tx %d", r.Seq, r.Reason, r.RxBytes, r.TxBytes)
+			}
+		}
 	}
 }
 
