@@ -588,35 +588,10 @@ func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor flo
 // only. The server's socket is not in that namespace's table: netuse must
 // read the other namespace's, credit the server with its bytes and say
 // where it lives; the client is credited too, as both ends are processes
-// of this machine.
-//
-// The test's own namespace is the machine's: its addresses there are from
-// 198.51.100.0/24 (TEST-NET-2), and it stops if the machine already has an
-// address or a route in that range, so that nothing goes anywhere else.
+// of this machine. hostVeth uses 198.51.100.0/24 in the test's own
+// namespace only after checking the machine does not route it.
 func TestProcOtherNamespace(t *testing.T) {
-	needRoot(t)
-	if out, _ := exec.Command("ip", "route", "show", "match", "198.51.100.2").Output(); strings.Contains(string(out), "198.51.100.") {
-		t.Fatalf("198.51.100.0/24 is routed here already (%s): the test will not add its own", strings.TrimSpace(string(out)))
-	}
-	ns := fmt.Sprintf("nu%d-srv", os.Getpid())
-	host := fmt.Sprintf("nu%dh", os.Getpid())
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", host).Run()
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "link", "add", host, "type", "veth", "peer", "name", "veth-b", "netns", ns},
-		{"ip", "addr", "add", "198.51.100.1/24", "dev", host},
-		{"ip", "-n", ns, "addr", "add", "198.51.100.2/24", "dev", "veth-b"},
-		{"ip", "link", "set", host, "up"},
-		{"ip", "-n", ns, "link", "set", "veth-b", "up"},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
+	ns, host := hostVeth(t)
 	rx0, tx0 := ifaceBytes(t, "", host)
 	p := startProc(t, "", "--iface", host)
 
