@@ -65,13 +65,9 @@ N_SHORT=${N_SHORT:-200}                   # curls in workload 3
 ONLY=${ONLY:-"1 2 3 4 5 6"}
 KEEP=${KEEP:-}
 
-die() {
-	echo "run.sh: $*" >&2
-	exit 1
-}
-note() { echo "run.sh: $*" >&2; }
-
-[ "$(id -u)" -eq 0 ] || die "must be run as root (it creates network namespaces and captures packets)"
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+prog=run.sh
 for v in DUR UDP_DUR N_SHORT; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, not '${!v}'"
 done
@@ -79,104 +75,15 @@ for r in $UDP_RATES; do
 	[[ $r =~ ^[0-9]+$ ]] || die "UDP_RATES must be integers, not '$r'"
 done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+bench_init run.sh nubench nubench
 # Other work on the machine takes CPU from the tools and the generator:
 # the load average at the start and at the end go with the figures.
 load0=$(cut -d ' ' -f 1-3 /proc/loadavg)
-export PATH="$PATH:/usr/local/go/bin"
 start_s=$SECONDS
 
 # --- what is needed ----------------------------------------------------------
 
-need=()
-command -v nethogs >/dev/null || need+=(nethogs)
-command -v curl >/dev/null || need+=(curl)
-command -v ip >/dev/null || need+=(iproute2)
-command -v jq >/dev/null || need+=(jq)
-command -v stdbuf >/dev/null || need+=(coreutils)
-if [ ${#need[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq || note "apt-get update failed; trying to install anyway"
-	apt-get install -y -qq "${need[@]}" >/dev/null || die "could not install: ${need[*]}"
-fi
-command -v go >/dev/null || die "go not found in PATH or /usr/local/go/bin"
-
-tmp=$(mktemp -d /tmp/nubench.XXXXXX)
-ns_a="nubench-a-$$"
-ns_b="nubench-b-$$"
-
-# --- cleanup, on every exit --------------------------------------------------
-
-# Everything the script starts runs in one of its two namespaces, so their
-# own pid lists name exactly the processes to end.
-kill_ns_procs() {
-	local ns=$1 sig=$2 pids
-	pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
-	# shellcheck disable=SC2086 # one word per pid
-	[ -z "$pids" ] || kill "-$sig" $pids 2>/dev/null || true
-}
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	set +e
-	for ns in "$ns_a" "$ns_b"; do
-		[ -e "/run/netns/$ns" ] || continue
-		kill_ns_procs "$ns" TERM
-	done
-	sleep 0.3
-	for ns in "$ns_a" "$ns_b"; do
-		[ -e "/run/netns/$ns" ] || continue
-		kill_ns_procs "$ns" KILL
-		ip netns del "$ns" 2>/dev/null # takes the veth pair with it
-	done
-	wait 2>/dev/null
-	if [ -n "$KEEP" ]; then
-		note "raw outputs kept in $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'note "interrupted, cleaning up"; exit 130' INT
-trap 'note "terminated, cleaning up"; exit 143' TERM
-
-# alive PID: the process exists and is not a zombie waiting to be reaped.
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
-
-# wait_exit PID SECONDS: wait up to SECONDS for PID to end; 1 if it did not.
-wait_exit() {
-	local pid=$1 deadline=$((SECONDS + $2))
-	while alive "$pid"; do
-		[ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.1
-	done
-}
-
-# wait_for FILE PATTERN PID SECONDS: wait until FILE has a line matching
-# PATTERN (grep -E); 1 if PID ends or SECONDS pass first.
-wait_for() {
-	local file=$1 pattern=$2 pid=$3 deadline=$((SECONDS + $4))
-	until grep -Eq -- "$pattern" "$file" 2>/dev/null; do
-		alive "$pid" && [ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.1
-	done
-}
-
-# stop PID NAME [SIG]: SIG (INT), then SIGKILL if it is still there 10 s later.
-stop() {
-	kill "-${3:-INT}" "$1" 2>/dev/null || true
-	if ! wait_exit "$1" 10; then
-		note "$2 did not end 10 s after SIG${3:-INT}; killing it"
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-	wait "$1" 2>/dev/null || true
-}
+need nethogs:nethogs curl:curl ip:iproute2 jq:jq stdbuf:coreutils
 
 # usage PID: "CPU_SECONDS PEAK_RSS_KIB" of a running process: utime+stime
 # (fields 14 and 15 of /proc/PID/stat, all threads) over CLK_TCK, VmHWM.
@@ -202,32 +109,14 @@ counters() {
 
 # --- build -------------------------------------------------------------------
 
-(cd "$repo" && go build -o "$tmp/netuse" .) || die "go build of netuse failed in $repo"
+build_netuse
 (cd "$repo" && go build -o "$tmp/gen" ./bench/gen) || die "go build of bench/gen failed in $repo"
 gen=$tmp/gen
-netuse_version=$("$tmp/netuse" --version 2>&1 | head -n 1) || netuse_version="?"
-netuse_version=${netuse_version#netuse }
-# The commit built, with "+changes" when the tree differed from it.
-if commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null); then
-	[ -z "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit+changes"
-	netuse_version="$netuse_version, $commit"
-fi
 nethogs_version=$(nethogs -V 2>&1 | sed -n 's/^ *version *//p' | head -n 1)
 
 # --- two namespaces and a veth pair ------------------------------------------
 
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-# No IPv6 on the veth: its neighbour discovery would be traffic of no process.
-for ns in "$ns_a" "$ns_b"; do
-	ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6' 2>/dev/null || true
-	ip -n "$ns" link set lo up
-done
-ip -n "$ns_a" link add veth-a type veth peer name veth-b netns "$ns_b"
-ip -n "$ns_a" addr add 192.0.2.1/24 dev veth-a
-ip -n "$ns_b" addr add 192.0.2.2/24 dev veth-b
-ip -n "$ns_a" link set veth-a up
-ip -n "$ns_b" link set veth-b up
+make_pair
 
 # --- the generator -----------------------------------------------------------
 

@@ -52,11 +52,9 @@
 # Exit status: 0 memory flat, 2 memory grew, 1 the run failed.
 set -euo pipefail
 
-die() {
-	echo "soak: $*" >&2
-	exit 1
-}
-note() { echo "soak: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+prog=soak
 
 # secs DURATION: seconds of "90", "90s", "3m" or "1h".
 secs() {
@@ -88,93 +86,17 @@ if [ $((2 * warmup)) -gt "$duration" ]; then
 	warmup=$((duration / 3))
 	warmup_note=", a third of the run: WARMUP is more than half of DURATION"
 fi
-[ "$(id -u)" -eq 0 ] || die "must be run as root (it creates network namespaces and captures packets)"
-
-repo=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$PATH:/usr/local/go/bin"
+bench_init soak netuse-soak nusoak
 # netuse reads its flags from NETUSE_* too: none from the caller's shell.
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^NETUSE_' || true)
 
 # --- what is needed ----------------------------------------------------------
 
-need=()
-command -v ip >/dev/null || need+=(iproute2)
-command -v curl >/dev/null || need+=(curl)
-command -v jq >/dev/null || need+=(jq)
-if [ ${#need[@]} -gt 0 ]; then
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq || note "apt-get update failed; trying to install anyway"
-	apt-get install -y -qq "${need[@]}" >/dev/null || die "could not install: ${need[*]}"
-fi
-command -v go >/dev/null || die "go not found in PATH or /usr/local/go/bin"
-
-tmp=$(mktemp -d /tmp/netuse-soak.XXXXXX)
-ns_a="nusoak-a-$$"
-ns_b="nusoak-b-$$"
-
-# --- cleanup, on every exit --------------------------------------------------
-
-# Everything the script starts, netuse included, runs in one of its two
-# namespaces, so their pid lists name exactly the processes to end.
-kill_ns_procs() {
-	local ns=$1 sig=$2 pids
-	pids=$(ip netns pids "$ns" 2>/dev/null) || return 0
-	# shellcheck disable=SC2086 # one word per pid
-	[ -z "$pids" ] || kill "-$sig" $pids 2>/dev/null || true
-}
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	set +e
-	for ns in "$ns_a" "$ns_b"; do
-		[ -e "/run/netns/$ns" ] || continue
-		kill_ns_procs "$ns" TERM
-	done
-	sleep 0.3
-	for ns in "$ns_a" "$ns_b"; do
-		[ -e "/run/netns/$ns" ] || continue
-		kill_ns_procs "$ns" KILL
-		ip netns del "$ns" 2>/dev/null # takes the veth pair with it
-	done
-	wait 2>/dev/null
-	if [ -n "$KEEP" ]; then
-		note "raw outputs kept in $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'note "interrupted, cleaning up"; exit 130' INT
-trap 'note "terminated, cleaning up"; exit 143' TERM
-
-# alive PID: the process exists and is not a zombie waiting to be reaped.
-alive() {
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
-
-# wait_for FILE PATTERN PID SECONDS: wait until FILE has a line matching
-# PATTERN (grep -E); 1 if PID ends or SECONDS pass first.
-wait_for() {
-	local file=$1 pattern=$2 pid=$3 deadline=$((SECONDS + $4))
-	until grep -Eq -- "$pattern" "$file" 2>/dev/null; do
-		alive "$pid" && [ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.1
-	done
-}
+need ip:iproute2 curl:curl jq:jq
 
 # --- build -------------------------------------------------------------------
 
-(cd "$repo" && go build -o "$tmp/netuse" .) || die "go build failed in $repo"
-netuse_version=$("$tmp/netuse" --version 2>&1 | head -n 1) || netuse_version="?"
-netuse_version=${netuse_version#netuse }
-if commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null); then
-	[ -z "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit+changes"
-	netuse_version="$netuse_version, $commit"
-fi
+build_netuse
 
 # The traffic programs. Every word runs until killed, but "once".
 mkdir "$tmp/gen"
@@ -438,18 +360,7 @@ EOF
 
 # --- two namespaces, a veth pair ---------------------------------------------
 
-ip netns add "$ns_a"
-ip netns add "$ns_b"
-# No IPv6 on the veth: its neighbour discovery would be traffic of no process.
-for ns in "$ns_a" "$ns_b"; do
-	ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6' 2>/dev/null || true
-	ip -n "$ns" link set lo up
-done
-ip -n "$ns_a" link add veth-a type veth peer name veth-b netns "$ns_b"
-ip -n "$ns_a" addr add 192.0.2.1/24 dev veth-a
-ip -n "$ns_b" addr add 192.0.2.2/24 dev veth-b
-ip -n "$ns_a" link set veth-a up
-ip -n "$ns_b" link set veth-b up
+make_pair
 
 # gen NS WORD...: run a traffic program in namespace NS, in the background,
 # its output in $tmp/gen-WORD_ARGS.log.
