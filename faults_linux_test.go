@@ -87,11 +87,7 @@ func TestProcIfaceComesAndGoes(t *testing.T) {
 		t.Fatalf("two intervals after veth-a went, netuse captures on %q, want veth-c", got)
 	}
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-c")
-	remote := startHelper(t, n.b, "serve-recv", "tcp", "198.51.100.2:7102")
-	remote.expect(t, "listening")
-	local := startHelper(t, n.a, "send", "tcp", "198.51.100.2:7102", strconv.Itoa(transfer))
-	local.expect(t, "sent")
-	remote.expect(t, fmt.Sprintf("got %d", transfer))
+	local, _ := upload(t, n.a, n.b, "198.51.100.2:7102", transfer)
 	p.intervals(t, 3)
 	p.stop(t)
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-c")
@@ -157,11 +153,7 @@ func TestProcBlockedStdout(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // blocked now, in a write
-	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7103")
-	remote.expect(t, "listening")
-	local := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7103", strconv.Itoa(transfer))
-	local.expect(t, "sent")
-	remote.expect(t, fmt.Sprintf("got %d", transfer))
+	local, _ := upload(t, n.a, n.b, "192.0.2.2:7103", transfer)
 	time.Sleep(time.Second) // still not reading
 
 	go p.read(t, r)
@@ -218,11 +210,7 @@ func TestProcNamespaceDeleted(t *testing.T) {
 	p.intervals(t, 8) // past the next listing of namespaces, which finds c gone
 
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
-	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7105")
-	remote.expect(t, "listening")
-	local := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7105", strconv.Itoa(transfer))
-	local.expect(t, "sent")
-	remote.expect(t, fmt.Sprintf("got %d", transfer))
+	local, _ := upload(t, n.a, n.b, "192.0.2.2:7105", transfer)
 	p.intervals(t, 3)
 	p.stop(t)
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")

@@ -364,11 +364,7 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 		remote.expect(t, fmt.Sprintf("got %d", transfer))
 		local.expect(t, "sent")
 	} else {
-		remote := startHelper(t, n.b, "serve-recv", "tcp", addr)
-		remote.expect(t, "listening")
-		local = startHelper(t, n.a, "send", "tcp", addr, strconv.Itoa(transfer))
-		local.expect(t, "sent")
-		remote.expect(t, fmt.Sprintf("got %d", transfer))
+		local, _ = upload(t, n.a, n.b, addr, transfer)
 	}
 	p.intervals(t, 3) // the last packets, reported
 	p.stop(t)
@@ -383,6 +379,18 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 	} else {
 		p.within1(t, "tx of the client", tx, tx1-tx0)
 	}
+}
+
+// upload moves n bytes over TCP from a helper in fromNS to a server in
+// toNS at addr, and returns both once the server has them all.
+func upload(t *testing.T, fromNS, toNS, addr string, n int) (client, server *helper) {
+	t.Helper()
+	server = startHelper(t, toNS, "serve-recv", "tcp", addr)
+	server.expect(t, "listening")
+	client = startHelper(t, fromNS, "send", "tcp", addr, strconv.Itoa(n))
+	client.expect(t, "sent")
+	server.expect(t, fmt.Sprintf("got %d", n))
+	return client, server
 }
 
 // TestProcUDPUnconnected sends datagrams from b to an unconnected UDP socket
