@@ -99,10 +99,11 @@ const (
 // The flow table holds at most --max-flows flow ends (a connection between
 // this host and another is two: netuse keeps both until it knows which is
 // a socket here). A flood of packets with random ports would otherwise
-// grow it without bound. Past three quarters of it the report drops flows that were
-// idle in its interval, then flows without a process, and counts them; a
-// new flow that finds the table full is not kept: its bytes go to the
-// flow_table_full row, so they are still shown.
+// grow it without bound. Past three quarters of it the report drops the
+// flows idle in its interval, then flows without a process, and counts
+// them; a new flow that finds the table full is not kept: its bytes go to
+// the flow_table_full row, so they are still shown.
+//
 // maxFlows is the default: BenchmarkFlood measured 17 MiB of heap for a
 // full table of 65,536.
 const maxFlows = 1 << 16
@@ -114,7 +115,7 @@ type captured struct {
 	drops    uint64 // frames the kernel dropped for want of room in the ring
 	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
 	flows    int    // flow ends in the table after the report
-	evicted  uint64 // flow ends dropped early to keep the table under maxFlows
+	evicted  uint64 // flow ends dropped early to keep the table under --max-flows
 }
 
 // accountant adds captured packets to flows and flows to processes.
@@ -518,8 +519,7 @@ func (x *sockIndex) listener(fl flow) (socket, bool) {
 // It holds its records weakly: a record lives while a flow, a finder's
 // cache or a row refers to it, and the registry forgets it after that,
 // so that a machine that runs a million short-lived processes does not
-// grow netuse's memory (a helper's soak run found the registry kept every
-// process ever seen).
+// grow netuse's memory (it used to keep every process ever seen).
 type registry struct {
 	mu    sync.Mutex
 	m     map[procKey]weak.Pointer[process]

@@ -559,8 +559,8 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	return denied
 }
 
-// forget keeps only the processes of the pids last gave out most
-// recently, and the inodes they hold: the quick finder looks at no others
+// forget keeps only the processes of the pids the kernel gave out most
+// recently (up to last), and the inodes they hold: the quick finder looks at no others
 // and never scans all of /proc, which is what forgets exited processes for
 // the other finder; without this its cache would grow with every process
 // that ever started.
