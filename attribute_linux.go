@@ -560,10 +560,10 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 }
 
 // forget keeps only the processes of the pids the kernel gave out most
-// recently (up to last), and the inodes they hold: the quick finder looks at no others
-// and never scans all of /proc, which is what forgets exited processes for
-// the other finder; without this its cache would grow with every process
-// that ever started.
+// recently (up to last), and the inodes they hold. The quick finder looks
+// at no others and never scans all of /proc, which is what forgets exited
+// processes for the other finder; without this its cache would grow with
+// every process that ever started.
 func (p *procfs) forget(last int) {
 	keep := func(pid int) bool { return pid <= last && pid > last-4*recentPids }
 	for pid := range p.procs {
