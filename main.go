@@ -88,7 +88,7 @@ type cli struct {
 	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
 	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
-	MaxFlows int       `default:"65536" help:"proc: flows kept at once, each end of a connection one (about 260 bytes each); new flows past it count as flow_table_full."`
+	MaxFlows int       `default:"65536" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 }
 
