@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 	"weak"
@@ -116,6 +117,27 @@ type captured struct {
 	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
 	flows    int    // flow ends in the table after the report
 	evicted  uint64 // flow ends dropped early to keep the table under --max-flows
+	// byIndex holds the frames of each interface, by index, as the
+	// interface's counters count them; byIface the same by name (nameIfaces).
+	byIndex map[int]traffic
+	byIface map[string]traffic
+}
+
+// nameIfaces sets c.byIface from c.byIndex, naming each interface by
+// names, and giving ifaces that moved nothing a zero entry. An index not
+// in names (an interface closed meanwhile) is named "#index".
+func (c *captured) nameIfaces(names map[int]string) {
+	c.byIface = make(map[string]traffic, len(c.byIndex))
+	for _, name := range c.ifaces {
+		c.byIface[name] = traffic{}
+	}
+	for idx, t := range c.byIndex {
+		name, ok := names[idx]
+		if !ok {
+			name = "#" + strconv.Itoa(idx)
+		}
+		c.byIface[name] = t
+	}
 }
 
 // accountant adds captured packets to flows and flows to processes.
@@ -130,16 +152,20 @@ type accountant struct {
 	dec       *decoder
 	pkt       packet
 	activeBuf []*process
-	max       int // flow ends the table may hold (--max-flows)
+	max       int              // flow ends the table may hold (--max-flows)
+	ifaceCur  map[int]*traffic // frames by interface index since the last report
+	lastIf    int              // the index of lastT, the last interface counted
+	lastT     *traffic
 	peak      int // the most flow ends since the map was last rebuilt
 }
 
 func newAccountant() *accountant {
 	a := &accountant{
-		flows: map[flow]*flowState{},
-		wake:  make(chan struct{}, 1),
-		dec:   newDecoder(),
-		max:   maxFlows,
+		flows:    map[flow]*flowState{},
+		wake:     make(chan struct{}, 1),
+		dec:      newDecoder(),
+		max:      maxFlows,
+		ifaceCur: map[int]*traffic{},
 	}
 	for r := range a.nobody {
 		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
@@ -174,6 +200,18 @@ func (a *accountant) handle(f *frame) {
 	n := uint64(p.length)
 	in := traffic{rxBytes: n, rxPackets: 1}
 	out := traffic{txBytes: n, txPackets: 1}
+	// The frame as its interface's own counters count it, decoded or not:
+	// lo counts each packet as sent and as received.
+	it := a.ifaceTraffic(f.ifindex)
+	switch {
+	case f.loopback:
+		it.add(in)
+		it.add(out)
+	case f.dir == dirOut:
+		it.add(out)
+	default:
+		it.add(in)
+	}
 	switch {
 	case f.dir == dirOther:
 		a.cur.add(in)
@@ -199,6 +237,20 @@ func (a *accountant) handle(f *frame) {
 		a.credit(flow{p.proto, p.src, p.dst}, out, f.loopback || f.dir == dirOut, f.loopback)
 		a.credit(flow{p.proto, p.dst, p.src}, in, f.loopback || f.dir == dirIn, f.loopback)
 	}
+}
+
+// ifaceTraffic returns the counters of interface idx for this interval.
+func (a *accountant) ifaceTraffic(idx int) *traffic {
+	if a.lastT != nil && a.lastIf == idx {
+		return a.lastT
+	}
+	t := a.ifaceCur[idx]
+	if t == nil {
+		t = &traffic{}
+		a.ifaceCur[idx] = t
+	}
+	a.lastIf, a.lastT = idx, t
+	return t
 }
 
 // credit adds t to fl, queueing fl for the resolver when it is new.
@@ -371,6 +423,13 @@ func (a *accountant) report() ([]usage, captured) {
 		a.flows, a.peak = m, len(m)
 	}
 	a.cur.flows = len(a.flows)
+	a.cur.byIndex = make(map[int]traffic, len(a.ifaceCur))
+	for idx, t := range a.ifaceCur {
+		if *t != (traffic{}) {
+			a.cur.byIndex[idx] = *t
+			*t = traffic{}
+		}
+	}
 	rows := make([]usage, 0, len(active))
 	for _, p := range active {
 		p.total.add(p.cur)

@@ -352,7 +352,12 @@ func TestCaptureGolden(t *testing.T) {
 			acc.batch(false)
 			res.pass()
 			rows, c := acc.report()
-			c.ifaces = []string{"eth0", "lo"}
+			c.ifaces = s.ifaces
+			names := map[int]string{}
+			for i, name := range s.ifaces {
+				names[i+1] = name
+			}
+			c.nameIfaces(names)
 
 			var out bytes.Buffer
 			r := newRenderer(&out, true, false, false, false)

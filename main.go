@@ -329,6 +329,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		rows, cap := acc.report()
 		cap.drops = c.takeDrops()
 		cap.ifaces = c.ifaces()
+		cap.nameIfaces(c.indexNames())
 		// Interfaces come and go (containers, VPNs, hotplug): capture on
 		// those that match now from the next interval on.
 		if picked, _, err := pickIfaces(o.globs); err == nil {

@@ -327,6 +327,15 @@ func (p *procRun) credited(pid int) (rx, tx uint64, name string) {
 	return rx, tx, name
 }
 
+// ifaceTotal sums an interface's frames over netuse's capture records.
+func (p *procRun) ifaceTotal(name string) (rx, tx uint64) {
+	for _, c := range p.capts {
+		rx += c.ByIface[name].RxBytes
+		tx += c.ByIface[name].TxBytes
+	}
+	return rx, tx
+}
+
 // within1 checks that got is within 1% of want, and shows p's rows if not.
 func (p *procRun) within1(t *testing.T, what string, got, want uint64) {
 	t.Helper()
@@ -374,6 +383,9 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
 	}
 	p.within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
+	irx, itx := p.ifaceTotal("veth-a")
+	p.within1(t, "by_iface veth-a rx", irx, rx1-rx0)
+	p.within1(t, "by_iface veth-a tx", itx, tx1-tx0)
 	if download {
 		p.within1(t, "tx of the server", tx, tx1-tx0)
 	} else {
@@ -432,6 +444,9 @@ func TestProcLoopback(t *testing.T) {
 	crx, _, _ := p.credited(client.cmd.Process.Pid)
 	_, stx, _ := p.credited(server.cmd.Process.Pid)
 	p.within1(t, "client tx + server tx", ctx+stx, tx1-tx0)
+	irx, itx := p.ifaceTotal("lo")
+	p.within1(t, "by_iface lo rx", irx, rx1-rx0)
+	p.within1(t, "by_iface lo tx", itx, tx1-tx0)
 	p.within1(t, "server rx + client rx", srx+crx, rx1-rx0)
 	if ctx < transfer || srx < transfer {
 		t.Errorf("client sent %d, server received %d; both should be at least %d", ctx, srx, transfer)

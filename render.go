@@ -177,6 +177,13 @@ type (
 		Cgroup  string `json:"cgroup"`
 		trafficFields
 	}
+	// ifaceRecord is one interface's frames in a capture record.
+	ifaceRecord struct {
+		RxBytes   uint64 `json:"rx_bytes"`
+		TxBytes   uint64 `json:"tx_bytes"`
+		RxPackets uint64 `json:"rx_packets"`
+		TxPackets uint64 `json:"tx_packets"`
+	}
 	// captureRecord is what proc mode captured in the interval.
 	captureRecord struct {
 		recordHead
@@ -190,6 +197,10 @@ type (
 		AttributedShare float64  `json:"attributed_share"`
 		Flows           int      `json:"flows"`
 		EvictedFlows    uint64   `json:"evicted_flows"`
+		// ByIface: each interface's frames as its own counters count
+		// them; the keys above count a packet between two processes of
+		// this machine both ways.
+		ByIface map[string]ifaceRecord `json:"by_iface"`
 		InferredBytes   uint64   `json:"inferred_bytes"`
 	}
 )
@@ -232,10 +243,14 @@ func (r *renderer) writeJSON(f report) {
 	if c := f.capture; c != nil {
 		head.Type = "capture"
 		attributed, share := attribution(f)
+		byIface := make(map[string]ifaceRecord, len(c.byIface))
+		for name, t := range c.byIface {
+			byIface[name] = ifaceRecord{t.rxBytes, t.txBytes, t.rxPackets, t.txPackets}
+		}
 		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
 			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
-			Flows: c.flows, EvictedFlows: c.evicted})
+			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface})
 	}
 }
 

@@ -309,6 +309,17 @@ func (c *capture) ifaces() []string {
 	return names
 }
 
+// indexNames maps the indexes of the interfaces captured on to their names.
+func (c *capture) indexNames() map[int]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[int]string, len(c.rings))
+	for _, r := range c.rings {
+		m[r.index] = r.iface
+	}
+	return m
+}
+
 // stop ends run, waits for it, then closes the sockets. Call it once, from
 // the goroutine that opened the capture, after starting run.
 func (c *capture) stop() {

@@ -25,6 +25,7 @@ func (c *capture) update(ifaces []net.Interface)           {}
 func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
 	return errNotLinux
 }
-func (c *capture) stop()             {}
-func (c *capture) ifaces() []string  { return nil }
-func (c *capture) takeDrops() uint64 { return 0 }
+func (c *capture) stop()                      {}
+func (c *capture) ifaces() []string           { return nil }
+func (c *capture) indexNames() map[int]string { return nil }
+func (c *capture) takeDrops() uint64          { return 0 }
