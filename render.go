@@ -200,8 +200,8 @@ type (
 		// ByIface: each interface's frames as its own counters count
 		// them; the keys above count a packet between two processes of
 		// this machine both ways.
-		ByIface map[string]ifaceRecord `json:"by_iface"`
-		InferredBytes   uint64   `json:"inferred_bytes"`
+		ByIface       map[string]ifaceRecord `json:"by_iface"`
+		InferredBytes uint64                 `json:"inferred_bytes"`
 	}
 )
 
