@@ -841,13 +841,7 @@ func runHelper(args []string) error {
 			return err
 		}
 		n, _ := strconv.Atoi(args[2])
-		if _, err := c.Write(make([]byte, n)); err != nil {
-			return err
-		}
-		c.(*net.TCPConn).CloseWrite()
-		fmt.Println("sent", n)
-		io.Copy(io.Discard, os.Stdin)
-		return nil
+		return sendAll(c, n)
 	case "send":
 		n, _ := strconv.Atoi(args[3])
 		c, err := net.Dial(args[1], args[2])
@@ -871,13 +865,7 @@ func runHelper(args []string) error {
 			io.Copy(io.Discard, os.Stdin)
 			return nil
 		}
-		if _, err := c.Write(make([]byte, n)); err != nil {
-			return err
-		}
-		c.(*net.TCPConn).CloseWrite()
-		fmt.Println("sent", n)
-		io.Copy(io.Discard, os.Stdin)
-		return nil
+		return sendAll(c, n)
 	case "serve-http":
 		n, _ := strconv.Atoi(args[2])
 		ln, err := net.Listen("tcp", args[1])
@@ -903,4 +891,16 @@ func runHelper(args []string) error {
 		return err
 	}
 	return fmt.Errorf("unknown helper %q", args)
+}
+
+// sendAll writes n bytes to a TCP connection, closes its sending side,
+// says "sent N", and keeps the connection until standard input closes.
+func sendAll(c net.Conn, n int) error {
+	if _, err := c.Write(make([]byte, n)); err != nil {
+		return err
+	}
+	c.(*net.TCPConn).CloseWrite()
+	fmt.Println("sent", n)
+	io.Copy(io.Discard, os.Stdin)
+	return nil
 }

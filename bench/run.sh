@@ -288,14 +288,21 @@ measure() {
 
 # --- the workloads -----------------------------------------------------------
 
-w1() {
-	server "$ns_b" "$w.s" serve -listen 192.0.2.2:5001
+# bulk SERVER_NS ADDR: one connection from A uploading to a server at ADDR
+# for DUR s, then another downloading; sets $spawned to the server's pid.
+bulk() {
+	server "$1" "$w.s" serve -listen "$2"
 	local s=$spawned
-	client "$ns_a" "$w.c1" tcp -addr 192.0.2.2:5001 -dur "${DUR}s" -dir up
+	client "$ns_a" "$w.c1" tcp -addr "$2" -dur "${DUR}s" -dir up
 	finish "$spawned" || return 1
-	client "$ns_a" "$w.c2" tcp -addr 192.0.2.2:5001 -dur "${DUR}s" -dir down
+	client "$ns_a" "$w.c2" tcp -addr "$2" -dur "${DUR}s" -dir down
 	finish "$spawned" || return 1
 	stop "$s" server TERM
+	spawned=$s
+}
+
+w1() {
+	bulk "$ns_b" 192.0.2.2:5001
 }
 
 udp_rate=0
@@ -332,15 +339,9 @@ w3() {
 }
 
 w4() {
-	server "$ns_a" "$w.s" serve -listen 127.0.0.1:5003
-	local s=$spawned
-	client "$ns_a" "$w.c1" tcp -addr 127.0.0.1:5003 -dur "${DUR}s" -dir up
-	finish "$spawned" || return 1
-	client "$ns_a" "$w.c2" tcp -addr 127.0.0.1:5003 -dur "${DUR}s" -dir down
-	finish "$spawned" || return 1
-	stop "$s" server TERM
+	bulk "$ns_a" 127.0.0.1:5003 || return 1
 	# The server is one of the workload's processes in A too.
-	echo "$s" >>"$tmp/$w.pids"
+	echo "$spawned" >>"$tmp/$w.pids"
 }
 
 w5() {
