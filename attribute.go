@@ -81,6 +81,7 @@ type flowState struct {
 	nat      *flow // the flow this one is a NAT'd copy of, by conntrack, if any
 	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
+	first    int64 // when its first packet was taken from the ring, Unix ns (see ownerBook.closedOwner)
 }
 
 // A flow whose owner was not found is tried again retryGap later, and
@@ -117,6 +118,12 @@ type captured struct {
 	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
 	flows    int    // flow ends in the table after the report
 	evicted  uint64 // flow ends dropped early to keep the table under --max-flows
+	// owners says where socket owners come from: "bpf", recorded by the
+	// kernel as sockets are born, or "proc", searched for in /proc.
+	owners string
+	// ownersLost counts the kernel's owner records lost since netuse
+	// started (a full ring) or dropped to keep the book bounded.
+	ownersLost uint64
 	// byIndex holds the frames of each interface, by index, as the
 	// interface's counters count them; byIface the same by name (nameIfaces).
 	byIndex map[int]traffic
@@ -156,7 +163,8 @@ type accountant struct {
 	ifaceCur  map[int]*traffic // frames by interface index since the last report
 	lastIf    int              // the index of lastT, the last interface counted
 	lastT     *traffic
-	peak      int // the most flow ends since the map was last rebuilt
+	peak      int   // the most flow ends since the map was last rebuilt
+	now       int64 // when the block of frames being handled was taken, Unix ns
 }
 
 func newAccountant() *accountant {
@@ -177,6 +185,7 @@ func newAccountant() *accountant {
 func (a *accountant) batch(begin bool) {
 	if begin {
 		a.mu.Lock()
+		a.now = time.Now().UnixNano()
 	} else {
 		a.mu.Unlock()
 	}
@@ -266,7 +275,7 @@ func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 			}
 			return
 		}
-		st = &flowState{near: near, lo: lo}
+		st = &flowState{near: near, lo: lo, first: a.now}
 		a.flows[fl] = st
 		a.pending = append(a.pending, fl)
 		select {
@@ -297,6 +306,19 @@ func (a *accountant) takePending(now time.Time) []flow {
 	}
 	a.retries = later
 	return p
+}
+
+// firstSeen returns when each of fls was first seen (0 if it is gone).
+func (a *accountant) firstSeen(fls []flow) []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at := make([]int64, len(fls))
+	for i, fl := range fls {
+		if st := a.flows[fl]; st != nil {
+			at[i] = st.first
+		}
+	}
+	return at
 }
 
 // settle records what the resolver found for each flow in fls: an owner,
@@ -486,6 +508,7 @@ type socket struct {
 	remote netip.AddrPort // port 0: listening or unconnected
 	inode  uint64         // 0: no file, as in TIME_WAIT
 	uid    uint32
+	cookie uint64 // the kernel's socket cookie, as the owner records have it
 }
 
 // boundKey is a listening or unconnected socket's local endpoint.
@@ -628,6 +651,7 @@ type socketTables interface {
 	isLocal(netns uint64, addr netip.Addr) bool
 	isOurs(addr netip.Addr) bool
 	ownAddr(netns uint64, addr netip.Addr) bool
+	netnsByCookie(cookie uint64) uint64
 }
 
 // owners finds the processes that hold socket inodes.
@@ -659,11 +683,16 @@ type resolver struct {
 	// quick finds the owners of connections just opened, among the newest
 	// processes only, with a cache of its own, so that a pass that scans
 	// all of /proc does not hold it up.
-	quick  owners
-	minGap time.Duration // at least this long between two reads of the socket table
-	nat    map[flow]flow // the last read of conntrack's translations (natCopies)
-	natAt  time.Time     // when it was read
-	warn   func(error)   // told once of a problem that makes attribution incomplete
+	quick owners
+	// book holds the socket owners that the kernel recorded as sockets
+	// were born and closed (owners.go); nil: /proc is all there is.
+	book *ownerBook
+	// ofRecord returns the process record of an owner from the book.
+	ofRecord func(sockOwner) *process
+	minGap   time.Duration // at least this long between two reads of the socket table
+	nat      map[flow]flow // the last read of conntrack's translations (natCopies)
+	natAt    time.Time     // when it was read
+	warn     func(error)   // told once of a problem that makes attribution incomplete
 
 	dec  *decoder     // for syn, which only the capture goroutine calls
 	pkt  packet       // for syn
@@ -672,7 +701,8 @@ type resolver struct {
 	mu     sync.Mutex    // one pass at a time
 	last   time.Time     // when the last pass began
 	took   time.Duration // how long the last pass took
-	denied bool
+	denied bool          // some process could not be read
+	warned bool          // errNotReadable was said
 }
 
 // passCostShare bounds the resolver's work on a machine with a large
@@ -712,7 +742,8 @@ func (r *resolver) loop(done <-chan struct{}) {
 type opening struct {
 	fls    [2]flow
 	n      int
-	opener bool // fls[0] is the end that opened it, on this host
+	opener bool  // fls[0] is the end that opened it, on this host
+	at     int64 // when the SYN was seen, Unix ns
 }
 
 // synQueue is how many openings may wait for the opening resolver; more
@@ -738,7 +769,7 @@ func (r *resolver) syn(f *frame) {
 	if !p.ok {
 		return
 	}
-	var o opening
+	o := opening{at: time.Now().UnixNano()}
 	if f.loopback || f.dir == dirOut {
 		o.fls[o.n] = flow{p.proto, p.src, p.dst}
 		o.n++
@@ -793,18 +824,26 @@ func (r *resolver) startOpenings(done <-chan struct{}) {
 func (r *resolver) openings(batch []opening) {
 	var fls []flow
 	var opener []bool
+	var at []int64
 	for _, o := range batch {
 		for i := range o.n {
 			fls = append(fls, o.fls[i])
 			opener = append(opener, i == 0 && o.opener)
+			at = append(at, o.at)
 		}
 	}
 	want := map[uint64]*process{}
 	socks := make([]socket, len(fls))
 	found := make([]bool, len(fls))
-	guess := false
+	owners := make([]*process, len(fls))
+	inferred := make([]bool, len(fls))
+	guess, known := false, false
 	for i, fl := range fls {
 		socks[i], found[i] = r.lookup(fl)
+		if owners[i] = r.fromBook(socks[i], found[i], fl, at[i]); owners[i] != nil {
+			known = true
+			continue
+		}
 		if found[i] && socks[i].inode != 0 {
 			want[socks[i].inode] = nil
 		} else {
@@ -812,13 +851,20 @@ func (r *resolver) openings(batch []opening) {
 		}
 	}
 	if len(want) == 0 && !guess {
+		if known {
+			r.acc.learn(fls, owners, inferred)
+		}
 		return
 	}
 	r.quick.find(want)
-	owners := make([]*process, len(fls))
-	inferred := make([]bool, len(fls))
 	g, canGuess := r.quick.(newcomers)
+	// With the kernel's records there is nothing to guess: a socket they
+	// do not have is older than netuse, and no short-lived process's.
+	canGuess = canGuess && r.book == nil
 	for i, s := range socks {
+		if owners[i] != nil {
+			continue
+		}
 		if s.inode != 0 {
 			if owners[i] = want[s.inode]; owners[i] != nil || !canGuess || !opener[i] {
 				continue
@@ -857,6 +903,40 @@ func (r *resolver) openings(batch []opening) {
 	r.acc.learn(fls, owners, inferred)
 }
 
+// fromBook finds fl's owner in the kernel's records: by the cookie of its
+// open socket s, if found; else, if the socket is gone or has no file (TIME_WAIT),
+// the closed socket that had fl's endpoints when at, fl's first packet's
+// time, fell in its lifetime. nil if the records do not say.
+func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) *process {
+	if r.book == nil {
+		return nil
+	}
+	if found && s.inode != 0 {
+		if s.remote.Port() != 0 || fl.proto != 6 {
+			return r.recordedOpen(s)
+		}
+		// A TCP connection's own socket is gone, or in TIME_WAIT, and
+		// this is its listener: the connection's record comes first.
+		if o, ok := r.book.closedOwner(fl, at); ok {
+			return r.ofRecord(o)
+		}
+		return r.recordedOpen(s)
+	}
+	if o, ok := r.book.closedOwner(fl, at); ok {
+		return r.ofRecord(o)
+	}
+	return nil
+}
+
+// recordedOpen returns the owner of the open socket s, if the kernel
+// recorded its birth.
+func (r *resolver) recordedOpen(s socket) *process {
+	if o, ok := r.book.openOwner(s.cookie, s.inode); ok {
+		return r.ofRecord(o)
+	}
+	return nil
+}
+
 // newcomers is an owner finder that can name the one process of a user
 // that it saw start in its last look.
 type newcomers interface {
@@ -883,8 +963,17 @@ func (r *resolver) pass() {
 	x := newSockIndex(socks, r.isLocal)
 	want := map[uint64]*process{}
 	inodes := make([]uint64, len(fls))
+	var at []int64
+	if r.book != nil {
+		at = r.acc.firstSeen(fls)
+	}
 	for i, fl := range fls {
 		s, ok := x.lookup(fl)
+		if r.book != nil {
+			if owners[i] = r.fromBook(s, ok, fl, at[i]); owners[i] != nil {
+				continue
+			}
+		}
 		switch {
 		case !ok:
 			whys[i] = noSocket
@@ -895,11 +984,8 @@ func (r *resolver) pass() {
 			want[s.inode] = nil
 		}
 	}
-	if len(want) > 0 {
-		if r.owners.find(want) && !r.denied {
-			r.denied = true
-			r.warn(errNotReadable)
-		}
+	if len(want) > 0 && r.owners.find(want) {
+		r.denied = true
 	}
 	for i, ino := range inodes {
 		if ino == 0 {
@@ -910,6 +996,26 @@ func (r *resolver) pass() {
 			if r.denied {
 				whys[i] = notReadable
 			}
+		}
+	}
+	if r.book != nil {
+		for i, fl := range fls {
+			if owners[i] == nil {
+				// Closed while /proc was read, or an accepted socket
+				// whose holder /proc did not show: its listener's owner.
+				owners[i] = r.fromBook(socket{}, false, fl, at[i])
+			}
+			if owners[i] == nil && inodes[i] != 0 {
+				if l, ok := x.listener(fl); ok {
+					owners[i] = r.recordedOpen(l)
+				}
+			}
+		}
+	}
+	for i := range fls {
+		if owners[i] == nil && whys[i] == notReadable && !r.warned {
+			r.warned = true
+			r.warn(errNotReadable)
 		}
 	}
 	foreign := make([]bool, len(fls))

@@ -31,12 +31,14 @@ type nsTables struct {
 	ns       map[uint64]*nsTable
 	lastEnum time.Time
 	socks    []socket   // the last read, whose array the next one reuses
-	mu       sync.Mutex // guards addrs, read by isLocal from other goroutines
+	mu       sync.Mutex // guards addrs and byCookie, read by isLocal and netnsByCookie from other goroutines
 	addrs    map[uint64]map[netip.Addr]bool
+	byCookie map[uint64]uint64 // a namespace's inode number by its cookie, as the owner records give it
 }
 
 type nsTable struct {
-	diag *sockDiag
+	diag   *sockDiag
+	cookie uint64 // the namespace's cookie (SO_NETNS_COOKIE); 0 if the kernel has none
 }
 
 // enumGap is how often the namespaces in use are listed again.
@@ -118,6 +120,7 @@ func (t *nsTables) enumerate() {
 					return err
 				}
 				nt = &nsTable{diag: d}
+				nt.cookie, _ = netnsCookie(d.fd)
 			}
 			a = interfaceAddrs()
 			return nil
@@ -134,9 +137,22 @@ func (t *nsTables) enumerate() {
 			delete(t.ns, ns)
 		}
 	}
+	byCookie := make(map[uint64]uint64, len(t.ns))
+	for ns, nt := range t.ns {
+		byCookie[nt.cookie] = ns
+	}
 	t.mu.Lock()
 	t.addrs = addrs
+	t.byCookie = byCookie
 	t.mu.Unlock()
+}
+
+// netnsByCookie returns the inode number of the namespace with cookie c,
+// or 0 if it is not (or no longer) in use.
+func (t *nsTables) netnsByCookie(c uint64) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byCookie[c]
 }
 
 // isLocal reports whether addr is an address of namespace ns: one of its
@@ -286,6 +302,8 @@ const (
 	diagMsgSportOff = 4 // in inet_diag_msg: id.idiag_sport
 	diagMsgUIDOff   = 64
 	diagMsgInodeOff = 68
+	// idiag_cookie: two u32 halves, low first, in host order
+	diagMsgCookieOff = diagMsgSportOff + 40
 )
 
 // dumpAll reads the TCP and UDP tables of both families. A dump that the
@@ -423,6 +441,7 @@ func parseDiagMsg(proto uint8, m []byte) socket {
 		remote: netip.AddrPortFrom(addr(id[20:36]), binary.BigEndian.Uint16(id[2:])),
 		uid:    ne.Uint32(m[diagMsgUIDOff:]),
 		inode:  uint64(ne.Uint32(m[diagMsgInodeOff:])),
+		cookie: uint64(ne.Uint32(m[diagMsgCookieOff:])) | uint64(ne.Uint32(m[diagMsgCookieOff+4:]))<<32,
 	}
 }
 
@@ -851,26 +870,30 @@ func (p *procfs) process(pid int, stat []byte) *process {
 	if old := p.procs[pid]; old != nil && old.start == start {
 		return old
 	}
-	proc := p.reg.get(pid, start, func(proc *process) {
-		// The name comes from stat, read already: one file fewer to read
-		// while a short-lived process may be exiting.
-		proc.name = parseStatName(stat)
-		if cmd, err := os.ReadFile(base + "/cmdline"); err == nil {
-			proc.cmdline = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
-		}
-		if status, err := os.ReadFile(base + "/status"); err == nil {
-			if uid, ok := parseEffectiveUID(status); ok {
-				proc.user = p.userName(uid)
-			}
-		}
-		proc.netns, _ = netnsOf(base + "/ns/net")
-		proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
-		if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
-			proc.cgroup = parseCgroup(cg)
-		}
-	})
+	proc := p.reg.get(pid, start, func(proc *process) { p.read(proc, base, stat) })
 	p.procs[pid] = proc
 	return proc
+}
+
+// read fills in proc's name, command line, user, namespace and cgroup from
+// /proc/<pid> (base), whose stat file is read already.
+func (p *procfs) read(proc *process, base string, stat []byte) {
+	// The name comes from stat, read already: one file fewer to read
+	// while a short-lived process may be exiting.
+	proc.name = parseStatName(stat)
+	if cmd, err := os.ReadFile(base + "/cmdline"); err == nil {
+		proc.cmdline = strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " ")
+	}
+	if status, err := os.ReadFile(base + "/status"); err == nil {
+		if uid, ok := parseEffectiveUID(status); ok {
+			proc.user = p.userName(uid)
+		}
+	}
+	proc.netns, _ = netnsOf(base + "/ns/net")
+	proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
+	if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
+		proc.cgroup = parseCgroup(cg)
+	}
 }
 
 // parseCgroup picks the path from /proc/<pid>/cgroup: the unified

@@ -27,11 +27,29 @@ func TestProcHostileName(t *testing.T) {
 	p := startProc(t, n.a, "--iface", "veth-a")
 	var table bytes.Buffer
 	plain := inNS(n.a, netuseBin, "proc", "--iface", "veth-a", "--interval", "300ms")
-	plain.Stdout, plain.Stderr = &table, os.Stderr
+	plain.Stderr = os.Stderr
+	stdout, err := plain.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := plain.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plain.Process.Kill(); plain.Wait() })
+	// The table's first block says it captures: wait for it, then keep
+	// the rest.
+	first := make([]byte, 0, 4096)
+	for !bytes.Contains(first, []byte("\n\n")) {
+		buf := make([]byte, 4096)
+		n, err := stdout.Read(buf)
+		if err != nil {
+			t.Fatalf("netuse proc (table) ended before its first block: %v: %q", err, first)
+		}
+		first = append(first, buf[:n]...)
+	}
+	table.Write(first)
+	copied := make(chan struct{})
+	go func() { table.ReadFrom(stdout); close(copied) }()
 
 	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7101")
 	remote.expect(t, "listening")
@@ -42,6 +60,7 @@ func TestProcHostileName(t *testing.T) {
 	p.intervals(t, 3)
 	p.stop(t)
 	plain.Process.Signal(os.Interrupt)
+	<-copied
 	if err := plain.Wait(); err != nil {
 		t.Fatalf("netuse proc (table): %v", err)
 	}

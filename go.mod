@@ -4,10 +4,11 @@ go 1.26
 
 require (
 	github.com/alecthomas/kong v1.17.0
+	github.com/cilium/ebpf v0.22.0
 	github.com/google/gopacket v1.1.19
 	github.com/mattn/go-isatty v0.0.24
 	github.com/shirou/gopsutil/v3 v3.24.5
-	golang.org/x/net v0.0.0-20190620200207-3b0461eec859
+	golang.org/x/net v0.48.0
 	golang.org/x/sys v0.47.0
 	golang.org/x/term v0.45.0
 )

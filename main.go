@@ -88,6 +88,7 @@ type cli struct {
 	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
 	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
+	Owners   string    `default:"auto" enum:"auto,bpf,proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
 	MaxFlows int       `default:"65536" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 }
@@ -259,6 +260,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		sort:     c.Sort,
 		top:      c.Top,
 		maxFlows: c.MaxFlows,
+		owners:   c.Owners,
 	}
 	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
 	r.termSize = a.termSize
@@ -281,7 +283,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	c, err := openCapture(ifaces)
 	if errors.Is(err, errNoCapRaw) {
 		exe, _ := os.Executable()
-		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap cap_net_raw,cap_dac_read_search,cap_sys_ptrace+ep %s", err, exe)
+		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace+ep %s", err, exe)
 	}
 	if err != nil {
 		return err
@@ -291,6 +293,20 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	reg := newRegistry()
 	warned := map[string]bool{}
 	tables := a.tables()
+	source := "proc"
+	var rec *ownerRecords
+	if o.owners != "proc" {
+		rec, err = startOwnerRecords(reg, tables)
+		switch {
+		case err == nil:
+			defer rec.close()
+			source = "bpf"
+		case o.owners == "bpf":
+			return fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", err)
+		default:
+			fmt.Fprintf(a.stderr, "netuse: warning: %v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)\n", err)
+		}
+	}
 	res := &resolver{
 		acc:       acc,
 		sockets:   tables.read,
@@ -308,6 +324,9 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 				fmt.Fprintf(a.stderr, "netuse: warning: %s\n", msg)
 			}
 		},
+	}
+	if rec != nil {
+		res.book, res.ofRecord = rec.book, rec.procs.process
 	}
 	done := make(chan struct{})
 	res.startOpenings(done)
@@ -327,6 +346,19 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		}
 		res.pass() // flows that came too late for the resolver's own pass
 		rows, cap := acc.report()
+		cap.owners = source
+		if rec != nil {
+			_, _, cap.ownersLost = rec.book.stats()
+		}
+		// A row shows the name its process has now: exec and prctl
+		// rename a process, and the name recorded was its first.
+		for i, u := range rows {
+			if u.proc != nil && u.proc.pid > 0 {
+				if name, ok := liveName(u.proc); ok {
+					rows[i].name = name
+				}
+			}
+		}
 		cap.drops = c.takeDrops()
 		cap.ifaces = c.ifaces()
 		cap.nameIfaces(c.indexNames())
@@ -355,6 +387,7 @@ type options struct {
 	sort     string        // column to sort by; "" means the mode's default
 	top      int           // rows to show; 0 means all
 	maxFlows int           // proc: flow ends the accountant keeps at once
+	owners   string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
 }
 
 // clock is the time source of the run loop; tests replace it.

@@ -84,17 +84,24 @@ func capsDir(t *testing.T) string {
 }
 
 // launchProcAs starts netuse proc --json with args in ns as user nobody,
-// running bin, and collects its records like launchProc.
+// running bin, and collects its records like launchProc. `ip netns exec`
+// gives netuse a mount namespace of its own with a new /sys and no cgroup
+// mounts: root mounts the cgroup2 hierarchy at /sys/fs/cgroup there first,
+// as a distribution has it, so that an unprivileged netuse finds it.
 func launchProcAs(t *testing.T, ns, bin string, args ...string) *procRun {
 	t.Helper()
-	return launchProcArgv(t, ns, append(append([]string{"setpriv"}, nobody...), bin), args...)
+	mount := []string{"sh", "-c", `mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"`, "sh"}
+	return launchProcArgv(t, ns, append(append(append(mount, "setpriv"), nobody...), bin), args...)
 }
 
 // Capability numbers, from linux/capability.h.
 const (
 	capDacReadSearch = 2
+	capNetAdmin      = 12
 	capNetRaw        = 13
 	capSysPtrace     = 19
+	capPerfmon       = 38
+	capBPF           = 39
 )
 
 // checkCreds checks that the process pid runs as nobody with exactly the
@@ -123,20 +130,31 @@ func checkCreds(t *testing.T, pid int, want uint64) {
 // TestProcLeastPrivilege runs netuse proc as user nobody with file
 // capabilities, in namespace a, while two helpers of root move TCP traffic
 // over the veth: one a client that uploads, one a server that a client in
-// b downloads from. With cap_net_raw, cap_dac_read_search and
-// cap_sys_ptrace, netuse must credit the helpers as root would. Without
-// one of the last two it must warn once and count their traffic as
+// b downloads from. With cap_net_raw, cap_net_admin, cap_bpf and
+// cap_perfmon the kernel records the helpers' sockets as they are born
+// (the helpers start after netuse), and netuse must credit them as root
+// would, saying nothing. With cap_net_raw, cap_dac_read_search and
+// cap_sys_ptrace it finds them in /proc, saying once that the kernel path
+// is refused. With less it must also warn once that other users'
+// processes are not readable, and count their traffic as
 // "(not readable)"; without cap_net_raw it must exit 1 with one line.
 func TestProcLeastPrivilege(t *testing.T) {
-	all := uint64(1<<capNetRaw | 1<<capDacReadSearch | 1<<capSysPtrace)
+	bpf := uint64(1<<capNetRaw | 1<<capNetAdmin | 1<<capBPF | 1<<capPerfmon)
+	procfs := uint64(1<<capNetRaw | 1<<capDacReadSearch | 1<<capSysPtrace)
 	for _, tc := range []struct {
-		caps string
-		eff  uint64
+		caps   string
+		eff    uint64
+		owners string // the owner_source netuse must report
 	}{
-		{"cap_net_raw,cap_dac_read_search,cap_sys_ptrace", all},
-		{"cap_net_raw", 1 << capNetRaw},
-		{"cap_net_raw,cap_dac_read_search", 1<<capNetRaw | 1<<capDacReadSearch},
-		{"cap_net_raw,cap_sys_ptrace", 1<<capNetRaw | 1<<capSysPtrace},
+		{"cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon", bpf, "bpf"},
+		{"cap_net_raw,cap_dac_read_search,cap_sys_ptrace", procfs, "proc"},
+		{"cap_net_raw", 1 << capNetRaw, "proc"},
+		{"cap_net_raw,cap_dac_read_search", 1<<capNetRaw | 1<<capDacReadSearch, "proc"},
+		{"cap_net_raw,cap_sys_ptrace", 1<<capNetRaw | 1<<capSysPtrace, "proc"},
+		// Each of the kernel path's capabilities is needed.
+		{"cap_net_raw,cap_bpf,cap_perfmon", 1<<capNetRaw | 1<<capBPF | 1<<capPerfmon, "proc"},
+		{"cap_net_raw,cap_net_admin,cap_bpf", 1<<capNetRaw | 1<<capNetAdmin | 1<<capBPF, "proc"},
+		{"cap_net_raw,cap_net_admin,cap_perfmon", 1<<capNetRaw | 1<<capNetAdmin | 1<<capPerfmon, "proc"},
 	} {
 		t.Run(tc.caps, func(t *testing.T) {
 			bin := capsBin(t, tc.caps)
@@ -165,10 +183,29 @@ func TestProcLeastPrivilege(t *testing.T) {
 			p.addsUp(t)
 			crx, ctx, _ := p.credited(client.cmd.Process.Pid)
 			srx, stx, _ := p.credited(server.cmd.Process.Pid)
+			for _, c := range p.capts {
+				if c.Owners != tc.owners {
+					t.Fatalf("owner_source %q, want %q", c.Owners, tc.owners)
+				}
+			}
 
-			if tc.eff == all {
-				if err != nil || p.stderr.Len() > 0 {
-					t.Errorf("netuse as nobody with %s: %v, stderr %q; want status 0 and nothing", tc.caps, err, p.stderr.String())
+			msg := p.stderr.String()
+			var lines []string
+			if msg != "" {
+				lines = strings.Split(strings.TrimSuffix(msg, "\n"), "\n")
+			}
+			if tc.owners == "proc" {
+				// README: without them netuse says once that the kernel
+				// path is refused, and goes on with /proc.
+				if len(lines) == 0 || !strings.HasPrefix(lines[0], "netuse: warning: socket owners cannot be recorded in the kernel") ||
+					!strings.Contains(lines[0], "--owners proc") {
+					t.Fatalf("netuse as nobody with %s: stderr %q; want first a warning that the kernel path is refused", tc.caps, msg)
+				}
+				lines = lines[1:]
+			}
+			if tc.eff == bpf || tc.eff == procfs {
+				if err != nil || len(lines) > 0 {
+					t.Errorf("netuse as nobody with %s: %v, stderr %q; want status 0 and nothing more", tc.caps, err, msg)
 				}
 				p.within1(t, "the two helpers of root, rx+tx", crx+ctx+srx+stx, veth)
 				if ctx < transfer || stx < transfer {
@@ -178,9 +215,8 @@ func TestProcLeastPrivilege(t *testing.T) {
 			}
 			// README: "without them netuse warns once on stderr and counts
 			// that traffic as (not readable)".
-			msg := p.stderr.String()
-			if err != nil || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "netuse: warning: ") ||
-				!strings.Contains(msg, `"(not readable)"`) || !strings.Contains(msg, "CAP_DAC_READ_SEARCH") || !strings.Contains(msg, "CAP_SYS_PTRACE") {
+			if err != nil || len(lines) != 1 || !strings.HasPrefix(lines[0], "netuse: warning: ") ||
+				!strings.Contains(lines[0], `"(not readable)"`) || !strings.Contains(lines[0], "CAP_DAC_READ_SEARCH") || !strings.Contains(lines[0], "CAP_SYS_PTRACE") {
 				t.Errorf("netuse as nobody with %s: %v, stderr %q; want status 0 and one warning naming (not readable), CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE",
 					tc.caps, err, msg)
 			}

@@ -880,6 +880,8 @@ func runHelper(args []string) error {
 		// 192.0.2.1:9, each from another source port and address low
 		// byte (another flow), written straight to IFACE as frames.
 		return flood(args[1], args[2], args[3])
+	case "sockets":
+		return socketsHelper()
 	case "recv":
 		c, err := net.Dial("tcp", args[1])
 		if err != nil {

@@ -202,6 +202,9 @@ type (
 		// this machine both ways.
 		ByIface       map[string]ifaceRecord `json:"by_iface"`
 		InferredBytes uint64                 `json:"inferred_bytes"`
+		// Owners: "bpf" or "proc" (see captured.owners).
+		Owners     string `json:"owner_source"`
+		OwnersLost uint64 `json:"owner_records_lost"`
 	}
 )
 
@@ -226,7 +229,7 @@ func (r *renderer) writeJSON(f report) {
 		switch f.mode {
 		case "proc":
 			p := u.proc
-			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: p.name, User: p.user, Cmdline: p.cmdline,
+			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: u.name, User: p.user, Cmdline: p.cmdline,
 				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, trafficFields: tf})
 		case "total":
 			ifaces := f.ifaces
@@ -250,7 +253,7 @@ func (r *renderer) writeJSON(f report) {
 		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
 			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
-			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface})
+			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface, Owners: c.owners, OwnersLost: c.ownersLost})
 	}
 }
 
@@ -324,7 +327,7 @@ func text(mode string, u usage) []string {
 	if u.proc.pid != 0 {
 		pid = strconv.Itoa(u.proc.pid)
 	}
-	return []string{pid, visible(u.proc.user, maxUser), visible(u.proc.name, maxProgram)}
+	return []string{pid, visible(u.proc.user, maxUser), visible(u.name, maxProgram)}
 }
 
 // visible returns s as a table may show it. Names come from other programs
@@ -504,6 +507,12 @@ func (r *renderer) captureLine(f report) string {
 		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), visible(strings.Join(c.ifaces, ","), 0), c.drops, math.Floor(share*1000)/10, c.flows)
 	if c.evicted > 0 {
 		line += fmt.Sprintf(" (%d evicted)", c.evicted)
+	}
+	if c.owners != "" {
+		line += "  owners " + c.owners
+	}
+	if c.ownersLost > 0 {
+		line += fmt.Sprintf(" (%d records lost)", c.ownersLost)
 	}
 	return line
 }

@@ -37,7 +37,7 @@ func TestVisible(t *testing.T) {
 // reach the output, and each row stays one line.
 func TestHostileNames(t *testing.T) {
 	evil := "\x1b[2J\nevil"
-	rows := []usage{{proc: &process{pid: 42, name: evil, user: "u\x07ser", cgroup: "/x\x1b]0;title\x07", foreign: true, netns: 7}}}
+	rows := []usage{{name: evil, proc: &process{pid: 42, name: evil, user: "u\x07ser", cgroup: "/x\x1b]0;title\x07", foreign: true, netns: 7}}}
 	rows[0].interval.rxBytes = 100
 	for _, live := range []bool{false, true} {
 		var out strings.Builder

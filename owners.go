@@ -1,0 +1,198 @@
+package main
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// Socket owners as the kernel recorded them (see owners_bpf_linux.go):
+// the book keeps the owner of every socket created since netuse started,
+// by cookie while it is open, and by the addresses it had when it closed,
+// with its lifetime, so that a flow whose socket is gone by the time it is
+// looked up is still credited to the process that held it.
+
+// ownerEvent is one record of the kernel's: a socket created or released.
+type ownerEvent struct {
+	release       bool
+	cookie        uint64 // the socket's cookie, as sock_diag reports it
+	inode         uint64 // its file's inode number; 0 if it has none
+	netns         uint64 // its network namespace's cookie
+	at            int64  // when, in Unix nanoseconds
+	pid           int    // the process that created or closed it (tgid)
+	start         uint64 // the process's start time, clock ticks after boot, as /proc/<pid>/stat has it
+	uid           uint32
+	name          string // the process's name then (comm)
+	proto         uint8
+	local, remote netip.AddrPort // at release: its endpoints; remote port 0 if unconnected
+}
+
+// sockOwner is the owner of one socket and the socket's lifetime.
+type sockOwner struct {
+	pid    int
+	start  uint64
+	uid    uint32
+	name   string
+	netns  uint64 // network namespace cookie
+	inode  uint64 // the socket's inode number, if known
+	opened int64  // Unix ns; 0: before netuse started, or accepted (no record of its birth)
+	closed int64  // Unix ns; 0 while open
+}
+
+// The book's bounds: open sockets are kept until they close (a socket
+// whose release record was lost is dropped past maxOpen, counted); closed
+// ones for at least the resolver's retries, at most maxClosed of them.
+const (
+	maxOpen   = 1 << 16
+	maxClosed = 1 << 15
+	// joinSlack is how late a flow's first-seen time may be after its
+	// first packet: the capture ring hands frames over in blocks of up to
+	// 10 ms, and the accountant stamps a block when it takes it.
+	joinSlack = 100e6 // ns
+)
+
+// ownerBook holds the kernel's records. Its methods may be called from any
+// goroutine.
+type ownerBook struct {
+	mu      sync.Mutex           // guards every field below
+	open    map[uint64]sockOwner // by socket cookie
+	inodes  map[uint64]uint64    // the cookies of open, by socket inode
+	closed  map[flow][]sockOwner // by endpoints at release, oldest first
+	ring    []flow               // the keys of closed, in the order they closed, for eviction
+	next    int                  // the ring's oldest entry once it is full
+	dropped uint64               // records dropped to stay in the bounds
+	lost    func() uint64        // records the kernel could not write; nil: none
+}
+
+func newOwnerBook() *ownerBook {
+	return &ownerBook{open: map[uint64]sockOwner{}, inodes: map[uint64]uint64{}, closed: map[flow][]sockOwner{}}
+}
+
+// add takes one record.
+func (b *ownerBook) add(ev ownerEvent) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o := sockOwner{pid: ev.pid, start: ev.start, uid: ev.uid, name: ev.name, netns: ev.netns, inode: ev.inode}
+	if !ev.release {
+		o.opened = ev.at
+		if len(b.open) >= maxOpen {
+			for c, o := range b.open { // an arbitrary one: its release was lost
+				b.forgetOpen(c, o)
+				b.dropped++
+				break
+			}
+		}
+		b.open[ev.cookie] = o
+		if o.inode != 0 {
+			b.inodes[o.inode] = ev.cookie
+		}
+		return
+	}
+	if born, ok := b.open[ev.cookie]; ok {
+		b.forgetOpen(ev.cookie, born)
+		o.opened = born.opened
+		if ev.pid == 0 {
+			// Closed by no process (the kernel itself): the creator owns it.
+			o.pid, o.start, o.uid, o.name = born.pid, born.start, born.uid, born.name
+		}
+	}
+	// The closer owns the socket: for an accepted socket the only process
+	// recorded, and for one inherited it is the last holder, who moved its
+	// bytes (the creator's record keeps its opening time).
+	o.closed = ev.at
+	if ev.pid == 0 {
+		return
+	}
+	key := flow{ev.proto, ev.local, ev.remote}
+	if len(b.ring) < maxClosed {
+		b.ring = append(b.ring, key)
+	} else {
+		b.forgetOldest(b.ring[b.next])
+		b.ring[b.next] = key
+		b.next = (b.next + 1) % maxClosed
+	}
+	b.closed[key] = append(b.closed[key], o)
+}
+
+// forgetOpen drops the open socket with cookie c.
+func (b *ownerBook) forgetOpen(c uint64, o sockOwner) {
+	delete(b.open, c)
+	if b.inodes[o.inode] == c {
+		delete(b.inodes, o.inode)
+	}
+}
+
+// forgetOldest drops the oldest closed record under key.
+func (b *ownerBook) forgetOldest(key flow) {
+	l := b.closed[key]
+	if len(l) <= 1 {
+		delete(b.closed, key)
+		return
+	}
+	b.closed[key] = append(l[:0], l[1:]...)
+}
+
+// openOwner returns the owner of the open socket with cookie c, or else
+// with inode ino: sock_diag reports an MPTCP socket's TCP subflow, whose
+// cookie is its own but whose inode is the socket's.
+func (b *ownerBook) openOwner(c, ino uint64) (sockOwner, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if o, ok := b.open[c]; ok && c != 0 {
+		return o, true
+	}
+	if c, ok := b.inodes[ino]; ok && ino != 0 {
+		return b.open[c], true
+	}
+	return sockOwner{}, false
+}
+
+// closedOwner returns the owner of the closed socket that had fl's
+// endpoints, or that was bound to fl's local endpoint unconnected (UDP) or
+// to the wildcard address of its family or "::", and whose lifetime holds
+// at, fl's first packet's time (at most joinSlack late). Endpoints are
+// reused within seconds, so among the sockets that fit, the first to have
+// closed is the flow's.
+func (b *ownerBook) closedOwner(fl flow, at int64) (sockOwner, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	unconnected := netip.AddrPortFrom(any6, 0)
+	wild := [3]netip.Addr{fl.local.Addr(), any6, any6}
+	if fl.local.Addr().Is4() {
+		unconnected = netip.AddrPortFrom(any4, 0)
+		wild[1] = any4
+	}
+	keys := [4]flow{
+		fl,
+		{fl.proto, fl.local, unconnected},
+		{fl.proto, netip.AddrPortFrom(wild[1], fl.local.Port()), unconnected},
+		{fl.proto, netip.AddrPortFrom(any6, fl.local.Port()), netip.AddrPortFrom(any6, 0)},
+	}
+	for _, k := range keys {
+		var best sockOwner
+		found := false
+		for _, o := range b.closed[k] {
+			if o.opened > at || o.closed < at-joinSlack {
+				continue
+			}
+			if !found || o.closed < best.closed {
+				best, found = o, true
+			}
+		}
+		if found {
+			return best, true
+		}
+	}
+	return sockOwner{}, false
+}
+
+// stats returns how many sockets the book holds open and closed, and the
+// records dropped or lost.
+func (b *ownerBook) stats() (open, closed int, lost uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lost = b.dropped
+	if b.lost != nil {
+		lost += b.lost()
+	}
+	return len(b.open), len(b.ring), lost
+}

@@ -1,0 +1,626 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// Socket owners recorded by the kernel. Two cgroup programs, attached by
+// link to the root of the cgroup2 hierarchy so that they run for every
+// process, write a record to a ring buffer when a socket is created
+// (cgroup/sock_create) and when it is released (cgroup/sock_release). Both
+// run in the context of the process that creates or closes the socket: the
+// creator is the owner of a socket it made, the closer the owner of a
+// socket it accepted (no process-context hook sees accept). A record holds
+// the socket's cookie (which sock_diag reports as well), its network
+// namespace's cookie, the process (tgid, start time, name, uid), the time,
+// and at release the socket's addresses and ports. A process of a
+// millisecond is recorded before it can exit.
+//
+// The programs are written with cilium/ebpf's asm package, so that `go
+// build` stays the whole build (no clang, no object files). They call
+// GPL-only helpers (bpf_probe_read_kernel), so they declare a dual
+// MIT/GPL license.
+//
+// A cgroup/sock_create program's return value decides whether the socket
+// may be created: both programs return 1, "allow", on every path (the
+// release hook's value is ignored). The kernel cannot run cgroup/sock
+// programs with BPF_PROG_TEST_RUN ("not supported" on 6.18), so
+// TestOwnerProgramsAllow proves the verdict by walking every path of the
+// instructions, loads them through the verifier, and runs them attached to
+// a cgroup of the test's own before netuse attaches them anywhere else.
+//
+// Links are never pinned: they go away with netuse's last reference to
+// them, when it exits in any way, SIGKILL included.
+
+// Offsets in the record the programs write (struct ownerEvent in Go terms).
+const (
+	evCookie   = 0   // u64 socket cookie
+	evNetns    = 8   // u64 network namespace cookie
+	evTime     = 16  // u64 CLOCK_MONOTONIC ns
+	evStart    = 24  // u64 the thread group leader's start_boottime, ns
+	evTgid     = 32  // u32
+	evUID      = 36  // u32
+	evComm     = 40  // [16]byte, the thread group leader's comm
+	evKind     = 56  // u8: evCreate or evRelease
+	evFamily   = 58  // u16 AF_INET or AF_INET6
+	evProto    = 60  // u32 IPPROTO_TCP, IPPROTO_UDP, ...
+	evAddrs    = 64  // at release: sock_common's skc_daddr, skc_rcv_saddr, skc_hash, skc_dport (be), skc_num
+	evV6Daddr  = 80  // [16]byte skc_v6_daddr
+	evV6Saddr  = 96  // [16]byte skc_v6_rcv_saddr
+	evInode    = 112 // u64 the socket's inode number, as /proc/<pid>/fd and sock_diag show it
+	evSize     = 120
+	evScratch  = evSize + 8 // stack slot for the leader pointer, below the record
+	evLostKey  = evSize + 12
+	evCreate   = 1
+	evRelease  = 2
+	ringBytes  = 1 << 20 // about 9,000 records waiting for netuse
+	bpfLicense = "Dual MIT/GPL"
+)
+
+// kernelOffsets are the offsets in kernel structures the programs read,
+// from the kernel's BTF: they differ between kernel builds.
+type kernelOffsets struct {
+	groupLeader, startBoottime, comm uint32 // in task_struct
+	daddr, v6Daddr, v6Saddr          uint32 // in sock_common
+	skSocket                         uint32 // in sock
+	inode                            uint32 // of i_ino from the struct socket: socket_alloc.vfs_inode + inode.i_ino
+}
+
+func loadKernelOffsets() (kernelOffsets, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return kernelOffsets{}, fmt.Errorf("read the kernel's BTF: %w", err)
+	}
+	var o kernelOffsets
+	var vfsIno uint32
+	for _, f := range []struct {
+		typ, member string
+		dst         *uint32
+	}{
+		{"task_struct", "group_leader", &o.groupLeader},
+		{"task_struct", "start_boottime", &o.startBoottime},
+		{"task_struct", "comm", &o.comm},
+		{"sock_common", "skc_daddr", &o.daddr},
+		{"sock_common", "skc_v6_daddr", &o.v6Daddr},
+		{"sock_common", "skc_v6_rcv_saddr", &o.v6Saddr},
+		{"sock", "sk_socket", &o.skSocket},
+		{"socket_alloc", "vfs_inode", &o.inode},
+		{"inode", "i_ino", &vfsIno},
+	} {
+		var s *btf.Struct
+		if err := spec.TypeByName(f.typ, &s); err != nil {
+			return o, fmt.Errorf("kernel BTF: struct %s: %w", f.typ, err)
+		}
+		off, ok := memberOffset(s.Members, f.member)
+		if !ok {
+			return o, fmt.Errorf("kernel BTF: struct %s has no %s", f.typ, f.member)
+		}
+		*f.dst = off
+	}
+	o.inode += vfsIno
+	// The programs copy skc_daddr, skc_rcv_saddr, skc_hash, skc_dport and
+	// skc_num in one read of 16 bytes; check they lie as they always have.
+	var sc *btf.Struct
+	_ = spec.TypeByName("sock_common", &sc)
+	for member, want := range map[string]uint32{"skc_rcv_saddr": 4, "skc_dport": 12, "skc_num": 14} {
+		if off, ok := memberOffset(sc.Members, member); !ok || off != o.daddr+want {
+			return o, fmt.Errorf("kernel BTF: sock_common.%s is not at skc_daddr+%d", member, want)
+		}
+	}
+	return o, nil
+}
+
+// memberOffset finds a member by name, looking into anonymous structs and
+// unions, and returns its offset in bytes.
+func memberOffset(members []btf.Member, name string) (uint32, bool) {
+	for _, m := range members {
+		if m.Name == name {
+			return m.Offset.Bytes(), true
+		}
+		if m.Name != "" {
+			continue
+		}
+		var inner []btf.Member
+		switch t := btf.UnderlyingType(m.Type).(type) {
+		case *btf.Struct:
+			inner = t.Members
+		case *btf.Union:
+			inner = t.Members
+		}
+		if off, ok := memberOffset(inner, name); ok {
+			return m.Offset.Bytes() + off, true
+		}
+	}
+	return 0, false
+}
+
+// ownerProgram returns the instructions of the program for kind
+// (evCreate or evRelease). The record is built on the stack, from
+// fp-evSize up, and handed to the ring buffer; when the ring is full the
+// counter in lost goes up instead. Every path ends in "return 1".
+func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
+	rec := func(field int16) int16 { return -evSize + field }
+	// read copies size bytes from the kernel address in R3 (plus add) to
+	// the record's field.
+	read := func(field int16, size int32, src asm.Register, add uint32) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R3, src),
+			asm.Add.Imm(asm.R3, int32(add)),
+			asm.Mov.Reg(asm.R1, asm.RFP),
+			asm.Add.Imm(asm.R1, int32(rec(field))),
+			asm.Mov.Imm(asm.R2, size),
+			asm.FnProbeReadKernel.Call(),
+		}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1), // R6: the socket (struct sock)
+		asm.Mov.Imm(asm.R7, 0),
+	}
+	for i := int16(0); i < evSize; i += 8 { // the verifier wants it all written
+		insns = append(insns, asm.StoreMem(asm.RFP, rec(i), asm.R7, asm.DWord))
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, rec(evCookie), asm.R0, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.StoreMem(asm.RFP, rec(evNetns), asm.R0, asm.DWord),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, rec(evTime), asm.R0, asm.DWord),
+		asm.FnGetCurrentPidTgid.Call(),
+		asm.RSh.Imm(asm.R0, 32),
+		asm.StoreMem(asm.RFP, rec(evTgid), asm.R0, asm.Word),
+		asm.FnGetCurrentUidGid.Call(),
+		asm.StoreMem(asm.RFP, rec(evUID), asm.R0, asm.Word),
+		// R9: current->group_leader, read into the scratch slot.
+		asm.FnGetCurrentTask.Call(),
+		asm.Mov.Reg(asm.R3, asm.R0),
+		asm.Add.Imm(asm.R3, int32(off.groupLeader)),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, -evScratch),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.FnProbeReadKernel.Call(),
+		asm.LoadMem(asm.R9, asm.RFP, -evScratch, asm.DWord),
+	)
+	insns = append(insns, read(evStart, 8, asm.R9, off.startBoottime)...)
+	insns = append(insns, read(evComm, 16, asm.R9, off.comm)...)
+	insns = append(insns,
+		asm.StoreImm(asm.RFP, rec(evKind), int64(kind), asm.Byte),
+		asm.LoadMem(asm.R1, asm.R6, 4, asm.Word), // struct bpf_sock.family
+		asm.StoreMem(asm.RFP, rec(evFamily), asm.R1, asm.Half),
+		asm.LoadMem(asm.R1, asm.R6, 12, asm.Word), // struct bpf_sock.protocol
+		asm.StoreMem(asm.RFP, rec(evProto), asm.R1, asm.Word),
+	)
+	// The inode of the socket's file: sock_diag reports it, and for an
+	// MPTCP socket (Go's listeners) it reports the TCP subflow, with a
+	// cookie of its own but the inode of the socket the process holds.
+	insns = append(insns,
+		asm.Mov.Reg(asm.R3, asm.R6),
+		asm.Add.Imm(asm.R3, int32(off.skSocket)),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, -evScratch),
+		asm.Mov.Imm(asm.R2, 8),
+		asm.FnProbeReadKernel.Call(),
+		asm.LoadMem(asm.R8, asm.RFP, -evScratch, asm.DWord),
+		asm.JEq.Imm(asm.R8, 0, "noinode"),
+	)
+	insns = append(insns, read(evInode, 8, asm.R8, off.inode)...)
+	insns = append(insns, asm.Mov.Imm(asm.R7, 0).WithSymbol("noinode"))
+	if kind == evRelease {
+		// The addresses and ports, which a cgroup/sock program may not
+		// read through its context at release: copied from sock_common.
+		insns = append(insns, read(evAddrs, 16, asm.R6, off.daddr)...)
+		insns = append(insns, read(evV6Daddr, 16, asm.R6, off.v6Daddr)...)
+		insns = append(insns, read(evV6Saddr, 16, asm.R6, off.v6Saddr)...)
+	}
+	insns = append(insns,
+		asm.LoadMapPtr(asm.R1, 0).WithReference("events"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -evSize),
+		asm.Mov.Imm(asm.R3, evSize),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		// The ring was full: count the record lost.
+		asm.StoreImm(asm.RFP, -evLostKey, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("lost"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -evLostKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+		asm.Return(),
+	)
+	return insns
+}
+
+// ownerPrograms are the kernel objects of the owner records.
+type ownerPrograms struct {
+	events, lost    *ebpf.Map
+	create, release *ebpf.Program
+}
+
+// loadOwnerPrograms creates the maps and loads the programs, without
+// attaching them.
+func loadOwnerPrograms() (*ownerPrograms, error) {
+	off, err := loadKernelOffsets()
+	if err != nil {
+		return nil, err
+	}
+	p := &ownerPrograms{}
+	p.events, err = ebpf.NewMap(&ebpf.MapSpec{Name: "netuse_owners", Type: ebpf.RingBuf, MaxEntries: ringBytes})
+	if err != nil {
+		return nil, fmt.Errorf("create ring buffer: %w", err)
+	}
+	p.lost, err = ebpf.NewMap(&ebpf.MapSpec{Name: "netuse_lost", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1})
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("create counter map: %w", err)
+	}
+	for _, pr := range []struct {
+		kind   uint8
+		attach ebpf.AttachType
+		dst    **ebpf.Program
+	}{
+		{evCreate, ebpf.AttachCGroupInetSockCreate, &p.create},
+		{evRelease, ebpf.AttachCgroupInetSockRelease, &p.release},
+	} {
+		insns := ownerProgram(pr.kind, off)
+		if err := insns.AssociateMap("events", p.events); err != nil {
+			p.close()
+			return nil, err
+		}
+		if err := insns.AssociateMap("lost", p.lost); err != nil {
+			p.close()
+			return nil, err
+		}
+		*pr.dst, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:         "netuse_sock" + map[uint8]string{evCreate: "new", evRelease: "end"}[pr.kind],
+			Type:         ebpf.CGroupSock,
+			AttachType:   pr.attach,
+			Instructions: insns,
+			License:      bpfLicense,
+		})
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("load the %s program: %w", pr.attach, err)
+		}
+	}
+	return p, nil
+}
+
+func (p *ownerPrograms) close() {
+	if p.create != nil {
+		p.create.Close()
+	}
+	if p.release != nil {
+		p.release.Close()
+	}
+	if p.events != nil {
+		p.events.Close()
+	}
+	if p.lost != nil {
+		p.lost.Close()
+	}
+}
+
+// attach links both programs to the cgroup dir; closing the links detaches
+// them.
+func (p *ownerPrograms) attach(dir *os.File) ([]*link.RawLink, error) {
+	var links []*link.RawLink
+	for _, pr := range []struct {
+		prog   *ebpf.Program
+		attach ebpf.AttachType
+	}{
+		{p.create, ebpf.AttachCGroupInetSockCreate},
+		{p.release, ebpf.AttachCgroupInetSockRelease},
+	} {
+		// A link, not BPF_PROG_ATTACH: a link is undone when its last fd
+		// closes, so the programs cannot outlive netuse.
+		l, err := link.AttachRawLink(link.RawLinkOptions{Target: int(dir.Fd()), Program: pr.prog, Attach: pr.attach})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return nil, fmt.Errorf("attach %s to cgroup %s: %w", pr.attach, dir.Name(), err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// cgroup2Root finds where the cgroup2 hierarchy is mounted: /sys/fs/cgroup
+// on most distributions, /sys/fs/cgroup/unified in a hybrid layout.
+func cgroup2Root(mountinfo []byte) (string, bool) {
+	for line := range strings.Lines(string(mountinfo)) {
+		// ... mount-point ... - fstype source options
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") {
+			continue
+		}
+		f := strings.Fields(pre)
+		if len(f) >= 5 && f[3] == "/" {
+			return unescapeMount(f[4]), true
+		}
+	}
+	return "", false
+}
+
+// openCgroup2 opens the root of the cgroup2 hierarchy: where netuse's
+// mount namespace has it mounted, else (`ip netns exec` runs netuse in a
+// mount namespace of its own, with a new /sys and no cgroup mounts) a
+// mount of its own, undone at once: the open directory is all the
+// programs' links need.
+func openCgroup2() (*os.File, error) {
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		if path, ok := cgroup2Root(mi); ok {
+			return os.Open(path)
+		}
+	}
+	dir, err := os.MkdirTemp("", "netuse-cgroup2-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(dir)
+	if err := unix.Mount("cgroup2", dir, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return nil, fmt.Errorf("no cgroup2 hierarchy is mounted, and mounting one failed: %w", err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	return os.Open(dir)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	isOct := func(c byte) bool { return c >= '0' && c <= '7' }
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOct(s[i+1]) && isOct(s[i+2]) && isOct(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// kernelOwners runs the owner programs and keeps what they record in a
+// book.
+type kernelOwners struct {
+	progs  *ownerPrograms
+	links  []*link.RawLink
+	reader *ringbuf.Reader
+	book   *ownerBook
+	done   sync.WaitGroup
+}
+
+// errNoBPF wraps every reason the kernel path cannot run.
+var errNoBPF = errors.New("socket owners cannot be recorded in the kernel")
+
+// startKernelOwners loads and attaches the programs and starts reading
+// their records into book. The caller stops it with close.
+func startKernelOwners(book *ownerBook) (*kernelOwners, error) {
+	root, err := openCgroup2()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
+	}
+	defer root.Close()
+	progs, err := loadOwnerPrograms()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
+	}
+	k := &kernelOwners{progs: progs, book: book}
+	// The reader first, so that no record is missed between the attach
+	// and the first read.
+	k.reader, err = ringbuf.NewReader(progs.events)
+	if err != nil {
+		progs.close()
+		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
+	}
+	k.links, err = progs.attach(root)
+	if err != nil {
+		k.reader.Close()
+		progs.close()
+		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
+	}
+	k.done.Add(1)
+	go k.run()
+	return k, nil
+}
+
+// run moves records from the ring to the book until the reader closes.
+func (k *kernelOwners) run() {
+	defer k.done.Done()
+	clk := newMonoClock()
+	var rec ringbuf.Record
+	for {
+		if err := k.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if ev, ok := parseOwnerEvent(rec.RawSample, clk); ok {
+			k.book.add(ev)
+		}
+	}
+}
+
+// lost returns the records the kernel could not write since netuse
+// started, for want of room in the ring.
+func (k *kernelOwners) lost() uint64 {
+	var n uint64
+	if err := k.progs.lost.Lookup(uint32(0), &n); err != nil {
+		return 0
+	}
+	return n
+}
+
+// close detaches the programs, then stops the reader and waits for it.
+func (k *kernelOwners) close() {
+	for _, l := range k.links {
+		l.Close()
+	}
+	k.reader.Close()
+	k.done.Wait()
+	k.progs.close()
+}
+
+// monoClock turns CLOCK_MONOTONIC times, as bpf_ktime_get_ns gives them,
+// into wall-clock times, as the capture's are.
+type monoClock struct{ offset int64 }
+
+func newMonoClock() monoClock {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return monoClock{offset: time.Now().UnixNano() - ts.Nano()}
+}
+
+func (c monoClock) wall(mono uint64) int64 { return int64(mono) + c.offset }
+
+// parseOwnerEvent reads one record of the programs. Only TCP and UDP
+// sockets of IPv4 and IPv6 are kept.
+func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
+	if len(b) < evSize {
+		return ownerEvent{}, false
+	}
+	ne := binary.NativeEndian
+	proto := ne.Uint32(b[evProto:])
+	if proto == unix.IPPROTO_MPTCP {
+		proto = unix.IPPROTO_TCP // Go listens with MPTCP; its packets are TCP's
+	}
+	family := ne.Uint16(b[evFamily:])
+	if (proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP) || (family != unix.AF_INET && family != unix.AF_INET6) {
+		return ownerEvent{}, false
+	}
+	comm := b[evComm : evComm+16]
+	if i := strings.IndexByte(string(comm), 0); i >= 0 {
+		comm = comm[:i]
+	}
+	ev := ownerEvent{
+		release: b[evKind] == evRelease,
+		cookie:  ne.Uint64(b[evCookie:]),
+		netns:   ne.Uint64(b[evNetns:]),
+		at:      clk.wall(ne.Uint64(b[evTime:])),
+		pid:     int(ne.Uint32(b[evTgid:])),
+		start:   ne.Uint64(b[evStart:]) / (1e9 / ticksPerSecond),
+		uid:     ne.Uint32(b[evUID:]),
+		name:    string(comm),
+		proto:   uint8(proto),
+		inode:   ne.Uint64(b[evInode:]),
+	}
+	if ev.release {
+		a := b[evAddrs:]
+		remotePort := binary.BigEndian.Uint16(a[12:])
+		localPort := ne.Uint16(a[14:])
+		var local, remote netip.Addr
+		if family == unix.AF_INET {
+			remote, local = netip.AddrFrom4([4]byte(a[0:4])), netip.AddrFrom4([4]byte(a[4:8]))
+		} else {
+			remote = netip.AddrFrom16([16]byte(b[evV6Daddr:])).Unmap()
+			local = netip.AddrFrom16([16]byte(b[evV6Saddr:])).Unmap()
+		}
+		ev.local = netip.AddrPortFrom(local, localPort)
+		ev.remote = netip.AddrPortFrom(remote, remotePort)
+	}
+	return ev, true
+}
+
+// netnsCookie returns the cookie of the network namespace of socket fd.
+func netnsCookie(fd int) (uint64, error) {
+	v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	return v, err
+}
+
+// recordProcs makes the process records of the owners the kernel recorded:
+// read from /proc while the process lives (its start time tells a reused
+// pid), else made of the record itself.
+type recordProcs struct {
+	mu        sync.Mutex // guards p, which serves one goroutine at a time
+	p         *procfs
+	netns     func(cookie uint64) uint64 // a namespace's inode number by its cookie; 0 if unknown
+	ownCookie uint64                     // netuse's namespace's cookie
+}
+
+func (k *recordProcs) process(o sockOwner) *process {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.p.reg.get(o.pid, o.start, func(proc *process) {
+		base := k.p.root + "/" + strconv.Itoa(o.pid)
+		if stat, err := os.ReadFile(base + "/stat"); err == nil {
+			if start, ok := parseStartTime(stat); ok && start == o.start {
+				k.p.read(proc, base, stat)
+				if proc.netns == 0 { // its namespace link needs CAP_SYS_PTRACE
+					proc.netns = k.netns(o.netns)
+					proc.foreign = o.netns != k.ownCookie
+				}
+				return
+			}
+		}
+		// Gone already: what the kernel recorded is all there is.
+		proc.name = o.name
+		proc.user = k.p.userName(o.uid)
+		proc.netns = k.netns(o.netns)
+		proc.foreign = o.netns != k.ownCookie
+	})
+}
+
+// ownerRecords is the kernel path at work: the programs, the book they
+// fill, and the maker of process records from it.
+type ownerRecords struct {
+	kern  *kernelOwners
+	book  *ownerBook
+	procs *recordProcs
+}
+
+// startOwnerRecords loads and attaches the owner programs. An error wraps
+// errNoBPF and says what the kernel refused.
+func startOwnerRecords(reg *registry, tables socketTables) (*ownerRecords, error) {
+	book := newOwnerBook()
+	kern, err := startKernelOwners(book)
+	if err != nil {
+		return nil, err
+	}
+	book.lost = kern.lost
+	own := uint64(0)
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		own, _ = netnsCookie(fd)
+		unix.Close(fd)
+	}
+	return &ownerRecords{kern: kern, book: book,
+		procs: &recordProcs{p: newProcfs(reg, false), netns: tables.netnsByCookie, ownCookie: own}}, nil
+}
+
+// close detaches the programs and waits for the reader.
+func (o *ownerRecords) close() { o.kern.close() }
+
+// liveName returns the name process p has now (/proc/<pid>/stat), so that
+// a row follows exec and prctl renames; false if p is gone.
+func liveName(p *process) (string, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
+	if err != nil {
+		return "", false
+	}
+	if start, ok := parseStartTime(stat); !ok || start != p.start {
+		return "", false
+	}
+	return parseStatName(stat), true
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// exitCodes walks every path of a program without loops and returns the
+// index of each exit whose R0 is not the constant 1: a cgroup/sock_create
+// program that returns anything else refuses the socket to the machine's
+// processes. A call leaves R0 unknown.
+func exitCodes(insns asm.Instructions) ([]int, error) {
+	labels, err := insns.SymbolOffsets()
+	if err != nil {
+		return nil, err
+	}
+	type state struct {
+		pc int
+		r0 int64 // -1: not known
+	}
+	var bad []int
+	seen := map[state]bool{}
+	todo := []state{{0, -1}}
+	for len(todo) > 0 {
+		s := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for !seen[s] {
+			seen[s] = true
+			if s.pc >= len(insns) {
+				return nil, fmt.Errorf("path falls off the end at %d", s.pc)
+			}
+			ins := insns[s.pc]
+			op := ins.OpCode
+			switch class := op.Class(); {
+			case class.IsJump() && op.JumpOp() == asm.Exit:
+				if s.r0 != 1 {
+					bad = append(bad, s.pc)
+				}
+				s.pc = -1
+			case class.IsJump() && op.JumpOp() == asm.Call:
+				s = state{s.pc + 1, -1}
+			case class.IsJump():
+				to, ok := labels[ins.Reference()]
+				if !ok {
+					return nil, fmt.Errorf("jump at %d to no label %q", s.pc, ins.Reference())
+				}
+				if to <= s.pc {
+					return nil, fmt.Errorf("jump back at %d", s.pc)
+				}
+				if op.JumpOp() != asm.Ja {
+					todo = append(todo, state{s.pc + 1, s.r0})
+				}
+				s.pc = to
+			case (class.IsALU() || class.IsLoad()) && ins.Dst == asm.R0:
+				r0 := int64(-1)
+				if class == asm.ALU64Class && op.ALUOp() == asm.Mov && op.Source() == asm.ImmSource {
+					r0 = ins.Constant
+				}
+				s = state{s.pc + 1, r0}
+			default:
+				s.pc++
+			}
+			if s.pc < 0 {
+				break
+			}
+		}
+	}
+	return bad, nil
+}
+
+// TestOwnerProgramsAllow proves, without privileges, that both programs
+// return "allow" on every path, and that the check would see a path that
+// does not.
+func TestOwnerProgramsAllow(t *testing.T) {
+	off := kernelOffsets{groupLeader: 2000, startBoottime: 1800, comm: 3000, daddr: 0, v6Daddr: 56, v6Saddr: 72}
+	for _, kind := range []uint8{evCreate, evRelease} {
+		bad, err := exitCodes(ownerProgram(kind, off))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("program %d: exits at %v may return other than 1", kind, bad)
+		}
+	}
+	// The check itself: a copy whose last "mov r0, 1" is a call.
+	insns := ownerProgram(evCreate, off)
+	for i := len(insns) - 1; i >= 0; i-- {
+		if insns[i].Symbol() == "allow" {
+			insns[i] = asm.FnKtimeGetNs.Call().WithSymbol("allow")
+			break
+		}
+	}
+	if bad, err := exitCodes(insns); err != nil || len(bad) == 0 {
+		t.Errorf("a program that returns the time was passed: %v, %v", bad, err)
+	}
+}
+
+func TestCgroup2Root(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"35 24 0:30 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n", "/sys/fs/cgroup"},
+		{"30 25 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", "/sys/fs/cgroup/unified"},
+		{"30 25 0:26 /sub /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n", ""}, // a bind mount of a subtree: not the root
+		{"30 25 0:26 / /mnt/my\\040cg rw - cgroup2 none rw\n", "/mnt/my cg"},
+		{"31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n", ""},
+	} {
+		got, ok := cgroup2Root([]byte(c.in))
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("cgroup2Root(%q) = %q, %v; want %q", c.in, got, ok, c.want)
+		}
+	}
+}
+
+// TestOwnerPrograms loads both programs through the kernel's verifier and
+// runs them for real on a cgroup of the test's own, with one child process
+// in it, before anything is attached where the machine's processes are:
+// the child's sockets must all be allowed, and recorded with its pid,
+// start time, name and endpoints. (BPF_PROG_TEST_RUN does not run
+// cgroup/sock programs: the kernel answers "not supported".)
+func TestOwnerPrograms(t *testing.T) {
+	needRoot(t)
+	progs, err := loadOwnerPrograms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer progs.close()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, ok := cgroup2Root(mi)
+	if !ok {
+		t.Fatal("no cgroup2 hierarchy mounted")
+	}
+	cg := filepath.Join(root, fmt.Sprintf("netuse-test-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cg)
+	reader, err := ringbuf.NewReader(progs.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	dir, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	links, err := progs.attach(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, l := range links {
+			l.Close()
+		}
+	}()
+
+	// The child, started in the cgroup, opens a TCP listener and a
+	// connection to it, and a UDP socket that sends one datagram, closes
+	// them and says what their endpoints were.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "sockets")
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1", "NETUSE_TEST_COMM=nu-sockets")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child in the cgroup: %v (a socket refused?): %s", err, out)
+	}
+	pid := cmd.Process.Pid
+	want := map[flow]bool{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 4 && f[0] == "closed" {
+			proto := map[string]uint8{"tcp": 6, "udp": 17}[f[1]]
+			want[flow{proto, netip.MustParseAddrPort(f[2]), netip.MustParseAddrPort(f[3])}] = true
+		}
+	}
+	if len(want) != 3 {
+		t.Fatalf("child said %q; want three closed sockets", out)
+	}
+
+	clk := newMonoClock()
+	created, released := 0, map[flow]ownerEvent{}
+	reader.SetDeadline(time.Now().Add(5 * time.Second))
+	for len(released) < len(want) {
+		rec, err := reader.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, ok := parseOwnerEvent(rec.RawSample, clk)
+		if !ok || ev.pid != pid {
+			continue
+		}
+		if ev.name != "nu-sockets" {
+			t.Errorf("record of pid %d names %q, want nu-sockets", pid, ev.name)
+		}
+		if ev.at < time.Now().Add(-time.Minute).UnixNano() || ev.at > time.Now().UnixNano() {
+			t.Errorf("record's time %v is not now", time.Unix(0, ev.at))
+		}
+		if !ev.release {
+			created++
+			continue
+		}
+		fl := flow{ev.proto, ev.local, ev.remote}
+		if want[fl] {
+			released[fl] = ev
+		}
+	}
+	// The listener, the client and the UDP socket were created by the
+	// child (and Go's probes of the IPv6 stack, maybe); the accepted
+	// socket was not created by any process.
+	if created < 3 {
+		t.Errorf("%d sockets recorded created, want at least 3", created)
+	}
+	for fl := range want {
+		if _, ok := released[fl]; !ok {
+			t.Errorf("no release recorded for %v %v -> %v", fl.proto, fl.local, fl.remote)
+		}
+	}
+	start := childStart(t, out)
+	for fl, ev := range released {
+		if ev.start != start {
+			t.Errorf("release of %v: start time %d, the child's %d", fl.local, ev.start, start)
+		}
+	}
+}
+
+// childStart reads the start time the sockets helper printed.
+func childStart(t *testing.T, out []byte) uint64 {
+	t.Helper()
+	for line := range strings.Lines(string(out)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "start "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("the helper printed no start time: %q", out)
+	return 0
+}
+
+// socketsHelper is the "sockets" helper of TestOwnerPrograms: it prints
+// its start time, then "closed PROTO LOCAL REMOTE" for each socket it
+// closes.
+func socketsHelper() error {
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return err
+	}
+	start, _ := parseStartTime(stat)
+	fmt.Println("start", start)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		return err
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("hello")); err != nil {
+		return err
+	}
+	if _, err := bufio.NewReader(s).ReadByte(); err != nil {
+		return err
+	}
+	fmt.Println("closed tcp", c.LocalAddr(), c.RemoteAddr())
+	fmt.Println("closed tcp", s.LocalAddr(), s.RemoteAddr())
+	c.Close()
+	s.Close()
+	ln.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Sendto(fd, []byte("x"), 0, &unix.SockaddrInet4{Port: 9, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("closed udp 0.0.0.0:%d 0.0.0.0:0\n", sa.(*unix.SockaddrInet4).Port)
+	return unix.Close(fd)
+}
