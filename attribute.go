@@ -82,6 +82,11 @@ type flowState struct {
 	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
 	first    int64 // when its first packet was taken from the ring, Unix ns (see ownerBook.closedOwner)
+	carried  bool  // a report kept its bytes for the next, as the resolver had not tried it yet
+	// until is when the owner's socket closed, Unix ns, if the kernel's
+	// records say so (0: open, or not known): a packet after it belongs to
+	// a new socket that reuses the endpoints, and the flow is resolved anew
+	until int64
 }
 
 // A flow whose owner was not found is tried again retryGap later, and
@@ -283,6 +288,13 @@ func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 		default:
 		}
 	}
+	if st.until != 0 && a.now > st.until+joinSlack {
+		// The owner's socket closed before this packet: another socket
+		// has the same endpoints now (a new UDP client got the old
+		// one's port). Find its owner.
+		st.owner, st.tries, st.until, st.first, st.carried = nil, 0, 0, a.now, false
+		a.pending = append(a.pending, fl)
+	}
 	st.near = st.near || near
 	st.lo = st.lo || lo
 	st.cur.add(t)
@@ -323,7 +335,9 @@ func (a *accountant) firstSeen(fls []flow) []int64 {
 
 // settle records what the resolver found for each flow in fls: an owner,
 // or a reason; a flow without an owner is queued again until maxTries.
-func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys []reason, nats map[flow]flow, foreign []bool) {
+// untils[i], if untils is not nil, is when owners[i]'s socket closed (see
+// flowState.until).
+func (a *accountant) settle(now time.Time, fls []flow, owners []*process, untils []int64, whys []reason, nats map[flow]flow, foreign []bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, fl := range fls {
@@ -333,6 +347,9 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys [
 		}
 		if owners[i] != nil {
 			st.owner = owners[i]
+			if untils != nil {
+				st.until = untils[i]
+			}
 			continue
 		}
 		if t, ok := nats[fl]; ok {
@@ -353,7 +370,7 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, whys [
 // learn records the owners found for connections as they opened; a
 // connection not found is left to the ring's frames. An opening starts a
 // new connection, so its owner replaces what the flow had.
-func (a *accountant) learn(fls []flow, owners []*process, inferred []bool) {
+func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferred []bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i, fl := range fls {
@@ -361,17 +378,20 @@ func (a *accountant) learn(fls []flow, owners []*process, inferred []bool) {
 			continue
 		}
 		if st := a.flows[fl]; st != nil {
-			st.owner, st.tries, st.inferred = owners[i], 0, inferred[i]
+			st.owner, st.tries, st.inferred, st.until = owners[i], 0, inferred[i], untils[i]
 		} else {
-			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i]}
+			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i], until: untils[i]}
 		}
 	}
 }
 
 // report moves the bytes of every flow to its owner and returns the rows of
 // the owners that moved traffic since the last report, with what was
-// captured. Unresolved flows count for the reason they failed so far.
-func (a *accountant) report() ([]usage, captured) {
+// captured. Unresolved flows count for the reason they failed so far. A
+// flow the resolver has not tried yet (it began while a pass read the
+// socket tables and /proc) keeps its bytes for the next report, once,
+// unless this report is the final one.
+func (a *accountant) report(final bool) ([]usage, captured) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	active := a.activeBuf[:0]
@@ -395,6 +415,10 @@ func (a *accountant) report() ([]usage, captured) {
 			}
 			continue
 		}
+		if st.owner == nil && st.tries == 0 && !st.carried && !final {
+			st.carried = true
+			continue
+		}
 		t := st.cur
 		st.cur, st.idle = traffic{}, 0
 		owner := st.owner
@@ -409,16 +433,20 @@ func (a *accountant) report() ([]usage, captured) {
 			}
 		}
 		if owner == nil || owner.pid == 0 {
-			if !st.near || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
+			why := st.why
+			if owner != nil {
+				why = owner.reason
+			}
+			// A far end that is a socket of this machine counts, with or
+			// without its process: an end of a conversation between two
+			// processes here is never lost silently.
+			socketHere := why == noOwner || why == notReadable
+			if (!st.near && !socketHere) || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
 				// The far end of packets that no socket of this machine
 				// sent or received, or the near end of packets whose other
 				// end is a process here (a container behind a bridge): the
 				// bytes count once, at the other end.
 				continue
-			}
-			why := st.why
-			if owner != nil {
-				why = owner.reason
 			}
 			if why == attributed {
 				why = noSocket // not tried yet: the resolver is behind
@@ -836,11 +864,15 @@ func (r *resolver) openings(batch []opening) {
 	socks := make([]socket, len(fls))
 	found := make([]bool, len(fls))
 	owners := make([]*process, len(fls))
+	untils := make([]int64, len(fls))
 	inferred := make([]bool, len(fls))
 	guess, known := false, false
 	for i, fl := range fls {
 		socks[i], found[i] = r.lookup(fl)
-		if owners[i] = r.fromBook(socks[i], found[i], fl, at[i]); owners[i] != nil {
+		if r.book != nil && !found[i] {
+			r.book.sync()
+		}
+		if owners[i], untils[i] = r.fromBook(socks[i], found[i], fl, at[i]); owners[i] != nil {
 			known = true
 			continue
 		}
@@ -852,7 +884,7 @@ func (r *resolver) openings(batch []opening) {
 	}
 	if len(want) == 0 && !guess {
 		if known {
-			r.acc.learn(fls, owners, inferred)
+			r.acc.learn(fls, owners, untils, inferred)
 		}
 		return
 	}
@@ -900,32 +932,30 @@ func (r *resolver) openings(batch []opening) {
 		}
 		inferred[i] = owners[i] != nil
 	}
-	r.acc.learn(fls, owners, inferred)
+	r.acc.learn(fls, owners, untils, inferred)
 }
 
-// fromBook finds fl's owner in the kernel's records: by the cookie of its
-// open socket s, if found; else, if the socket is gone or has no file (TIME_WAIT),
-// the closed socket that had fl's endpoints when at, fl's first packet's
-// time, fell in its lifetime. nil if the records do not say.
-func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) *process {
+// fromBook finds fl's owner in the kernel's records: by its open socket s,
+// if found; else, if the socket is gone or has no file (TIME_WAIT), the
+// closed socket that had fl's endpoints when at, fl's first packet's
+// time, fell in its lifetime, and when that socket closed. nil if the
+// records do not say.
+func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, int64) {
 	if r.book == nil {
-		return nil
+		return nil, 0
+	}
+	if found && s.inode != 0 && (s.remote.Port() != 0 || fl.proto != 6) {
+		return r.recordedOpen(s), 0
+	}
+	// No socket, or (TCP) one in TIME_WAIT or the listener of a
+	// connection whose own socket is gone: the connection's record first.
+	if o, ok := r.book.closedOwner(fl, at); ok {
+		return r.ofRecord(o), o.closed
 	}
 	if found && s.inode != 0 {
-		if s.remote.Port() != 0 || fl.proto != 6 {
-			return r.recordedOpen(s)
-		}
-		// A TCP connection's own socket is gone, or in TIME_WAIT, and
-		// this is its listener: the connection's record comes first.
-		if o, ok := r.book.closedOwner(fl, at); ok {
-			return r.ofRecord(o)
-		}
-		return r.recordedOpen(s)
+		return r.recordedOpen(s), 0
 	}
-	if o, ok := r.book.closedOwner(fl, at); ok {
-		return r.ofRecord(o)
-	}
-	return nil
+	return nil, 0
 }
 
 // recordedOpen returns the owner of the open socket s, if the kernel
@@ -955,6 +985,7 @@ func (r *resolver) pass() {
 	r.last = now
 	defer func() { r.took = time.Since(now) }()
 	owners := make([]*process, len(fls))
+	untils := make([]int64, len(fls))
 	whys := make([]reason, len(fls))
 	socks, err := r.sockets()
 	if err != nil {
@@ -965,12 +996,13 @@ func (r *resolver) pass() {
 	inodes := make([]uint64, len(fls))
 	var at []int64
 	if r.book != nil {
+		r.book.sync() // a socket gone from the tables just read is in the book
 		at = r.acc.firstSeen(fls)
 	}
 	for i, fl := range fls {
 		s, ok := x.lookup(fl)
 		if r.book != nil {
-			if owners[i] = r.fromBook(s, ok, fl, at[i]); owners[i] != nil {
+			if owners[i], untils[i] = r.fromBook(s, ok, fl, at[i]); owners[i] != nil {
 				continue
 			}
 		}
@@ -1003,7 +1035,7 @@ func (r *resolver) pass() {
 			if owners[i] == nil {
 				// Closed while /proc was read, or an accepted socket
 				// whose holder /proc did not show: its listener's owner.
-				owners[i] = r.fromBook(socket{}, false, fl, at[i])
+				owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
 			}
 			if owners[i] == nil && inodes[i] != 0 {
 				if l, ok := x.listener(fl); ok {
@@ -1022,7 +1054,7 @@ func (r *resolver) pass() {
 	for i, fl := range fls {
 		foreign[i] = owners[i] == nil && r.isOurs != nil && !r.isOurs(fl.local.Addr())
 	}
-	r.acc.settle(now, fls, owners, whys, r.natCopies(fls, whys), foreign)
+	r.acc.settle(now, fls, owners, untils, whys, r.natCopies(fls, whys), foreign)
 }
 
 // natCopies finds, among the flows without a socket, those that conntrack

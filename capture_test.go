@@ -351,7 +351,7 @@ func TestCaptureGolden(t *testing.T) {
 			}
 			acc.batch(false)
 			res.pass()
-			rows, c := acc.report()
+			rows, c := acc.report(true)
 			c.ifaces = s.ifaces
 			c.owners = "proc" // the scenario finds owners as the /proc path does
 			names := map[int]string{}

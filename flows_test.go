@@ -41,7 +41,7 @@ func TestFlowTableBounded(t *testing.T) {
 		}
 	}
 	a.batch(false)
-	rows, c := a.report()
+	rows, c := a.report(true)
 	var sum traffic
 	var full uint64
 	for _, u := range rows {
@@ -82,7 +82,7 @@ func benchFlood(b *testing.B, limit int) {
 		if i%100_000 == 0 {
 			if i > 0 {
 				a.batch(false)
-				a.report()
+				a.report(true)
 				a.takePending(time.Now()) // as the resolver would
 			}
 			a.batch(true)
@@ -91,7 +91,7 @@ func benchFlood(b *testing.B, limit int) {
 		a.handle(f)
 	}
 	a.batch(false)
-	a.report()
+	a.report(true)
 	b.StopTimer()
 	runtime.GC()
 	var ms runtime.MemStats
@@ -123,7 +123,7 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 				near = fl
 			}
 		}
-		a.settle(now, fls, make([]*process, len(fls)), make([]reason, len(fls)), nil, make([]bool, len(fls)))
+		a.settle(now, fls, make([]*process, len(fls)), nil, make([]reason, len(fls)), nil, make([]bool, len(fls)))
 	}
 	if st := a.flows[near]; st == nil || st.owner == nil || st.owner.pid != 0 {
 		t.Fatalf("after %d tries the flow is %+v, want given up on (pid 0)", maxTries, st)
@@ -133,7 +133,7 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 			t.Fatalf("report %d: %v pending, want none before %d reports", i, fls, recheckReports)
 		}
 		send()
-		a.report()
+		a.report(true)
 	}
 	fls := a.takePending(now)
 	if !slices.Contains(fls, near) {
@@ -141,9 +141,9 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 	}
 	owners := make([]*process, len(fls))
 	owners[slices.Index(fls, near)] = &process{pid: 42, name: "late"}
-	a.settle(now, fls, owners, make([]reason, len(fls)), nil, make([]bool, len(fls)))
+	a.settle(now, fls, owners, nil, make([]reason, len(fls)), nil, make([]bool, len(fls)))
 	send()
-	rows, _ := a.report()
+	rows, _ := a.report(true)
 	if len(rows) != 1 || rows[0].proc.pid != 42 || rows[0].interval.rxBytes != uint64(f.length) {
 		t.Errorf("rows after the flow was found: %+v, want pid 42 with %d bytes", rows, f.length)
 	}

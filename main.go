@@ -280,33 +280,36 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	if err != nil {
 		return err
 	}
+	reg := newRegistry()
+	tables := a.tables()
+	// The kernel's owner records start before the capture: frames queue in
+	// the ring from the moment it opens, and a socket born before the
+	// programs are attached has no record.
+	source := "proc"
+	var rec *ownerRecords
+	var bpfErr error
+	if o.owners != "proc" {
+		if rec, bpfErr = startOwnerRecords(reg, tables); bpfErr == nil {
+			defer rec.close()
+			source = "bpf"
+		} else if o.owners == "bpf" {
+			return fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", bpfErr)
+		}
+	}
 	c, err := openCapture(ifaces)
 	if errors.Is(err, errNoCapRaw) {
 		exe, _ := os.Executable()
-		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace+ep %s", err, exe)
+		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", err, setcapCaps, exe)
 	}
 	if err != nil {
 		return err
 	}
+	if bpfErr != nil {
+		fmt.Fprintf(a.stderr, "netuse: warning: %v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)\n", bpfErr)
+	}
 	acc := newAccountant()
 	acc.max = o.maxFlows
-	reg := newRegistry()
 	warned := map[string]bool{}
-	tables := a.tables()
-	source := "proc"
-	var rec *ownerRecords
-	if o.owners != "proc" {
-		rec, err = startOwnerRecords(reg, tables)
-		switch {
-		case err == nil:
-			defer rec.close()
-			source = "bpf"
-		case o.owners == "bpf":
-			return fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", err)
-		default:
-			fmt.Fprintf(a.stderr, "netuse: warning: %v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)\n", err)
-		}
-	}
 	res := &resolver{
 		acc:       acc,
 		sockets:   tables.read,
@@ -345,7 +348,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		default:
 		}
 		res.pass() // flows that came too late for the resolver's own pass
-		rows, cap := acc.report()
+		rows, cap := acc.report(o.count > 0 && seq == o.count)
 		cap.owners = source
 		if rec != nil {
 			_, _, cap.ownersLost = rec.book.stats()
@@ -373,6 +376,11 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		return r.render(f, o)
 	})
 }
+
+// setcapCaps are the capabilities proc needs, as setcap(8) names them:
+// capturing, the kernel's owner records, and /proc for sockets older than
+// netuse (see the README's "Privileges").
+const setcapCaps = "cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace"
 
 // usageError marks an error that is the caller's fault: exit status 2.
 type usageError struct{ err error }

@@ -61,6 +61,9 @@ type ownerBook struct {
 	next    int                  // the ring's oldest entry once it is full
 	dropped uint64               // records dropped to stay in the bounds
 	lost    func() uint64        // records the kernel could not write; nil: none
+	// catchUp returns once the records written so far are in the book;
+	// nil: they always are
+	catchUp func()
 }
 
 func newOwnerBook() *ownerBook {
@@ -129,6 +132,13 @@ func (b *ownerBook) forgetOldest(key flow) {
 		return
 	}
 	b.closed[key] = append(l[:0], l[1:]...)
+}
+
+// sync returns once every record the kernel wrote so far is in the book.
+func (b *ownerBook) sync() {
+	if b.catchUp != nil {
+		b.catchUp()
+	}
 }
 
 // openOwner returns the owner of the open socket with cookie c, or else

@@ -497,14 +497,22 @@ func (r *renderer) writeTable(f report) {
 	r.drawn = len(lines) - 1
 }
 
-// captureLine sums up proc mode's capture: packets, bytes, drops, and the
-// share of the bytes that went to a process.
+// captureLine sums up proc mode's capture: the packets and bytes on the
+// wire, as the interfaces' own counters (and iface mode) count them; the
+// bytes credited to the ends of those packets, which count a packet
+// between two processes of this machine twice; the share of those that
+// went to a process; drops and flows.
 func (r *renderer) captureLine(f report) string {
 	c := f.capture
 	_, share := attribution(f)
+	var wire traffic
+	for _, t := range c.byIface {
+		wire.add(t)
+	}
 	// Rounded down, so that 100.0% means all of it.
-	line := fmt.Sprintf("captured %d packets, %s on %s  kernel drops %d  attributed %.1f%%  flows %d",
-		c.rxPackets+c.txPackets, r.size(float64(c.rxBytes+c.txBytes)), visible(strings.Join(c.ifaces, ","), 0), c.drops, math.Floor(share*1000)/10, c.flows)
+	line := fmt.Sprintf("wire %d packets, %s on %s  credited %s to ends, %.1f%% to processes  kernel drops %d  flows %d",
+		wire.rxPackets+wire.txPackets, r.size(float64(wire.rxBytes+wire.txBytes)), visible(strings.Join(c.ifaces, ","), 0),
+		r.size(float64(c.rxBytes+c.txBytes)), math.Floor(share*1000)/10, c.drops, c.flows)
 	if c.evicted > 0 {
 		line += fmt.Sprintf(" (%d evicted)", c.evicted)
 	}
