@@ -32,20 +32,21 @@ type flow struct {
 type reason uint8
 
 const (
-	attributed  reason = iota
-	noSocket           // no socket in the table matches the flow
-	noOwner            // the socket has no process: closed, TIME_WAIT, or its process is gone
-	notReadable        // the socket's process could not be read (no CAP_SYS_PTRACE)
-	notTCPUDP          // not TCP or UDP over IP, or not decodable
-	notForHost         // addressed to another host, seen in promiscuous mode
-	tableFull          // a new flow while the flow table was full (see maxFlows)
+	attributed   reason = iota
+	noSocket            // no socket in the table matches the flow
+	noOwner             // the socket has no process: closed, TIME_WAIT, or its process is gone
+	notReadable         // the socket's process could not be read (no CAP_SYS_PTRACE)
+	notTCPUDP           // not TCP or UDP over IP, or not decodable
+	notForHost          // addressed to another host, seen in promiscuous mode
+	tableFull           // a new flow while the flow table was full (see maxFlows)
+	lostFragment        // an IP fragment after the first whose first fragment was not seen
 	numReasons
 )
 
 // reasonKey names a reason in NDJSON; reasonName in the table.
 var (
-	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host", "flow_table_full"}
-	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)", "(flow table full)"}
+	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host", "flow_table_full", "fragment_unmatched"}
+	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)", "(flow table full)", "(fragment unmatched)"}
 )
 
 // process owns traffic: a process, or for pid 0 a reason it has none.
@@ -231,13 +232,17 @@ func (a *accountant) handle(f *frame) {
 		a.cur.add(in)
 		a.nobody[notForHost].cur.add(in)
 	case !p.ok:
+		why := notTCPUDP
+		if p.fragment {
+			why = lostFragment
+		}
 		if f.loopback || f.dir == dirIn {
 			a.cur.add(in)
-			a.nobody[notTCPUDP].cur.add(in)
+			a.nobody[why].cur.add(in)
 		}
 		if f.loopback || f.dir == dirOut {
 			a.cur.add(out)
-			a.nobody[notTCPUDP].cur.add(out)
+			a.nobody[why].cur.add(out)
 		}
 	default:
 		// A packet has two ends, and each that is a socket of this
