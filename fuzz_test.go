@@ -41,15 +41,22 @@ var fuzzSeeds = flag.Bool("fuzzseeds", false, "rewrite the named seeds in testda
 // IP, and checks that the packet keeps the frame's length and direction,
 // that a packet without a flow has no flow fields, that a flow is TCP or UDP
 // between two valid addresses of one family, that it is the flow a second,
-// plain reading of the frame (refDecode) finds, and that decoding a frame
-// with a flow allocates nothing.
+// plain reading of the frame (refDecode) finds, that a fragment after the
+// first is marked unmatched exactly when that reading finds one, and that
+// decoding a frame with a flow, or a fragment, allocates nothing.
+//
+// Each input gets a decoder of its own: the decoder remembers first
+// fragments, so with one decoder for all a later fragment would take the
+// flow of a first fragment from an earlier input, and a finding would not
+// replay from its input alone. Matching fragments across frames is tested
+// in sniff_frag_test.go.
 func FuzzDecode(f *testing.F) {
-	d := newDecoder()
-	for _, p := range []*gopacket.DecodingLayerParser{d.fromEth, d.fromIP4, d.fromIP6} {
-		// gopacket turns a panic in a layer into an error; here it is a finding.
-		p.IgnorePanic = true
-	}
 	f.Fuzz(func(t *testing.T, data []byte, rawIP bool, proto uint16, length uint32, dir byte) {
+		d := newDecoder()
+		for _, p := range []*gopacket.DecodingLayerParser{d.fromEth, d.fromIP4, d.fromIP6} {
+			// gopacket turns a panic in a layer into an error; here it is a finding.
+			p.IgnorePanic = true
+		}
 		fr := frame{dir: direction(dir % 3), rawIP: rawIP, proto: proto, length: int(length), data: data}
 		var p packet
 		d.decode(&fr, &p)
@@ -65,19 +72,31 @@ func FuzzDecode(f *testing.F) {
 		}
 
 		verdict, want := refDecode(data, rawIP, proto)
+		// A fresh decoder has seen no first fragment to match.
+		if p.fragment != (verdict == refLater) && verdict != refUnsure {
+			t.Fatalf("decoded fragment %v, ok %v; the reference says later fragment %v (decoded layers %v)", p.fragment, p.ok, verdict == refLater, d.decoded)
+		}
 		switch {
 		case !p.ok || verdict == refUnsure:
-		case verdict == refNone:
+		case verdict == refNone || verdict == refLater:
 			t.Fatalf("decoded flow %d %v -> %v from a frame that has none (decoded layers %v)", p.proto, p.src, p.dst, d.decoded)
 		case p.proto != want.proto || p.src != want.src || p.dst != want.dst:
 			t.Fatalf("decoded flow %d %v -> %v, want %d %v -> %v (decoded layers %v)", p.proto, p.src, p.dst, want.proto, want.src, want.dst, d.decoded)
 		}
 
-		if p.ok {
+		// The frame again: a first fragment it remembered, or a later one
+		// it did not match, decodes as before.
+		q := p
+		if d.decode(&fr, &p); p != q {
+			t.Fatalf("decoded %+v, then %+v from the same frame (decoded layers %v)", q, p, d.decoded)
+		}
+
+		if p.ok || p.fragment {
 			// AllocsPerRun averages with integer division: a stray allocation
-			// by another goroutine does not count.
+			// by another goroutine does not count. The fragment table, made
+			// once per decoder, was made by the decode above.
 			if n := testing.AllocsPerRun(50, func() { d.decode(&fr, &p) }); n != 0 {
-				t.Fatalf("decoding a frame with a flow allocates %v times (decoded layers %v)", n, d.decoded)
+				t.Fatalf("decoding a frame with a flow, or a fragment, allocates %v times (decoded layers %v)", n, d.decoded)
 			}
 		}
 	})
@@ -106,14 +125,15 @@ type refVerdict int
 const (
 	refNone   refVerdict = iota // no TCP or UDP header can be read from it
 	refFlow                     // it carries this flow
+	refLater                    // a fragment after the first, of what may be TCP or UDP: no transport header
 	refUnsure                   // malformed in a way that readers may take differently
 )
 
 // refDecode reads a frame the plain way, from the RFCs (894, 802.1Q, 791,
 // 8200, 2675, 793, 768), with no code shared with gopacket: Ethernet and
-// VLAN tags, IPv4 (neither fragment of a fragmented datagram has ports that
-// netuse reads), IPv6 with its extension headers (a fragment other than the
-// first has no transport header), IP in IP, TCP and UDP.
+// VLAN tags, IPv4, IPv6 with its extension headers, IP in IP, TCP and UDP.
+// The first fragment of a datagram carries the transport header; a later
+// one has none.
 func refDecode(data []byte, rawIP bool, proto uint16) (refVerdict, packet) {
 	et := proto
 	if !rawIP {
@@ -151,10 +171,16 @@ func ref4(b []byte, depth int) (refVerdict, packet) {
 	if hl < 20 || hl > total || hl > len(b) {
 		return refNone, packet{}
 	}
+	if !options4(b[20:hl]) {
+		return refUnsure, packet{}
+	}
 	if total < len(b) {
 		b = b[:total]
 	}
-	if binary.BigEndian.Uint16(b[6:])&0x3fff != 0 { // more fragments, or an offset
+	if binary.BigEndian.Uint16(b[6:])&0x1fff != 0 { // an offset: not the first fragment
+		if b[9] == 6 || b[9] == 17 {
+			return refLater, packet{}
+		}
 		return refNone, packet{}
 	}
 	src, dst := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
@@ -171,6 +197,9 @@ func ref6(b []byte, depth int) (refVerdict, packet) {
 	plen, next := int(binary.BigEndian.Uint16(b[4:])), b[6]
 	src := netip.AddrFrom16([16]byte(b[8:24])).Unmap()
 	dst := netip.AddrFrom16([16]byte(b[24:40])).Unmap()
+	if src.Is4() != dst.Is4() {
+		return refNone, packet{} // one IPv4-mapped address: no socket has such a flow
+	}
 	b = b[40:]
 	if plen == 0 {
 		// A jumbogram (RFC 2675): the length is in the hop-by-hop header's
@@ -199,17 +228,38 @@ func ref6(b []byte, depth int) (refVerdict, packet) {
 				return refNone, packet{}
 			}
 			if binary.BigEndian.Uint16(b[2:])>>3 != 0 {
-				return refNone, packet{} // not the first fragment: no transport header
+				switch b[0] { // the first header of the datagram's fragmentable part
+				case 6, 17, 43, 60:
+					return refLater, packet{}
+				}
+				return refNone, packet{}
 			}
-			if b[1] != 0 {
-				return refUnsure, packet{} // the reserved byte; gopacket takes it for a length
-			}
-			next, b = b[0], b[8:]
+			next, b = b[0], b[8:] // b[1] is reserved, ignored on receipt
 		default:
 			return refNext(next, b, src, dst, depth)
 		}
 	}
 	return refUnsure, packet{}
+}
+
+// options4 says whether IPv4 options are well formed (RFC 791 3.1): End
+// and No Operation of one byte, the others type, length (more than 2:
+// readers differ on an option without data) and data, within the header.
+func options4(b []byte) bool {
+	for len(b) > 0 {
+		switch b[0] {
+		case 0:
+			return true
+		case 1:
+			b = b[1:]
+			continue
+		}
+		if len(b) < 2 || b[1] <= 2 || int(b[1]) > len(b) {
+			return false
+		}
+		b = b[b[1]:]
+	}
+	return true
 }
 
 // jumboLength finds the jumbo payload length in a hop-by-hop header.
@@ -510,50 +560,53 @@ func decodeSeeds() map[string][]any {
 	extChain := slices.Concat(ipv6Hdr(43, a6, b6, len(routing)+len(dest)+len(t6)), routing, dest, t6)
 	firstFrag6 := slices.Concat(ipv6Hdr(44, a6, b6, 8+8+1232), frag6(17, 0, true), udpHdr(5353, 53, 1400), zeros(1232))
 	atomicFrag6 := slices.Concat(ipv6Hdr(44, a6, b6, 8+20), frag6(6, 0, false), tcpHdr(40000, 443, tcpACK))
+	reservedFrag6 := slices.Clone(firstFrag6)
+	reservedFrag6[40+1] = 3 // the reserved byte, which gopacket's skipper took for a length
 
 	return map[string][]any{
-		"tcp4-syn":              ethSeed(eth(0x0800, ipv4Hdr(6, a4, b4, 0x4000, len(optTCP)), optTCP)),
-		"tcp4-ack-full":         ethSeed(eth(0x0800, tcp4(a4, b4, 40000, 443, tcpACK, 1460))),
-		"udp4-dns":              ethSeed(eth(0x0800, udp4(a4, "198.51.100.53", 5353, 53, 40))),
-		"tcp6":                  ethSeed(eth(0x86dd, tcp6(a6, b6, 40000, 443, tcpACK, 1200))),
-		"udp6":                  ethSeed(eth(0x86dd, udp6(a6, b6, 546, 547, 60))),
-		"udp6-v4mapped":         ethSeed(eth(0x86dd, udp6("::ffff:192.0.2.1", "::ffff:198.51.100.7", 1, 2, 0))),
-		"vlan-udp4":             ethSeed(eth(0x8100, vlanTag(7, 0x0800), udp4(a4, b4, 1, 2, 100))),
-		"qinq-tcp4":             ethSeed(eth(0x88a8, vlanTag(100, 0x8100), vlanTag(7, 0x0800), tcp4(a4, b4, 3, 4, tcpACK, 100))),
-		"vlan-truncated":        ethSeed(eth(0x8100, []byte{0, 7})),
-		"ipv4-options":          ethSeed(eth(0x0800, ipOpts)),
-		"ipv4-ihl-4":            ethSeed(eth(0x0800, badIHL)),
-		"ipv4-ihl-15":           ethSeed(eth(0x0800, bigIHL)),
-		"ipv4-total-0-tso":      ethSeed(eth(0x0800, tso)),
-		"ipv4-total-short":      ethSeed(eth(0x0800, shortTotal)),
-		"ipv4-snap-truncated":   ethSeed(eth(0x0800, tcp4(a4, b4, 40000, 443, tcpACK, 65000))),
-		"ipv4-first-fragment":   ethSeed(eth(0x0800, slices.Concat(ipv4Hdr(17, a4, b4, 0x2000, 1480), udpHdr(4500, 4500, 3000), zeros(1472)))),
-		"ipv4-later-fragment":   ethSeed(eth(0x0800, slices.Concat(ipv4Hdr(17, a4, b4, 185, 1000), udpHdr(1, 2, 0), zeros(992)))),
-		"ipv4-in-ipv4":          ethSeed(eth(0x0800, ipv4Hdr(4, "203.0.113.1", "203.0.113.2", 0, 40), tcp4(a4, b4, 5, 6, tcpACK, 0))),
-		"ipv6-in-ipv4":          ethSeed(eth(0x0800, ipv4Hdr(41, "203.0.113.1", "203.0.113.2", 0, 48), udp6(a6, b6, 7, 8, 0))),
-		"ipv4-in-ipv6":          ethSeed(eth(0x86dd, ipv6Hdr(4, a6, b6, 40), udp4(a4, b4, 9, 10, 12))),
-		"ipv6-ext-chain":        ethSeed(eth(0x86dd, extChain)),
-		"ipv6-first-fragment":   ethSeed(eth(0x86dd, firstFrag6)),
-		"ipv6-atomic-fragment":  ethSeed(eth(0x86dd, atomicFrag6)),
-		"ipv6-length-0":         ethSeed(eth(0x86dd, append(ipv6Hdr(6, a6, b6, 0), tcpHdr(1, 2, tcpACK)...))),
-		"ipv6-ext-truncated":    ethSeed(eth(0x86dd, ipv6Hdr(60, a6, b6, 8), []byte{6, 3})),
-		"icmp4":                 ethSeed(eth(0x0800, ipv4Hdr(1, a4, b4, 0, 8), []byte{8, 0, 0, 0, 0, 1, 0, 1})),
-		"icmp6-ns":              ethSeed(eth(0x86dd, ipv6Hdr(58, a6, "ff02::1:ff00:7", 24), []byte{135, 0, 0, 0}, zeros(20))),
-		"arp":                   ethSeed(eth(0x0806, []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(20))),
-		"llc":                   ethSeed(eth(0x0026, []byte{0x42, 0x42, 0x03}, zeros(35))),
-		"tcp-data-offset-4":     ethSeed(eth(0x0800, badOffset)),
-		"tcp-data-offset-large": ethSeed(eth(0x0800, bigOffset)),
-		"truncated-eth":         ethSeed(eth(0x0800)[:13]),
-		"truncated-ip4":         ethSeed(eth(0x0800, tcp4(a4, b4, 1, 2, tcpACK, 0))[:14+19]),
-		"truncated-tcp":         ethSeed(eth(0x0800, tcp4(a4, b4, 1, 2, tcpACK, 0))[:14+20+19]),
-		"truncated-udp":         ethSeed(eth(0x0800, udp4(a4, b4, 1, 2, 0))[:14+20+7]),
-		"truncated-ip6":         ethSeed(eth(0x86dd, tcp6(a6, b6, 1, 2, tcpACK, 0))[:14+39]),
-		"empty":                 ethSeed(nil),
-		"loopback":              ethSeed(loopback),
-		"raw-tcp4":              rawSeed(0x0800, tcp4("10.8.0.2", b4, 51820, 443, tcpACK, 500)),
-		"raw-udp6":              rawSeed(0x86dd, udp6(a6, b6, 51820, 51820, 148)),
-		"raw-arp-proto":         rawSeed(0x0806, tcp4(a4, b4, 1, 2, tcpACK, 0)),
-		"raw-version-mismatch":  rawSeed(0x0800, tcp6(a6, b6, 1, 2, tcpACK, 0)),
+		"tcp4-syn":               ethSeed(eth(0x0800, ipv4Hdr(6, a4, b4, 0x4000, len(optTCP)), optTCP)),
+		"tcp4-ack-full":          ethSeed(eth(0x0800, tcp4(a4, b4, 40000, 443, tcpACK, 1460))),
+		"udp4-dns":               ethSeed(eth(0x0800, udp4(a4, "198.51.100.53", 5353, 53, 40))),
+		"tcp6":                   ethSeed(eth(0x86dd, tcp6(a6, b6, 40000, 443, tcpACK, 1200))),
+		"udp6":                   ethSeed(eth(0x86dd, udp6(a6, b6, 546, 547, 60))),
+		"udp6-v4mapped":          ethSeed(eth(0x86dd, udp6("::ffff:192.0.2.1", "::ffff:198.51.100.7", 1, 2, 0))),
+		"vlan-udp4":              ethSeed(eth(0x8100, vlanTag(7, 0x0800), udp4(a4, b4, 1, 2, 100))),
+		"qinq-tcp4":              ethSeed(eth(0x88a8, vlanTag(100, 0x8100), vlanTag(7, 0x0800), tcp4(a4, b4, 3, 4, tcpACK, 100))),
+		"vlan-truncated":         ethSeed(eth(0x8100, []byte{0, 7})),
+		"ipv4-options":           ethSeed(eth(0x0800, ipOpts)),
+		"ipv4-ihl-4":             ethSeed(eth(0x0800, badIHL)),
+		"ipv4-ihl-15":            ethSeed(eth(0x0800, bigIHL)),
+		"ipv4-total-0-tso":       ethSeed(eth(0x0800, tso)),
+		"ipv4-total-short":       ethSeed(eth(0x0800, shortTotal)),
+		"ipv4-snap-truncated":    ethSeed(eth(0x0800, tcp4(a4, b4, 40000, 443, tcpACK, 65000))),
+		"ipv4-first-fragment":    ethSeed(eth(0x0800, slices.Concat(ipv4Hdr(17, a4, b4, 0x2000, 1480), udpHdr(4500, 4500, 3000), zeros(1472)))),
+		"ipv4-later-fragment":    ethSeed(eth(0x0800, slices.Concat(ipv4Hdr(17, a4, b4, 185, 1000), udpHdr(1, 2, 0), zeros(992)))),
+		"ipv4-in-ipv4":           ethSeed(eth(0x0800, ipv4Hdr(4, "203.0.113.1", "203.0.113.2", 0, 40), tcp4(a4, b4, 5, 6, tcpACK, 0))),
+		"ipv6-in-ipv4":           ethSeed(eth(0x0800, ipv4Hdr(41, "203.0.113.1", "203.0.113.2", 0, 48), udp6(a6, b6, 7, 8, 0))),
+		"ipv4-in-ipv6":           ethSeed(eth(0x86dd, ipv6Hdr(4, a6, b6, 40), udp4(a4, b4, 9, 10, 12))),
+		"ipv6-ext-chain":         ethSeed(eth(0x86dd, extChain)),
+		"ipv6-first-fragment":    ethSeed(eth(0x86dd, firstFrag6)),
+		"ipv6-atomic-fragment":   ethSeed(eth(0x86dd, atomicFrag6)),
+		"ipv6-fragment-reserved": ethSeed(eth(0x86dd, reservedFrag6)),
+		"ipv6-length-0":          ethSeed(eth(0x86dd, append(ipv6Hdr(6, a6, b6, 0), tcpHdr(1, 2, tcpACK)...))),
+		"ipv6-ext-truncated":     ethSeed(eth(0x86dd, ipv6Hdr(60, a6, b6, 8), []byte{6, 3})),
+		"icmp4":                  ethSeed(eth(0x0800, ipv4Hdr(1, a4, b4, 0, 8), []byte{8, 0, 0, 0, 0, 1, 0, 1})),
+		"icmp6-ns":               ethSeed(eth(0x86dd, ipv6Hdr(58, a6, "ff02::1:ff00:7", 24), []byte{135, 0, 0, 0}, zeros(20))),
+		"arp":                    ethSeed(eth(0x0806, []byte{0, 1, 8, 0, 6, 4, 0, 1}, zeros(20))),
+		"llc":                    ethSeed(eth(0x0026, []byte{0x42, 0x42, 0x03}, zeros(35))),
+		"tcp-data-offset-4":      ethSeed(eth(0x0800, badOffset)),
+		"tcp-data-offset-large":  ethSeed(eth(0x0800, bigOffset)),
+		"truncated-eth":          ethSeed(eth(0x0800)[:13]),
+		"truncated-ip4":          ethSeed(eth(0x0800, tcp4(a4, b4, 1, 2, tcpACK, 0))[:14+19]),
+		"truncated-tcp":          ethSeed(eth(0x0800, tcp4(a4, b4, 1, 2, tcpACK, 0))[:14+20+19]),
+		"truncated-udp":          ethSeed(eth(0x0800, udp4(a4, b4, 1, 2, 0))[:14+20+7]),
+		"truncated-ip6":          ethSeed(eth(0x86dd, tcp6(a6, b6, 1, 2, tcpACK, 0))[:14+39]),
+		"empty":                  ethSeed(nil),
+		"loopback":               ethSeed(loopback),
+		"raw-tcp4":               rawSeed(0x0800, tcp4("10.8.0.2", b4, 51820, 443, tcpACK, 500)),
+		"raw-udp6":               rawSeed(0x86dd, udp6(a6, b6, 51820, 51820, 148)),
+		"raw-arp-proto":          rawSeed(0x0806, tcp4(a4, b4, 1, 2, tcpACK, 0)),
+		"raw-version-mismatch":   rawSeed(0x0800, tcp6(a6, b6, 1, 2, tcpACK, 0)),
 	}
 }
 

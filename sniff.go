@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"time"
 
 	"golang.org/x/net/bpf"
 
@@ -38,8 +39,12 @@ type packet struct {
 	dir    direction
 	// ok: the frame is TCP or UDP over IPv4 or IPv6 and src and dst are its
 	// endpoints; otherwise only length and direction are known.
-	ok       bool
-	proto    uint8 // IP protocol number: 6 TCP, 17 UDP
+	ok    bool
+	proto uint8 // IP protocol number: 6 TCP, 17 UDP
+	// fragment: an IP fragment after the first whose first fragment was
+	// not seen, of a datagram that may be TCP or UDP; its flow is not
+	// known (ok is false).
+	fragment bool
 	src, dst netip.AddrPort
 }
 
@@ -49,24 +54,30 @@ type packet struct {
 const snapLen = 192
 
 // decoder turns frames into packets with gopacket's DecodingLayerParser
-// over layers allocated once, so decoding allocates nothing per frame.
+// over layers allocated once, so decoding allocates nothing per frame. It
+// keeps state, the fragment table, so each goroutine needs its own.
 type decoder struct {
 	eth     layers.Ethernet
 	vlan    layers.Dot1Q
-	ip4     layers.IPv4
+	ip4     ipv4Layer
 	ip6     ipv6Header
 	ip6ext  layers.IPv6ExtensionSkipper
+	ip6frag ipv6Fragment
 	tcp     layers.TCP
 	udp     layers.UDP
 	fromEth *gopacket.DecodingLayerParser
 	fromIP4 *gopacket.DecodingLayerParser
 	fromIP6 *gopacket.DecodingLayerParser
 	decoded []gopacket.LayerType
+	frags   *fragTable       // datagrams whose first fragment was seen; nil until a fragment comes
+	now     func() time.Time // read for fragments only (sniff_frag.go)
 }
 
 func newDecoder() *decoder {
-	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8)}
-	all := []gopacket.DecodingLayer{&d.eth, &d.vlan, &d.ip4, &d.ip6, &d.ip6ext, &d.tcp, &d.udp}
+	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8), now: time.Now}
+	// ip6frag after ip6ext, whose class holds the fragment header too:
+	// the later layer decodes a type.
+	all := []gopacket.DecodingLayer{&d.eth, &d.vlan, &d.ip4, &d.ip6, &d.ip6ext, &d.ip6frag, &d.tcp, &d.udp}
 	for _, p := range []struct {
 		parser **gopacket.DecodingLayerParser
 		first  gopacket.LayerType
@@ -84,7 +95,8 @@ func newDecoder() *decoder {
 }
 
 // decode reads f into p. A frame that is not TCP or UDP over IP, or that
-// cannot be decoded, still has its length and direction.
+// cannot be decoded, still has its length and direction. A later fragment
+// of a datagram gets the flow of its first fragment (sniff_frag.go).
 func (d *decoder) decode(f *frame, p *packet) {
 	*p = packet{length: f.length, dir: f.dir}
 	parser := d.fromEth
@@ -103,25 +115,32 @@ func (d *decoder) decode(f *frame, p *packet) {
 		return
 	}
 	var src, dst netip.Addr
+	// fragOf is 4 or 6 when the last IP header has fragment fields: IPv4's
+	// own, or an IPv6 fragment header's. Each layer overwrites d.ip4 and
+	// d.ip6, so only the last IP header's fields are still there.
+	fragOf := 0
 	prev := gopacket.LayerTypeZero
 	for _, t := range d.decoded {
 		switch t {
-		case layers.LayerTypeIPv6Fragment:
-			// A fragment but the first has no transport header where the
-			// skipper looks for one: skip them all, as gopacket does
-			// IPv4's. (FuzzDecode found later fragments read as UDP.)
-			return
-		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination:
+		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination, layers.LayerTypeIPv6Fragment:
 			if prev == layers.LayerTypeIPv4 {
 				return // IPv6's numbers in IPv4's protocol field: no such packet
 			}
+			if t == layers.LayerTypeIPv6Fragment {
+				fragOf = 6
+			}
 		case layers.LayerTypeIPv4:
-			src, dst = addr4(d.ip4.SrcIP), addr4(d.ip4.DstIP)
+			src, dst = netip.AddrFrom4(d.ip4.src), netip.AddrFrom4(d.ip4.dst)
+			fragOf = 0
+			if d.ip4.more || d.ip4.offset != 0 {
+				fragOf = 4
+			}
 		case layers.LayerTypeIPv6:
 			src, dst = netip.AddrFrom16(d.ip6.src).Unmap(), netip.AddrFrom16(d.ip6.dst).Unmap()
 			if src.Is4() != dst.Is4() {
 				return // one IPv4-mapped address: no socket has such a flow (RFC 4291 2.5.5.2)
 			}
+			fragOf = 0
 		case layers.LayerTypeTCP:
 			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
 			p.src = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort))
@@ -133,15 +152,9 @@ func (d *decoder) decode(f *frame, p *packet) {
 		}
 		prev = t
 	}
-}
-
-// addr4 and addr16 copy an address out of the frame's buffer without
-// allocating; an address of the wrong length is invalid.
-func addr4(b []byte) netip.Addr {
-	if len(b) != 4 {
-		return netip.Addr{}
+	if fragOf != 0 {
+		d.fragment(f, p, fragOf == 6, src, dst)
 	}
-	return netip.AddrFrom4([4]byte(b))
 }
 
 // ipv6Header decodes the fixed IPv6 header alone and leaves every
@@ -173,18 +186,19 @@ func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 	if data[0]>>4 != 6 {
 		return errIPv6Version
 	}
-	copy(h.src[:], data[8:24])
-	copy(h.dst[:], data[24:40])
-	h.next = layers.IPProtocol(data[6])
-	h.payload = data[40:]
 	// A payload length of 0 is a jumbogram's (RFC 2675), whose length is in
 	// a hop-by-hop option; a frame may also be cut by the snap length.
 	// Either way the rest is the payload.
-	n := int(binary.BigEndian.Uint16(data[4:6]))
-	switch {
-	case n == 0 && h.next != layers.IPProtocolIPv6HopByHop:
+	n, next := int(binary.BigEndian.Uint16(data[4:6])), layers.IPProtocol(data[6])
+	if n == 0 && next != layers.IPProtocolIPv6HopByHop {
 		return errIPv6Length
-	case n != 0 && n < len(h.payload):
+	}
+	// Fields are written only now: a header inside another that fails
+	// leaves the outer one's.
+	copy(h.src[:], data[8:24])
+	copy(h.dst[:], data[24:40])
+	h.next, h.payload = next, data[40:]
+	if n != 0 && n < len(h.payload) {
 		h.payload = h.payload[:n]
 	}
 	return nil
