@@ -184,6 +184,9 @@ func newAccountant() *accountant {
 	for r := range a.nobody {
 		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
 	}
+	// Fragments are aged by the time of their block of frames, read once
+	// a block rather than once a fragment.
+	a.dec.now = func() time.Time { return time.Unix(0, a.now) }
 	return a
 }
 

@@ -156,24 +156,12 @@ func TestProcBlockedStdout(t *testing.T) {
 	w.Close()
 	t.Cleanup(func() { cmd.Process.Kill() })
 
-	// At 100 ms a record or two of some 400 bytes: 4 kB fill in a second.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		queued, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ) // FIONREAD
-		if err != nil {
-			t.Fatal(err)
-		}
-		if queued >= 3500 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the pipe holds %d bytes after 10 s; netuse: %s", queued, p.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // blocked now, in a write
+	// At 100 ms a record or two of some 450 bytes: 4 kB fill in a second,
+	// and then a thread of netuse waits in the kernel's pipe_write.
+	blockedAt := waitBlockedWrite(t, cmd.Process.Pid, 10*time.Second)
 	local, _ := upload(t, n.a, n.b, "192.0.2.2:7103", transfer)
 	time.Sleep(time.Second) // still not reading
+	held := time.Since(blockedAt)
 
 	go p.read(t, r)
 	// The pipe's backlog comes first, then the interval that spans the
@@ -196,9 +184,27 @@ func TestProcBlockedStdout(t *testing.T) {
 	for _, c := range p.capts {
 		longest = max(longest, c.Interval)
 	}
-	if longest < 1.5 {
-		t.Errorf("the longest interval lasted %.3fs: netuse was never blocked for the 1.5 s the test held its stdout", longest)
+	if longest < held.Seconds() {
+		t.Errorf("the longest interval lasted %.3fs: netuse was never blocked for the %.3f s the test held its stdout", longest, held.Seconds())
 	}
+}
+
+// waitBlockedWrite waits until a thread of process pid sleeps in a write
+// to a pipe (its wchan: pipe_write, anon_pipe_write on Linux 6.18), and
+// returns when it saw that.
+func waitBlockedWrite(t *testing.T, pid int, limit time.Duration) time.Time {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+			if strings.HasSuffix(string(wchan), "pipe_write") {
+				return time.Now()
+			}
+		}
+	}
+	t.Fatalf("netuse (pid %d) was not blocked in a write to its stdout after %v", pid, limit)
+	return time.Time{}
 }
 
 // TestProcNamespaceDeleted credits a server in a third namespace, c, then
