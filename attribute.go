@@ -82,7 +82,7 @@ type flowState struct {
 	nat      *flow // the flow this one is a NAT'd copy of, by conntrack, if any
 	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
-	first    int64 // when its first packet was taken from the ring, Unix ns (see ownerBook.closedOwner)
+	first    int64 // when its first packet was captured, Unix ns (see ownerBook.closedOwner)
 	carried  bool  // a report kept its bytes for the next, as the resolver had not tried it yet
 	// until is when the owner's socket closed, Unix ns, if the kernel's
 	// records say so (0: open, or not known): a packet after it belongs to
@@ -170,7 +170,7 @@ type accountant struct {
 	lastIf    int              // the index of lastT, the last interface counted
 	lastT     *traffic
 	peak      int   // the most flow ends since the map was last rebuilt
-	now       int64 // when the block of frames being handled was taken, Unix ns
+	now       int64 // when the frame being handled was captured (else its block taken), Unix ns
 }
 
 func newAccountant() *accountant {
@@ -184,8 +184,8 @@ func newAccountant() *accountant {
 	for r := range a.nobody {
 		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
 	}
-	// Fragments are aged by the time of their block of frames, read once
-	// a block rather than once a fragment.
+	// Fragments are aged by their frame's time, which the capture gives:
+	// no clock read a fragment.
 	a.dec.now = func() time.Time { return time.Unix(0, a.now) }
 	return a
 }
@@ -206,6 +206,9 @@ func (a *accountant) handle(f *frame) {
 	// outgoing, once incoming. Count the incoming copy, as libpcap does.
 	if f.loopback && f.dir == dirOut {
 		return
+	}
+	if f.at != 0 {
+		a.now = f.at
 	}
 	p := &a.pkt
 	a.dec.decode(f, p)
@@ -296,7 +299,7 @@ func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 		default:
 		}
 	}
-	if st.until != 0 && a.now > st.until+joinSlack {
+	if st.until != 0 && a.now > st.until+reuseGap {
 		// The owner's socket closed before this packet: another socket
 		// has the same endpoints now (a new UDP client got the old
 		// one's port). Find its owner.
@@ -377,7 +380,8 @@ func (a *accountant) settle(now time.Time, fls []flow, owners []*process, untils
 
 // learn records the owners found for connections as they opened; a
 // connection not found is left to the ring's frames. An opening starts a
-// new connection, so its owner replaces what the flow had.
+// new connection, so its owner replaces what the flow had. untils, if not
+// nil, are as settle's.
 func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferred []bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -385,10 +389,14 @@ func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferr
 		if owners[i] == nil {
 			continue
 		}
+		var until int64
+		if untils != nil {
+			until = untils[i]
+		}
 		if st := a.flows[fl]; st != nil {
-			st.owner, st.tries, st.inferred, st.until = owners[i], 0, inferred[i], untils[i]
+			st.owner, st.tries, st.inferred, st.until = owners[i], 0, inferred[i], until
 		} else {
-			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i], until: untils[i]}
+			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i], until: until}
 		}
 	}
 }
@@ -822,9 +830,10 @@ func (r *resolver) syn(f *frame) {
 }
 
 // startOpenings starts the goroutine that resolves the openings syn
-// queues, until done is closed. Without lookup or quick it does nothing.
+// queues, until done is closed. Without lookup, or without both quick and
+// book, it does nothing.
 func (r *resolver) startOpenings(done <-chan struct{}) {
-	if r.lookup == nil || r.quick == nil {
+	if r.lookup == nil || (r.quick == nil && r.book == nil) {
 		return
 	}
 	r.synq = make(chan opening, synQueue)
@@ -868,22 +877,16 @@ func (r *resolver) openings(batch []opening) {
 			at = append(at, o.at)
 		}
 	}
+	if r.book != nil {
+		r.openingsFromBook(fls, at)
+		return
+	}
 	want := map[uint64]*process{}
 	socks := make([]socket, len(fls))
 	found := make([]bool, len(fls))
-	owners := make([]*process, len(fls))
-	untils := make([]int64, len(fls))
-	inferred := make([]bool, len(fls))
-	guess, known := false, false
+	guess := false
 	for i, fl := range fls {
 		socks[i], found[i] = r.lookup(fl)
-		if r.book != nil && !found[i] {
-			r.book.sync()
-		}
-		if owners[i], untils[i] = r.fromBook(socks[i], found[i], fl, at[i]); owners[i] != nil {
-			known = true
-			continue
-		}
 		if found[i] && socks[i].inode != 0 {
 			want[socks[i].inode] = nil
 		} else {
@@ -891,20 +894,13 @@ func (r *resolver) openings(batch []opening) {
 		}
 	}
 	if len(want) == 0 && !guess {
-		if known {
-			r.acc.learn(fls, owners, untils, inferred)
-		}
 		return
 	}
 	r.quick.find(want)
+	owners := make([]*process, len(fls))
+	inferred := make([]bool, len(fls))
 	g, canGuess := r.quick.(newcomers)
-	// With the kernel's records there is nothing to guess: a socket they
-	// do not have is older than netuse, and no short-lived process's.
-	canGuess = canGuess && r.book == nil
 	for i, s := range socks {
-		if owners[i] != nil {
-			continue
-		}
 		if s.inode != 0 {
 			if owners[i] = want[s.inode]; owners[i] != nil || !canGuess || !opener[i] {
 				continue
@@ -940,7 +936,23 @@ func (r *resolver) openings(batch []opening) {
 		}
 		inferred[i] = owners[i] != nil
 	}
-	r.acc.learn(fls, owners, untils, inferred)
+	r.acc.learn(fls, owners, nil, inferred)
+}
+
+// openingsFromBook resolves the local ends of connections just opened
+// from the kernel's records. A socket they do not have is older than
+// netuse, or accepted: its owner is no newcomer, and the passes find it.
+func (r *resolver) openingsFromBook(fls []flow, at []int64) {
+	owners := make([]*process, len(fls))
+	untils := make([]int64, len(fls))
+	for i, fl := range fls {
+		s, ok := r.lookup(fl)
+		if !ok {
+			r.book.sync()
+		}
+		owners[i], untils[i] = r.fromBook(s, ok, fl, at[i])
+	}
+	r.acc.learn(fls, owners, untils, make([]bool, len(fls)))
 }
 
 // fromBook finds fl's owner in the kernel's records: by its open socket s,
@@ -958,12 +970,33 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 	// No socket, or (TCP) one in TIME_WAIT or the listener of a
 	// connection whose own socket is gone: the connection's record first.
 	if o, ok := r.book.closedOwner(fl, at); ok {
-		return r.ofRecord(o), o.closed
+		until := o.closed
+		if fl.proto != 17 {
+			until = 0 // a new TCP connection on the endpoints opens with a SYN (see learn)
+		}
+		return r.ofRecord(o), until
 	}
 	if found && s.inode != 0 {
 		return r.recordedOpen(s), 0
 	}
 	return nil, 0
+}
+
+// afterProc looks again in the kernel's records for the flows /proc left
+// without an owner: a socket that closed while /proc was read, or an
+// accepted one whose holder /proc did not show, which takes its
+// listener's owner.
+func (r *resolver) afterProc(x *sockIndex, fls []flow, inodes []uint64, at []int64, owners []*process, untils []int64) {
+	for i, fl := range fls {
+		if owners[i] == nil {
+			owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
+		}
+		if owners[i] == nil && inodes[i] != 0 {
+			if l, ok := x.listener(fl); ok {
+				owners[i] = r.recordedOpen(l)
+			}
+		}
+	}
 }
 
 // recordedOpen returns the owner of the open socket s, if the kernel
@@ -1039,18 +1072,7 @@ func (r *resolver) pass() {
 		}
 	}
 	if r.book != nil {
-		for i, fl := range fls {
-			if owners[i] == nil {
-				// Closed while /proc was read, or an accepted socket
-				// whose holder /proc did not show: its listener's owner.
-				owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
-			}
-			if owners[i] == nil && inodes[i] != 0 {
-				if l, ok := x.listener(fl); ok {
-					owners[i] = r.recordedOpen(l)
-				}
-			}
-		}
+		r.afterProc(x, fls, inodes, at, owners, untils)
 	}
 	for i := range fls {
 		if owners[i] == nil && whys[i] == notReadable && !r.warned {

@@ -319,7 +319,6 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		lookup:    a.lookup(),
 		ownAddr:   tables.ownAddr,
 		owners:    a.owners(reg, false),
-		quick:     a.owners(reg, true),
 		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
 		warn: func(err error) {
 			if msg := err.Error(); !warned[msg] {
@@ -330,6 +329,10 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	}
 	if rec != nil {
 		res.book, res.ofRecord = rec.book, rec.procs.process
+	} else {
+		// The quick finder (and its watch of every exec) serves only
+		// where the kernel's records do not.
+		res.quick = a.owners(reg, true)
 	}
 	done := make(chan struct{})
 	res.startOpenings(done)

@@ -44,10 +44,17 @@ type sockOwner struct {
 const (
 	maxOpen   = 1 << 16
 	maxClosed = 1 << 15
-	// joinSlack is how late a flow's first-seen time may be after its
-	// first packet: the capture ring hands frames over in blocks of up to
-	// 10 ms, and the accountant stamps a block when it takes it.
+	// joinSlack is how long after a socket closed a flow's first packet
+	// may still be its own, when no socket's life holds the packet: a
+	// packet of the connection's end (a FIN) captured after the close.
 	joinSlack = 100e6 // ns
+	// reuseGap is how long after its socket closed a UDP flow's packets
+	// are still taken as that socket's: a later one belongs to a new
+	// socket with the same endpoints (a new client got the old one's port;
+	// at 1,000 lookups a second from 28,000 ports one in 2,800 does
+	// within 10 ms). A datagram that comes later for the closed socket is
+	// one the kernel drops: "(no socket)" is the truth for it.
+	reuseGap = 10e6 // ns
 )
 
 // ownerBook holds the kernel's records. Its methods may be called from any
@@ -158,10 +165,10 @@ func (b *ownerBook) openOwner(c, ino uint64) (sockOwner, bool) {
 
 // closedOwner returns the owner of the closed socket that had fl's
 // endpoints, or that was bound to fl's local endpoint unconnected (UDP) or
-// to the wildcard address of its family or "::", and whose lifetime holds
-// at, fl's first packet's time (at most joinSlack late). Endpoints are
-// reused within seconds, so among the sockets that fit, the first to have
-// closed is the flow's.
+// to the wildcard address of its family or "::", and whose life held at,
+// fl's first packet's time; failing that, the one that closed last at most
+// joinSlack before at. Endpoints are reused within seconds: the time tells
+// the sockets apart.
 func (b *ownerBook) closedOwner(fl flow, at int64) (sockOwner, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -179,13 +186,18 @@ func (b *ownerBook) closedOwner(fl flow, at int64) (sockOwner, bool) {
 	}
 	for _, k := range keys {
 		var best sockOwner
+		held := false // best's life holds at
 		found := false
 		for _, o := range b.closed[k] {
-			if o.opened > at || o.closed < at-joinSlack {
-				continue
-			}
-			if !found || o.closed < best.closed {
-				best, found = o, true
+			switch {
+			case o.opened <= at && at <= o.closed:
+				if !held || o.opened > best.opened {
+					best, held, found = o, true, true
+				}
+			case !held && at > o.closed && at-o.closed <= joinSlack:
+				if !found || o.closed > best.closed {
+					best, found = o, true
+				}
 			}
 		}
 		if found {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,6 +270,10 @@ func loadOwnerPrograms() (*ownerPrograms, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The kernel's BTF, parsed for the offsets above, is some 8 MB of
+	// garbage and a mapping of /sys/kernel/btf/vmlinux now: give it back
+	// before the capture's memory grows on top of it.
+	debug.FreeOSMemory()
 	p := &ownerPrograms{}
 	p.events, err = ebpf.NewMap(&ebpf.MapSpec{Name: "netuse_owners", Type: ebpf.RingBuf, MaxEntries: ringBytes})
 	if err != nil {

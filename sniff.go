@@ -30,6 +30,7 @@ type frame struct {
 	rawIP    bool   // data starts at the network header (tun, cooked captures)
 	proto    uint16 // EtherType of the network header, for rawIP frames
 	length   int    // the frame's length on the wire, however much was captured
+	at       int64  // when the kernel captured it, Unix ns; 0 if not known
 	data     []byte // the captured bytes, at most the snap length
 }
 
