@@ -156,17 +156,26 @@ func memberOffset(members []btf.Member, name string) (uint32, bool) {
 // counter in lost goes up instead. Every path ends in "return 1".
 func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 	rec := func(field int16) int16 { return -evSize + field }
-	// read copies size bytes from the kernel address in R3 (plus add) to
-	// the record's field.
-	read := func(field int16, size int32, src asm.Register, add uint32) asm.Instructions {
+	// copyIn copies size bytes from the kernel address src+add to the
+	// stack at fp+to.
+	copyIn := func(to int16, size int32, src asm.Register, add uint32) asm.Instructions {
 		return asm.Instructions{
 			asm.Mov.Reg(asm.R3, src),
 			asm.Add.Imm(asm.R3, int32(add)),
 			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, int32(rec(field))),
+			asm.Add.Imm(asm.R1, int32(to)),
 			asm.Mov.Imm(asm.R2, size),
 			asm.FnProbeReadKernel.Call(),
 		}
+	}
+	// read copies a kernel value into the record's field.
+	read := func(field int16, size int32, src asm.Register, add uint32) asm.Instructions {
+		return copyIn(rec(field), size, src, add)
+	}
+	// deref loads into dst the kernel pointer at src+add, through the
+	// scratch slot.
+	deref := func(dst, src asm.Register, add uint32) asm.Instructions {
+		return append(copyIn(-evScratch, 8, src, add), asm.LoadMem(dst, asm.RFP, -evScratch, asm.DWord))
 	}
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1), // R6: the socket (struct sock)
@@ -189,16 +198,9 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		asm.StoreMem(asm.RFP, rec(evTgid), asm.R0, asm.Word),
 		asm.FnGetCurrentUidGid.Call(),
 		asm.StoreMem(asm.RFP, rec(evUID), asm.R0, asm.Word),
-		// R9: current->group_leader, read into the scratch slot.
 		asm.FnGetCurrentTask.Call(),
-		asm.Mov.Reg(asm.R3, asm.R0),
-		asm.Add.Imm(asm.R3, int32(off.groupLeader)),
-		asm.Mov.Reg(asm.R1, asm.RFP),
-		asm.Add.Imm(asm.R1, -evScratch),
-		asm.Mov.Imm(asm.R2, 8),
-		asm.FnProbeReadKernel.Call(),
-		asm.LoadMem(asm.R9, asm.RFP, -evScratch, asm.DWord),
 	)
+	insns = append(insns, deref(asm.R9, asm.R0, off.groupLeader)...) // R9: current->group_leader
 	insns = append(insns, read(evStart, 8, asm.R9, off.startBoottime)...)
 	insns = append(insns, read(evComm, 16, asm.R9, off.comm)...)
 	insns = append(insns,
@@ -211,16 +213,8 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 	// The inode of the socket's file: sock_diag reports it, and for an
 	// MPTCP socket (Go's listeners) it reports the TCP subflow, with a
 	// cookie of its own but the inode of the socket the process holds.
-	insns = append(insns,
-		asm.Mov.Reg(asm.R3, asm.R6),
-		asm.Add.Imm(asm.R3, int32(off.skSocket)),
-		asm.Mov.Reg(asm.R1, asm.RFP),
-		asm.Add.Imm(asm.R1, -evScratch),
-		asm.Mov.Imm(asm.R2, 8),
-		asm.FnProbeReadKernel.Call(),
-		asm.LoadMem(asm.R8, asm.RFP, -evScratch, asm.DWord),
-		asm.JEq.Imm(asm.R8, 0, "noinode"),
-	)
+	insns = append(insns, deref(asm.R8, asm.R6, off.skSocket)...) // R8: sk->sk_socket
+	insns = append(insns, asm.JEq.Imm(asm.R8, 0, "noinode"))
 	insns = append(insns, read(evInode, 8, asm.R8, off.inode)...)
 	insns = append(insns, asm.Mov.Imm(asm.R7, 0).WithSymbol("noinode"))
 	if kind == evRelease {
