@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 )
@@ -310,4 +312,90 @@ func socketsHelper() error {
 	}
 	fmt.Printf("closed udp 0.0.0.0:%d 0.0.0.0:0\n", sa.(*unix.SockaddrInet4).Port)
 	return unix.Close(fd)
+}
+
+// attachedPrograms returns the ids of the programs attached to the cgroup2
+// root for socket creation and release.
+func attachedPrograms(t *testing.T) map[ebpf.ProgramID]bool {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, ok := cgroup2Root(mi)
+	if !ok {
+		t.Fatal("no cgroup2 hierarchy mounted")
+	}
+	root, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ids := map[ebpf.ProgramID]bool{}
+	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetSockCreate, ebpf.AttachCgroupInetSockRelease} {
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(root.Fd()), Attach: at})
+		if err != nil {
+			t.Fatalf("query the programs of %s: %v", path, err)
+		}
+		for _, p := range res.Programs {
+			ids[p.ID] = true
+		}
+	}
+	return ids
+}
+
+// TestOwnerProgramsGoneAfterKill runs netuse proc, finds its two programs
+// attached to the cgroup2 root, kills netuse with SIGKILL, and checks that
+// both are detached: the links die with their last fd, nothing is pinned.
+func TestOwnerProgramsGoneAfterKill(t *testing.T) {
+	n := newTestNet(t)
+	before := attachedPrograms(t)
+	p := startProc(t, n.a, "--iface", "veth-a")
+	var ours []ebpf.ProgramID
+	for id := range attachedPrograms(t) {
+		if !before[id] {
+			ours = append(ours, id)
+		}
+	}
+	if len(ours) != 2 {
+		t.Fatalf("netuse attached %d programs to the cgroup2 root (%v), want 2", len(ours), ours)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd.Wait()
+	// The kernel frees a link's attachment from a work queue: look until
+	// they are gone.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		now := attachedPrograms(t)
+		if !now[ours[0]] && !now[ours[1]] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after SIGKILL, programs %v are still attached", ours)
+		}
+	}
+}
+
+// TestProcOwnersProc: --owners proc attaches nothing, says so in every
+// capture record, and still credits a transfer.
+func TestProcOwnersProc(t *testing.T) {
+	n := newTestNet(t)
+	before := attachedPrograms(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--owners", "proc")
+	for id := range attachedPrograms(t) {
+		if !before[id] {
+			t.Errorf("netuse --owners proc attached program %d", id)
+		}
+	}
+	local, _ := upload(t, n.a, n.b, "192.0.2.2:7035", transfer)
+	p.intervals(t, 3)
+	p.stop(t)
+	if _, tx, _ := p.credited(local.cmd.Process.Pid); tx < transfer {
+		t.Errorf("the sender was credited with tx %d, it sent %d", tx, transfer)
+	}
+	for _, c := range p.capts {
+		if c.Owners != "proc" {
+			t.Fatalf("interval %d: owner_source %q, want proc", c.Seq, c.Owners)
+		}
+	}
 }
