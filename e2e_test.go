@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -243,6 +244,13 @@ func TestSignalEndsQuietly(t *testing.T) {
 // TestHangup sends SIGHUP to a running netuse: it ends with status 0 and
 // says why on stderr. Started under nohup, it carries on.
 func TestHangup(t *testing.T) {
+	if signal.Ignored(syscall.SIGHUP) {
+		// The tests run under nohup: netuse would inherit SIGHUP ignored.
+		// With a handler here, a child starts with the default instead.
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGHUP)
+		defer signal.Stop(c)
+	}
 	for _, nohup := range []bool{false, true} {
 		argv := []string{netuseBin, "iface", "--json", "--interval", "100ms"}
 		if nohup {
