@@ -83,7 +83,7 @@ type flowState struct {
 	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
 	first    int64 // when its first packet was captured, Unix ns (see ownerBook.closedOwner)
-	carried  bool  // a report kept its bytes for the next, as the resolver had not tried it yet
+	carried  bool  // a report kept its bytes for the next, as the resolver had not settled it yet
 	// until is when the owner's socket closed, Unix ns, if the kernel's
 	// records say so (0: open, or not known): a packet after it belongs to
 	// a new socket that reuses the endpoints, and the flow is resolved anew
@@ -404,9 +404,10 @@ func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferr
 // report moves the bytes of every flow to its owner and returns the rows of
 // the owners that moved traffic since the last report, with what was
 // captured. Unresolved flows count for the reason they failed so far. A
-// flow the resolver has not tried yet (it began while a pass read the
-// socket tables and /proc) keeps its bytes for the next report, once,
-// unless this report is the final one.
+// flow the resolver has not settled yet (it began while a pass read the
+// socket tables and /proc, or its first try failed and the next is due)
+// keeps its bytes for the next report, once, unless this report is the
+// final one.
 func (a *accountant) report(final bool) ([]usage, captured) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -431,7 +432,7 @@ func (a *accountant) report(final bool) ([]usage, captured) {
 			}
 			continue
 		}
-		if st.owner == nil && st.tries == 0 && !st.carried && !final {
+		if st.owner == nil && !st.carried && !final {
 			st.carried = true
 			continue
 		}

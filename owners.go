@@ -178,11 +178,14 @@ func (b *ownerBook) closedOwner(fl flow, at int64) (sockOwner, bool) {
 		unconnected = netip.AddrPortFrom(any4, 0)
 		wild[1] = any4
 	}
-	keys := [4]flow{
+	keys := []flow{
 		fl,
 		{fl.proto, fl.local, unconnected},
 		{fl.proto, netip.AddrPortFrom(wild[1], fl.local.Port()), unconnected},
 		{fl.proto, netip.AddrPortFrom(any6, fl.local.Port()), netip.AddrPortFrom(any6, 0)},
+	}
+	if fl.proto != 17 {
+		keys = keys[:1] // a TCP socket bound but not connected is a listener: never a connection's own
 	}
 	for _, k := range keys {
 		var best sockOwner

@@ -622,11 +622,14 @@ func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor flo
 	t.Logf("%s: %d curls, %d curl rows with %d bytes of %d on %s: %.2f%%, %.2f%% by inference", mode, len(pids), rows, credited, all, iface,
 		100*share, 100*float64(inferred)/float64(all))
 	if share < floor {
-		t.Errorf("curl rows got %.2f%% of the bytes, want at least %.0f%%", 100*share, 100*floor)
+		t.Errorf("curl rows got %.2f%% of the bytes, want at least %.1f%%", 100*share, 100*floor)
 		for _, r := range p.procs {
-			if r.Pid == 0 {
-				t.Logf("seq %d %s: rx %d tx %d", r.Seq, r.Reason, r.RxBytes, r.TxBytes)
+			if r.Name != "curl" {
+				t.Logf("seq %d pid %d %q %s: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes)
 			}
+		}
+		for _, c := range p.capts {
+			t.Logf("seq %d: captured rx %d tx %d, by_iface %v, drops %d", c.Seq, c.RxBytes, c.TxBytes, c.ByIface, c.Drops)
 		}
 	}
 }
