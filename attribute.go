@@ -425,6 +425,9 @@ func (a *accountant) report(final bool) ([]usage, captured) {
 			add(p, t)
 		}
 	}
+	// Past three quarters of the table, evict drops flows below, the
+	// unsettled first: nothing is carried then.
+	carry := !final && len(a.flows) <= a.max/4*3
 	for fl, st := range a.flows {
 		if st.cur == (traffic{}) {
 			if st.idle++; st.idle >= idleReports {
@@ -432,7 +435,7 @@ func (a *accountant) report(final bool) ([]usage, captured) {
 			}
 			continue
 		}
-		if st.owner == nil && !st.carried && !final {
+		if st.owner == nil && !st.carried && carry {
 			st.carried = true
 			continue
 		}
@@ -986,16 +989,20 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 // afterProc looks again in the kernel's records for the flows /proc left
 // without an owner: a socket that closed while /proc was read, or an
 // accepted one whose holder /proc did not show, which takes its
-// listener's owner.
+// listener's owner, the listener open or closed since (a server may close
+// it and serve on: Go closes an unreferenced one when it collects it).
 func (r *resolver) afterProc(x *sockIndex, fls []flow, inodes []uint64, at []int64, owners []*process, untils []int64) {
 	for i, fl := range fls {
 		if owners[i] == nil {
 			owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
 		}
-		if owners[i] == nil && inodes[i] != 0 {
-			if l, ok := x.listener(fl); ok {
-				owners[i] = r.recordedOpen(l)
-			}
+		if owners[i] != nil || inodes[i] == 0 {
+			continue
+		}
+		if l, ok := x.listener(fl); ok {
+			owners[i] = r.recordedOpen(l)
+		} else if o, ok := r.book.closedListener(fl, at[i]); ok {
+			owners[i] = r.ofRecord(o)
 		}
 	}
 }

@@ -164,29 +164,48 @@ func (b *ownerBook) openOwner(c, ino uint64) (sockOwner, bool) {
 }
 
 // closedOwner returns the owner of the closed socket that had fl's
-// endpoints, or that was bound to fl's local endpoint unconnected (UDP) or
-// to the wildcard address of its family or "::", and whose life held at,
-// fl's first packet's time; failing that, the one that closed last at most
-// joinSlack before at. Endpoints are reused within seconds: the time tells
-// the sockets apart.
+// endpoints or, for UDP, that was bound to fl's local endpoint unconnected,
+// on its address or on the wildcard address of its family or "::"; whose
+// life held at, fl's first packet's time; failing that, the one that
+// closed last at most joinSlack before at. Endpoints are reused within
+// seconds: the time tells the sockets apart. A TCP socket that was bound
+// and not connected was a listener, never a connection's own socket.
 func (b *ownerBook) closedOwner(fl flow, at int64) (sockOwner, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	unconnected := netip.AddrPortFrom(any6, 0)
-	wild := [3]netip.Addr{fl.local.Addr(), any6, any6}
-	if fl.local.Addr().Is4() {
-		unconnected = netip.AddrPortFrom(any4, 0)
-		wild[1] = any4
+	keys := boundKeys(fl)
+	if fl.proto != 17 {
+		keys = keys[:1]
 	}
-	keys := []flow{
+	return b.closedIn(keys, at)
+}
+
+// closedListener returns the owner of the listener, closed since, that
+// fl's local end was accepted from while it listened: by the listener's
+// record, as for an open one (see resolver.afterProc).
+func (b *ownerBook) closedListener(fl flow, at int64) (sockOwner, bool) {
+	return b.closedIn(boundKeys(fl)[1:], at)
+}
+
+// boundKeys returns the keys a closed socket of fl's may have in the
+// book: fl itself, then fl's local endpoint unconnected, on its own
+// address, its family's wildcard and "::" (which takes IPv4 too).
+func boundKeys(fl flow) []flow {
+	unconnected := netip.AddrPortFrom(any6, 0)
+	wild := any6
+	if fl.local.Addr().Is4() {
+		unconnected, wild = netip.AddrPortFrom(any4, 0), any4
+	}
+	return []flow{
 		fl,
 		{fl.proto, fl.local, unconnected},
-		{fl.proto, netip.AddrPortFrom(wild[1], fl.local.Port()), unconnected},
+		{fl.proto, netip.AddrPortFrom(wild, fl.local.Port()), unconnected},
 		{fl.proto, netip.AddrPortFrom(any6, fl.local.Port()), netip.AddrPortFrom(any6, 0)},
 	}
-	if fl.proto != 17 {
-		keys = keys[:1] // a TCP socket bound but not connected is a listener: never a connection's own
-	}
+}
+
+// closedIn looks for closedOwner's socket under keys, in order.
+func (b *ownerBook) closedIn(keys []flow, at int64) (sockOwner, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, k := range keys {
 		var best sockOwner
 		held := false // best's life holds at

@@ -38,6 +38,8 @@ func TestOwnerBookClosed(t *testing.T) {
 		// An unconnected UDP socket on the wildcard address, and one on ::.
 		{cookie: 4, pid: 300, name: "dig", local: "0.0.0.0:5353", remote: "0.0.0.0:0", opened: 1000, closed: 9000, proto: 17},
 		{cookie: 5, pid: 301, name: "dual", local: "[::]:6000", remote: "[::]:0", opened: 1000, closed: 9000, proto: 17},
+		// A TCP listener on the wildcard address, closed since.
+		{cookie: 6, pid: 400, name: "web", local: "0.0.0.0:8080", remote: "0.0.0.0:0", opened: 1000, closed: 9000, proto: 6},
 	} {
 		s.add(b)
 	}
@@ -61,10 +63,22 @@ func TestOwnerBookClosed(t *testing.T) {
 		{"IPv4 on ::", fl(17, "10.0.0.1:6000", "10.0.0.9:53"), 2000, 301},
 		{"IPv6 on ::", fl(17, "[2001:db8::1]:6000", "[2001:db8::9]:53"), 2000, 301},
 		{"another port", fl(17, "10.0.0.1:5354", "10.0.0.9:53"), 2000, 0},
+		// A listener is never a TCP connection's own socket.
+		{"closed listener", fl(6, "10.0.0.2:8080", "10.0.0.1:50000"), 2000, 0},
 	} {
 		o, ok := b.closedOwner(c.fl, c.at)
 		if ok != (c.pid != 0) || o.pid != c.pid {
 			t.Errorf("%s: closedOwner(%v, %d) = pid %d, %v; want pid %d", c.name, c.fl, c.at, o.pid, ok, c.pid)
+		}
+	}
+	// But an accepted connection's listener it is, while it listened.
+	for _, c := range []struct {
+		at  int64
+		pid int
+	}{{2000, 400}, {500, 0}, {9000 + joinSlack + 1, 0}} {
+		o, ok := b.closedListener(fl(6, "10.0.0.2:8080", "10.0.0.1:50000"), c.at)
+		if ok != (c.pid != 0) || o.pid != c.pid {
+			t.Errorf("closedListener at %d = pid %d, %v; want %d", c.at, o.pid, ok, c.pid)
 		}
 	}
 }
