@@ -240,10 +240,11 @@ func startProcOnce(t *testing.T, ns string, args ...string) *procRun {
 	return p
 }
 
-// waitCapturing waits until the netuse of p holds a packet socket of its
-// namespace: its capture is open, and so (runProc starts them first) are
-// the kernel's owner records. For a one-shot netuse, which writes nothing
-// before its end.
+// waitCapturing waits until the netuse of p holds packet sockets of its
+// namespace and every one is bound to an interface and running: its
+// capture is open, and so (runProc starts them first) are the kernel's
+// owner records. For a one-shot netuse, which writes nothing before its
+// end.
 func waitCapturing(t *testing.T, p *procRun) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -251,15 +252,31 @@ func waitCapturing(t *testing.T, p *procRun) {
 		// The netuse is the last of the command's chain (ip netns exec
 		// execs it), so its pid is the command's.
 		pid := p.cmd.Process.Pid
-		packet, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/packet", pid))
+		inodes := map[string]bool{}
 		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
 		for _, fd := range fds {
 			link, _ := os.Readlink(fd)
 			if ino, ok := strings.CutPrefix(link, "socket:["); ok {
-				if strings.Contains(string(packet), " "+strings.TrimSuffix(ino, "]")+"\n") {
-					return
+				inodes[strings.TrimSuffix(ino, "]")] = true
+			}
+		}
+		// sk RefCnt Type Proto Iface R Rmem User Inode: a socket is in the
+		// list from its creation, bound (Iface) and running (R) later,
+		// after netuse has mapped its ring.
+		packet, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/packet", pid))
+		bound, unbound := 0, 0
+		for _, line := range strings.Split(string(packet), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 9 && inodes[f[8]] {
+				if f[4] != "0" && f[5] == "1" {
+					bound++
+				} else {
+					unbound++
 				}
 			}
+		}
+		if bound > 0 && unbound == 0 {
+			return
 		}
 		select {
 		case <-p.done:
