@@ -751,6 +751,11 @@ type resolver struct {
 	took   time.Duration // how long the last pass took
 	denied bool          // some process could not be read
 	warned bool          // errNotReadable was said
+	// readable reports whether netuse may read the processes of a user
+	// (without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, only its own); nil:
+	// every user's. An owner not found of a user it may not read is "not
+	// readable" at once, not "no owner" until a full scan was refused.
+	readable func(uid uint32) bool
 }
 
 // passCostShare bounds the resolver's work on a machine with a large
@@ -1043,6 +1048,7 @@ func (r *resolver) pass() {
 	x := newSockIndex(socks, r.isLocal)
 	want := map[uint64]*process{}
 	inodes := make([]uint64, len(fls))
+	uids := make([]uint32, len(fls))
 	var at []int64
 	if r.book != nil {
 		r.book.sync() // a socket gone from the tables just read is in the book
@@ -1061,7 +1067,7 @@ func (r *resolver) pass() {
 		case s.inode == 0:
 			whys[i] = noOwner
 		default:
-			inodes[i] = s.inode
+			inodes[i], uids[i] = s.inode, s.uid
 			want[s.inode] = nil
 		}
 	}
@@ -1074,7 +1080,7 @@ func (r *resolver) pass() {
 		}
 		if owners[i] = want[ino]; owners[i] == nil {
 			whys[i] = noOwner
-			if r.denied {
+			if r.denied || (r.readable != nil && !r.readable(uids[i])) {
 				whys[i] = notReadable
 			}
 		}

@@ -833,6 +833,16 @@ func bootTicks() uint64 {
 
 // capable reports whether netuse may read every process's descriptors:
 // CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH in its effective set.
+// readableUsers returns resolver.readable: nil with both capabilities,
+// else a test for netuse's own effective user.
+func readableUsers() func(uid uint32) bool {
+	if capable() {
+		return nil
+	}
+	me := uint32(os.Geteuid())
+	return func(uid uint32) bool { return uid == me }
+}
+
 func capable() bool {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData

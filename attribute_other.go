@@ -28,3 +28,6 @@ func (p *procfs) find(want map[uint64]*process) bool { return false }
 
 // readConntrack reads the NAT translations: Linux only.
 func readConntrack() ([]natEntry, error) { return nil, errNotLinux }
+
+// readableUsers tells whose processes netuse may read: Linux only.
+func readableUsers() func(uid uint32) bool { return nil }

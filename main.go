@@ -320,6 +320,7 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 		ownAddr:   tables.ownAddr,
 		owners:    a.owners(reg, false),
 		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
+		readable:  readableUsers(),
 		warn: func(err error) {
 			if msg := err.Error(); !warned[msg] {
 				warned[msg] = true
