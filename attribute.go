@@ -1006,8 +1006,11 @@ func (r *resolver) afterProc(x *sockIndex, fls []flow, inodes []uint64, at []int
 		}
 		if l, ok := x.listener(fl); ok {
 			owners[i] = r.recordedOpen(l)
-		} else if o, ok := r.book.closedListener(fl, at[i]); ok {
-			owners[i] = r.ofRecord(o)
+		}
+		if owners[i] == nil { // the listener closed, maybe since the table was read
+			if o, ok := r.book.closedListener(fl, at[i]); ok {
+				owners[i] = r.ofRecord(o)
+			}
 		}
 	}
 }
