@@ -69,7 +69,7 @@ const (
 	evLostKey  = evSize + 12
 	evCreate   = 1
 	evRelease  = 2
-	ringBytes  = 1 << 20 // 8,192 records (120 bytes and an 8-byte header each) waiting for netuse
+	ringBytes  = 256 << 10 // 2,048 records (120 bytes and an 8-byte header each) waiting for netuse
 	bpfLicense = "Dual MIT/GPL"
 )
 
@@ -498,9 +498,11 @@ func (k *kernelOwners) catchUp() {
 }
 
 // readEvery is how often the reader looks for records: the programs do
-// not wake it. At 8,192 records the ring holds 4,096 sockets' lives, so
-// at 10 ms a machine may open and close 400,000 sockets a second before
-// records are lost (and counted).
+// not wake it. At 2,048 records the ring holds 1,024 sockets' lives, so
+// at 10 ms a machine may open and close 100,000 sockets a second before
+// records are lost (and counted in owner_records_lost). The ring was
+// 1 MiB at first; 256 KiB took 0.75 MiB off the peak RSS of bench/run.sh's
+// workload 6, which has to stay under 50 MiB.
 const readEvery = 10 * time.Millisecond
 
 // catchUpWait bounds catchUp: the reader takes microseconds a record.
