@@ -951,15 +951,21 @@ func (r *resolver) openings(batch []opening) {
 // openingsFromBook resolves the local ends of connections just opened
 // from the kernel's records. A socket they do not have is older than
 // netuse, or accepted: its owner is no newcomer, and the passes find it.
+// The sockets are looked up first and the records caught up after, once
+// for the batch: a socket in the table was recorded before it got there.
+// A new connection can reuse the endpoints of one that closed a moment
+// ago, so a record missed here would leave the old owner in place.
 func (r *resolver) openingsFromBook(fls []flow, at []int64) {
+	socks := make([]socket, len(fls))
+	found := make([]bool, len(fls))
+	for i, fl := range fls {
+		socks[i], found[i] = r.lookup(fl)
+	}
+	r.book.sync()
 	owners := make([]*process, len(fls))
 	untils := make([]int64, len(fls))
 	for i, fl := range fls {
-		s, ok := r.lookup(fl)
-		if !ok {
-			r.book.sync()
-		}
-		owners[i], untils[i] = r.fromBook(s, ok, fl, at[i])
+		owners[i], untils[i] = r.fromBook(socks[i], found[i], fl, at[i])
 	}
 	r.acc.learn(fls, owners, untils, make([]bool, len(fls)))
 }

@@ -630,6 +630,21 @@ func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor flo
 			}
 		}
 	}
+	if mode == "continuous" {
+		// Each curl its own bytes: a curl that reuses the port of one
+		// before it is a new connection, not the old curl's.
+		got := map[int]uint64{}
+		for _, r := range p.procs {
+			if r.Name == "curl" {
+				got[r.Pid] += r.RxBytes
+			}
+		}
+		for pid := range pids {
+			if got[pid] < 100000 {
+				t.Errorf("curl %d was credited with rx %d, it fetched 100000", pid, got[pid])
+			}
+		}
+	}
 	all := rx1 - rx0 + tx1 - tx0
 	share := float64(credited) / float64(all)
 	var inferred uint64
