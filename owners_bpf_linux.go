@@ -616,6 +616,9 @@ func (k *recordProcs) process(o sockOwner) *process {
 					proc.netns = k.netns(o.netns)
 					proc.foreign = o.netns != k.ownCookie
 				}
+				if proc.user == "" { // it exited while /proc was read
+					proc.user = k.p.userName(o.uid)
+				}
 				return
 			}
 		}
