@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -844,13 +845,23 @@ func readableUsers() func(uid uint32) bool {
 }
 
 func capable() bool {
+	return len(missingCaps(map[int]string{unix.CAP_SYS_PTRACE: "", unix.CAP_DAC_READ_SEARCH: ""})) == 0
+}
+
+// missingCaps returns the names of the capabilities in want (number ->
+// name) that netuse's effective set lacks, in order of number; all of
+// them if the set cannot be read.
+func missingCaps(want map[int]string) []string {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
+	err := unix.Capget(&hdr, &data[0])
+	var missing []string
+	for _, c := range slices.Sorted(maps.Keys(want)) {
+		if err != nil || data[c/32].Effective&(1<<(c%32)) == 0 {
+			missing = append(missing, want[c])
+		}
 	}
-	has := func(c int) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
-	return has(unix.CAP_SYS_PTRACE) && has(unix.CAP_DAC_READ_SEARCH)
+	return missing
 }
 
 // socketInode parses the target of a /proc/<pid>/fd link, "socket:[12345]".

@@ -424,6 +424,9 @@ var errNoBPF = errors.New("socket owners cannot be recorded in the kernel")
 // startKernelOwners loads and attaches the programs and starts reading
 // their records into book. The caller stops it with close.
 func startKernelOwners(book *ownerBook) (*kernelOwners, error) {
+	if missing := missingCaps(map[int]string{unix.CAP_NET_ADMIN: "CAP_NET_ADMIN", unix.CAP_PERFMON: "CAP_PERFMON", unix.CAP_BPF: "CAP_BPF"}); len(missing) > 0 {
+		return nil, fmt.Errorf("%w: netuse lacks %s", errNoBPF, strings.Join(missing, ", "))
+	}
 	root, err := openCgroup2()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
