@@ -342,14 +342,7 @@ var benchCgroupSeq int
 // a process in it cannot be removed).
 func benchCgroup(b *testing.B) *os.File {
 	b.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	root, ok := cgroup2Root(mi)
-	if !ok {
-		b.Skip("no cgroup2 hierarchy mounted")
-	}
+	root := testCgroup2Root(b)
 	benchCgroupSeq++
 	cg := filepath.Join(root, fmt.Sprintf("netuse-bench-%d-%d", os.Getpid(), benchCgroupSeq))
 	if err := os.Mkdir(cg, 0o755); err != nil {

@@ -140,15 +140,7 @@ func TestOwnerPrograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer progs.close()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, ok := cgroup2Root(mi)
-	if !ok {
-		t.Fatal("no cgroup2 hierarchy mounted")
-	}
-	cg := filepath.Join(root, fmt.Sprintf("netuse-test-%d", os.Getpid()))
+	cg := filepath.Join(testCgroup2Root(t), fmt.Sprintf("netuse-test-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -314,18 +306,26 @@ func socketsHelper() error {
 	return unix.Close(fd)
 }
 
+// testCgroup2Root returns where the test's mount namespace has the
+// cgroup2 hierarchy.
+func testCgroup2Root(tb testing.TB) string {
+	tb.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path, ok := cgroup2Root(mi)
+	if !ok {
+		tb.Fatal("no cgroup2 hierarchy mounted")
+	}
+	return path
+}
+
 // attachedPrograms returns the ids of the programs attached to the cgroup2
 // root for socket creation and release.
 func attachedPrograms(t *testing.T) map[ebpf.ProgramID]bool {
 	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, ok := cgroup2Root(mi)
-	if !ok {
-		t.Fatal("no cgroup2 hierarchy mounted")
-	}
+	path := testCgroup2Root(t)
 	root, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
