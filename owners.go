@@ -109,7 +109,7 @@ func (b *ownerBook) add(ev ownerEvent) {
 	// recorded, and for one inherited it is the last holder, who moved its
 	// bytes (the creator's record keeps its opening time).
 	o.closed = ev.at
-	if ev.pid == 0 {
+	if ev.pid == 0 || !ev.local.IsValid() {
 		return
 	}
 	key := flow{ev.proto, ev.local, ev.remote}

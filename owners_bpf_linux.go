@@ -585,8 +585,13 @@ func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
 			remote = netip.AddrFrom16([16]byte(b[evV6Daddr:])).Unmap()
 			local = netip.AddrFrom16([16]byte(b[evV6Saddr:])).Unmap()
 		}
-		ev.local = netip.AddrPortFrom(local, localPort)
-		ev.remote = netip.AddrPortFrom(remote, remotePort)
+		if remote.IsUnspecified() && local.Is4() {
+			remote = netip.IPv4Unspecified() // unconnected, bound to an IPv4-mapped address
+		}
+		if local.Is4() == remote.Is4() { // else no packet has such a flow: left unindexed
+			ev.local = netip.AddrPortFrom(local, localPort)
+			ev.remote = netip.AddrPortFrom(remote, remotePort)
+		}
 	}
 	return ev, true
 }

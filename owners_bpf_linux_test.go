@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -398,4 +399,28 @@ func TestProcOwnersProc(t *testing.T) {
 			t.Fatalf("interval %d: owner_source %q, want proc", c.Seq, c.Owners)
 		}
 	}
+}
+
+// FuzzParseOwnerEvent: any bytes from the ring are read without a panic,
+// and what is kept is a TCP or UDP socket with endpoints of one family.
+func FuzzParseOwnerEvent(f *testing.F) {
+	rec := make([]byte, evSize)
+	binary.NativeEndian.PutUint32(rec[evProto:], unix.IPPROTO_MPTCP)
+	binary.NativeEndian.PutUint16(rec[evFamily:], unix.AF_INET6)
+	rec[evKind] = evRelease
+	f.Add(rec)
+	f.Add(rec[:evSize-1])
+	clk := monoClock{}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, ok := parseOwnerEvent(b, clk)
+		if !ok {
+			return
+		}
+		if len(b) < evSize || (ev.proto != 6 && ev.proto != 17) {
+			t.Fatalf("kept a record of %d bytes, protocol %d", len(b), ev.proto)
+		}
+		if ev.local.IsValid() && ev.local.Addr().Is4() != ev.remote.Addr().Is4() {
+			t.Fatalf("endpoints of two families: %v %v", ev.local, ev.remote)
+		}
+	})
 }
