@@ -170,7 +170,7 @@ type accountant struct {
 	lastIf    int              // the index of lastT, the last interface counted
 	lastT     *traffic
 	peak      int   // the most flow ends since the map was last rebuilt
-	now       int64 // when the frame being handled was captured (else its block taken), Unix ns
+	now       int64 // when the frame being handled was captured, Unix ns; 0 if not known
 }
 
 func newAccountant() *accountant {
@@ -194,7 +194,6 @@ func newAccountant() *accountant {
 func (a *accountant) batch(begin bool) {
 	if begin {
 		a.mu.Lock()
-		a.now = time.Now().UnixNano()
 	} else {
 		a.mu.Unlock()
 	}
@@ -979,19 +978,19 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 	if r.book == nil {
 		return nil, 0
 	}
-	if found && s.inode != 0 && (s.remote.Port() != 0 || fl.proto != 6) {
-		return r.recordedOpen(s), 0
-	}
+	open := found && s.inode != 0
 	// No socket, or (TCP) one in TIME_WAIT or the listener of a
 	// connection whose own socket is gone: the connection's record first.
-	if o, ok := r.book.closedOwner(fl, at); ok {
-		until := o.closed
-		if fl.proto != 17 {
-			until = 0 // a new TCP connection on the endpoints opens with a SYN (see learn)
+	if !open || (s.remote.Port() == 0 && fl.proto == 6) {
+		if o, ok := r.book.closedOwner(fl, at); ok {
+			until := o.closed
+			if fl.proto != 17 {
+				until = 0 // a new TCP connection on the endpoints opens with a SYN (see learn)
+			}
+			return r.ofRecord(o), until
 		}
-		return r.ofRecord(o), until
 	}
-	if found && s.inode != 0 {
+	if open {
 		return r.recordedOpen(s), 0
 	}
 	return nil, 0
