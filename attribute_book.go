@@ -240,3 +240,63 @@ func (b *ownerBook) stats() (open, closed int, lost uint64) {
 	}
 	return len(b.open), len(b.ring), lost
 }
+
+// fromBook finds fl's owner in the kernel's records: by its open socket s,
+// if found; else, if the socket is gone or has no file (TIME_WAIT), the
+// closed socket that had fl's endpoints when at, fl's first packet's
+// time, fell in its lifetime, and when that socket closed. nil if the
+// records do not say.
+func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, int64) {
+	if r.book == nil {
+		return nil, 0
+	}
+	open := found && s.inode != 0
+	// No socket, or (TCP) one in TIME_WAIT or the listener of a
+	// connection whose own socket is gone: the connection's record first.
+	if !open || (s.remote.Port() == 0 && fl.proto == 6) {
+		if o, ok := r.book.closedOwner(fl, at); ok {
+			until := o.closed
+			if fl.proto != 17 {
+				until = 0 // a new TCP connection on the endpoints opens with a SYN (see learn)
+			}
+			return r.ofRecord(o), until
+		}
+	}
+	if open {
+		return r.recordedOpen(s), 0
+	}
+	return nil, 0
+}
+
+// afterProc looks again in the kernel's records for the flows /proc left
+// without an owner: a socket that closed while /proc was read, or an
+// accepted one whose holder /proc did not show, which takes its
+// listener's owner, the listener open or closed since (a server may close
+// it and serve on: Go closes an unreferenced one when it collects it).
+func (r *resolver) afterProc(x *sockIndex, fls []flow, inodes []uint64, at []int64, owners []*process, untils []int64) {
+	for i, fl := range fls {
+		if owners[i] == nil {
+			owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
+		}
+		if owners[i] != nil || inodes[i] == 0 {
+			continue
+		}
+		if l, ok := x.listener(fl); ok {
+			owners[i] = r.recordedOpen(l)
+		}
+		if owners[i] == nil { // the listener closed, maybe since the table was read
+			if o, ok := r.book.closedListener(fl, at[i]); ok {
+				owners[i] = r.ofRecord(o)
+			}
+		}
+	}
+}
+
+// recordedOpen returns the owner of the open socket s, if the kernel
+// recorded its birth.
+func (r *resolver) recordedOpen(s socket) *process {
+	if o, ok := r.book.openOwner(s.cookie, s.inode); ok {
+		return r.ofRecord(o)
+	}
+	return nil
+}

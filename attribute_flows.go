@@ -1,0 +1,488 @@
+package main
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// flowState is what the accountant knows of a flow.
+type flowState struct {
+	owner *process  // nil until resolved
+	why   reason    // while owner is nil: why the last try failed
+	tries uint8     // resolver passes that found no owner
+	idle  uint16    // reports in a row without traffic
+	stale uint16    // reports with traffic since the flow was given up on (see recheckReports)
+	cur   traffic   // since the last report
+	retry time.Time // while owner is nil and tries > 0: when to try again
+	// inferred: the owner is the sole new process of the socket's user,
+	// not found holding the socket, which had closed (see resolver.syn)
+	inferred bool
+	near     bool  // this end is on this host by the packets' direction (see handle)
+	nat      *flow // the flow this one is a NAT'd copy of, by conntrack, if any
+	foreign  bool  // its local address is no address of this machine (forwarded traffic)
+	lo       bool  // seen on loopback, where both ends are on this host
+	first    int64 // when its first packet was captured, Unix ns (see ownerBook.closedOwner)
+	carried  bool  // a report kept its bytes for the next, as the resolver had not settled it yet
+	// until is when the owner's socket closed, Unix ns, if the kernel's
+	// records say so (0: open, or not known): a packet after it belongs to
+	// a new socket that reuses the endpoints, and the flow is resolved anew
+	until int64
+}
+
+// A flow whose owner was not found is tried again retryGap later, and
+// again, since the owner of a socket that an old process opened is only
+// found by a full scan of /proc, which runs at most every fullGap; after
+// maxTries the flow keeps the reason it failed. A flow idle for
+// idleReports reports is forgotten.
+const (
+	maxTries    = 3
+	retryGap    = 250 * time.Millisecond
+	idleReports = 30
+	// A flow given up on that still moves bytes is tried once more every
+	// recheckReports reports with traffic.
+	recheckReports = 5
+)
+
+// The flow table holds at most --max-flows flow ends (a connection between
+// this host and another is two: netuse keeps both until it knows which is
+// a socket here). A flood of packets with random ports would otherwise
+// grow it without bound. Past three quarters of it the report drops the
+// flows idle in its interval, then flows without a process, and counts
+// them; a new flow that finds the table full is not kept: its bytes go to
+// the flow_table_full row, so they are still shown.
+//
+// maxFlows is the default: BenchmarkFlood measured 17 MiB of heap for a
+// full table of 65,536.
+const maxFlows = 1 << 16
+
+// captured is what the capture saw in an interval.
+type captured struct {
+	traffic
+	ifaces   []string
+	drops    uint64 // frames the kernel dropped for want of room in the ring
+	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
+	flows    int    // flow ends in the table after the report
+	evicted  uint64 // flow ends dropped early to keep the table under --max-flows
+	// owners says where socket owners come from: "bpf", recorded by the
+	// kernel as sockets are born, or "proc", searched for in /proc.
+	owners string
+	// ownersLost counts the kernel's owner records lost since netuse
+	// started (a full ring) or dropped to keep the book bounded.
+	ownersLost uint64
+	// byIndex holds the frames of each interface, by index, as the
+	// interface's counters count them; byIface the same by name (nameIfaces).
+	byIndex map[int]traffic
+	byIface map[string]traffic
+}
+
+// nameIfaces sets c.byIface from c.byIndex, naming each interface by
+// names, and giving ifaces that moved nothing a zero entry. An index not
+// in names (an interface closed meanwhile) is named "#index".
+func (c *captured) nameIfaces(names map[int]string) {
+	c.byIface = make(map[string]traffic, len(c.byIndex))
+	for _, name := range c.ifaces {
+		c.byIface[name] = traffic{}
+	}
+	for idx, t := range c.byIndex {
+		name, ok := names[idx]
+		if !ok {
+			name = "#" + strconv.Itoa(idx)
+		}
+		c.byIface[name] = t
+	}
+}
+
+// accountant adds captured packets to flows and flows to processes.
+type accountant struct {
+	mu        sync.Mutex
+	flows     map[flow]*flowState
+	pending   []flow        // new flows for the resolver
+	retries   []flow        // flows to try again, each when its retry time has come
+	wake      chan struct{} // has a value when pending has work
+	nobody    [numReasons]*process
+	cur       captured // since the last report
+	dec       *decoder
+	pkt       packet
+	activeBuf []*process
+	max       int              // flow ends the table may hold (--max-flows)
+	ifaceCur  map[int]*traffic // frames by interface index since the last report
+	lastIf    int              // the index of lastT, the last interface counted
+	lastT     *traffic
+	peak      int   // the most flow ends since the map was last rebuilt
+	now       int64 // when the frame being handled was captured, Unix ns; 0 if not known
+}
+
+func newAccountant() *accountant {
+	a := &accountant{
+		flows:    map[flow]*flowState{},
+		wake:     make(chan struct{}, 1),
+		dec:      newDecoder(),
+		max:      maxFlows,
+		ifaceCur: map[int]*traffic{},
+	}
+	for r := range a.nobody {
+		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
+	}
+	// Fragments are aged by their frame's time, which the capture gives:
+	// no clock read a fragment.
+	a.dec.now = func() time.Time { return time.Unix(0, a.now) }
+	return a
+}
+
+// batch takes the lock around a block of frames.
+func (a *accountant) batch(begin bool) {
+	if begin {
+		a.mu.Lock()
+	} else {
+		a.mu.Unlock()
+	}
+}
+
+// handle accounts one frame; the caller holds a.mu (see batch).
+func (a *accountant) handle(f *frame) {
+	// The kernel delivers each loopback packet twice to AF_PACKET: once
+	// outgoing, once incoming. Count the incoming copy, as libpcap does.
+	if f.loopback && f.dir == dirOut {
+		return
+	}
+	if f.at != 0 {
+		a.now = f.at
+	}
+	p := &a.pkt
+	a.dec.decode(f, p)
+	if f.loopback && !f.rawIP && p.length >= 14 {
+		// lo counts a packet's length without its 14-byte Ethernet header
+		// (loopback_xmit pulls it before counting); so does netuse, so that
+		// proc matches iface.
+		p.length -= 14
+	}
+	n := uint64(p.length)
+	in := traffic{rxBytes: n, rxPackets: 1}
+	out := traffic{txBytes: n, txPackets: 1}
+	// The frame as its interface's own counters count it, decoded or not:
+	// lo counts each packet as sent and as received.
+	it := a.ifaceTraffic(f.ifindex)
+	switch {
+	case f.loopback:
+		it.add(in)
+		it.add(out)
+	case f.dir == dirOut:
+		it.add(out)
+	default:
+		it.add(in)
+	}
+	switch {
+	case f.dir == dirOther:
+		a.cur.add(in)
+		a.nobody[notForHost].cur.add(in)
+	case !p.ok:
+		why := notTCPUDP
+		if p.fragment {
+			why = lostFragment
+		}
+		if f.loopback || f.dir == dirIn {
+			a.cur.add(in)
+			a.nobody[why].cur.add(in)
+		}
+		if f.loopback || f.dir == dirOut {
+			a.cur.add(out)
+			a.nobody[why].cur.add(out)
+		}
+	default:
+		// A packet has two ends, and each that is a socket of this
+		// machine, in any network namespace, is credited: the sender's
+		// with tx, the receiver's with rx. Over loopback both are; over a
+		// veth between two namespaces both may be; otherwise one is: the
+		// sender if the packet went out, the receiver if it came in, as
+		// the packet's direction says (the near end). Which ends are
+		// sockets of this machine is known once they are resolved, so
+		// both are kept and report decides what counts.
+		a.credit(flow{p.proto, p.src, p.dst}, out, f.loopback || f.dir == dirOut, f.loopback)
+		a.credit(flow{p.proto, p.dst, p.src}, in, f.loopback || f.dir == dirIn, f.loopback)
+	}
+}
+
+// ifaceTraffic returns the counters of interface idx for this interval.
+func (a *accountant) ifaceTraffic(idx int) *traffic {
+	if a.lastT != nil && a.lastIf == idx {
+		return a.lastT
+	}
+	t := a.ifaceCur[idx]
+	if t == nil {
+		t = &traffic{}
+		a.ifaceCur[idx] = t
+	}
+	a.lastIf, a.lastT = idx, t
+	return t
+}
+
+// credit adds t to fl, queueing fl for the resolver when it is new.
+func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
+	st := a.flows[fl]
+	if st == nil {
+		if len(a.flows) >= a.max {
+			if near {
+				// The far end's bytes would be dropped in report, once it
+				// is clear it has no socket here: count the near end's.
+				a.cur.add(t)
+				a.nobody[tableFull].cur.add(t)
+			}
+			return
+		}
+		st = &flowState{near: near, lo: lo, first: a.now}
+		a.flows[fl] = st
+		a.pending = append(a.pending, fl)
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+	if st.until != 0 && a.now > st.until+reuseGap {
+		// The owner's socket closed before this packet: another socket
+		// has the same endpoints now (a new UDP client got the old
+		// one's port). Find its owner.
+		st.owner, st.tries, st.until, st.first, st.carried = nil, 0, 0, a.now, false
+		a.pending = append(a.pending, fl)
+	}
+	st.near = st.near || near
+	st.lo = st.lo || lo
+	st.cur.add(t)
+}
+
+// takePending returns the new flows and those due to be tried again.
+func (a *accountant) takePending(now time.Time) []flow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending
+	a.pending = nil
+	later := a.retries[:0]
+	for _, fl := range a.retries {
+		if st := a.flows[fl]; st != nil && st.owner == nil {
+			if now.Before(st.retry) {
+				later = append(later, fl)
+			} else {
+				p = append(p, fl)
+			}
+		}
+	}
+	a.retries = later
+	return p
+}
+
+// firstSeen returns when each of fls was first seen (0 if it is gone).
+func (a *accountant) firstSeen(fls []flow) []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at := make([]int64, len(fls))
+	for i, fl := range fls {
+		if st := a.flows[fl]; st != nil {
+			at[i] = st.first
+		}
+	}
+	return at
+}
+
+// settle records what the resolver found for each flow in fls: an owner,
+// or a reason; a flow without an owner is queued again until maxTries.
+// untils[i], if untils is not nil, is when owners[i]'s socket closed (see
+// flowState.until).
+func (a *accountant) settle(now time.Time, fls []flow, owners []*process, untils []int64, whys []reason, nats map[flow]flow, foreign []bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, fl := range fls {
+		st := a.flows[fl]
+		if st == nil || st.owner != nil {
+			continue
+		}
+		if owners[i] != nil {
+			st.owner = owners[i]
+			if untils != nil {
+				st.until = untils[i]
+			}
+			continue
+		}
+		if t, ok := nats[fl]; ok {
+			st.nat = &t
+		}
+		st.foreign = foreign[i]
+		st.why = whys[i]
+		st.tries++
+		if st.tries >= maxTries {
+			st.owner = a.nobody[st.why]
+		} else {
+			st.retry = now.Add(retryGap)
+			a.retries = append(a.retries, fl)
+		}
+	}
+}
+
+// learn records the owners found for connections as they opened; a
+// connection not found is left to the ring's frames. An opening starts a
+// new connection, so its owner replaces what the flow had. untils, if not
+// nil, are as settle's.
+func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferred []bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, fl := range fls {
+		if owners[i] == nil {
+			continue
+		}
+		var until int64
+		if untils != nil {
+			until = untils[i]
+		}
+		if st := a.flows[fl]; st != nil {
+			st.owner, st.tries, st.inferred, st.until = owners[i], 0, inferred[i], until
+		} else {
+			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i], until: until}
+		}
+	}
+}
+
+// report moves the bytes of every flow to its owner and returns the rows of
+// the owners that moved traffic since the last report, with what was
+// captured. Unresolved flows count for the reason they failed so far. A
+// flow the resolver has not settled yet (it began while a pass read the
+// socket tables and /proc, or its first try failed and the next is due)
+// keeps its bytes for the next report, once, unless this report is the
+// final one.
+func (a *accountant) report(final bool) ([]usage, captured) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	active := a.activeBuf[:0]
+	add := func(p *process, t traffic) {
+		if p.cur == (traffic{}) {
+			active = append(active, p)
+		}
+		p.cur.add(t)
+	}
+	for _, p := range a.nobody {
+		if p.cur != (traffic{}) {
+			t := p.cur
+			p.cur = traffic{}
+			add(p, t)
+		}
+	}
+	// Past three quarters of the table, evict drops flows below, the
+	// unsettled first: nothing is carried then.
+	carry := !final && len(a.flows) <= a.max/4*3
+	for fl, st := range a.flows {
+		if st.cur == (traffic{}) {
+			if st.idle++; st.idle >= idleReports {
+				delete(a.flows, fl)
+			}
+			continue
+		}
+		if st.owner == nil && !st.carried && carry {
+			st.carried = true
+			continue
+		}
+		t := st.cur
+		st.cur, st.idle = traffic{}, 0
+		owner := st.owner
+		if owner != nil && owner.pid == 0 && st.near {
+			// Given up on, but still moving bytes: look again now and
+			// then. A socket may be found later (a process that was not
+			// readable for a moment, a full scan that was held back).
+			if st.stale++; st.stale >= recheckReports {
+				st.owner, st.tries, st.stale, st.retry = nil, maxTries-1, 0, time.Time{}
+				st.why = owner.reason
+				a.retries = append(a.retries, fl)
+			}
+		}
+		if owner == nil || owner.pid == 0 {
+			why := st.why
+			if owner != nil {
+				why = owner.reason
+			}
+			// A far end that is a socket of this machine counts, with or
+			// without its process: an end of a conversation between two
+			// processes here is never lost silently.
+			socketHere := why == noOwner || why == notReadable
+			if (!st.near && !socketHere) || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
+				// The far end of packets that no socket of this machine
+				// sent or received, or the near end of packets whose other
+				// end is a process here (a container behind a bridge): the
+				// bytes count once, at the other end.
+				continue
+			}
+			if why == attributed {
+				why = noSocket // not tried yet: the resolver is behind
+			}
+			owner = a.nobody[why]
+		}
+		a.cur.add(t)
+		add(owner, t)
+		if st.inferred {
+			a.cur.inferred += t.rxBytes + t.txBytes
+		}
+	}
+	if len(a.flows) > a.max/4*3 {
+		a.evict()
+	}
+	a.peak = max(a.peak, len(a.flows))
+	if a.peak > 4096 && len(a.flows) < a.peak/4 {
+		// Deleting from a Go map does not give its memory back: after a
+		// flood, copy what is left into a map of its size.
+		m := make(map[flow]*flowState, len(a.flows))
+		for fl, st := range a.flows {
+			m[fl] = st
+		}
+		a.flows, a.peak = m, len(m)
+	}
+	a.cur.flows = len(a.flows)
+	a.cur.byIndex = make(map[int]traffic, len(a.ifaceCur))
+	for idx, t := range a.ifaceCur {
+		if *t != (traffic{}) {
+			a.cur.byIndex[idx] = *t
+			*t = traffic{}
+		}
+	}
+	rows := make([]usage, 0, len(active))
+	for _, p := range active {
+		p.total.add(p.cur)
+		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
+		p.cur = traffic{}
+	}
+	a.activeBuf = active[:0]
+	c := a.cur
+	a.cur = captured{}
+	return rows, c
+}
+
+// evict drops flows until the table is back to half its limit: first
+// those idle in the interval just reported, then those without a process.
+// Their bytes are reported already; a flow that comes back is a new one.
+func (a *accountant) evict() {
+	goal := a.max / 2
+	for pass := 0; pass < 2 && len(a.flows) > goal; pass++ {
+		for fl, st := range a.flows {
+			if len(a.flows) <= goal {
+				break
+			}
+			if (pass == 0 && st.idle > 0) || (pass == 1 && (st.owner == nil || st.owner.pid == 0)) {
+				delete(a.flows, fl)
+				a.cur.evicted++
+			}
+		}
+	}
+}
+
+// capturedAsOriginal reports whether st is a NAT'd copy (on the uplink,
+// with the host's address) of a flow also captured untranslated (on the
+// bridge, with the container's): then its bytes count there.
+func (a *accountant) capturedAsOriginal(st *flowState) bool {
+	if st.nat == nil {
+		return false
+	}
+	t := a.flows[*st.nat]
+	return t != nil && t.owner != nil && t.owner.pid != 0
+}
+
+// ownedElsewhere reports whether the other end of fl is a process of this
+// machine.
+func (a *accountant) ownedElsewhere(fl flow) bool {
+	m := a.flows[flow{fl.proto, fl.remote, fl.local}]
+	return m != nil && m.owner != nil && m.owner.pid != 0
+}

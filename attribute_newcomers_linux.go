@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// newcomer is a process that the quick finder saw for the first time in
+// its last look.
+type newcomer struct {
+	pid   int
+	uid   uint32
+	netns uint64 // 0 if unknown
+	start uint64 // clock ticks after boot
+	stat  []byte
+}
+
+func (p *procfs) noteNewcomer(pid int, stat []byte) {
+	var st unix.Stat_t
+	// /proc/<pid> belongs to the process's effective user.
+	base := p.root + "/" + strconv.Itoa(pid)
+	if unix.Stat(base, &st) != nil {
+		return
+	}
+	start, ok := parseStartTime(stat)
+	if !ok {
+		return
+	}
+	ns, _ := netnsOf(base + "/ns/net")
+	p.newcomers = append(p.newcomers, newcomer{pid, st.Uid, ns, start, stat})
+}
+
+// newcomerAge is how long before a connection opens its opener may have
+// started, for soleNewcomer: a curl connects within milliseconds of its
+// start, and an old process is no newcomer even if the last look missed it.
+const newcomerAge = 5 * ticksPerSecond
+
+// execAge is how long an exec stays a candidate for soleNewcomer.
+const execAge = time.Second
+
+// keepExecs adds the execs the watch heard of to the history and drops
+// those older than execAge.
+func (p *procfs) keepExecs() {
+	if p.execs == nil {
+		return
+	}
+	now := p.now()
+	p.execHist = slices.DeleteFunc(append(p.execHist, p.execs.take()...), func(e execEvent) bool { return now.Sub(e.at) > execAge })
+}
+
+// soleExited returns, from the execs of the last execAge, the one process
+// of uid (any user if anyUID) that fits and is gone without any look
+// having seen it, if there is exactly one: a program that connected and
+// exited between two looks.
+func (p *procfs) soleExited(uid uint32, anyUID bool, fits func(netns uint64) bool) *process {
+	var only *execEvent
+	for i, e := range p.execHist {
+		if _, seen := p.procs[e.pid]; seen || (e.uid != uid && !anyUID) || !fits(e.netns) {
+			continue
+		}
+		if _, err := os.Stat(p.root + "/" + strconv.Itoa(e.pid)); err == nil {
+			continue // alive: the look would have seen it
+		}
+		if only != nil {
+			return nil
+		}
+		only = &p.execHist[i]
+	}
+	if only == nil {
+		return nil
+	}
+	proc := p.process(only.pid, only.stat)
+	if proc != nil && proc.user == "" && proc.netns == 0 {
+		// Read just now from the exec's stat: gone, so its status and
+		// namespace could not be read; no one else has the record yet.
+		proc.user, proc.netns = p.userName(only.uid), only.netns
+		proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
+	}
+	return proc
+}
+
+// soleNewcomer returns the process of uid (of any user if anyUID) that
+// the last look found for the first time, that started within newcomerAge
+// and whose network namespace fits (the connection's address is one of
+// that namespace's), if there was exactly one: when a connection's socket
+// closed before its owner was found, that process is almost surely the
+// owner.
+func (p *procfs) soleNewcomer(uid uint32, anyUID bool, fits func(netns uint64) bool) *process {
+	var only *newcomer
+	now := p.ticks()
+	for i, n := range p.newcomers {
+		if (n.uid != uid && !anyUID) || now-n.start > newcomerAge || !fits(n.netns) {
+			continue
+		}
+		if only != nil {
+			return nil // two or more: no guess
+		}
+		only = &p.newcomers[i]
+	}
+	if only == nil {
+		return p.soleExited(uid, anyUID, fits)
+	}
+	return p.process(only.pid, only.stat)
+}
+
+// execWatch hears of every program started on the machine, from the
+// kernel's process connector (PROC_EVENT_EXEC), and reads each one's
+// stat, user and network namespace as it starts. A short-lived process,
+// a curl, can be gone before the look after its connection opened; its
+// exec event still says who it was. The connector only works in the
+// machine's first network namespace: elsewhere (netuse in a container)
+// there is no watch, and the look after the SYN is all there is.
+type execWatch struct {
+	root  string
+	mu    sync.Mutex
+	execs []execEvent // since the last take, oldest first; at most maxExecs
+}
+
+type execEvent struct {
+	at    time.Time // when the watch heard of it
+	pid   int
+	uid   uint32
+	netns uint64
+	stat  []byte
+}
+
+// maxExecs bounds the events kept between two looks: on a machine that
+// starts thousands of programs a second, the oldest are dropped; the look
+// needs only the newest.
+const maxExecs = 256
+
+// Offsets in a process connector message: nlmsghdr (16 bytes), cn_msg
+// (20), then struct proc_event: what, cpu, timestamp_ns, and for an exec
+// process_pid and process_tgid (linux/cn_proc.h).
+const (
+	cnMsgOff        = 16
+	procEventOff    = 16 + 20
+	procEventExec   = 0x00000002
+	execTgidOff     = procEventOff + 20
+	cnIdxProc       = 1
+	cnValProc       = 1
+	procMcastListen = 1
+)
+
+// watchExecs subscribes to the process connector; nil if the kernel
+// refuses (another network namespace, no CAP_NET_ADMIN, no connector).
+func watchExecs(root string) *execWatch {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	if err != nil {
+		return nil
+	}
+	if unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}) != nil {
+		unix.Close(fd)
+		return nil
+	}
+	req := make([]byte, procEventOff+4)
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], unix.NLMSG_DONE)
+	ne.PutUint32(req[12:], uint32(os.Getpid()))
+	ne.PutUint32(req[cnMsgOff:], cnIdxProc)
+	ne.PutUint32(req[cnMsgOff+4:], cnValProc)
+	ne.PutUint16(req[cnMsgOff+16:], 4) // payload length
+	ne.PutUint32(req[procEventOff:], procMcastListen)
+	if unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) != nil {
+		unix.Close(fd) // ECONNREFUSED outside the first network namespace
+		return nil
+	}
+	w := &execWatch{root: root}
+	go w.run(fd)
+	return w
+}
+
+// run reads exec events until the socket fails; netuse's exit closes it.
+func (w *execWatch) run(fd int) {
+	defer unix.Close(fd)
+	ne := binary.NativeEndian
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENOBUFS) {
+			continue // ENOBUFS: events were lost, the socket goes on
+		}
+		if err != nil {
+			return
+		}
+		if n < execTgidOff+4 || ne.Uint32(buf[procEventOff:]) != procEventExec {
+			continue
+		}
+		w.note(int(ne.Uint32(buf[execTgidOff:])))
+	}
+}
+
+// note reads the process that just called exec, while it is there.
+func (w *execWatch) note(pid int) {
+	base := w.root + "/" + strconv.Itoa(pid)
+	stat, err := os.ReadFile(base + "/stat")
+	if err != nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Stat(base, &st) != nil {
+		return
+	}
+	ns, _ := netnsOf(base + "/ns/net")
+	w.mu.Lock()
+	if len(w.execs) == maxExecs {
+		w.execs = append(w.execs[:0], w.execs[1:]...)
+	}
+	w.execs = append(w.execs, execEvent{time.Now(), pid, st.Uid, ns, stat})
+	w.mu.Unlock()
+}
+
+// take returns the events since the last take.
+func (w *execWatch) take() []execEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.execs
+	w.execs = nil
+	return e
+}
