@@ -71,6 +71,7 @@ type socketTables interface {
 	isOurs(addr netip.Addr) bool
 	ownAddr(netns uint64, addr netip.Addr) bool
 	netnsByCookie(cookie uint64) uint64
+	close() // closes the sock_diag socket of every namespace
 }
 
 // owners finds the processes that hold socket inodes.
@@ -78,6 +79,13 @@ type owners interface {
 	// find sets want[inode] to the process holding each inode it can find.
 	// denied reports that some process could not be read.
 	find(want map[uint64]*process) (denied bool)
+	close() // ends what the finder runs and closes what it opened
+}
+
+// socketLookup asks the kernel for the one socket of a flow.
+type socketLookup interface {
+	lookup(fl flow) (socket, bool)
+	close()
 }
 
 var errNotReadable = errors.New(`cannot read other users' processes: traffic of their sockets counts as "(not readable)"; ` +
@@ -113,9 +121,7 @@ type resolver struct {
 	natAt    time.Time     // when it was read
 	warn     func(error)   // told once of a problem that makes attribution incomplete
 
-	dec  *decoder     // for syn, which only the capture goroutine calls
-	pkt  packet       // for syn
-	synq chan opening // from syn to the openings goroutine; nil: none
+	synq chan opening // from opening, in the capture goroutine, to the openings goroutine; nil: none
 
 	mu     sync.Mutex    // one pass at a time
 	last   time.Time     // when the last pass began
@@ -161,7 +167,24 @@ func (r *resolver) loop(done <-chan struct{}) {
 	}
 }
 
-// pass resolves every pending flow once.
+// resolution is what the resolver found for one flow: an owner, or why
+// there is none.
+type resolution struct {
+	fl       flow
+	owner    *process // nil: not found
+	until    int64    // when owner's socket closed, Unix ns, if the kernel's records say (see flowState.until)
+	why      reason   // without an owner: why
+	nat      *flow    // without a socket: the flow this one is a NAT'd copy of, by conntrack
+	foreign  bool     // without an owner: fl's local address is no address of this machine
+	inferred bool     // the owner is a guess (see flowState.inferred)
+	at       int64    // when fl's first packet was captured, Unix ns (for the kernel's records)
+	inode    uint64   // fl's socket's inode, while its owner is searched for in /proc
+	uid      uint32   // fl's socket's user, likewise
+}
+
+// pass resolves every pending flow once: it reads the socket tables, finds
+// each flow's socket, the socket's owner in the kernel's records or in
+// /proc, and says why for those it could not find.
 func (r *resolver) pass() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -172,65 +195,89 @@ func (r *resolver) pass() {
 	}
 	r.last = now
 	defer func() { r.took = time.Since(now) }()
-	owners := make([]*process, len(fls))
-	untils := make([]int64, len(fls))
-	whys := make([]reason, len(fls))
+	rs := make([]resolution, len(fls))
+	for i, fl := range fls {
+		rs[i].fl = fl
+	}
 	socks, err := r.sockets()
 	if err != nil {
 		r.warn(err)
 	}
 	x := newSockIndex(socks, r.isLocal)
-	want := map[uint64]*process{}
-	inodes := make([]uint64, len(fls))
-	uids := make([]uint32, len(fls))
-	var at []int64
 	if r.book != nil {
 		r.book.sync() // a socket gone from the tables just read is in the book
-		at = r.acc.firstSeen(fls)
+		r.acc.firstSeen(rs)
 	}
-	for i, fl := range fls {
-		s, ok := x.lookup(fl)
+	want := r.findSockets(x, rs)
+	r.findHolders(want, rs)
+	if r.book != nil {
+		r.afterProc(x, rs)
+	}
+	r.explain(rs)
+	r.acc.settle(now, rs)
+}
+
+// findSockets finds each flow's socket in x, and its owner in the kernel's
+// records if there are any; it returns the inodes whose holders are to be
+// searched for in /proc.
+func (r *resolver) findSockets(x *sockIndex, rs []resolution) map[uint64]*process {
+	want := map[uint64]*process{}
+	for i := range rs {
+		res := &rs[i]
+		s, ok := x.lookup(res.fl)
 		if r.book != nil {
-			if owners[i], untils[i] = r.fromBook(s, ok, fl, at[i]); owners[i] != nil {
+			if res.owner, res.until = r.fromBook(s, ok, res.fl, res.at); res.owner != nil {
 				continue
 			}
 		}
 		switch {
 		case !ok:
-			whys[i] = noSocket
+			res.why = noSocket
 		case s.inode == 0:
-			whys[i] = noOwner
+			res.why = noOwner
 		default:
-			inodes[i], uids[i] = s.inode, s.uid
+			res.inode, res.uid = s.inode, s.uid
 			want[s.inode] = nil
 		}
 	}
+	return want
+}
+
+// findHolders searches /proc for the processes that hold the inodes in
+// want; a socket whose holder was not found has no owner, or one netuse
+// may not read.
+func (r *resolver) findHolders(want map[uint64]*process, rs []resolution) {
 	if len(want) > 0 && r.owners.find(want) {
 		r.denied = true
 	}
-	for i, ino := range inodes {
-		if ino == 0 {
+	for i := range rs {
+		res := &rs[i]
+		if res.inode == 0 {
 			continue
 		}
-		if owners[i] = want[ino]; owners[i] == nil {
-			whys[i] = noOwner
-			if r.denied || (r.readable != nil && !r.readable(uids[i])) {
-				whys[i] = notReadable
+		if res.owner = want[res.inode]; res.owner == nil {
+			res.why = noOwner
+			if r.denied || (r.readable != nil && !r.readable(res.uid)) {
+				res.why = notReadable
 			}
 		}
 	}
-	if r.book != nil {
-		r.afterProc(x, fls, inodes, at, owners, untils)
-	}
-	for i := range fls {
-		if owners[i] == nil && whys[i] == notReadable && !r.warned {
+}
+
+// explain completes what is known of the flows left without an owner: a
+// warning, once, if netuse may not read some processes; whether the flow
+// is forwarded traffic; whether it is a NAT'd copy of another.
+func (r *resolver) explain(rs []resolution) {
+	for i := range rs {
+		res := &rs[i]
+		if res.owner != nil {
+			continue
+		}
+		if res.why == notReadable && !r.warned {
 			r.warned = true
 			r.warn(errNotReadable)
 		}
+		res.foreign = r.isOurs != nil && !r.isOurs(res.fl.local.Addr())
 	}
-	foreign := make([]bool, len(fls))
-	for i, fl := range fls {
-		foreign[i] = owners[i] == nil && r.isOurs != nil && !r.isOurs(fl.local.Addr())
-	}
-	r.acc.settle(now, fls, owners, untils, whys, r.natCopies(fls, whys), foreign)
+	r.natCopies(rs)
 }

@@ -273,20 +273,21 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 // accepted one whose holder /proc did not show, which takes its
 // listener's owner, the listener open or closed since (a server may close
 // it and serve on: Go closes an unreferenced one when it collects it).
-func (r *resolver) afterProc(x *sockIndex, fls []flow, inodes []uint64, at []int64, owners []*process, untils []int64) {
-	for i, fl := range fls {
-		if owners[i] == nil {
-			owners[i], untils[i] = r.fromBook(socket{}, false, fl, at[i])
+func (r *resolver) afterProc(x *sockIndex, rs []resolution) {
+	for i := range rs {
+		res := &rs[i]
+		if res.owner == nil {
+			res.owner, res.until = r.fromBook(socket{}, false, res.fl, res.at)
 		}
-		if owners[i] != nil || inodes[i] == 0 {
+		if res.owner != nil || res.inode == 0 {
 			continue
 		}
-		if l, ok := x.listener(fl); ok {
-			owners[i] = r.recordedOpen(l)
+		if l, ok := x.listener(res.fl); ok {
+			res.owner = r.recordedOpen(l)
 		}
-		if owners[i] == nil { // the listener closed, maybe since the table was read
-			if o, ok := r.book.closedListener(fl, at[i]); ok {
-				owners[i] = r.ofRecord(o)
+		if res.owner == nil { // the listener closed, maybe since the table was read
+			if o, ok := r.book.closedListener(res.fl, res.at); ok {
+				res.owner = r.ofRecord(o)
 			}
 		}
 	}

@@ -154,7 +154,7 @@ func TestFlowReusedEndpoints(t *testing.T) {
 	a.now = base
 	a.credit(fl, traffic{txBytes: 100, txPackets: 1}, true, false)
 	a.takePending(time.Now())
-	a.settle(time.Now(), []flow{fl}, []*process{old}, []int64{base + 1e6}, make([]reason, 1), nil, make([]bool, 1))
+	a.settle(time.Now(), []resolution{{fl: fl, owner: old, until: base + 1e6}})
 
 	a.now = base + 1e6 + reuseGap // after the close, but within reuseGap
 	a.credit(fl, traffic{rxBytes: 100, rxPackets: 1}, true, false)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strconv"
 	"sync"
 	"time"
 )
@@ -56,124 +55,78 @@ const (
 // full table of 65,536.
 const maxFlows = 1 << 16
 
-// captured is what the capture saw in an interval.
-type captured struct {
-	traffic
-	ifaces   []string
-	drops    uint64 // frames the kernel dropped for want of room in the ring
-	inferred uint64 // bytes credited to an inferred owner (flowState.inferred)
-	flows    int    // flow ends in the table after the report
-	evicted  uint64 // flow ends dropped early to keep the table under --max-flows
-	// owners says where socket owners come from: "bpf", recorded by the
-	// kernel as sockets are born, or "proc", searched for in /proc.
-	owners string
-	// ownersLost counts the kernel's owner records lost since netuse
-	// started (a full ring) or dropped to keep the book bounded.
-	ownersLost uint64
-	// byIndex holds the frames of each interface, by index, as the
-	// interface's counters count them; byIface the same by name (nameIfaces).
-	byIndex map[int]traffic
-	byIface map[string]traffic
-}
-
-// nameIfaces sets c.byIface from c.byIndex, naming each interface by
-// names, and giving ifaces that moved nothing a zero entry. An index not
-// in names (an interface closed meanwhile) is named "#index".
-func (c *captured) nameIfaces(names map[int]string) {
-	c.byIface = make(map[string]traffic, len(c.byIndex))
-	for _, name := range c.ifaces {
-		c.byIface[name] = traffic{}
-	}
-	for idx, t := range c.byIndex {
-		name, ok := names[idx]
-		if !ok {
-			name = "#" + strconv.Itoa(idx)
-		}
-		c.byIface[name] = t
-	}
+// flowTotals is what the accountant counted in an interval, for the
+// capture record (newCaptured).
+type flowTotals struct {
+	traffic                  // every byte of the rows
+	inferred uint64          // bytes credited to an inferred owner (flowState.inferred)
+	flows    int             // flow ends in the table after the report
+	evicted  uint64          // flow ends dropped early to keep the table under --max-flows
+	byIndex  map[int]traffic // the frames of each interface, by index, as its counters count them
 }
 
 // accountant adds captured packets to flows and flows to processes.
 type accountant struct {
-	mu        sync.Mutex
+	mu        sync.Mutex // guards every field below, and the cur and total of every process
 	flows     map[flow]*flowState
 	pending   []flow        // new flows for the resolver
 	retries   []flow        // flows to try again, each when its retry time has come
 	wake      chan struct{} // has a value when pending has work
 	nobody    [numReasons]*process
-	cur       captured // since the last report
-	dec       *decoder
-	pkt       packet
+	cur       flowTotals // since the last report
 	activeBuf []*process
 	max       int              // flow ends the table may hold (--max-flows)
 	ifaceCur  map[int]*traffic // frames by interface index since the last report
 	lastIf    int              // the index of lastT, the last interface counted
 	lastT     *traffic
 	peak      int   // the most flow ends since the map was last rebuilt
-	now       int64 // when the frame being handled was captured, Unix ns; 0 if not known
+	now       int64 // when the last packet that had a time was captured, Unix ns; 0 if not known
 }
 
 func newAccountant() *accountant {
 	a := &accountant{
 		flows:    map[flow]*flowState{},
 		wake:     make(chan struct{}, 1),
-		dec:      newDecoder(),
 		max:      maxFlows,
 		ifaceCur: map[int]*traffic{},
 	}
 	for r := range a.nobody {
 		a.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
 	}
-	// Fragments are aged by their frame's time, which the capture gives:
-	// no clock read a fragment.
-	a.dec.now = func() time.Time { return time.Unix(0, a.now) }
 	return a
 }
 
-// batch takes the lock around a block of frames.
-func (a *accountant) batch(begin bool) {
-	if begin {
-		a.mu.Lock()
-	} else {
-		a.mu.Unlock()
+// add accounts the packets of a block of frames, under one lock.
+func (a *accountant) add(block []packet) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range block {
+		a.handle(&block[i])
 	}
 }
 
-// handle accounts one frame; the caller holds a.mu (see batch).
-func (a *accountant) handle(f *frame) {
-	// The kernel delivers each loopback packet twice to AF_PACKET: once
-	// outgoing, once incoming. Count the incoming copy, as libpcap does.
-	if f.loopback && f.dir == dirOut {
-		return
-	}
-	if f.at != 0 {
-		a.now = f.at
-	}
-	p := &a.pkt
-	a.dec.decode(f, p)
-	if f.loopback && !f.rawIP && p.length >= 14 {
-		// lo counts a packet's length without its 14-byte Ethernet header
-		// (loopback_xmit pulls it before counting); so does netuse, so that
-		// proc matches iface.
-		p.length -= 14
+// handle accounts one packet; the caller holds a.mu.
+func (a *accountant) handle(p *packet) {
+	if p.at != 0 {
+		a.now = p.at
 	}
 	n := uint64(p.length)
 	in := traffic{rxBytes: n, rxPackets: 1}
 	out := traffic{txBytes: n, txPackets: 1}
 	// The frame as its interface's own counters count it, decoded or not:
 	// lo counts each packet as sent and as received.
-	it := a.ifaceTraffic(f.ifindex)
+	it := a.ifaceTraffic(p.ifindex)
 	switch {
-	case f.loopback:
+	case p.loopback:
 		it.add(in)
 		it.add(out)
-	case f.dir == dirOut:
+	case p.dir == dirOut:
 		it.add(out)
 	default:
 		it.add(in)
 	}
 	switch {
-	case f.dir == dirOther:
+	case p.dir == dirOther:
 		a.cur.add(in)
 		a.nobody[notForHost].cur.add(in)
 	case !p.ok:
@@ -181,11 +134,11 @@ func (a *accountant) handle(f *frame) {
 		if p.fragment {
 			why = lostFragment
 		}
-		if f.loopback || f.dir == dirIn {
+		if p.loopback || p.dir == dirIn {
 			a.cur.add(in)
 			a.nobody[why].cur.add(in)
 		}
-		if f.loopback || f.dir == dirOut {
+		if p.loopback || p.dir == dirOut {
 			a.cur.add(out)
 			a.nobody[why].cur.add(out)
 		}
@@ -198,8 +151,8 @@ func (a *accountant) handle(f *frame) {
 		// the packet's direction says (the near end). Which ends are
 		// sockets of this machine is known once they are resolved, so
 		// both are kept and report decides what counts.
-		a.credit(flow{p.proto, p.src, p.dst}, out, f.loopback || f.dir == dirOut, f.loopback)
-		a.credit(flow{p.proto, p.dst, p.src}, in, f.loopback || f.dir == dirIn, f.loopback)
+		a.credit(flow{p.proto, p.src, p.dst}, out, p.loopback || p.dir == dirOut, p.loopback)
+		a.credit(flow{p.proto, p.dst, p.src}, in, p.loopback || p.dir == dirIn, p.loopback)
 	}
 }
 
@@ -270,72 +223,56 @@ func (a *accountant) takePending(now time.Time) []flow {
 	return p
 }
 
-// firstSeen returns when each of fls was first seen (0 if it is gone).
-func (a *accountant) firstSeen(fls []flow) []int64 {
+// firstSeen sets when each flow of rs was first seen (0 if it is gone).
+func (a *accountant) firstSeen(rs []resolution) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	at := make([]int64, len(fls))
-	for i, fl := range fls {
-		if st := a.flows[fl]; st != nil {
-			at[i] = st.first
+	for i := range rs {
+		if st := a.flows[rs[i].fl]; st != nil {
+			rs[i].at = st.first
 		}
 	}
-	return at
 }
 
-// settle records what the resolver found for each flow in fls: an owner,
-// or a reason; a flow without an owner is queued again until maxTries.
-// untils[i], if untils is not nil, is when owners[i]'s socket closed (see
-// flowState.until).
-func (a *accountant) settle(now time.Time, fls []flow, owners []*process, untils []int64, whys []reason, nats map[flow]flow, foreign []bool) {
+// settle records what a resolver's pass found for each flow: an owner, or
+// a reason; a flow without an owner is queued again until maxTries.
+func (a *accountant) settle(now time.Time, rs []resolution) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, fl := range fls {
-		st := a.flows[fl]
+	for _, res := range rs {
+		st := a.flows[res.fl]
 		if st == nil || st.owner != nil {
 			continue
 		}
-		if owners[i] != nil {
-			st.owner = owners[i]
-			if untils != nil {
-				st.until = untils[i]
-			}
+		if res.owner != nil {
+			st.owner, st.until = res.owner, res.until
 			continue
 		}
-		if t, ok := nats[fl]; ok {
-			st.nat = &t
-		}
-		st.foreign = foreign[i]
-		st.why = whys[i]
+		st.nat, st.foreign, st.why = res.nat, res.foreign, res.why
 		st.tries++
 		if st.tries >= maxTries {
 			st.owner = a.nobody[st.why]
 		} else {
 			st.retry = now.Add(retryGap)
-			a.retries = append(a.retries, fl)
+			a.retries = append(a.retries, res.fl)
 		}
 	}
 }
 
 // learn records the owners found for connections as they opened; a
 // connection not found is left to the ring's frames. An opening starts a
-// new connection, so its owner replaces what the flow had. untils, if not
-// nil, are as settle's.
-func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferred []bool) {
+// new connection, so its owner replaces what the flow had.
+func (a *accountant) learn(rs []resolution) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, fl := range fls {
-		if owners[i] == nil {
+	for _, res := range rs {
+		if res.owner == nil {
 			continue
 		}
-		var until int64
-		if untils != nil {
-			until = untils[i]
-		}
-		if st := a.flows[fl]; st != nil {
-			st.owner, st.tries, st.inferred, st.until = owners[i], 0, inferred[i], until
+		if st := a.flows[res.fl]; st != nil {
+			st.owner, st.tries, st.inferred, st.until = res.owner, 0, res.inferred, res.until
 		} else {
-			a.flows[fl] = &flowState{owner: owners[i], inferred: inferred[i], until: until}
+			a.flows[res.fl] = &flowState{owner: res.owner, inferred: res.inferred, until: res.until}
 		}
 	}
 }
@@ -347,7 +284,7 @@ func (a *accountant) learn(fls []flow, owners []*process, untils []int64, inferr
 // socket tables and /proc, or its first try failed and the next is due)
 // keeps its bytes for the next report, once, unless this report is the
 // final one.
-func (a *accountant) report(final bool) ([]usage, captured) {
+func (a *accountant) report(final bool) ([]usage, flowTotals) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	active := a.activeBuf[:0]
@@ -447,7 +384,7 @@ func (a *accountant) report(final bool) ([]usage, captured) {
 	}
 	a.activeBuf = active[:0]
 	c := a.cur
-	a.cur = captured{}
+	a.cur = flowTotals{}
 	return rows, c
 }
 

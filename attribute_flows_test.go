@@ -32,15 +32,15 @@ func TestFlowTableBounded(t *testing.T) {
 	a := newAccountant()
 	a.max = 1000
 	f, nth := floodFrame(t)
-	a.batch(true)
+	s := newSniffer(a.add, nil)
 	for i := range 10_000 {
 		nth(i)
-		a.handle(f)
+		s.frame(f)
+		s.endBlock()
 		if len(a.flows) > a.max {
 			t.Fatalf("after %d packets the table holds %d flows, more than its %d", i+1, len(a.flows), a.max)
 		}
 	}
-	a.batch(false)
 	rows, c := a.report(true)
 	var sum traffic
 	var full uint64
@@ -77,20 +77,21 @@ func benchFlood(b *testing.B, limit int) {
 	a := newAccountant()
 	a.max = limit
 	f, nth := floodFrame(b)
+	s := newSniffer(a.add, nil)
 	b.ReportAllocs()
 	for i := range b.N {
-		if i%100_000 == 0 {
-			if i > 0 {
-				a.batch(false)
-				a.report(true)
-				a.takePending(time.Now()) // as the resolver would
-			}
-			a.batch(true)
+		if i%100_000 == 0 && i > 0 {
+			s.endBlock()
+			a.report(true)
+			a.takePending(time.Now()) // as the resolver would
 		}
 		nth(i)
-		a.handle(f)
+		s.frame(f)
+		if len(s.block) == blockFrames {
+			s.endBlock()
+		}
 	}
-	a.batch(false)
+	s.endBlock()
 	a.report(true)
 	b.StopTimer()
 	runtime.GC()
@@ -107,10 +108,10 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 	a := newAccountant()
 	f, nth := floodFrame(t)
 	nth(7)
+	s := newSniffer(a.add, nil)
 	send := func() {
-		a.batch(true)
-		a.handle(f)
-		a.batch(false)
+		s.frame(f)
+		s.endBlock()
 	}
 	send()
 	now := epoch
@@ -123,7 +124,7 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 				near = fl
 			}
 		}
-		a.settle(now, fls, make([]*process, len(fls)), nil, make([]reason, len(fls)), nil, make([]bool, len(fls)))
+		a.settle(now, unresolved(fls))
 	}
 	if st := a.flows[near]; st == nil || st.owner == nil || st.owner.pid != 0 {
 		t.Fatalf("after %d tries the flow is %+v, want given up on (pid 0)", maxTries, st)
@@ -139,9 +140,9 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 	if !slices.Contains(fls, near) {
 		t.Fatalf("after %d reports with traffic, pending %v, want the given-up flow %v", recheckReports, fls, near)
 	}
-	owners := make([]*process, len(fls))
-	owners[slices.Index(fls, near)] = &process{pid: 42, name: "late"}
-	a.settle(now, fls, owners, nil, make([]reason, len(fls)), nil, make([]bool, len(fls)))
+	rs := unresolved(fls)
+	rs[slices.Index(fls, near)].owner = &process{pid: 42, name: "late"}
+	a.settle(now, rs)
 	send()
 	rows, _ := a.report(true)
 	if len(rows) != 1 || rows[0].proc.pid != 42 || rows[0].interval.rxBytes != uint64(f.length) {
@@ -169,3 +170,16 @@ func TestRegistryForgets(t *testing.T) {
 	}
 	runtime.KeepAlive(kept)
 }
+
+// unresolved returns what a pass that found nothing returns for fls.
+func unresolved(fls []flow) []resolution {
+	rs := make([]resolution, len(fls))
+	for i, fl := range fls {
+		rs[i].fl = fl
+	}
+	return rs
+}
+
+// blockFrames is about how many frames a ring block holds (blockSize over
+// some 272 bytes a frame: see sniff_linux.go).
+const blockFrames = 960

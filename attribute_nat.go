@@ -8,10 +8,10 @@ import (
 
 // natCopies finds, among the flows without a socket, those that conntrack
 // says are NAT'd: the host's side of a container's connection, seen on the
-// uplink. It maps each to the flow as the container sees it.
-func (r *resolver) natCopies(fls []flow, whys []reason) map[flow]flow {
-	if r.conntrack == nil || !slices.Contains(whys, noSocket) {
-		return nil
+// uplink. It sets each one's nat to the flow as the container sees it.
+func (r *resolver) natCopies(rs []resolution) {
+	if r.conntrack == nil || !slices.ContainsFunc(rs, func(res resolution) bool { return res.owner == nil && res.why == noSocket }) {
+		return
 	}
 	// At most every natGap: retries 250 ms apart see a fresh read.
 	if time.Since(r.natAt) >= natGap {
@@ -22,17 +22,11 @@ func (r *resolver) natCopies(fls []flow, whys []reason) map[flow]flow {
 		}
 		r.nat = natTranslations(entries)
 	}
-	tr := r.nat
-	if len(tr) == 0 {
-		return nil
-	}
-	nats := map[flow]flow{}
-	for i, fl := range fls {
-		if t, ok := tr[fl]; ok && whys[i] == noSocket {
-			nats[fl] = t
+	for i := range rs {
+		if t, ok := r.nat[rs[i].fl]; ok && rs[i].owner == nil && rs[i].why == noSocket {
+			rs[i].nat = &t
 		}
 	}
-	return nats
 }
 
 // natGap is how long a read of the connection tracking table serves.

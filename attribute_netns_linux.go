@@ -19,6 +19,8 @@ import (
 // socket opened inside it (a socket stays in the namespace it was made in)
 // and the namespace's addresses.
 type nsTables struct {
+	// root, own, ns, lastEnum and socks belong to the goroutine that
+	// reads (the resolver's pass, under resolver.mu), then to close.
 	root     string
 	own      uint64 // netuse's own namespace
 	ns       map[uint64]*nsTable
@@ -55,6 +57,14 @@ func netnsOf(link string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
 	return n, err == nil
+}
+
+// close closes the sock_diag socket of every namespace.
+func (t *nsTables) close() {
+	for ns, nt := range t.ns {
+		nt.diag.close()
+		delete(t.ns, ns)
+	}
 }
 
 // read returns the TCP and UDP sockets of every namespace, each tagged

@@ -118,9 +118,11 @@ func (p *procfs) soleNewcomer(uid uint32, anyUID bool, fits func(netns uint64) b
 // machine's first network namespace: elsewhere (netuse in a container)
 // there is no watch, and the look after the SYN is all there is.
 type execWatch struct {
-	root  string
-	mu    sync.Mutex
-	execs []execEvent // since the last take, oldest first; at most maxExecs
+	root    string
+	conn    *os.File       // the connector socket, in Go's poller so that close ends a read
+	running sync.WaitGroup // run
+	mu      sync.Mutex     // guards execs
+	execs   []execEvent    // since the last take, oldest first; at most maxExecs
 }
 
 type execEvent struct {
@@ -152,7 +154,7 @@ const (
 // watchExecs subscribes to the process connector; nil if the kernel
 // refuses (another network namespace, no CAP_NET_ADMIN, no connector).
 func watchExecs(root string) *execWatch {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil
 	}
@@ -173,18 +175,25 @@ func watchExecs(root string) *execWatch {
 		unix.Close(fd) // ECONNREFUSED outside the first network namespace
 		return nil
 	}
-	w := &execWatch{root: root}
-	go w.run(fd)
+	w := &execWatch{root: root, conn: os.NewFile(uintptr(fd), "process connector")}
+	w.running.Add(1)
+	go w.run()
 	return w
 }
 
-// run reads exec events until the socket fails; netuse's exit closes it.
-func (w *execWatch) run(fd int) {
-	defer unix.Close(fd)
+// close ends run, waits for it and closes the socket.
+func (w *execWatch) close() {
+	w.conn.Close()
+	w.running.Wait()
+}
+
+// run reads exec events until the socket fails or is closed.
+func (w *execWatch) run() {
+	defer w.running.Done()
 	ne := binary.NativeEndian
 	buf := make([]byte, 4096)
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, err := w.conn.Read(buf)
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENOBUFS) {
 			continue // ENOBUFS: events were lost, the socket goes on
 		}

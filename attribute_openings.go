@@ -1,6 +1,6 @@
 package main
 
-import "time"
+import "sync"
 
 // opening is a connection that a TCP SYN announced: the flows of its ends
 // that are on this host, the first the sending end if opener.
@@ -15,50 +15,45 @@ type opening struct {
 // are left to the ring's frames and the resolver's passes.
 const synQueue = 1024
 
-// syn takes a frame that opens a TCP connection, as soon as the capture
-// sees it (before the ring hands its block over), and queues it for
+// opening takes a packet that opens a TCP connection, as soon as the
+// capture sees it (before the ring hands its block over), and queues it for
 // openings: a short-lived process may close its socket a millisecond
 // later. It runs in the capture goroutine, which must never wait for
 // /proc: a burst of thousands of connections would stop the capture and
 // the kernel would drop frames; when the queue is full the opening is
 // left to the ring's frames.
-func (r *resolver) syn(f *frame) {
+func (r *resolver) opening(p *packet) {
 	if r.synq == nil {
 		return
 	}
-	if r.dec == nil {
-		r.dec = newDecoder()
-	}
-	p := &r.pkt
-	r.dec.decode(f, p)
-	if !p.ok {
-		return
-	}
-	o := opening{at: time.Now().UnixNano()}
-	if f.loopback || f.dir == dirOut {
+	o := opening{at: p.at}
+	if p.loopback || p.dir == dirOut {
 		o.fls[o.n] = flow{p.proto, p.src, p.dst}
 		o.n++
 	}
-	if f.loopback || f.dir == dirIn {
+	if p.loopback || p.dir == dirIn {
 		o.fls[o.n] = flow{p.proto, p.dst, p.src}
 		o.n++
 	}
-	o.opener = o.n > 0 && (f.loopback || f.dir == dirOut)
+	o.opener = o.n > 0 && (p.loopback || p.dir == dirOut)
 	select {
 	case r.synq <- o:
 	default:
 	}
 }
 
-// startOpenings starts the goroutine that resolves the openings syn
-// queues, until done is closed. Without lookup, or without both quick and
-// book, it does nothing.
-func (r *resolver) startOpenings(done <-chan struct{}) {
+// startOpenings starts the goroutine that resolves the openings that
+// opening queues, until done is closed; running counts it. Without lookup,
+// or without both quick and book, it starts nothing and says so: then
+// openings need not be decoded.
+func (r *resolver) startOpenings(done <-chan struct{}, running *sync.WaitGroup) bool {
 	if r.lookup == nil || (r.quick == nil && r.book == nil) {
-		return
+		return false
 	}
 	r.synq = make(chan opening, synQueue)
+	running.Add(1)
 	go func() {
+		defer running.Done()
 		var batch []opening
 		for {
 			select {
@@ -81,6 +76,7 @@ func (r *resolver) startOpenings(done <-chan struct{}) {
 			r.openings(batch)
 		}
 	}()
+	return true
 }
 
 // openings resolves the local ends of connections just opened: it asks the
@@ -88,98 +84,109 @@ func (r *resolver) startOpenings(done <-chan struct{}) {
 // table, and looks for the owners among the newest processes only. What it
 // cannot find is left to the ring's frames.
 func (r *resolver) openings(batch []opening) {
-	var fls []flow
-	var opener []bool
-	var at []int64
+	var ends []openEnd
 	for _, o := range batch {
 		for i := range o.n {
-			fls = append(fls, o.fls[i])
-			opener = append(opener, i == 0 && o.opener)
-			at = append(at, o.at)
+			e := openEnd{opener: i == 0 && o.opener}
+			e.fl, e.at = o.fls[i], o.at
+			ends = append(ends, e)
 		}
 	}
+	for i := range ends {
+		ends[i].sock, ends[i].found = r.lookup(ends[i].fl)
+	}
 	if r.book != nil {
-		r.openingsFromBook(fls, at)
+		r.openingsFromBook(ends)
+	} else if !r.openingsFromProc(ends) {
 		return
 	}
+	rs := make([]resolution, len(ends))
+	for i, e := range ends {
+		rs[i] = e.resolution
+	}
+	r.acc.learn(rs)
+}
+
+// openEnd is an end of a connection just opened, on this host.
+type openEnd struct {
+	resolution
+	opener bool   // the end that opened the connection
+	sock   socket // its socket, if found
+	found  bool
+}
+
+// openingsFromBook resolves the ends from the kernel's records. A socket
+// they do not have is older than netuse, or accepted: its owner is no
+// newcomer, and the passes find it. The sockets were looked up first and
+// the records are caught up after, once for the batch: a socket in the
+// table was recorded before it got there. A new connection can reuse the
+// endpoints of one that closed a moment ago, so a record missed here would
+// leave the old owner in place.
+func (r *resolver) openingsFromBook(ends []openEnd) {
+	r.book.sync()
+	for i := range ends {
+		e := &ends[i]
+		e.owner, e.until = r.fromBook(e.sock, e.found, e.fl, e.at)
+	}
+}
+
+// openingsFromProc looks for the ends' owners among the newest processes,
+// and guesses those of sockets that closed before they were found (see
+// guessOpener). It reports whether there was anything to look for.
+func (r *resolver) openingsFromProc(ends []openEnd) bool {
 	want := map[uint64]*process{}
-	socks := make([]socket, len(fls))
-	found := make([]bool, len(fls))
 	guess := false
-	for i, fl := range fls {
-		socks[i], found[i] = r.lookup(fl)
-		if found[i] && socks[i].inode != 0 {
-			want[socks[i].inode] = nil
+	for _, e := range ends {
+		if e.found && e.sock.inode != 0 {
+			want[e.sock.inode] = nil
 		} else {
-			guess = guess || opener[i]
+			guess = guess || e.opener
 		}
 	}
 	if len(want) == 0 && !guess {
-		return
+		return false
 	}
 	r.quick.find(want)
-	owners := make([]*process, len(fls))
-	inferred := make([]bool, len(fls))
 	g, canGuess := r.quick.(newcomers)
-	for i, s := range socks {
-		if s.inode != 0 {
-			if owners[i] = want[s.inode]; owners[i] != nil || !canGuess || !opener[i] {
+	for i := range ends {
+		e := &ends[i]
+		if e.sock.inode != 0 {
+			if e.owner = want[e.sock.inode]; e.owner != nil || !canGuess || !e.opener {
 				continue
 			}
 			// Not found: the socket closed while the processes were read,
 			// or its owner is no new process. Ask again.
-			if again, ok := r.lookup(fls[i]); ok && again.inode != 0 {
+			if again, ok := r.lookup(e.fl); ok && again.inode != 0 {
 				continue // open, and its owner not new: the passes will find it
 			}
 		}
-		if !canGuess || !opener[i] {
-			continue
+		if canGuess && e.opener {
+			e.owner = r.guessOpener(g, e)
+			e.inferred = e.owner != nil
 		}
-		// The socket closed before its owner was found: a connection of
-		// a millisecond or less. If exactly one process of the socket's
-		// user started since the last look, it is the owner; if the
-		// socket is gone from the table too, so that its user is not
-		// known either, the one process of any user that started. Only
-		// for the end that opened the connection: a server's end is found
-		// through its listener, and the newest process is the client.
-		// Only in netuse's own namespace, and with the connection's
-		// address: this keeps out the processes that start all the time
-		// elsewhere, and the copies of another namespace's connections
-		// that the host forwards (routed, or NAT'd: TestProcNAT's client
-		// was credited a second time with the bridge's copy), which carry
-		// addresses its socket never had.
-		addr := fls[i].local.Addr()
-		fits := func(netns uint64) bool { return r.ownAddr != nil && r.ownAddr(netns, addr) }
-		if found[i] {
-			owners[i] = g.soleNewcomer(s.uid, false, fits)
-		} else {
-			owners[i] = g.soleNewcomer(0, true, fits)
-		}
-		inferred[i] = owners[i] != nil
 	}
-	r.acc.learn(fls, owners, nil, inferred)
+	return true
 }
 
-// openingsFromBook resolves the local ends of connections just opened
-// from the kernel's records. A socket they do not have is older than
-// netuse, or accepted: its owner is no newcomer, and the passes find it.
-// The sockets are looked up first and the records caught up after, once
-// for the batch: a socket in the table was recorded before it got there.
-// A new connection can reuse the endpoints of one that closed a moment
-// ago, so a record missed here would leave the old owner in place.
-func (r *resolver) openingsFromBook(fls []flow, at []int64) {
-	socks := make([]socket, len(fls))
-	found := make([]bool, len(fls))
-	for i, fl := range fls {
-		socks[i], found[i] = r.lookup(fl)
+// guessOpener names the owner of the end that opened a connection whose
+// socket closed before its owner was found: a connection of a millisecond
+// or less. If exactly one process of the socket's user started since the
+// last look, it is the owner; if the socket is gone from the table too, so
+// that its user is not known either, the one process of any user that
+// started. Only for the end that opened the connection: a server's end is
+// found through its listener, and the newest process is the client. Only
+// in netuse's own namespace, and with the connection's address: this keeps
+// out the processes that start all the time elsewhere, and the copies of
+// another namespace's connections that the host forwards (routed, or
+// NAT'd: TestProcNAT's client was credited a second time with the bridge's
+// copy), which carry addresses its socket never had.
+func (r *resolver) guessOpener(g newcomers, e *openEnd) *process {
+	addr := e.fl.local.Addr()
+	fits := func(netns uint64) bool { return r.ownAddr != nil && r.ownAddr(netns, addr) }
+	if e.found {
+		return g.soleNewcomer(e.sock.uid, false, fits)
 	}
-	r.book.sync()
-	owners := make([]*process, len(fls))
-	untils := make([]int64, len(fls))
-	for i, fl := range fls {
-		owners[i], untils[i] = r.fromBook(socks[i], found[i], fl, at[i])
-	}
-	r.acc.learn(fls, owners, untils, make([]bool, len(fls)))
+	return g.soleNewcomer(0, true, fits)
 }
 
 // newcomers is an owner finder that can name the one process of a user

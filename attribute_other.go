@@ -13,11 +13,15 @@ func (t *nsTables) isLocal(netns uint64, addr netip.Addr) bool { return true }
 func (t *nsTables) isOurs(addr netip.Addr) bool                { return true }
 func (t *nsTables) ownAddr(netns uint64, addr netip.Addr) bool { return false }
 func (t *nsTables) netnsByCookie(cookie uint64) uint64         { return 0 }
+func (t *nsTables) close()                                     {}
 
 // newLookup finds the kernel's socket of one flow: Linux only.
-func newLookup() func(flow) (socket, bool) {
-	return func(flow) (socket, bool) { return socket{}, false }
-}
+func newLookup() socketLookup { return noLookup{} }
+
+type noLookup struct{}
+
+func (noLookup) lookup(flow) (socket, bool) { return socket{}, false }
+func (noLookup) close()                     {}
 
 // procfs finds socket owners: Linux only.
 type procfs struct{}
@@ -25,6 +29,7 @@ type procfs struct{}
 func newProcfs(reg *registry, recent bool) *procfs   { return &procfs{} }
 func newFinder(reg *registry, recent bool) owners    { return newProcfs(reg, recent) }
 func (p *procfs) find(want map[uint64]*process) bool { return false }
+func (p *procfs) close()                             {}
 
 // readConntrack reads the NAT translations: Linux only.
 func readConntrack() ([]natEntry, error) { return nil, errNotLinux }

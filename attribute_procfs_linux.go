@@ -384,3 +384,10 @@ func newFinder(reg *registry, recent bool) owners {
 	}
 	return p
 }
+
+// close ends the exec watch, if there is one.
+func (p *procfs) close() {
+	if p.execs != nil {
+		p.execs.close()
+	}
+}

@@ -9,20 +9,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newLookup returns a function that asks the kernel for the one socket with
-// a flow's endpoints, over a sock_diag socket kept open for it. It is for
-// one goroutine.
-func newLookup() func(flow) (socket, bool) {
-	var d *sockDiag
-	return func(fl flow) (socket, bool) {
-		if d == nil {
-			var err error
-			if d, err = openSockDiag(); err != nil {
-				d = nil
-				return socket{}, false
-			}
+// newLookup returns a socketLookup that asks the kernel for the one socket
+// with a flow's endpoints, over a sock_diag socket kept open for it. It is
+// for one goroutine.
+func newLookup() socketLookup { return &diagLookup{} }
+
+// diagLookup is a socketLookup on a sock_diag socket of its own, opened at
+// the first lookup.
+type diagLookup struct{ d *sockDiag }
+
+func (l *diagLookup) lookup(fl flow) (socket, bool) {
+	if l.d == nil {
+		d, err := openSockDiag()
+		if err != nil {
+			return socket{}, false
 		}
-		return d.lookup(fl)
+		l.d = d
+	}
+	return l.d.lookup(fl)
+}
+
+func (l *diagLookup) close() {
+	if l.d != nil {
+		l.d.close()
 	}
 }
 

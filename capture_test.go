@@ -8,7 +8,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/netip"
@@ -80,6 +82,8 @@ type scenarioPacket struct {
 
 // fixedOwners is a socket-owner table given in full.
 type fixedOwners map[uint64]*process
+
+func (o fixedOwners) close() {}
 
 func (o fixedOwners) find(want map[uint64]*process) bool {
 	for ino := range want {
@@ -341,47 +345,143 @@ func TestCaptureGolden(t *testing.T) {
 			if len(frames) != len(s.packets) {
 				t.Fatalf("%s holds %d packets, %s.txt says %d (go test -run Capture -update rewrites it)", pcapPath, len(frames), name, len(s.packets))
 			}
-			acc := newAccountant()
-			res := &resolver{acc: acc, sockets: func() ([]socket, error) { return s.sockets, nil }, isLocal: s.isLocal(), isOurs: s.isOurs(), owners: s.owners,
-				conntrack: func() ([]natEntry, error) { return s.nat, nil },
-				warn:      func(err error) { t.Errorf("warning: %v", err) }}
-			acc.batch(true)
-			for i := range frames {
-				acc.handle(&frames[i])
-			}
-			acc.batch(false)
-			res.pass()
-			rows, c := acc.report(true)
-			c.ifaces = s.ifaces
-			c.owners = "proc" // the scenario finds owners as the /proc path does
-			names := map[int]string{}
-			for i, name := range s.ifaces {
-				names[i+1] = name
-			}
-			c.nameIfaces(names)
-
-			var out bytes.Buffer
-			r := newRenderer(&out, true, false, false, false)
-			f := report{mode: "proc", seq: 1, at: epoch.Add(time.Second), elapsed: time.Second, interval: time.Second, rows: rows, capture: &c}
-			if err := r.render(f, options{}); err != nil {
-				t.Fatal(err)
-			}
-			var rx, tx uint64
-			for _, u := range rows {
-				rx += u.interval.rxBytes
-				tx += u.interval.txBytes
-			}
-			if rx != c.rxBytes || tx != c.txBytes {
-				t.Errorf("rows add up to rx %d tx %d, captured rx %d tx %d", rx, tx, c.rxBytes, c.txBytes)
-			}
-			checkGolden(t, "capture_"+name, out.Bytes())
-
-			out.Reset()
-			r = newRenderer(&out, false, false, false, false)
-			if err := r.render(f, options{}); err != nil {
-				t.Fatal(err)
-			}
-			checkGolden(t, "capture_"+name+"_table", out.Bytes())
+			// --owners proc: the scenario finds owners as the /proc path does.
+			out := s.run(t, frames, "proc", "--json", "--count", "1", "--owners", "proc")
+			checkRowsAddUp(t, out)
+			checkGolden(t, "capture_"+name, out)
+			// A fresh scenario: a run adds to its processes' totals.
+			out = loadScenario(t, name).run(t, frames, "proc", "--count", "1", "--owners", "proc")
+			checkGolden(t, "capture_"+name+"_table", out)
 		})
 	}
+}
+
+// run runs netuse with args, through proc mode's real wiring, on the
+// scenario's frames, and returns what it wrote to stdout.
+func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
+	t.Helper()
+	src := &fileSource{frames: frames, ifaces: s.ifaces, fed: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
+	var stdout, stderr bytes.Buffer
+	now := epoch
+	a := &app{
+		stdout: &stdout,
+		stderr: &stderr,
+		// The first interval ends once every frame was handed over.
+		clock: clock{now: func() time.Time { return now }, sleep: func(_ context.Context, d time.Duration) error {
+			<-src.fed
+			now = now.Add(d)
+			return nil
+		}},
+		proc: s.procOS(src),
+	}
+	if code := a.main(args); code != 0 || stderr.Len() > 0 {
+		t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// checkRowsAddUp checks that the proc records of an NDJSON report add up
+// to its capture record's bytes.
+func checkRowsAddUp(t *testing.T, ndjson []byte) {
+	t.Helper()
+	var rx, tx uint64
+	var capture struct{ RxBytes, TxBytes uint64 }
+	n := 0
+	for line := range bytes.Lines(ndjson) {
+		var r struct {
+			Type    string `json:"type"`
+			RxBytes uint64 `json:"rx_bytes"`
+			TxBytes uint64 `json:"tx_bytes"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("%v: %q", err, line)
+		}
+		switch r.Type {
+		case "proc":
+			rx, tx = rx+r.RxBytes, tx+r.TxBytes
+		case "capture":
+			capture.RxBytes, capture.TxBytes = r.RxBytes, r.TxBytes
+			n++
+		}
+	}
+	if n != 1 || rx != capture.RxBytes || tx != capture.TxBytes {
+		t.Errorf("%d capture records; rows add up to rx %d tx %d, captured rx %d tx %d", n, rx, tx, capture.RxBytes, capture.TxBytes)
+	}
+}
+
+// procOS is the scenario as proc mode's operating system: its socket
+// table, processes and NAT table, and src for the capture.
+func (s *scenario) procOS(src frameSource) procOS {
+	return procOS{
+		capture: func([]string) (frameSource, error) { return src, nil },
+		records: func(*registry, socketTables) (*ownerRecords, error) {
+			return nil, errors.New("a capture file has no owner records")
+		},
+		tables:    func() socketTables { return scenarioTables{s} },
+		lookup:    func() socketLookup { return noSocketLookup{} },
+		owners:    func(*registry, bool) owners { return s.owners },
+		conntrack: func() ([]natEntry, error) { return s.nat, nil },
+		readable:  func() func(uint32) bool { return nil },
+		liveName:  func(*process) (string, bool) { return "", false },
+	}
+}
+
+// scenarioTables is a scenario's socket tables. Without local lines every
+// address is local, and ours.
+type scenarioTables struct{ s *scenario }
+
+func (t scenarioTables) read() ([]socket, error) { return t.s.sockets, nil }
+func (t scenarioTables) isLocal(ns uint64, a netip.Addr) bool {
+	return len(t.s.local) == 0 || t.s.local[ns][a]
+}
+func (t scenarioTables) isOurs(a netip.Addr) bool {
+	if f := t.s.isOurs(); f != nil {
+		return f(a)
+	}
+	return true
+}
+func (t scenarioTables) ownAddr(uint64, netip.Addr) bool { return false }
+func (t scenarioTables) netnsByCookie(uint64) uint64     { return 0 }
+func (t scenarioTables) close()                          {}
+
+// noSocketLookup finds no socket: a capture file has no live sockets.
+type noSocketLookup struct{}
+
+func (noSocketLookup) lookup(flow) (socket, bool) { return socket{}, false }
+func (noSocketLookup) close()                     {}
+
+// fileSource is a frameSource that hands over a capture file's frames as
+// one block, then waits to be stopped.
+type fileSource struct {
+	frames  []frame
+	ifaces  []string      // by index - 1
+	fed     chan struct{} // closed once every frame was handed over
+	stopped chan struct{} // closed by stop
+	done    chan struct{} // closed when run returns
+}
+
+func (f *fileSource) run(s *sniffer) error {
+	defer close(f.done)
+	for i := range f.frames {
+		s.frame(&f.frames[i])
+	}
+	s.endBlock()
+	close(f.fed)
+	<-f.stopped
+	return nil
+}
+
+func (f *fileSource) stop() {
+	close(f.stopped)
+	<-f.done
+}
+
+func (f *fileSource) rescan() {}
+
+func (f *fileSource) stats() captureStats {
+	st := captureStats{ifaces: f.ifaces, names: map[int]string{}}
+	for i, name := range f.ifaces {
+		st.names[i+1] = name
+	}
+	return st
 }

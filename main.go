@@ -89,7 +89,7 @@ type cli struct {
 	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
 	Owners   string    `default:"auto" enum:"auto,bpf,proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-	MaxFlows int       `default:"65536" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+	MaxFlows int       `default:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 }
 
@@ -160,9 +160,7 @@ func main() {
 		clock:    clock{now: time.Now, sleep: sleepCtx},
 		counters: readCounters,
 		termSize: terminalSize,
-		tables:   func() socketTables { return newNSTables() },
-		lookup:   newLookup,
-		owners:   newFinder,
+		proc:     hostProc(),
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -173,11 +171,9 @@ type app struct {
 	stdout, stderr io.Writer
 	tty            bool // stdout is a terminal
 	clock          clock
-	counters       func() ([]counter, error)               // interface counters
-	termSize       func() (cols, rows int, ok bool)        // stdout's terminal size
-	tables         func() socketTables                     // a new reader of the kernel's socket tables
-	lookup         func() func(flow) (socket, bool)        // a new finder of the kernel's socket of one flow
-	owners         func(reg *registry, recent bool) owners // a new finder of socket owners
+	counters       func() ([]counter, error)        // interface counters
+	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
+	proc           procOS                           // proc mode's capture, socket tables and /proc
 }
 
 // main runs netuse and returns its exit status.
@@ -237,7 +233,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
-		kong.Vars{"version": "netuse " + version},
+		kong.Vars{"version": "netuse " + version, "maxFlows": strconv.Itoa(maxFlows)},
 	)
 	if err != nil {
 		return err // a bug in the cli struct
@@ -249,9 +245,9 @@ func (a *app) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err}
 	}
-	cmd := strings.Fields(kctx.Command())[0]
-	if c.Sort == "pid" && cmd != "proc" {
-		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", cmd)}
+	m := modeOf(kctx.Command())
+	if c.Sort == "pid" && m != modeProc {
+		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", m)}
 	}
 	o := options{
 		interval: time.Duration(c.Interval),
@@ -264,127 +260,35 @@ func (a *app) run(ctx context.Context, args []string) error {
 	}
 	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
 	r.termSize = a.termSize
-	switch cmd {
-	case "total", "iface":
-		return runSampler(ctx, a.clock, cmd, o, newSampler(a.counters), r)
-	case "proc":
+	if m == modeProc {
 		return a.runProc(ctx, o, r)
-	default:
-		return fmt.Errorf("unknown command %q", cmd)
 	}
+	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
 }
 
-// runProc runs the proc mode: capture, attribute, report every interval.
-func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
-	ifaces, err := captureIfaces(o.globs)
-	if err != nil {
-		return err
-	}
-	reg := newRegistry()
-	tables := a.tables()
-	// The kernel's owner records start before the capture: frames queue in
-	// the ring from the moment it opens, and a socket born before the
-	// programs are attached has no record.
-	source := "proc"
-	var rec *ownerRecords
-	var bpfErr error
-	if o.owners != "proc" {
-		if rec, bpfErr = startOwnerRecords(reg, tables); bpfErr == nil {
-			defer rec.close()
-			source = "bpf"
-		} else if o.owners == "bpf" {
-			return fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", bpfErr)
-		}
-	}
-	c, err := openCapture(ifaces)
-	if errors.Is(err, errNoCapRaw) {
-		exe, _ := os.Executable()
-		return fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", err, setcapCaps, exe)
-	}
-	if err != nil {
-		return err
-	}
-	if bpfErr != nil {
-		fmt.Fprintf(a.stderr, "netuse: warning: %v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)\n", bpfErr)
-	}
-	acc := newAccountant()
-	acc.max = o.maxFlows
-	warned := map[string]bool{}
-	res := &resolver{
-		acc:       acc,
-		sockets:   tables.read,
-		isLocal:   tables.isLocal,
-		conntrack: readConntrack,
-		isOurs:    tables.isOurs,
-		lookup:    a.lookup(),
-		ownAddr:   tables.ownAddr,
-		owners:    a.owners(reg, false),
-		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
-		readable:  readableUsers(),
-		warn: func(err error) {
-			if msg := err.Error(); !warned[msg] {
-				warned[msg] = true
-				fmt.Fprintf(a.stderr, "netuse: warning: %s\n", msg)
-			}
-		},
-	}
-	if rec != nil {
-		res.book, res.ofRecord = rec.book, rec.procs.process
-	} else {
-		// The quick finder (and its watch of every exec) serves only
-		// where the kernel's records do not.
-		res.quick = a.owners(reg, true)
-	}
-	done := make(chan struct{})
-	res.startOpenings(done)
-	captureErr := make(chan error, 1)
-	go func() { captureErr <- c.run(acc.handle, acc.batch, res.syn) }()
-	go res.loop(done)
-	defer c.stop()
-	defer close(done)
-	defer r.close()
+// mode is what netuse reports on, as its command names it.
+type mode uint8
 
-	last := a.clock.now()
-	return tick(ctx, a.clock, o, func(seq int) error {
-		select {
-		case err := <-captureErr:
-			return err
-		default:
+const (
+	modeTotal mode = iota // the whole machine, one row
+	modeIface             // a row per interface
+	modeProc              // a row per process
+)
+
+var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc"}
+
+func (m mode) String() string { return modeNames[m] }
+
+// modeOf returns the mode of kong's command, "proc" or "iface <args>".
+func modeOf(command string) mode {
+	name, _, _ := strings.Cut(command, " ")
+	for m, n := range modeNames {
+		if n == name {
+			return mode(m)
 		}
-		res.pass() // flows that came too late for the resolver's own pass
-		rows, cap := acc.report(o.count > 0 && seq == o.count)
-		cap.owners = source
-		if rec != nil {
-			_, _, cap.ownersLost = rec.book.stats()
-		}
-		// A row shows the name its process has now: exec and prctl
-		// rename a process, and the name recorded was its first.
-		for i, u := range rows {
-			if u.proc != nil && u.proc.pid > 0 {
-				if name, ok := liveName(u.proc); ok {
-					rows[i].name = name
-				}
-			}
-		}
-		cap.drops = c.takeDrops()
-		cap.ifaces = c.ifaces()
-		cap.nameIfaces(c.indexNames())
-		// Interfaces come and go (containers, VPNs, hotplug): capture on
-		// those that match now from the next interval on.
-		if picked, _, err := pickIfaces(o.globs); err == nil {
-			c.update(picked)
-		}
-		now := a.clock.now()
-		f := report{mode: "proc", seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap}
-		last = now
-		return r.render(f, o)
-	})
+	}
+	return modeTotal
 }
-
-// setcapCaps are the capabilities proc needs, as setcap(8) names them:
-// capturing, the kernel's owner records, and /proc for sockets older than
-// netuse (see the README's "Privileges").
-const setcapCaps = "cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace"
 
 // usageError marks an error that is the caller's fault: exit status 2.
 type usageError struct{ err error }

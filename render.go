@@ -33,7 +33,7 @@ const (
 
 // report is one interval's output.
 type report struct {
-	mode     string        // "total", "iface" or "proc"
+	mode     mode          // the command
 	seq      int           // interval number, from 1
 	at       time.Time     // when the interval ended
 	elapsed  time.Duration // time that really elapsed during the interval
@@ -75,7 +75,7 @@ func (r *renderer) render(f report, o options) error {
 	switch {
 	case r.json:
 		r.writeJSON(f)
-	case r.live && f.mode == "total":
+	case r.live && f.mode == modeTotal:
 		r.writeTotalLine(f)
 	default:
 		r.writeTable(f)
@@ -96,10 +96,10 @@ func (r *renderer) close() {
 
 // sortRows orders rows by column: rates descending, names ascending, with the
 // name as the tie-break so that equal rows keep their place between frames.
-func sortRows(rows []usage, column, mode string) {
+func sortRows(rows []usage, column string, m mode) {
 	if column == "" {
 		column = "name"
-		if mode == "proc" {
+		if m == modeProc {
 			column = "total"
 		}
 	}
@@ -213,7 +213,7 @@ const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
 func (r *renderer) writeJSON(f report) {
 	enc := json.NewEncoder(&r.buf)
-	head := recordHead{Type: f.mode, TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6)}
+	head := recordHead{Type: f.mode.String(), TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6)}
 	for _, u := range f.rows {
 		tf := trafficFields{
 			RxBytes:   u.interval.rxBytes,
@@ -227,11 +227,11 @@ func (r *renderer) writeJSON(f report) {
 		}
 		// Encoding plain fields into a bytes.Buffer cannot fail.
 		switch f.mode {
-		case "proc":
+		case modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: u.name, User: p.user, Cmdline: p.cmdline,
 				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, trafficFields: tf})
-		case "total":
+		case modeTotal:
 			ifaces := f.ifaces
 			if ifaces == nil {
 				ifaces = []string{}
@@ -296,11 +296,11 @@ var (
 )
 
 // cells formats u's numbers in the order of the mode's number columns.
-func (r *renderer) cells(mode string, u usage, elapsed time.Duration) []string {
+func (r *renderer) cells(m mode, u usage, elapsed time.Duration) []string {
 	rx := r.size(rate(u.interval.rxBytes, elapsed)) + "/s"
 	tx := r.size(rate(u.interval.txBytes, elapsed)) + "/s"
 	rxTotal, txTotal := r.size(float64(u.total.rxBytes)), r.size(float64(u.total.txBytes))
-	if mode == "proc" {
+	if m == modeProc {
 		return []string{rx, tx, rxTotal, txTotal}
 	}
 	return []string{rx, tx,
@@ -319,8 +319,8 @@ const (
 )
 
 // text returns u's text columns, safe to print.
-func text(mode string, u usage) []string {
-	if mode != "proc" {
+func text(m mode, u usage) []string {
+	if m != modeProc {
 		return []string{visible(u.name, maxIface)}
 	}
 	pid := "-"
@@ -421,12 +421,12 @@ func (r *renderer) header(f report) string {
 		base = "1 Kibit = 1024 bit"
 	}
 	h := fmt.Sprintf("netuse %s  interval %s  units %s, %s", f.mode, f.interval, unit, base)
-	if !r.live || f.mode != "total" {
+	if !r.live || f.mode != modeTotal {
 		// The total line is redrawn below a header written once: no time there.
 		h = fmt.Sprintf("netuse %s  %s  interval %s (measured %.3fs)  units %s, %s",
 			f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
 	}
-	if f.mode == "total" {
+	if f.mode == modeTotal {
 		h += "  ifaces " + visible(strings.Join(f.ifaces, ","), 0)
 	}
 	return h
@@ -437,9 +437,9 @@ func (r *renderer) header(f report) string {
 func (r *renderer) writeTable(f report) {
 	textCols, numCols := []string{"IFACE"}, ifaceNumbers
 	switch f.mode {
-	case "total":
+	case modeTotal:
 		textCols = []string{"TOTAL"}
-	case "proc":
+	case modeProc:
 		textCols, numCols = procText, procNumbers
 	}
 	lines := make([]string, 0, len(f.rows)+3)
@@ -453,13 +453,13 @@ func (r *renderer) writeTable(f report) {
 	}
 	r.growLeft(textCols, texts)
 	head := r.row(textCols, numCols, numCols)
-	if f.mode == "proc" {
+	if f.mode == modeProc {
 		head += "  CONTAINER"
 	}
 	lines = append(lines, head)
 	for i, u := range f.rows {
 		line := r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols)
-		if f.mode == "proc" && u.proc.foreign {
+		if f.mode == modeProc && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
 		}

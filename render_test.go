@@ -43,7 +43,7 @@ func TestHostileNames(t *testing.T) {
 		var out strings.Builder
 		r := newRenderer(&out, false, live, false, false)
 		r.termSize = func() (int, int, bool) { return 200, 50, true }
-		f := report{mode: "proc", seq: 1, rows: rows, capture: &captured{ifaces: []string{"veth\x1b[1m"}}}
+		f := report{mode: modeProc, seq: 1, rows: rows, capture: &captured{ifaces: []string{"veth\x1b[1m"}}}
 		f.capture.rxBytes = 100
 		if err := r.render(f, options{}); err != nil {
 			t.Fatal(err)

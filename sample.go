@@ -205,14 +205,14 @@ func checkGlobs(globs, names []string) error {
 }
 
 // runSampler runs the total and iface modes.
-func runSampler(ctx context.Context, clk clock, mode string, o options, s *sampler, r *renderer) error {
+func runSampler(ctx context.Context, clk clock, m mode, o options, s *sampler, r *renderer) error {
 	if _, err := s.sample(); err != nil {
 		return err
 	}
 	if err := checkGlobs(o.globs, selector{}.pick(s.cur)); err != nil {
 		return err
 	}
-	sel := selector{globs: o.globs, edge: mode == "total"}
+	sel := selector{globs: o.globs, edge: m == modeTotal}
 	defer r.close()
 	var acc traffic // total mode: the machine's traffic since start
 	last := clk.now()
@@ -222,11 +222,11 @@ func runSampler(ctx context.Context, clk clock, mode string, o options, s *sampl
 			return err
 		}
 		now := clk.now()
-		f := report{mode: mode, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval}
+		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval}
 		last = now
 		picked := sel.pick(s.cur)
 		us = slices.DeleteFunc(us, func(u usage) bool { _, ok := slices.BinarySearch(picked, u.name); return !ok })
-		if mode == "total" {
+		if m == modeTotal {
 			f.rows = []usage{sumUsage(us, &acc)}
 			f.ifaces = picked
 		} else {

@@ -78,7 +78,7 @@ func BenchmarkCycle(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			if err := runSampler(context.Background(), clk, "iface", o, s, r); err != nil {
+			if err := runSampler(context.Background(), clk, modeIface, o, s, r); err != nil {
 				b.Fatal(err)
 			}
 		})

@@ -1,16 +1,18 @@
 package main
 
 import (
-	"encoding/binary"
-	"errors"
 	"net/netip"
 	"time"
 
 	"golang.org/x/net/bpf"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
+
+// The sniff stage: frames from the kernel's capture rings (sniff_linux.go),
+// or from a file in tests, are decoded in the goroutine that reads them
+// (sniff_decode.go, sniff_frag.go) into small packet records, which go on
+// to the accountant (attribute_flows.go) a block at a time; the frames that
+// open a TCP connection also go to the opening resolver
+// (attribute_openings.go) as soon as they come.
 
 // direction is where a captured frame went, as the kernel's packet type says.
 type direction uint8
@@ -34,8 +36,14 @@ type frame struct {
 	data     []byte // the captured bytes, at most the snap length
 }
 
-// packet is what netuse keeps of a frame: its size, direction and flow.
+// packet is what netuse keeps of a frame: where and when it was seen, its
+// size, direction and flow. The decoder fills it (sniff_decode.go).
 type packet struct {
+	ifindex  int
+	loopback bool  // seen on a loopback interface, where both ends are on this host
+	at       int64 // when the kernel captured it, Unix ns; 0 if not known
+	// length is the frame's length as its interface's counters count it:
+	// on loopback without the Ethernet header (see decode)
 	length int
 	dir    direction
 	// ok: the frame is TCP or UDP over IPv4 or IPv6 and src and dst are its
@@ -49,160 +57,81 @@ type packet struct {
 	src, dst netip.AddrPort
 }
 
-// snapLen is how much of each frame the capture keeps: enough for Ethernet,
-// a VLAN tag, IPv6 with a few extension headers and a TCP header with all
-// its options (14 + 4 + 40 + 64 + 60 = 182).
-const snapLen = 192
-
-// decoder turns frames into packets with gopacket's DecodingLayerParser
-// over layers allocated once, so decoding allocates nothing per frame. It
-// keeps state, the fragment table, so each goroutine needs its own.
-type decoder struct {
-	eth     layers.Ethernet
-	vlan    layers.Dot1Q
-	ip4     ipv4Layer
-	ip6     ipv6Header
-	ip6ext  layers.IPv6ExtensionSkipper
-	ip6frag ipv6Fragment
-	tcp     layers.TCP
-	udp     layers.UDP
-	fromEth *gopacket.DecodingLayerParser
-	fromIP4 *gopacket.DecodingLayerParser
-	fromIP6 *gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
-	frags   *fragTable       // datagrams whose first fragment was seen; nil until a fragment comes
-	now     func() time.Time // read for fragments only (sniff_frag.go)
+// frameSource is where proc mode's frames come from: the kernel's capture
+// rings (openCapture), or a capture file in tests. run reads frames until
+// stop and hands them to s; it is the only goroutine that calls s.
+type frameSource interface {
+	run(s *sniffer) error
+	// stop ends run, waits for it, then closes what the source opened.
+	stop()
+	// rescan captures on the interfaces that match now, from the next
+	// block on: interfaces come and go (containers, VPNs, hotplug).
+	rescan()
+	// stats returns the interfaces captured on, in the kernel's order, their
+	// names by index, and the frames the kernel dropped since the last call.
+	stats() captureStats
 }
 
-func newDecoder() *decoder {
-	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8), now: time.Now}
-	// ip6frag after ip6ext, whose class holds the fragment header too:
-	// the later layer decodes a type.
-	all := []gopacket.DecodingLayer{&d.eth, &d.vlan, &d.ip4, &d.ip6, &d.ip6ext, &d.ip6frag, &d.tcp, &d.udp}
-	for _, p := range []struct {
-		parser **gopacket.DecodingLayerParser
-		first  gopacket.LayerType
-	}{
-		{&d.fromEth, layers.LayerTypeEthernet},
-		{&d.fromIP4, layers.LayerTypeIPv4},
-		{&d.fromIP6, layers.LayerTypeIPv6},
-	} {
-		*p.parser = gopacket.NewDecodingLayerParser(p.first, all...)
-		// Stop quietly at a layer with no decoder (payload, ICMP, fragment);
-		// what was decoded up to there is in d.decoded.
-		(*p.parser).IgnoreUnsupported = true
-	}
-	return d
+// captureStats is what a frame source says of itself each interval.
+type captureStats struct {
+	ifaces []string
+	names  map[int]string // the names of ifaces by index
+	drops  uint64         // frames the kernel dropped for want of room in a ring
 }
 
-// decode reads f into p. A frame that is not TCP or UDP over IP, or that
-// cannot be decoded, still has its length and direction. A later fragment
-// of a datagram gets the flow of its first fragment (sniff_frag.go).
-func (d *decoder) decode(f *frame, p *packet) {
-	*p = packet{length: f.length, dir: f.dir}
-	parser := d.fromEth
-	if f.rawIP {
-		switch layers.EthernetType(f.proto) {
-		case layers.EthernetTypeIPv4:
-			parser = d.fromIP4
-		case layers.EthernetTypeIPv6:
-			parser = d.fromIP6
-		default:
-			return
-		}
-	}
-	d.decoded = d.decoded[:0]
-	if err := parser.DecodeLayers(f.data, &d.decoded); err != nil && len(d.decoded) == 0 {
+// sniffer decodes frames with its one decoder, in the capture goroutine,
+// and hands the packets of each block of frames to the accountant at once,
+// so that the accountant takes its lock once a block, not once a frame.
+type sniffer struct {
+	dec   *decoder
+	block []packet        // the packets of the block being read; reused
+	at    int64           // the capture time of the last frame that had one, Unix ns
+	flows func([]packet)  // takes a block's packets (accountant.add)
+	open  func(p *packet) // takes a connection opening (resolver.opening); nil: none
+}
+
+func newSniffer(flows func([]packet), open func(*packet)) *sniffer {
+	s := &sniffer{dec: newDecoder(), flows: flows, open: open}
+	// Fragments are aged by their frame's time, which the capture gives:
+	// no clock read per fragment.
+	s.dec.now = func() time.Time { return time.Unix(0, s.at) }
+	return s
+}
+
+// frame decodes one frame of a block.
+func (s *sniffer) frame(f *frame) {
+	// The kernel delivers each loopback packet twice to AF_PACKET: once
+	// outgoing, once incoming. Count the incoming copy, as libpcap does.
+	if f.loopback && f.dir == dirOut {
 		return
 	}
-	var src, dst netip.Addr
-	// fragOf is 4 or 6 when the last IP header has fragment fields: IPv4's
-	// own, or an IPv6 fragment header's. Each layer overwrites d.ip4 and
-	// d.ip6, so only the last IP header's fields are still there.
-	fragOf := 0
-	prev := gopacket.LayerTypeZero
-	for _, t := range d.decoded {
-		switch t {
-		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination, layers.LayerTypeIPv6Fragment:
-			if prev == layers.LayerTypeIPv4 {
-				return // IPv6's numbers in IPv4's protocol field: no such packet
-			}
-			if t == layers.LayerTypeIPv6Fragment {
-				fragOf = 6
-			}
-		case layers.LayerTypeIPv4:
-			src, dst = netip.AddrFrom4(d.ip4.src), netip.AddrFrom4(d.ip4.dst)
-			fragOf = 0
-			if d.ip4.more || d.ip4.offset != 0 {
-				fragOf = 4
-			}
-		case layers.LayerTypeIPv6:
-			src, dst = netip.AddrFrom16(d.ip6.src).Unmap(), netip.AddrFrom16(d.ip6.dst).Unmap()
-			if src.Is4() != dst.Is4() {
-				return // one IPv4-mapped address: no socket has such a flow (RFC 4291 2.5.5.2)
-			}
-			fragOf = 0
-		case layers.LayerTypeTCP:
-			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
-			p.src = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort))
-			p.dst = netip.AddrPortFrom(dst, uint16(d.tcp.DstPort))
-		case layers.LayerTypeUDP:
-			p.ok, p.proto = src.IsValid() && dst.IsValid(), 17
-			p.src = netip.AddrPortFrom(src, uint16(d.udp.SrcPort))
-			p.dst = netip.AddrPortFrom(dst, uint16(d.udp.DstPort))
-		}
-		prev = t
+	if f.at != 0 {
+		s.at = f.at
 	}
-	if fragOf != 0 {
-		d.fragment(f, p, fragOf == 6, src, dst)
+	s.block = append(s.block, packet{})
+	s.dec.decode(f, &s.block[len(s.block)-1])
+}
+
+// endBlock hands the block's packets on.
+func (s *sniffer) endBlock() {
+	if len(s.block) > 0 {
+		s.flows(s.block)
+		s.block = s.block[:0]
 	}
 }
 
-// ipv6Header decodes the fixed IPv6 header alone and leaves every
-// extension header to the skipper. gopacket's IPv6 layer decodes a
-// hop-by-hop header itself, allocating for each option (every MLD report
-// has one), and does not skip it when it holds a jumbo payload option, so
-// that the ports came from the option's bytes (FuzzDecode found both).
-type ipv6Header struct {
-	src, dst [16]byte
-	next     layers.IPProtocol
-	payload  []byte
-}
-
-var (
-	errIPv6Short   = errors.New("IPv6 header cut short")
-	errIPv6Version = errors.New("not IP version 6")
-	errIPv6Length  = errors.New("IPv6 payload length 0 without a hop-by-hop header")
-)
-
-func (h *ipv6Header) CanDecode() gopacket.LayerClass    { return layers.LayerTypeIPv6 }
-func (h *ipv6Header) NextLayerType() gopacket.LayerType { return h.next.LayerType() }
-func (h *ipv6Header) LayerPayload() []byte              { return h.payload }
-
-func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 40 {
-		df.SetTruncated()
-		return errIPv6Short
+// opening decodes a frame that opens a TCP connection (see synFilter) and
+// hands it on, as soon as it comes: a short-lived process may close its
+// socket a millisecond later.
+func (s *sniffer) opening(f *frame) {
+	if s.open == nil {
+		return
 	}
-	if data[0]>>4 != 6 {
-		return errIPv6Version
+	var p packet
+	s.dec.decode(f, &p)
+	if p.ok {
+		s.open(&p)
 	}
-	// A payload length of 0 is a jumbogram's (RFC 2675), whose length is in
-	// a hop-by-hop option; a frame may also be cut by the snap length.
-	// Either way the rest is the payload.
-	n, next := int(binary.BigEndian.Uint16(data[4:6])), layers.IPProtocol(data[6])
-	if n == 0 && next != layers.IPProtocolIPv6HopByHop {
-		return errIPv6Length
-	}
-	// Fields are written only now: a header inside another that fails
-	// leaves the outer one's.
-	copy(h.src[:], data[8:24])
-	copy(h.dst[:], data[24:40])
-	h.next, h.payload = next, data[40:]
-	if n != 0 && n < len(h.payload) {
-		h.payload = h.payload[:n]
-	}
-	return nil
 }
 
 // synFilter is a classic BPF program that keeps the TCP segments that open

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/net/bpf"
@@ -43,12 +44,13 @@ type ring struct {
 }
 
 // capture reads frames from the rings of the interfaces it was opened on,
-// and of those that update adds. The goroutine in run reads the rings and
+// and of those that rescan adds: it is proc mode's frameSource. The goroutine in run reads the rings and
 // is the only one to open or close them; stop tells it to end, waits until
 // it has, and only then closes the sockets and unmaps the rings, so that
 // nothing is closed or unmapped under a reader.
 type capture struct {
-	mu      sync.Mutex // guards rings, want and gone; run changes rings, takeDrops reads them
+	globs   []string   // --iface: the interfaces to capture on; none: the default ones (captureIfaces)
+	mu      sync.Mutex // guards rings, want and gone; run changes rings, stats reads them
 	rings   []*ring
 	want    []net.Interface // set by update: the interfaces to capture on
 	changed atomic.Bool     // want changed since run last looked
@@ -121,9 +123,14 @@ func hasRoutableAddr(i net.Interface) bool {
 // errNoCapRaw is returned when the kernel refuses a packet socket.
 var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability")
 
-// openCapture opens a capture ring on each interface.
-func openCapture(ifaces []net.Interface) (*capture, error) {
-	c := &capture{done: make(chan struct{}), want: ifaces}
+// openCapture opens a capture ring on each interface that globs pick (see
+// captureIfaces).
+func openCapture(globs []string) (frameSource, error) {
+	ifaces, err := captureIfaces(globs)
+	if err != nil {
+		return nil, err
+	}
+	c := &capture{done: make(chan struct{}), want: ifaces, globs: globs}
 	for _, i := range ifaces {
 		r, err := openRing(i)
 		if err != nil {
@@ -141,10 +148,15 @@ func openCapture(ifaces []net.Interface) (*capture, error) {
 	return c, nil
 }
 
-// update sets the interfaces to capture on; run opens rings on the new
-// ones and closes those of interfaces no longer wanted or gone, before it
-// reads on. An interface that cannot be opened is tried at the next update.
-func (c *capture) update(ifaces []net.Interface) {
+// rescan sets the interfaces to capture on to those that globs pick now;
+// run opens rings on the new ones and closes those of interfaces no longer
+// wanted or gone, before it reads on. An interface that cannot be opened
+// is tried at the next rescan.
+func (c *capture) rescan() {
+	ifaces, _, err := pickIfaces(c.globs)
+	if err != nil {
+		return
+	}
 	c.mu.Lock()
 	same := len(ifaces) == len(c.rings)
 	for i := 0; same && i < len(ifaces); i++ {
@@ -302,26 +314,21 @@ func (c *capture) closeRings() {
 	c.rings = nil
 }
 
-// ifaces names the interfaces captured on.
-func (c *capture) ifaces() []string {
+// stats names the interfaces captured on and returns the frames the
+// kernel dropped on every ring since the last call: reading
+// PACKET_STATISTICS resets the kernel's counters. It may run beside run:
+// the sockets stay open until stop.
+func (c *capture) stats() captureStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	names := make([]string, len(c.rings))
+	st := captureStats{ifaces: make([]string, len(c.rings)), names: make(map[int]string, len(c.rings)), drops: c.gone}
+	c.gone = 0
 	for i, r := range c.rings {
-		names[i] = r.iface
+		st.ifaces[i] = r.iface
+		st.names[r.index] = r.iface
+		st.drops += r.drops()
 	}
-	return names
-}
-
-// indexNames maps the indexes of the interfaces captured on to their names.
-func (c *capture) indexNames() map[int]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := make(map[int]string, len(c.rings))
-	for _, r := range c.rings {
-		m[r.index] = r.iface
-	}
-	return m
+	return st
 }
 
 // stop ends run, waits for it, then closes the sockets. Call it once, from
@@ -334,12 +341,10 @@ func (c *capture) stop() {
 	unix.Close(c.wake)
 }
 
-// run reads frames until stop and hands each to handle, one block of frames
-// between a call of batch(true) and batch(false), so that the receiver can
-// hold a lock over a whole block rather than take it per frame. Frames that
-// open a TCP connection also go to syn, as soon as they come and before the
-// ring hands them over.
-func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*frame)) error {
+// run reads frames until stop and hands them to s, a block at a time.
+// Frames that open a TCP connection also go to s.opening, as soon as they
+// come and before the ring hands them over.
+func (c *capture) run(s *sniffer) error {
 	defer close(c.done)
 	var fds []unix.PollFd
 	var f frame
@@ -365,12 +370,12 @@ func (c *capture) run(handle func(*frame), batch func(begin bool), syn func(*fra
 		}
 		for _, r := range c.rings {
 			for r.syn >= 0 && c.readSyn(r.syn, buf, &f) {
-				syn(&f)
+				s.opening(&f)
 			}
 		}
 		busy := false
 		for _, r := range c.rings {
-			for r.readBlock(&f, handle, batch) {
+			for r.readBlock(&f, s) {
 				busy = true
 			}
 		}
@@ -408,7 +413,7 @@ func (c *capture) readSyn(fd int, buf []byte, f *frame) bool {
 		return false
 	}
 	*f = frame{ifindex: ll.Ifindex, dir: dirIn, loopback: ll.Hatype == unix.ARPHRD_LOOPBACK,
-		proto: htons(ll.Protocol), length: n, data: buf[:min(n, len(buf))]}
+		proto: htons(ll.Protocol), length: n, at: time.Now().UnixNano(), data: buf[:min(n, len(buf))]}
 	if ll.Pkttype == unix.PACKET_OUTGOING {
 		f.dir = dirOut
 	}
@@ -423,16 +428,15 @@ const (
 	statusKernel   = unix.TP_STATUS_KERNEL // hand the block back
 )
 
-// readBlock hands over the frames of r's next block, if the kernel has
+// readBlock hands the frames of r's next block to s, if the kernel has
 // filled it, gives the block back, and reports whether there was one.
-func (r *ring) readBlock(f *frame, handle func(*frame), batch func(begin bool)) bool {
+func (r *ring) readBlock(f *frame, s *sniffer) bool {
 	block := r.buf[r.next*blockSize : (r.next+1)*blockSize]
 	status := (*uint32)(unsafe.Pointer(&block[blockStatusOff]))
 	if atomic.LoadUint32(status)&statusUser == 0 {
 		return false
 	}
 	h := (*unix.TpacketHdrV1)(unsafe.Pointer(&block[blockStatusOff]))
-	batch(true)
 	off := int(h.Offset_to_first_pkt)
 	for n := uint32(0); n < h.Num_pkts && off+sockaddrLLOff+unix.SizeofSockaddrLinklayer <= blockSize; n++ {
 		hdr := (*unix.Tpacket3Hdr)(unsafe.Pointer(&block[off]))
@@ -456,31 +460,17 @@ func (r *ring) readBlock(f *frame, handle func(*frame), batch func(begin bool)) 
 			default: // PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST
 				f.dir = dirIn
 			}
-			handle(f)
+			s.frame(f)
 		}
 		if hdr.Next_offset == 0 {
 			break
 		}
 		off += int(hdr.Next_offset)
 	}
-	batch(false)
+	s.endBlock()
 	atomic.StoreUint32(status, statusKernel)
 	r.next = (r.next + 1) % blockCount
 	return true
-}
-
-// takeDrops returns the frames the kernel dropped on every ring since the
-// last call: reading PACKET_STATISTICS resets the kernel's counters. It may
-// run beside run: the sockets stay open until stop.
-func (c *capture) takeDrops() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	drops := c.gone
-	c.gone = 0
-	for _, r := range c.rings {
-		drops += r.drops()
-	}
-	return drops
 }
 
 // drops returns the frames the kernel dropped on r since the last call.

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Proc mode wired up. A packet's way, each step in the next file:
+//
+//	proc.go                       newPipeline starts the capture goroutine
+//	sniff_linux.go                reads frames from the kernel's rings
+//	sniff.go, sniff_decode.go     the sniffer decodes them into packet records
+//	attribute_flows.go            the accountant adds each to its flow
+//	attribute.go ...              the resolver finds each new flow's owner
+//	attribute_flows.go            report moves flows' bytes to their owners
+//	proc.go                       report fills the capture record
+//	render.go                     writes the rows
+//
+// procOS holds every access to the operating system that proc mode makes,
+// so that a test replaces it whole and runs the same wiring from a capture
+// file, without privileges (TestCaptureGolden).
+type procOS struct {
+	capture   func(globs []string) (frameSource, error)                       // opens the capture on the interfaces globs pick
+	records   func(reg *registry, tables socketTables) (*ownerRecords, error) // starts the kernel's owner records
+	tables    func() socketTables                                             // a new reader of the kernel's socket tables
+	lookup    func() socketLookup                                             // a new finder of the kernel's socket of one flow
+	owners    func(reg *registry, recent bool) owners                         // a new finder of socket owners in /proc
+	conntrack func() ([]natEntry, error)                                      // the NAT translations of netuse's namespace
+	readable  func() func(uid uint32) bool                                    // whose processes netuse may read; nil: everyone's
+	liveName  func(*process) (string, bool)                                   // the name a process has now
+}
+
+// hostProc is the procOS of the machine netuse runs on.
+func hostProc() procOS {
+	return procOS{
+		capture:   openCapture,
+		records:   startOwnerRecords,
+		tables:    func() socketTables { return newNSTables() },
+		lookup:    newLookup,
+		owners:    newFinder,
+		conntrack: readConntrack,
+		readable:  readableUsers,
+		liveName:  liveName,
+	}
+}
+
+// runProc runs the proc mode: capture, attribute, report every interval.
+func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
+	p, err := newPipeline(o, a.proc, newWarner(a.stderr))
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	defer r.close()
+	last := a.clock.now()
+	return tick(ctx, a.clock, o, func(seq int) error {
+		rows, cap, err := p.report(o.count > 0 && seq == o.count)
+		if err != nil {
+			return err
+		}
+		now := a.clock.now()
+		f := report{mode: modeProc, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap}
+		last = now
+		return r.render(f, o)
+	})
+}
+
+// pipeline is proc mode's stages joined: the capture and its sniffer, the
+// accountant, the resolver and its openings, the kernel's owner records.
+// newPipeline starts every goroutine it needs; close stops each, waits for
+// it, and closes every file descriptor they used.
+type pipeline struct {
+	src      frameSource
+	acc      *accountant
+	res      *resolver
+	rec      *ownerRecords // nil: owners are searched for in /proc only
+	source   string        // where owners come from: "bpf" or "proc"
+	liveName func(*process) (string, bool)
+	closers  []func() // in the order to call them, after the goroutines ended
+
+	done       chan struct{}  // closed by close: the resolver's goroutines end
+	running    sync.WaitGroup // the resolver's loop and openings goroutines
+	captureErr chan error     // the capture goroutine's error, when it ends
+}
+
+// newPipeline opens the capture and starts proc mode's goroutines.
+func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
+	p := &pipeline{acc: newAccountant(), source: "proc", liveName: sys.liveName, done: make(chan struct{}), captureErr: make(chan error, 1)}
+	started := false
+	defer func() {
+		if !started {
+			p.closeAll()
+		}
+	}()
+	p.acc.max = o.maxFlows
+	reg := newRegistry()
+	tables := sys.tables()
+	p.closers = append(p.closers, tables.close)
+	// The kernel's owner records start before the capture: frames queue in
+	// the ring from the moment it opens, and a socket born before the
+	// programs are attached has no record.
+	var bpfErr error
+	if o.owners != "proc" {
+		if p.rec, bpfErr = sys.records(reg, tables); bpfErr == nil {
+			p.closers = append(p.closers, p.rec.close)
+			p.source = "bpf"
+		} else if o.owners == "bpf" {
+			return nil, fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", bpfErr)
+		}
+	}
+	var err error
+	p.src, err = sys.capture(o.globs)
+	if errors.Is(err, errNoCapRaw) {
+		exe, _ := os.Executable()
+		return nil, fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", err, setcapCaps, exe)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bpfErr != nil {
+		w.say(fmt.Sprintf("%v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)", bpfErr))
+	}
+	p.res = p.newResolver(sys, reg, tables, w)
+	p.start()
+	started = true
+	return p, nil
+}
+
+// newResolver makes the resolver of p's accountant, from the kernel's
+// records if there are any, else from /proc alone.
+func (p *pipeline) newResolver(sys procOS, reg *registry, tables socketTables, w *warner) *resolver {
+	look := sys.lookup()
+	full := sys.owners(reg, false)
+	p.closers = append(p.closers, look.close, full.close)
+	res := &resolver{
+		acc:       p.acc,
+		sockets:   tables.read,
+		isLocal:   tables.isLocal,
+		conntrack: sys.conntrack,
+		isOurs:    tables.isOurs,
+		lookup:    look.lookup,
+		ownAddr:   tables.ownAddr,
+		owners:    full,
+		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
+		readable:  sys.readable(),
+		warn:      func(err error) { w.say(err.Error()) },
+	}
+	if p.rec != nil {
+		res.book, res.ofRecord = p.rec.book, p.rec.procs.process
+	} else {
+		// The quick finder (and its watch of every exec) serves only
+		// where the kernel's records do not.
+		res.quick = sys.owners(reg, true)
+		p.closers = append(p.closers, res.quick.close)
+	}
+	return res
+}
+
+// start starts the capture goroutine, and the resolver's loop and
+// openings goroutines.
+func (p *pipeline) start() {
+	openings := p.res.startOpenings(p.done, &p.running)
+	var open func(*packet)
+	if openings {
+		open = p.res.opening
+	}
+	s := newSniffer(p.acc.add, open)
+	go func() { p.captureErr <- p.src.run(s) }()
+	p.running.Add(1)
+	go func() {
+		defer p.running.Done()
+		p.res.loop(p.done)
+	}()
+}
+
+// report returns the rows of the interval that ends now and the capture
+// record. The final report has no later one to carry unsettled flows to:
+// it resolves them first, if need be after the pass that is running. The
+// others never wait for a pass, which may be reading all of /proc.
+func (p *pipeline) report(final bool) ([]usage, captured, error) {
+	select {
+	case err := <-p.captureErr:
+		return nil, captured{}, err
+	default:
+	}
+	if final {
+		p.res.pass()
+	}
+	rows, flows := p.acc.report(final)
+	// A row shows the name its process has now: exec and prctl rename a
+	// process, and the name recorded was its first.
+	for i, u := range rows {
+		if u.proc != nil && u.proc.pid > 0 {
+			if name, ok := p.liveName(u.proc); ok {
+				rows[i].name = name
+			}
+		}
+	}
+	var lost uint64
+	if p.rec != nil {
+		_, _, lost = p.rec.book.stats()
+	}
+	c := newCaptured(flows, p.src.stats(), p.source, lost)
+	p.src.rescan() // interfaces that match from the next interval on
+	return rows, c, nil
+}
+
+// close stops the capture and waits for its goroutine, then ends the
+// resolver's goroutines and waits for them, then closes what they used:
+// nothing is written or read after close returns.
+func (p *pipeline) close() {
+	p.src.stop()
+	p.closeAll()
+}
+
+// closeAll ends the resolver's goroutines, waits for them, and calls the
+// closers; the capture is stopped already or was never started.
+func (p *pipeline) closeAll() {
+	close(p.done)
+	p.running.Wait()
+	for _, c := range p.closers {
+		c()
+	}
+}
+
+// setcapCaps are the capabilities proc needs, as setcap(8) names them:
+// capturing, the kernel's owner records, and /proc for sockets older than
+// netuse (see the README's "Privileges").
+const setcapCaps = "cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace"
+
+// warner writes each distinct warning once, to stderr.
+type warner struct {
+	mu   sync.Mutex // guards said, and writes to w
+	w    io.Writer
+	said map[string]bool
+}
+
+func newWarner(w io.Writer) *warner { return &warner{w: w, said: map[string]bool{}} }
+
+func (w *warner) say(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.said[msg] {
+		w.said[msg] = true
+		fmt.Fprintf(w.w, "netuse: warning: %s\n", msg)
+	}
+}
+
+// captured is proc mode's capture record of an interval, for render.
+type captured struct {
+	traffic           // every byte of the rows: they add up to it
+	ifaces   []string // the interfaces captured on
+	drops    uint64   // frames the kernel dropped for want of room in the ring
+	inferred uint64   // bytes credited to an inferred owner (flowState.inferred)
+	flows    int      // flow ends in the table after the report
+	evicted  uint64   // flow ends dropped early to keep the table under --max-flows
+	// owners says where socket owners come from: "bpf", recorded by the
+	// kernel as sockets are born, or "proc", searched for in /proc.
+	owners string
+	// ownersLost counts the kernel's owner records lost since netuse
+	// started (a full ring) or dropped to keep the book bounded.
+	ownersLost uint64
+	// byIface holds the frames of each interface, by name, as the
+	// interface's counters count them; each of ifaces has an entry.
+	byIface map[string]traffic
+}
+
+// newCaptured is the one place a capture record is filled: from what the
+// accountant counted, what the capture says of itself, and where owners
+// came from.
+func newCaptured(f flowTotals, st captureStats, owners string, ownersLost uint64) captured {
+	c := captured{traffic: f.traffic, ifaces: st.ifaces, drops: st.drops, inferred: f.inferred, flows: f.flows,
+		evicted: f.evicted, owners: owners, ownersLost: ownersLost}
+	// Interfaces that moved nothing have a zero entry. An index without a
+	// name (an interface closed meanwhile) is named "#index".
+	c.byIface = make(map[string]traffic, len(f.byIndex))
+	for _, name := range st.ifaces {
+		c.byIface[name] = traffic{}
+	}
+	for idx, t := range f.byIndex {
+		name, ok := st.names[idx]
+		if !ok {
+			name = "#" + strconv.Itoa(idx)
+		}
+		c.byIface[name] = t
+	}
+	return c
+}
