@@ -74,7 +74,7 @@ type accountant struct {
 	wake      chan struct{} // has a value when pending has work
 	nobody    [numReasons]*process
 	cur       flowTotals // since the last report
-	activeBuf []*process
+	active    []*process // the rows of the report being made; reused
 	max       int              // flow ends the table may hold (--max-flows)
 	ifaceCur  map[int]*traffic // frames by interface index since the last report
 	lastIf    int              // the index of lastT, the last interface counted
@@ -287,74 +287,113 @@ func (a *accountant) learn(rs []resolution) {
 func (a *accountant) report(final bool) ([]usage, flowTotals) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	active := a.activeBuf[:0]
-	add := func(p *process, t traffic) {
-		if p.cur == (traffic{}) {
-			active = append(active, p)
-		}
-		p.cur.add(t)
-	}
+	a.active = a.active[:0]
 	for _, p := range a.nobody {
 		if p.cur != (traffic{}) {
 			t := p.cur
 			p.cur = traffic{}
-			add(p, t)
+			a.bill(p, t)
 		}
 	}
 	// Past three quarters of the table, evict drops flows below, the
 	// unsettled first: nothing is carried then.
 	carry := !final && len(a.flows) <= a.max/4*3
 	for fl, st := range a.flows {
-		if st.cur == (traffic{}) {
-			if st.idle++; st.idle >= idleReports {
-				delete(a.flows, fl)
-			}
-			continue
-		}
-		if st.owner == nil && !st.carried && carry {
-			st.carried = true
-			continue
-		}
-		t := st.cur
-		st.cur, st.idle = traffic{}, 0
-		owner := st.owner
-		if owner != nil && owner.pid == 0 && st.near {
-			// Given up on, but still moving bytes: look again now and
-			// then. A socket may be found later (a process that was not
-			// readable for a moment, a full scan that was held back).
-			if st.stale++; st.stale >= recheckReports {
-				st.owner, st.tries, st.stale, st.retry = nil, maxTries-1, 0, time.Time{}
-				st.why = owner.reason
-				a.retries = append(a.retries, fl)
-			}
-		}
-		if owner == nil || owner.pid == 0 {
-			why := st.why
-			if owner != nil {
-				why = owner.reason
-			}
-			// A far end that is a socket of this machine counts, with or
-			// without its process: an end of a conversation between two
-			// processes here is never lost silently.
-			socketHere := why == noOwner || why == notReadable
-			if (!st.near && !socketHere) || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
-				// The far end of packets that no socket of this machine
-				// sent or received, or the near end of packets whose other
-				// end is a process here (a container behind a bridge): the
-				// bytes count once, at the other end.
-				continue
-			}
-			if why == attributed {
-				why = noSocket // not tried yet: the resolver is behind
-			}
-			owner = a.nobody[why]
-		}
-		a.cur.add(t)
-		add(owner, t)
-		if st.inferred {
-			a.cur.inferred += t.rxBytes + t.txBytes
+		a.reportFlow(fl, st, carry)
+	}
+	a.bound()
+	a.cur.flows = len(a.flows)
+	a.cur.byIndex = make(map[int]traffic, len(a.ifaceCur))
+	for idx, t := range a.ifaceCur {
+		if *t != (traffic{}) {
+			a.cur.byIndex[idx] = *t
+			*t = traffic{}
 		}
 	}
+	rows := make([]usage, 0, len(a.active))
+	for _, p := range a.active {
+		p.total.add(p.cur)
+		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
+		p.cur = traffic{}
+	}
+	c := a.cur
+	a.cur = flowTotals{}
+	return rows, c
+}
+
+// bill adds t to p's interval, and p to the rows of the report.
+func (a *accountant) bill(p *process, t traffic) {
+	if p.cur == (traffic{}) {
+		a.active = append(a.active, p)
+	}
+	p.cur.add(t)
+}
+
+// reportFlow moves the bytes of fl to its owner, or carries them to the
+// next report if fl is not settled yet and carry allows, or forgets fl if
+// it has been idle for idleReports reports.
+func (a *accountant) reportFlow(fl flow, st *flowState, carry bool) {
+	if st.cur == (traffic{}) {
+		if st.idle++; st.idle >= idleReports {
+			delete(a.flows, fl)
+		}
+		return
+	}
+	if st.owner == nil && !st.carried && carry {
+		st.carried = true
+		return
+	}
+	t := st.cur
+	st.cur, st.idle = traffic{}, 0
+	owner := st.owner
+	if owner != nil && owner.pid == 0 && st.near {
+		// Given up on, but still moving bytes: look again now and then.
+		// A socket may be found later (a process that was not readable
+		// for a moment, a full scan that was held back).
+		if st.stale++; st.stale >= recheckReports {
+			st.owner, st.tries, st.stale, st.retry = nil, maxTries-1, 0, time.Time{}
+			st.why = owner.reason
+			a.retries = append(a.retries, fl)
+		}
+	}
+	a.settleBytes(fl, st, owner, t)
+}
+
+// settleBytes credits t, the bytes of fl in this interval, to owner, or
+// if it has none (nil, or a pid 0 row) to the row of the reason, unless
+// they count elsewhere.
+func (a *accountant) settleBytes(fl flow, st *flowState, owner *process, t traffic) {
+	if owner == nil || owner.pid == 0 {
+		why := st.why
+		if owner != nil {
+			why = owner.reason
+		}
+		// A far end that is a socket of this machine counts, with or
+		// without its process: an end of a conversation between two
+		// processes here is never lost silently.
+		socketHere := why == noOwner || why == notReadable
+		if (!st.near && !socketHere) || (st.foreign && a.ownedElsewhere(fl)) || a.capturedAsOriginal(st) {
+			// The far end of packets that no socket of this machine sent
+			// or received, or the near end of packets whose other end is a
+			// process here (a container behind a bridge): the bytes count
+			// once, at the other end.
+			return
+		}
+		if why == attributed {
+			why = noSocket // not tried yet: the resolver is behind
+		}
+		owner = a.nobody[why]
+	}
+	a.cur.add(t)
+	a.bill(owner, t)
+	if st.inferred {
+		a.cur.inferred += t.rxBytes + t.txBytes
+	}
+}
+
+// bound keeps the flow table within its limit (evict), and gives memory
+// back after a flood.
+func (a *accountant) bound() {
 	if len(a.flows) > a.max/4*3 {
 		a.evict()
 	}
@@ -368,24 +407,6 @@ func (a *accountant) report(final bool) ([]usage, flowTotals) {
 		}
 		a.flows, a.peak = m, len(m)
 	}
-	a.cur.flows = len(a.flows)
-	a.cur.byIndex = make(map[int]traffic, len(a.ifaceCur))
-	for idx, t := range a.ifaceCur {
-		if *t != (traffic{}) {
-			a.cur.byIndex[idx] = *t
-			*t = traffic{}
-		}
-	}
-	rows := make([]usage, 0, len(active))
-	for _, p := range active {
-		p.total.add(p.cur)
-		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
-		p.cur = traffic{}
-	}
-	a.activeBuf = active[:0]
-	c := a.cur
-	a.cur = flowTotals{}
-	return rows, c
 }
 
 // evict drops flows until the table is back to half its limit: first

@@ -76,13 +76,18 @@ func (p *procfs) soleExited(uid uint32, anyUID bool, fits func(netns uint64) boo
 	if only == nil {
 		return nil
 	}
-	proc := p.process(only.pid, only.stat)
-	if proc != nil && proc.user == "" && proc.netns == 0 {
-		// Read just now from the exec's stat: gone, so its status and
-		// namespace could not be read; no one else has the record yet.
-		proc.user, proc.netns = p.userName(only.uid), only.netns
-		proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
+	// Gone, so its status and namespace cannot be read: the record is
+	// filled from the exec event before the registry publishes it.
+	start, ok := parseStartTime(only.stat)
+	if !ok {
+		return nil
 	}
+	if old := p.procs[only.pid]; old != nil && old.start == start {
+		return old
+	}
+	base := p.root + "/" + strconv.Itoa(only.pid)
+	proc := p.reg.get(only.pid, start, func(proc *process) { p.read(proc, base, only.stat, only) })
+	p.procs[only.pid] = proc
 	return proc
 }
 

@@ -65,49 +65,70 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	if len(want) > 0 && p.fill(want) {
 		return false
 	}
-	// The newest processes, counting down from the last pid the kernel
-	// gave out: no need to list /proc to find a process that just started.
-	p.newcomers = p.newcomers[:0]
-	if last, ok := p.lastPid(); ok {
-		if p.recent && len(p.procs) > 4*recentPids {
-			p.forget(last)
-		}
-		seen := map[int]bool{}
-		for id := last; id > max(last-recentPids, 0); id-- {
-			// Threads take ids from the same counter, and /proc/<tid>
-			// answers for them though /proc does not list them: look at
-			// the thread's process instead.
-			pid, ok := p.tgid(id)
-			if !ok || seen[pid] {
-				continue
-			}
-			seen[pid] = true
-			// The quick finder looks again at processes it saw without
-			// sockets: they are the ones about to open one.
-			_, known := p.procs[pid]
-			if (known && !p.recent) || pid == p.self {
-				continue
-			}
-			d, stat := p.scan(pid, p.byInode)
-			denied = denied || d
-			if !known && stat != nil && !d {
-				// A process whose descriptors netuse may not read is no
-				// newcomer to guess with: it is never known, so it would be
-				// new at every look.
-				p.noteNewcomer(pid, stat)
-			}
-			if len(want) > 0 && p.fill(want) {
-				return denied
-			}
-		}
-	}
-	if p.recent {
+	denied, done := p.findNewest(want)
+	if done || p.recent {
 		return denied
 	}
 	pids, err := p.pids()
 	if err != nil {
-		return false
+		return denied
 	}
+	d, done := p.findUnknown(want, pids)
+	denied = denied || d
+	if done || p.now().Sub(p.lastFull) < max(p.fullGap, 10*p.fullTook) {
+		return denied
+	}
+	d = p.scanAll(pids)
+	p.fill(want)
+	return denied || d
+}
+
+// findNewest looks at the newest processes, counting down from the last
+// pid the kernel gave out: no need to list /proc to find a process that
+// just started. done: every inode of want was found.
+func (p *procfs) findNewest(want map[uint64]*process) (denied, done bool) {
+	p.newcomers = p.newcomers[:0]
+	last, ok := p.lastPid()
+	if !ok {
+		return false, false
+	}
+	if p.recent && len(p.procs) > 4*recentPids {
+		p.forget(last)
+	}
+	seen := map[int]bool{}
+	for id := last; id > max(last-recentPids, 0); id-- {
+		// Threads take ids from the same counter, and /proc/<tid>
+		// answers for them though /proc does not list them: look at
+		// the thread's process instead.
+		pid, ok := p.tgid(id)
+		if !ok || seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		// The quick finder looks again at processes it saw without
+		// sockets: they are the ones about to open one.
+		_, known := p.procs[pid]
+		if (known && !p.recent) || pid == p.self {
+			continue
+		}
+		d, stat := p.scan(pid, p.byInode)
+		denied = denied || d
+		if !known && stat != nil && !d {
+			// A process whose descriptors netuse may not read is no
+			// newcomer to guess with: it is never known, so it would be
+			// new at every look.
+			p.noteNewcomer(pid, stat)
+		}
+		if len(want) > 0 && p.fill(want) {
+			return denied, true
+		}
+	}
+	return denied, false
+}
+
+// findUnknown looks at the processes of pids not seen before, newest
+// first. done: every inode of want was found.
+func (p *procfs) findUnknown(want map[uint64]*process, pids []int) (denied, done bool) {
 	var fresh []int
 	for _, pid := range pids {
 		if _, ok := p.procs[pid]; !ok {
@@ -120,14 +141,15 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 		d, _ := p.scan(pid, p.byInode)
 		denied = denied || d
 		if p.fill(want) {
-			return denied
+			return denied, true
 		}
 	}
-	if p.now().Sub(p.lastFull) < max(p.fullGap, 10*p.fullTook) {
-		return denied
-	}
-	// A full scan: rebuild the cache, so that the inodes of processes that
-	// are gone are forgotten.
+	return denied, false
+}
+
+// scanAll reads every process of pids and rebuilds the cache from them, so
+// that the inodes of processes that are gone are forgotten.
+func (p *procfs) scanAll(pids []int) (denied bool) {
 	p.lastFull = p.now()
 	byInode := make(map[uint64]*process, len(p.byInode))
 	alive := make(map[int]bool, len(pids))
@@ -143,7 +165,6 @@ func (p *procfs) find(want map[uint64]*process) (denied bool) {
 	}
 	p.byInode = byInode
 	p.fullTook = p.now().Sub(p.lastFull)
-	p.fill(want)
 	return denied
 }
 
@@ -337,14 +358,15 @@ func (p *procfs) process(pid int, stat []byte) *process {
 	if old := p.procs[pid]; old != nil && old.start == start {
 		return old
 	}
-	proc := p.reg.get(pid, start, func(proc *process) { p.read(proc, base, stat) })
+	proc := p.reg.get(pid, start, func(proc *process) { p.read(proc, base, stat, nil) })
 	p.procs[pid] = proc
 	return proc
 }
 
 // read fills in proc's name, command line, user, namespace and cgroup from
-// /proc/<pid> (base), whose stat file is read already.
-func (p *procfs) read(proc *process, base string, stat []byte) {
+// /proc/<pid> (base), whose stat file is read already; the user and
+// namespace from exec, if it is not nil and /proc no longer has them.
+func (p *procfs) read(proc *process, base string, stat []byte, exec *execEvent) {
 	// The name comes from stat, read already: one file fewer to read
 	// while a short-lived process may be exiting.
 	proc.name = parseStatName(stat)
@@ -357,6 +379,9 @@ func (p *procfs) read(proc *process, base string, stat []byte) {
 		}
 	}
 	proc.netns, _ = netnsOf(base + "/ns/net")
+	if exec != nil && proc.user == "" && proc.netns == 0 {
+		proc.user, proc.netns = p.userName(exec.uid), exec.netns // gone: its exec event says
+	}
 	proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
 	if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
 		proc.cgroup = parseCgroup(cg)

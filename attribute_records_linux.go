@@ -258,7 +258,7 @@ func (k *recordProcs) process(o sockOwner) *process {
 		base := k.p.root + "/" + strconv.Itoa(o.pid)
 		if stat, err := os.ReadFile(base + "/stat"); err == nil {
 			if start, ok := parseStartTime(stat); ok && start == o.start {
-				k.p.read(proc, base, stat)
+				k.p.read(proc, base, stat, nil)
 				if proc.netns == 0 { // its namespace link needs CAP_SYS_PTRACE
 					proc.netns = k.netns(o.netns)
 					proc.foreign = o.netns != k.ownCookie
