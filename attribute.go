@@ -7,17 +7,52 @@ import (
 	"time"
 )
 
-// Attribution: packet -> flow -> socket -> process.
+// The attribute stage: packet -> flow -> socket -> process.
 //
-// A captured packet becomes a flow as seen from this host: protocol, local
-// endpoint, remote endpoint. The accountant adds the packet's bytes to its
-// flow. A flow seen for the first time is queued for the resolver, which
-// finds the flow's socket in the kernel's socket table (by both endpoints,
-// then by the local endpoint alone for listening and unconnected sockets,
-// wildcard addresses included) and the socket's owner by its inode. Each
-// interval the flows' bytes go to their owners; what could not be
-// attributed goes to rows of pid 0 that say why, so that the rows always
-// add up to the bytes captured.
+// A packet record from the sniffer becomes two flows, one per end, as seen
+// from this host: protocol, local endpoint, remote endpoint. The
+// accountant (attribute_flows.go) adds the packet's bytes to its flows and
+// queues each new flow for the resolver (this file), whose passes find its
+// owner. Each interval, report moves the flows' bytes to their owners;
+// what could not be attributed goes to rows of pid 0 that say why, so that
+// the rows always add up to the bytes captured.
+//
+// The ladder, rung by rung, first that answers wins:
+//
+//  1. A connection's opening (TCP SYN), as soon as it is captured: its
+//     socket by its exact tuple from sock_diag (attribute_sockdiag_linux.go),
+//     the owner from the kernel's records (attribute_book.go), or else
+//     among the newest processes in /proc (attribute_procfs_linux.go);
+//     without records, the one process that started since the last look
+//     if the socket closed already (inferred: attribute_newcomers_linux.go).
+//     attribute_openings.go.
+//  2. Every new flow, in the resolver's pass: the socket tables of every
+//     network namespace (attribute_netns_linux.go), indexed by exact
+//     tuple, then by a listening or unconnected socket's local endpoint,
+//     wildcards included (attribute_sockindex.go).
+//  3. The socket's owner in the kernel's records: the open socket by its
+//     cookie or inode; a closed one by the endpoints it had when the
+//     flow's first packet came; an accepted socket by its listener's
+//     owner, open or closed since (attribute_book.go, filled by
+//     attribute_records_linux.go from attribute_programs_linux.go).
+//  4. The socket's owner in /proc/<pid>/fd by its inode, newest processes
+//     first, all of /proc at most every fullGap (attribute_procfs_linux.go,
+//     parsers in attribute_procparse_linux.go); processes are one record
+//     each, by pid and start time (attribute_registry.go).
+//  5. Pid 0, with the reason (attribute_flows.go decides at report):
+//     - no_socket: no socket matches the flow; a NAT'd copy of a flow
+//       captured untranslated counts once, there (attribute_nat.go,
+//       attribute_conntrack_linux.go);
+//     - no_owner: a socket without a process (TIME_WAIT, closed, gone);
+//     - not_readable: the socket's process is another user's and netuse
+//       may not read it;
+//     - not_tcp_udp, fragment_unmatched: the sniffer found no flow
+//       (sniff_decode.go, sniff_frag.go);
+//     - not_for_host: a promiscuous interface's frame for another host;
+//     - flow_table_full: a new flow while the table held --max-flows.
+//
+// A flow without an owner is tried again (maxTries, retryGap), and a flow
+// given up on that keeps moving bytes now and then (recheckReports).
 
 // flow is one end of a conversation, seen from this host.
 type flow struct {
@@ -91,48 +126,53 @@ type socketLookup interface {
 var errNotReadable = errors.New(`cannot read other users' processes: traffic of their sockets counts as "(not readable)"; ` +
 	"run netuse as root or give it CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE (see the README)")
 
-// resolver resolves the accountant's pending flows to processes.
+// resolver resolves the accountant's pending flows to processes. Its
+// fields are set when it is made and only read after, except those under
+// mu, which its passes use, and those of the openings goroutine.
 type resolver struct {
 	acc     *accountant
-	sockets func() ([]socket, error)                 // the kernel's socket tables, of every network namespace
 	isLocal func(netns uint64, addr netip.Addr) bool // see sockIndex; nil takes every address as local
 	// isOurs reports whether addr is an address of any namespace of this
 	// machine; nil takes every address as ours
 	isOurs func(addr netip.Addr) bool
-	// conntrack reads the NAT translations of netuse's namespace; nil: none
-	conntrack func() ([]natEntry, error)
-	lookup    func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
 	// ownAddr reports whether netns is netuse's own network namespace and
 	// addr one of its addresses; nil: no owner is ever guessed (see
 	// openings)
 	ownAddr func(netns uint64, addr netip.Addr) bool
-	owners  owners
-	// quick finds the owners of connections just opened, among the newest
-	// processes only, with a cache of its own, so that a pass that scans
-	// all of /proc does not hold it up.
-	quick owners
 	// book holds the socket owners that the kernel recorded as sockets
-	// were born and closed (owners.go); nil: /proc is all there is.
+	// were born and closed (attribute_book.go); nil: /proc is all there
+	// is. It has a lock of its own.
 	book *ownerBook
 	// ofRecord returns the process record of an owner from the book.
 	ofRecord func(sockOwner) *process
-	minGap   time.Duration // at least this long between two reads of the socket table
-	nat      map[flow]flow // the last read of conntrack's translations (natCopies)
-	natAt    time.Time     // when it was read
-	warn     func(error)   // told once of a problem that makes attribution incomplete
-
-	synq chan opening // from opening, in the capture goroutine, to the openings goroutine; nil: none
-
-	mu     sync.Mutex    // one pass at a time
-	last   time.Time     // when the last pass began
-	took   time.Duration // how long the last pass took
-	denied bool          // some process could not be read
-	warned bool          // errNotReadable was said
 	// readable reports whether netuse may read the processes of a user
 	// (without CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH, only its own); nil:
 	// every user's. An owner not found of a user it may not read is "not
 	// readable" at once, not "no owner" until a full scan was refused.
 	readable func(uid uint32) bool
+	minGap   time.Duration // at least this long between two reads of the socket table
+	warn     func(error)   // told of a problem that makes attribution incomplete; safe from any goroutine
+
+	// For the openings goroutine only (attribute_openings.go).
+	synq   chan opening              // from opening, in the capture goroutine, to the openings goroutine; nil: none
+	lookup func(flow) (socket, bool) // the one socket of a flow, if the kernel has it
+	// quick finds the owners of connections just opened, among the newest
+	// processes only, with a cache of its own, so that a pass that scans
+	// all of /proc does not hold it up.
+	quick owners
+
+	mu sync.Mutex // one pass at a time; guards the fields below, and what sockets, owners and conntrack use
+	// sockets reads the kernel's socket tables, of every network namespace
+	sockets func() ([]socket, error)
+	owners  owners // finds socket owners in all of /proc
+	// conntrack reads the NAT translations of netuse's namespace; nil: none
+	conntrack func() ([]natEntry, error)
+	nat       map[flow]flow // the last read of conntrack's translations (natCopies)
+	natAt     time.Time     // when it was read
+	last      time.Time     // when the last pass began
+	took      time.Duration // how long the last pass took
+	denied    bool          // some process could not be read
+	warned    bool          // errNotReadable was said
 }
 
 // passCostShare bounds the resolver's work on a machine with a large

@@ -67,20 +67,20 @@ type flowTotals struct {
 
 // accountant adds captured packets to flows and flows to processes.
 type accountant struct {
-	mu        sync.Mutex // guards every field below, and the cur and total of every process
-	flows     map[flow]*flowState
-	pending   []flow        // new flows for the resolver
-	retries   []flow        // flows to try again, each when its retry time has come
-	wake      chan struct{} // has a value when pending has work
-	nobody    [numReasons]*process
-	cur       flowTotals // since the last report
-	active    []*process // the rows of the report being made; reused
-	max       int              // flow ends the table may hold (--max-flows)
-	ifaceCur  map[int]*traffic // frames by interface index since the last report
-	lastIf    int              // the index of lastT, the last interface counted
-	lastT     *traffic
-	peak      int   // the most flow ends since the map was last rebuilt
-	now       int64 // when the last packet that had a time was captured, Unix ns; 0 if not known
+	mu       sync.Mutex // guards every field below, and the cur and total of every process
+	flows    map[flow]*flowState
+	pending  []flow        // new flows for the resolver
+	retries  []flow        // flows to try again, each when its retry time has come
+	wake     chan struct{} // has a value when pending has work
+	nobody   [numReasons]*process
+	cur      flowTotals       // since the last report
+	active   []*process       // the rows of the report being made; reused
+	max      int              // flow ends the table may hold (--max-flows)
+	ifaceCur map[int]*traffic // frames by interface index since the last report
+	lastIf   int              // the index of lastT, the last interface counted
+	lastT    *traffic
+	peak     int   // the most flow ends since the map was last rebuilt
+	now      int64 // when the last packet that had a time was captured, Unix ns; 0 if not known
 }
 
 func newAccountant() *accountant {

@@ -13,7 +13,7 @@ import (
 // so that a machine that runs a million short-lived processes does not
 // grow netuse's memory (it used to keep every process ever seen).
 type registry struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards m and swept; finders of several goroutines share the registry
 	m     map[procKey]weak.Pointer[process]
 	swept int // len(m) after the last sweep of records gone
 }

@@ -43,6 +43,17 @@ type report struct {
 	capture  *captured // proc: what the capture saw
 }
 
+// usage is one row of a report: an interface's traffic, or a process's
+// (proc), during an interval and since the start.
+type usage struct {
+	name               string
+	interval           traffic
+	total              traffic  // since netuse started
+	rxErrors, txErrors uint64   // during the interval
+	rxDrops, txDrops   uint64   // during the interval
+	proc               *process // proc mode: the row's process
+}
+
 // renderer writes frames in one of three forms: NDJSON, a table redrawn in
 // place on a terminal (live), or plain text blocks.
 type renderer struct {

@@ -72,16 +72,6 @@ func delta(prev, cur uint64) uint64 {
 	return cur - prev
 }
 
-// usage is one interface's traffic during an interval and since the start.
-type usage struct {
-	name               string
-	interval           traffic
-	total              traffic  // since netuse started
-	rxErrors, txErrors uint64   // during the interval
-	rxDrops, txDrops   uint64   // during the interval
-	proc               *process // proc mode: the row's process
-}
-
 // sampler turns cumulative counters into per-interval usage.
 type sampler struct {
 	counters func() ([]counter, error)
