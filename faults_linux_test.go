@@ -26,7 +26,7 @@ func TestProcHostileName(t *testing.T) {
 	const evil = "\x1b[2J\nevil"
 	p := startProc(t, n.a, "--iface", "veth-a")
 	var table bytes.Buffer
-	plain := inNS(n.a, netuseBin, "proc", "--iface", "veth-a", "--interval", "300ms")
+	plain := inNS(n.a, netuseBinary(t), "proc", "--iface", "veth-a", "--interval", "300ms")
 	plain.Stderr = os.Stderr
 	stdout, err := plain.StdoutPipe()
 	if err != nil {
@@ -147,7 +147,7 @@ func TestProcBlockedStdout(t *testing.T) {
 		t.Fatalf("shrink the pipe: %v", err)
 	}
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
-	cmd := inNS(n.a, netuseBin, "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
+	cmd := inNS(n.a, netuseBinary(t), "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w, &p.stderr
 	if err := cmd.Start(); err != nil {

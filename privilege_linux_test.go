@@ -28,7 +28,7 @@ import (
 // else is left.
 var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 
-// capsBin returns a copy of netuseBin that user nobody may execute, with
+// capsBin returns a copy of netuseBinary that user nobody may execute, with
 // the file capabilities caps ("cap_net_raw,cap_sys_ptrace"; none if "").
 func capsBin(t *testing.T, caps string) string {
 	t.Helper()
@@ -43,7 +43,7 @@ func capsBin(t *testing.T, caps string) string {
 	}
 	dir := capsDir(t)
 	bin := filepath.Join(dir, "netuse")
-	b, err := os.ReadFile(netuseBin)
+	b, err := os.ReadFile(netuseBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -180,7 +180,7 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 // records.
 func launchProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	return launchProcArgv(t, ns, []string{netuseBin}, args...)
+	return launchProcArgv(t, ns, []string{netuseBinary(t)}, args...)
 }
 
 // launchProcArgv is launchProc with the command that runs netuse given:
@@ -797,9 +797,12 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 	if err != nil {
 		t.Skip("needs setpriv(1) from util-linux")
 	}
+	bin := netuseBinary(t)
 	// The binary's directory must be open to the unprivileged user.
-	os.Chmod(netuseBin[:strings.LastIndex(netuseBin, "/")], 0o755)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netuseBin, "proc", "-c", "1")
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "proc", "-c", "1")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()
