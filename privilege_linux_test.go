@@ -33,14 +33,8 @@ var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh
 func capsBin(t *testing.T, caps string) string {
 	t.Helper()
 	needRoot(t)
-	for _, tool := range []string{"setpriv", "setcap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("needs %s, and CI is set", tool)
-			}
-			t.Skipf("needs %s(8)", tool)
-		}
-	}
+	needTool(t, "setpriv", "setpriv(1) from util-linux")
+	needTool(t, "setcap", "setcap(8) from libcap2-bin")
 	dir := capsDir(t)
 	bin := filepath.Join(dir, "netuse")
 	b, err := os.ReadFile(netuseBinary(t))
