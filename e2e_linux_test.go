@@ -46,7 +46,7 @@ func TestTerminalInterrupt(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			ptm, pts := openPTY(t)
 			defer ptm.Close()
-			cmd := exec.Command(netuseBin, mode, "--interval", "100ms")
+			cmd := exec.Command(netuseBinary(t), mode, "--interval", "100ms")
 			cmd.Stdout, cmd.Stderr = pts, pts
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,30 +15,51 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// netuseBin is the netuse built for the end-to-end tests.
-var netuseBin string
+// The netuse binary of the end-to-end tests is built once, by the first
+// test that runs it: a go test -run that picks only unit tests (or a
+// traffic helper, TestHelperProcess) builds nothing.
+var (
+	buildOnce sync.Once
+	buildDir  string // the temporary directory of the binary; TestMain removes it
+	builtBin  string
+	buildErr  error
+)
+
+// netuseBinary returns the path of a netuse built from this package,
+// building it on the first call.
+func netuseBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "netuse-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir = dir
+		bin := filepath.Join(dir, "netuse")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		builtBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
 
 func TestMain(m *testing.M) {
-	if os.Getenv("NETUSE_TEST_HELPER") != "" {
-		os.Exit(m.Run()) // a traffic helper (TestHelperProcess) needs no binary
-	}
-	dir, err := os.MkdirTemp("", "netuse-test")
-	if err != nil {
-		panic(err)
-	}
-	netuseBin = filepath.Join(dir, "netuse")
-	out, err := exec.Command("go", "build", "-o", netuseBin, ".").CombinedOutput()
-	if err != nil {
-		os.Stderr.Write(out)
-		panic("go build: " + err.Error())
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
 	os.Exit(code)
 }
 
@@ -103,7 +125,7 @@ func TestLoopbackJSON(t *testing.T) {
 	}
 	const sent = 4 << 20
 	rx0, tx0 := procNetDev(t, "lo")
-	cmd := exec.Command(netuseBin, "iface", "--iface", "lo", "--json", "--count", "2", "--interval", "700ms")
+	cmd := exec.Command(netuseBinary(t), "iface", "--iface", "lo", "--json", "--count", "2", "--interval", "700ms")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -160,7 +182,7 @@ func TestLoopbackJSON(t *testing.T) {
 
 func TestUsageErrorExit(t *testing.T) {
 	for _, args := range [][]string{{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"}} {
-		cmd := exec.Command(netuseBin, args...)
+		cmd := exec.Command(netuseBinary(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -175,7 +197,7 @@ func TestUsageErrorExit(t *testing.T) {
 
 func TestPipedHasNoEscapes(t *testing.T) {
 	for _, mode := range []string{"total", "iface"} {
-		out, err := exec.Command(netuseBin, mode, "--count", "2", "--interval", "100ms").Output()
+		out, err := exec.Command(netuseBinary(t), mode, "--count", "2", "--interval", "100ms").Output()
 		if err != nil {
 			t.Fatalf("netuse %s: %v", mode, err)
 		}
@@ -191,7 +213,7 @@ func TestPipedHasNoEscapes(t *testing.T) {
 // TestHeadClosesPipe is `netuse total --json | head -1`: netuse must end at
 // once, quietly and with status 0, when head stops reading.
 func TestHeadClosesPipe(t *testing.T) {
-	cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" total --json --interval 100ms | head -1`, netuseBin)
+	cmd := exec.Command("bash", "-c", `set -o pipefail; "$0" total --json --interval 100ms | head -1`, netuseBinary(t))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := make(chan struct{})
@@ -216,7 +238,7 @@ func TestHeadClosesPipe(t *testing.T) {
 // TestSignalEndsQuietly sends SIGTERM and SIGINT to a running netuse.
 func TestSignalEndsQuietly(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(netuseBin, "iface", "--json", "--interval", "100ms")
+		cmd := exec.Command(netuseBinary(t), "iface", "--json", "--interval", "100ms")
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		stdout, _ := cmd.StdoutPipe()
@@ -252,7 +274,7 @@ func TestHangup(t *testing.T) {
 		defer signal.Stop(c)
 	}
 	for _, nohup := range []bool{false, true} {
-		argv := []string{netuseBin, "iface", "--json", "--interval", "100ms"}
+		argv := []string{netuseBinary(t), "iface", "--json", "--interval", "100ms"}
 		if nohup {
 			argv = append([]string{"nohup"}, argv...)
 		}

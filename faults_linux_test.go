@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +27,7 @@ func TestProcHostileName(t *testing.T) {
 	n := newTestNet(t)
 	const evil = "\x1b[2J\nevil"
 	p := startProc(t, n.a, "--iface", "veth-a")
-	var table bytes.Buffer
-	plain := inNS(n.a, netuseBin, "proc", "--iface", "veth-a", "--interval", "300ms")
+	plain := inNS(n.a, netuseBinary(t), "proc", "--iface", "veth-a", "--interval", "300ms")
 	plain.Stderr = os.Stderr
 	stdout, err := plain.StdoutPipe()
 	if err != nil {
@@ -35,21 +36,16 @@ func TestProcHostileName(t *testing.T) {
 	if err := plain.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { plain.Process.Kill(); plain.Wait() })
-	// The table's first block says it captures: wait for it, then keep
-	// the rest.
-	first := make([]byte, 0, 4096)
-	for !bytes.Contains(first, []byte("\n\n")) {
-		buf := make([]byte, 4096)
-		n, err := stdout.Read(buf)
-		if err != nil {
-			t.Fatalf("netuse proc (table) ended before its first block: %v: %q", err, first)
-		}
-		first = append(first, buf[:n]...)
-	}
-	table.Write(first)
-	copied := make(chan struct{})
-	go func() { table.ReadFrom(stdout); close(copied) }()
+	// tp is the table's netuse as waitCapturing knows it: done once its
+	// stdout is closed.
+	tp := &procRun{cmd: plain, done: make(chan struct{})}
+	var table lockedBuffer
+	go func() { table.fill(stdout); close(tp.done) }()
+	t.Cleanup(func() { plain.Process.Kill(); <-tp.done; plain.Wait() })
+	// The table says nothing of its capture before its first interval:
+	// wait for its packet sockets, as for the other netuse, so that the
+	// transfer below is not sent before it captures.
+	waitCapturing(t, tp)
 
 	remote := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7101")
 	remote.expect(t, "listening")
@@ -59,8 +55,19 @@ func TestProcHostileName(t *testing.T) {
 	remote.expect(t, fmt.Sprintf("got %d", 1<<20))
 	p.intervals(t, 3)
 	p.stop(t)
+	// The table reports on its own schedule: wait until it has shown the
+	// sender (or 10 s), then end it; an interrupt ends it without the
+	// interval under way.
+	pid := strconv.Itoa(local.cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && tableRow(table.String(), pid) == ""; {
+		select {
+		case <-tp.done:
+			t.Fatalf("netuse proc (table) ended early:\n%s", table.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	plain.Process.Signal(os.Interrupt)
-	<-copied
+	<-tp.done
 	if err := plain.Wait(); err != nil {
 		t.Fatalf("netuse proc (table): %v", err)
 	}
@@ -73,15 +80,49 @@ func TestProcHostileName(t *testing.T) {
 	if i := strings.IndexFunc(out, func(r rune) bool { return r < 0x20 && r != '\n' }); i >= 0 {
 		t.Errorf("table: control byte %#x at %d in %q", out[i], i, out)
 	}
+	if row := tableRow(out, pid); !strings.Contains(row, `\x1b[2J\nevil`) {
+		t.Errorf("table: no row of pid %s shows the name escaped:\n%s", pid, out)
+	}
+}
+
+// tableRow returns the last row of the process pid in netuse's table, or
+// "" if there is none.
+func tableRow(table, pid string) string {
 	row := ""
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, strconv.Itoa(local.cmd.Process.Pid)+" ") {
+	for _, l := range strings.Split(table, "\n") {
+		if strings.HasPrefix(l, pid+" ") {
 			row = l
 		}
 	}
-	if !strings.Contains(row, `\x1b[2J\nevil`) {
-		t.Errorf("table: no row of pid %d shows the name escaped:\n%s", local.cmd.Process.Pid, out)
+	return row
+}
+
+// lockedBuffer is a bytes.Buffer that one goroutine fills while another
+// reads it; mu guards b.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// fill copies r into the buffer until r ends, a chunk at a time, so
+// that String sees what came so far.
+func (l *lockedBuffer) fill(r io.Reader) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		l.mu.Lock()
+		l.b.Write(buf[:n])
+		l.mu.Unlock()
+		if err != nil {
+			return
+		}
 	}
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestProcIfaceComesAndGoes runs netuse proc --iface 'veth-*' while an
@@ -147,7 +188,7 @@ func TestProcBlockedStdout(t *testing.T) {
 		t.Fatalf("shrink the pipe: %v", err)
 	}
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
-	cmd := inNS(n.a, netuseBin, "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
+	cmd := inNS(n.a, netuseBinary(t), "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
 	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = w, &p.stderr
 	if err := cmd.Start(); err != nil {
@@ -160,7 +201,9 @@ func TestProcBlockedStdout(t *testing.T) {
 	// and then a thread of netuse waits in the kernel's pipe_write.
 	blockedAt := waitBlockedWrite(t, cmd.Process.Pid, 10*time.Second)
 	local, _ := upload(t, n.a, n.b, "192.0.2.2:7103", transfer)
-	time.Sleep(time.Second) // still not reading
+	// Hold stdout a while longer after the transfer: a hold, not a wait
+	// for a sign; the longest interval must then span it (checked below).
+	time.Sleep(time.Second)
 	held := time.Since(blockedAt)
 
 	go p.read(t, r)

@@ -31,7 +31,9 @@
 //	    --sort=COLUMN     rx, tx, total or name (proc: also pid)
 //	    --top=N           show only the first N rows
 //	    --no-clear        on a terminal, print each interval below the last
+//	    --owners=auto     proc: where socket owners come from: auto, bpf or proc
 //	    --max-flows=N     proc: flows kept at once (default 65536)
+//	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
 // Every flag can also be set from the environment as NETUSE_<FLAG>, for

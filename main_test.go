@@ -235,11 +235,41 @@ func TestEnvironment(t *testing.T) {
 	}
 }
 
+// TestVersionAndHelp checks what -V and --help print, exactly enough that
+// one cannot pass for the other: the version is one line, kong's "version"
+// variable; help is a usage line and the flags.
 func TestVersionAndHelp(t *testing.T) {
-	for _, args := range [][]string{{"-V"}, {"--version"}, {"--help"}, {"iface", "--help"}} {
+	for _, args := range [][]string{{"-V"}, {"--version"}} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
-		if code := a.main(args); code != 0 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "netuse") {
-			t.Errorf("netuse %v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		// "netuse dev" unless the build set main.version with -ldflags.
+		want := "netuse " + version + "\n"
+		if code := a.main(args); code != 0 || stderr.Len() > 0 || stdout.String() != want {
+			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 0, %q, nothing", strings.Join(args, " "), code, stdout, stderr, want)
+		}
+	}
+	for _, tt := range []struct {
+		args  []string
+		usage string // the first line
+	}{
+		{[]string{"--help"}, "Usage: netuse <command> [flags]"},
+		{[]string{"-h"}, "Usage: netuse <command> [flags]"},
+		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
+		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
+	} {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		code := a.main(tt.args)
+		out := stdout.String()
+		first, _, _ := strings.Cut(out, "\n")
+		if code != 0 || stderr.Len() > 0 || first != tt.usage {
+			t.Errorf("netuse %s: exit %d, first line %q, stderr %q; want 0, %q, nothing", strings.Join(tt.args, " "), code, first, stderr, tt.usage)
+		}
+		for _, flag := range []string{"\nFlags:\n", "-i, --interval=", "-c, --count=", "--json", "-V, --version"} {
+			if !strings.Contains(out, flag) {
+				t.Errorf("netuse %s: no %q in the help:\n%s", strings.Join(tt.args, " "), flag, out)
+			}
+		}
+		if strings.Contains(out, "netuse "+version+"\n") {
+			t.Errorf("netuse %s printed the version line:\n%s", strings.Join(tt.args, " "), out)
 		}
 	}
 }
@@ -323,10 +353,19 @@ func TestTick(t *testing.T) {
 			now = now.Add(d)
 			return nil
 		}
-		tick(context.Background(), clk, options{interval: time.Second, count: 5}, func(int) error {
+		if err := tick(context.Background(), clk, options{interval: time.Second, count: 5}, func(int) error {
 			at = append(at, now)
 			return nil
-		})
+		}); err != nil {
+			t.Fatalf("stall %v: %v", stall, err)
+		}
+		// Without all five steps the gaps below say nothing.
+		if len(at) != 5 {
+			t.Fatalf("stall %v: %d steps, want 5", stall, len(at))
+		}
+		if gap := at[1].Sub(at[0]); gap < stall {
+			t.Errorf("stall %v: the interval with the stall lasted %v, want at least the stall", stall, gap)
+		}
 		for i := 1; i < len(at); i++ {
 			if gap := at[i].Sub(at[i-1]); gap < 500*time.Millisecond {
 				t.Errorf("stall %v: interval %d lasted %v, want at least half an interval (steps at %v)", stall, i+1, gap, at)

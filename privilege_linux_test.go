@@ -28,22 +28,16 @@ import (
 // else is left.
 var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 
-// capsBin returns a copy of netuseBin that user nobody may execute, with
+// capsBin returns a copy of netuseBinary that user nobody may execute, with
 // the file capabilities caps ("cap_net_raw,cap_sys_ptrace"; none if "").
 func capsBin(t *testing.T, caps string) string {
 	t.Helper()
 	needRoot(t)
-	for _, tool := range []string{"setpriv", "setcap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("needs %s, and CI is set", tool)
-			}
-			t.Skipf("needs %s(8)", tool)
-		}
-	}
+	needTool(t, "setpriv", "setpriv(1) from util-linux")
+	needTool(t, "setcap", "setcap(8) from libcap2-bin")
 	dir := capsDir(t)
 	bin := filepath.Join(dir, "netuse")
-	b, err := os.ReadFile(netuseBin)
+	b, err := os.ReadFile(netuseBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,19 +28,41 @@ import (
 // needRoot skips a privileged test outside CI and fails it inside.
 func needRoot(t *testing.T) {
 	t.Helper()
-	why := ""
 	if os.Geteuid() != 0 {
-		why = "needs root"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs ip(8) from iproute2"
+		privSkip(t, "needs root")
 	}
-	if why == "" {
-		return
+	needTool(t, "ip", "ip(8) from iproute2")
+}
+
+// needTool returns the path of a program that a privileged test runs, or
+// skips the test outside CI and fails it inside; what names the program
+// and where it comes from.
+func needTool(t *testing.T, name, what string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		privSkip(t, "needs "+what)
 	}
+	return path
+}
+
+// privSkip skips a privileged test that cannot run here, except under CI
+// (the environment variable CI set), where every privileged test must run:
+// there a skip would hide that none did, so the test fails instead.
+func privSkip(t *testing.T, why string) {
+	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s, and CI is set: privileged tests must run there", why)
 	}
 	t.Skip(why)
+}
+
+// helperComm is the name the kernel gives a helper process (startHelper):
+// its program's file name, cut to 15 bytes (TASK_COMM_LEN, 16 with the
+// final NUL), "netuse.test" under go test.
+func helperComm() string {
+	name := filepath.Base(os.Args[0])
+	return name[:min(len(name), 15)]
 }
 
 // testNet is two network namespaces, a and b, joined by veth-a and veth-b:
@@ -180,7 +202,7 @@ func startProc(t *testing.T, ns string, args ...string) *procRun {
 // records.
 func launchProc(t *testing.T, ns string, args ...string) *procRun {
 	t.Helper()
-	return launchProcArgv(t, ns, []string{netuseBin}, args...)
+	return launchProcArgv(t, ns, []string{netuseBinary(t)}, args...)
 }
 
 // launchProcArgv is launchProc with the command that runs netuse given:
@@ -426,8 +448,8 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 	p.stop(t)
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
 	rx, tx, name := p.credited(local.cmd.Process.Pid)
-	if !strings.HasPrefix("netuse.test", name) || name == "" {
-		t.Errorf("pid %d is named %q, want the test binary's name", local.cmd.Process.Pid, name)
+	if name != helperComm() {
+		t.Errorf("pid %d is named %q, want the test binary's name %q", local.cmd.Process.Pid, name, helperComm())
 	}
 	p.within1(t, "rx+tx of the process", rx+tx, rx1-rx0+tx1-tx0)
 	// Together: one direction is acknowledgements only, a few kB, where a
@@ -567,13 +589,7 @@ func hostVeth(t *testing.T) (ns, host string) {
 // in ns on iface, continuous or one-shot, and checks the share of iface's
 // bytes in the curl rows against floor.
 func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor float64) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs curl, and CI is set")
-		}
-		t.Skip("needs curl")
-	}
+	curl := needTool(t, "curl", "curl(1)")
 	server := startHelper(t, srvNS, "serve-http", addr, "100000")
 	server.expect(t, "listening")
 	rx0, tx0 := ifaceBytes(t, ns, iface)
@@ -692,8 +708,8 @@ func TestProcOtherNamespace(t *testing.T) {
 	cliRx, _, _ := p.credited(client.cmd.Process.Pid)
 	p.within1(t, "server: rx+tx against the host end's rx+tx", srvRx+srvTx, rx1-rx0+tx1-tx0)
 	p.within1(t, "client: rx against the host end's rx", cliRx, rx1-rx0)
-	if !strings.HasPrefix("netuse.test", srvName) || srvName == "" {
-		t.Errorf("server named %q, want the test binary's name", srvName)
+	if srvName != helperComm() {
+		t.Errorf("server named %q, want the test binary's name %q", srvName, helperComm())
 	}
 	want, _ := netnsOf(fmt.Sprintf("/proc/%d/ns/net", server.cmd.Process.Pid))
 	for _, r := range p.procs {
@@ -713,12 +729,7 @@ func TestProcOtherNamespace(t *testing.T) {
 // left to pid 0.
 func TestProcNAT(t *testing.T) {
 	needRoot(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs nft(8), and CI is set")
-		}
-		t.Skip("needs nft(8) from nftables")
-	}
+	needTool(t, "nft", "nft(8) from nftables")
 	id := fmt.Sprintf("nu%d", os.Getpid())
 	host, ctr, cli := id+"-host", id+"-ctr", id+"-cli"
 	t.Cleanup(func() {
@@ -793,13 +804,13 @@ func TestProcNAT(t *testing.T) {
 // fail at once with one line naming the capability and the ways out.
 func TestProcWithoutCapNetRaw(t *testing.T) {
 	needRoot(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv(1) from util-linux")
-	}
+	setpriv := needTool(t, "setpriv", "setpriv(1) from util-linux")
+	bin := netuseBinary(t)
 	// The binary's directory must be open to the unprivileged user.
-	os.Chmod(netuseBin[:strings.LastIndex(netuseBin, "/")], 0o755)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", netuseBin, "proc", "-c", "1")
+	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "proc", "-c", "1")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Run()
