@@ -25,7 +25,7 @@ type decoder struct {
 	ip6     ipv6Header
 	ip6ext  layers.IPv6ExtensionSkipper
 	ip6frag ipv6Fragment
-	tcp     layers.TCP
+	tcp     tcpHeader
 	udp     layers.UDP
 	fromEth *gopacket.DecodingLayerParser
 	fromIP4 *gopacket.DecodingLayerParser
@@ -112,8 +112,8 @@ func (d *decoder) decode(f *frame, p *packet) {
 			fragOf = 0
 		case layers.LayerTypeTCP:
 			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
-			p.src = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort))
-			p.dst = netip.AddrPortFrom(dst, uint16(d.tcp.DstPort))
+			p.src = netip.AddrPortFrom(src, d.tcp.sport)
+			p.dst = netip.AddrPortFrom(dst, d.tcp.dport)
 		case layers.LayerTypeUDP:
 			p.ok, p.proto = src.IsValid() && dst.IsValid(), 17
 			p.src = netip.AddrPortFrom(src, uint16(d.udp.SrcPort))
@@ -172,5 +172,38 @@ func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) er
 	if n != 0 && n < len(h.payload) {
 		h.payload = h.payload[:n]
 	}
+	return nil
+}
+
+// tcpHeader decodes a TCP header's ports and nothing else. gopacket's TCP
+// layer also parses the options and refuses a segment with a malformed
+// one (an option length of 0: FuzzDecode found it), which Linux accepts
+// all the same (tcp_parse_options stops at it): its bytes belong to the
+// connection, and netuse counted them as not TCP.
+type tcpHeader struct {
+	sport, dport uint16
+	flags        uint8 // CWR ECE URG ACK PSH RST SYN FIN, high bit first
+}
+
+var (
+	errTCPShort  = errors.New("TCP header cut short")
+	errTCPOffset = errors.New("TCP data offset out of range")
+)
+
+func (h *tcpHeader) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
+func (h *tcpHeader) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
+func (h *tcpHeader) LayerPayload() []byte              { return nil }
+
+func (h *tcpHeader) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
+	if len(data) < 20 {
+		df.SetTruncated()
+		return errTCPShort
+	}
+	// The data offset counts 32-bit words: at least the 5 of the fixed
+	// header, and within what was captured (RFC 9293 3.1).
+	if off := int(data[12]>>4) * 4; off < 20 || off > len(data) {
+		return errTCPOffset
+	}
+	h.sport, h.dport, h.flags = binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:]), data[13]
 	return nil
 }
