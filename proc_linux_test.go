@@ -677,7 +677,7 @@ func testShortLived(t *testing.T, mode, ns, iface, srvNS, addr string, floor flo
 			}
 		}
 		for _, c := range p.capts {
-			t.Logf("seq %d: captured rx %d tx %d, by_iface %v, drops %d", c.Seq, c.RxBytes, c.TxBytes, c.ByIface, c.Drops)
+			t.Logf("seq %d: captured rx %d tx %d, by_iface %v, drops %d, flows %d, owners %s, records lost %d", c.Seq, c.RxBytes, c.TxBytes, c.ByIface, c.Drops, c.Flows, c.Owners, c.OwnersLost)
 		}
 	}
 }
