@@ -36,8 +36,8 @@
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
-// Every flag can also be set from the environment as NETUSE_<FLAG>, for
-// example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
+// Every flag but --help and --version can also be set from the environment
+// as NETUSE_<FLAG>, for example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
 //
 // SIGINT, SIGTERM and SIGHUP end netuse after the interval being written,
 // if any; SIGHUP says so on stderr. Under nohup (SIGHUP ignored) a hangup
