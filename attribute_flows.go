@@ -248,7 +248,15 @@ func (a *accountant) settle(now time.Time, rs []resolution) {
 			st.owner, st.until = res.owner, res.until
 			continue
 		}
-		st.nat, st.foreign, st.why = res.nat, res.foreign, res.why
+		st.nat, st.foreign = res.nat, res.foreign
+		// A later try does not forget what an earlier one saw: a socket
+		// whose owner netuse may not read stays "not readable" once it
+		// has closed (TIME_WAIT, no file: "no owner" by then), and a
+		// socket seen stays one once it is gone (TestProcLeastPrivilege's
+		// client, whose upload ended before the second try).
+		if st.tries == 0 || detail(res.why) >= detail(st.why) {
+			st.why = res.why
+		}
 		st.tries++
 		if st.tries >= maxTries {
 			st.owner = a.nobody[st.why]
@@ -257,6 +265,19 @@ func (a *accountant) settle(now time.Time, rs []resolution) {
 			a.retries = append(a.retries, res.fl)
 		}
 	}
+}
+
+// detail ranks the reasons a try can give by what they say of the
+// socket: none found, found without a process, found with one netuse may
+// not read.
+func detail(why reason) int {
+	switch why {
+	case notReadable:
+		return 2
+	case noOwner:
+		return 1
+	}
+	return 0
 }
 
 // learn records the owners found for connections as they opened; a

@@ -183,3 +183,35 @@ func unresolved(fls []flow) []resolution {
 // blockFrames is about how many frames a ring block holds (blockSize over
 // some 272 bytes a frame: see sniff_linux.go).
 const blockFrames = 960
+
+// TestLaterTryKeepsDetail: a flow whose socket was seen with an owner
+// netuse may not read, and then closed (no owner by the next try), stays
+// "(not readable)"; a flow that only ever had no socket stays "(no socket)".
+func TestLaterTryKeepsDetail(t *testing.T) {
+	a := newAccountant()
+	f, nth := floodFrame(t)
+	s := newSniffer(a.add, nil)
+	nth(1)
+	s.frame(f)
+	s.endBlock()
+	now := epoch
+	whys := []reason{notReadable, noOwner, noSocket}
+	var fls []flow
+	for _, why := range whys {
+		now = now.Add(time.Second)
+		fls = a.takePending(now)
+		if len(fls) != 2 {
+			t.Fatalf("pending %v, want the datagram's two ends", fls)
+		}
+		rs := unresolved(fls)
+		for i := range rs {
+			rs[i].why = why
+		}
+		a.settle(now, rs)
+	}
+	for _, fl := range fls {
+		if st := a.flows[fl]; st.owner == nil || st.owner.reason != notReadable {
+			t.Errorf("flow %v after tries %v: owner %+v, want the (not readable) row", fl, whys, st.owner)
+		}
+	}
+}

@@ -148,6 +148,7 @@ func (p *pipeline) newResolver(sys procOS, reg *registry, tables socketTables, w
 		ownAddr:   tables.ownAddr,
 		owners:    full,
 		minGap:    time.Millisecond, // passCostShare bounds it on large socket tables
+		kick:      make(chan struct{}, 1),
 		readable:  sys.readable(),
 		warn:      func(err error) { w.say(err.Error()) },
 	}
@@ -191,6 +192,8 @@ func (p *pipeline) report(final bool) ([]usage, captured, error) {
 	}
 	if final {
 		p.res.pass()
+	} else {
+		defer p.res.nudge() // for the flows this report carries
 	}
 	rows, flows := p.acc.report(final)
 	// A row shows the name its process has now: exec and prctl rename a
