@@ -85,8 +85,9 @@ var (
 // Everything but the counters is set once, when it is found.
 type process struct {
 	pid     int
-	start   uint64 // start time in clock ticks after boot; pid and start identify a process
-	name    string // as ps -o comm shows it, from /proc/<pid>/comm
+	start   uint64    // start time in clock ticks after boot; pid and start identify a process
+	started time.Time // start, as a time; zero if not known
+	name    string    // as ps -o comm shows it, from /proc/<pid>/comm
 	user    string
 	cmdline string
 	netns   uint64 // the network namespace's inode number; 0 if unknown

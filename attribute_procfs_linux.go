@@ -33,6 +33,7 @@ type procfs struct {
 	newcomers []newcomer          // recent mode: processes the last find saw for the first time
 	now       func() time.Time
 	ticks     func() uint64 // clock ticks since boot (bootTicks)
+	boot      time.Time     // when the machine booted, for processes' start times
 	execs     *execWatch    // recent mode: programs started, from the kernel; nil: none
 	execHist  []execEvent   // the execs of the last execAge
 }
@@ -52,6 +53,7 @@ func newProcfs(reg *registry, recent bool) *procfs {
 		capable:  capable(),
 		now:      time.Now,
 		ticks:    bootTicks,
+		boot:     time.Now().Add(-time.Duration(bootTicks()) * (time.Second / ticksPerSecond)),
 	}
 }
 
@@ -367,6 +369,7 @@ func (p *procfs) process(pid int, stat []byte) *process {
 // /proc/<pid> (base), whose stat file is read already; the user and
 // namespace from exec, if it is not nil and /proc no longer has them.
 func (p *procfs) read(proc *process, base string, stat []byte, exec *execEvent) {
+	proc.started = p.boot.Add(time.Duration(proc.start) * (time.Second / ticksPerSecond))
 	// The name comes from stat, read already: one file fewer to read
 	// while a short-lived process may be exiting.
 	proc.name = parseStatName(stat)

@@ -115,6 +115,10 @@ func loadScenario(t *testing.T, name string) *scenario {
 
 var protoNumbers = map[string]uint8{"tcp": 6, "udp": 17}
 
+// bootedAt is when the scenarios' machine booted: processes' start times
+// count from it.
+var bootedAt = epoch.Add(-time.Hour)
+
 func (s *scenario) parse(fs []string) error {
 	atoi := func(v string) int { n, _ := strconv.Atoi(v); return n }
 	switch {
@@ -157,6 +161,7 @@ func (s *scenario) parse(fs []string) error {
 			inode: uint64(atoi(fs[4])), uid: uint32(atoi(fs[5]))})
 	case fs[0] == "process" && len(fs) >= 6:
 		p := &process{pid: atoi(fs[1]), start: uint64(atoi(fs[2])), name: fs[3], user: fs[4], cmdline: strings.Join(fs[6:], " ")}
+		p.started = bootedAt.Add(time.Duration(p.start) * 10 * time.Millisecond)
 		for _, ino := range strings.Split(fs[5], ",") {
 			s.owners[uint64(atoi(ino))] = p
 		}

@@ -58,17 +58,23 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	}
 	defer p.close()
 	defer r.close()
-	last := a.clock.now()
-	return tick(ctx, a.clock, o, func(seq int) error {
-		rows, cap, err := p.report(o.count > 0 && seq == o.count)
+	start := a.clock.now()
+	last := start
+	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
+		// An interrupted interval is the last one, as is the count's.
+		rows, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
 		if err != nil {
 			return err
 		}
 		now := a.clock.now()
-		f := report{mode: modeProc, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap}
+		f := report{mode: modeProc, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap, partial: partial}
 		last = now
 		return r.render(f, o)
 	})
+	if err != nil {
+		return err
+	}
+	return r.writeSummary(modeProc, start, a.clock.now(), seqs, nil, o)
 }
 
 // pipeline is proc mode's stages joined: the capture and its sniffer, the

@@ -184,6 +184,7 @@ type procRun struct {
 	mu      sync.Mutex
 	procs   []procRecord
 	capts   []captureRecord
+	summary []procRecord // the records of type "summary", at the end
 	newCapt chan struct{}
 	done    chan struct{}
 	stderr  strings.Builder
@@ -238,6 +239,10 @@ func (p *procRun) read(t *testing.T, stdout io.Reader) {
 			var r procRecord
 			json.Unmarshal(sc.Bytes(), &r)
 			p.procs = append(p.procs, r)
+		case "summary":
+			var r procRecord
+			json.Unmarshal(sc.Bytes(), &r)
+			p.summary = append(p.summary, r)
 		case "capture":
 			var r captureRecord
 			json.Unmarshal(sc.Bytes(), &r)
@@ -361,6 +366,37 @@ func (p *procRun) check(t *testing.T) {
 		t.Errorf("netuse proc wrote to stderr: %s", p.stderr.String())
 	}
 	p.addsUp(t)
+	p.summaryAddsUp(t)
+}
+
+// summaryAddsUp checks that the summary written at the end, if there is
+// one (two intervals or more), has each row's bytes of all its intervals.
+func (p *procRun) summaryAddsUp(t *testing.T) {
+	t.Helper()
+	if len(p.summary) == 0 {
+		if len(p.capts) > 1 {
+			t.Errorf("%d intervals and no summary", len(p.capts))
+		}
+		return
+	}
+	type key struct {
+		pid           int
+		start, reason string
+	}
+	sum := map[key][2]uint64{}
+	for _, r := range p.procs {
+		k := key{r.Pid, r.StartTime, r.Reason}
+		s := sum[k]
+		sum[k] = [2]uint64{s[0] + r.RxBytes, s[1] + r.TxBytes}
+	}
+	if len(p.summary) != len(sum) {
+		t.Errorf("summary has %d rows, the intervals %d", len(p.summary), len(sum))
+	}
+	for _, r := range p.summary {
+		if s := sum[key{r.Pid, r.StartTime, r.Reason}]; s != [2]uint64{r.RxBytes, r.TxBytes} {
+			t.Errorf("summary of pid %d %q %s: rx %d tx %d, the intervals add up to rx %d tx %d", r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes, s[0], s[1])
+		}
+	}
 }
 
 // addsUp checks that in every interval the rows add up to the bytes

@@ -40,6 +40,8 @@ type report struct {
 	rows     []usage
 	ifaces   []string  // total: the interfaces summed
 	capture  *captured // proc: what the capture saw
+	partial  bool      // the run was interrupted before the interval was over
+	summary  bool      // the run's summary: elapsed is the run's length, rows its totals
 }
 
 // usage is one row of a report: an interface's traffic, or a process's
@@ -50,6 +52,7 @@ type usage struct {
 	total              traffic  // since netuse started
 	rxErrors, txErrors uint64   // during the interval
 	rxDrops, txDrops   uint64   // during the interval
+	down               bool     // iface: the interface is down (not up, or no carrier)
 	proc               *process // proc mode: the row's process
 }
 
@@ -66,18 +69,26 @@ type renderer struct {
 	termSize func() (cols, rows int, ok bool)
 
 	buf     bytes.Buffer
-	drawn   int   // live: lines the previous frame left on the screen
-	started bool  // the first frame was written
-	left    []int // widths of the text columns; they only grow, so columns do not jump
+	drawn   int  // live: lines the previous frame left on the screen
+	started bool // the first frame was written
+	closed  bool // close was called
+
+	ledger     *ledger // every row shown so far, for the cumulative view and the summary
+	cumulative bool    // show every row of the run with its totals, sorted by them
 }
 
 func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
-	return &renderer{w: w, json: json, live: live && !json, bits: bits, si: si}
+	return &renderer{w: w, json: json, live: live && !json, bits: bits, si: si, ledger: newLedger()}
 }
 
 // render writes one frame after sorting and cutting its rows as o says.
+// In the cumulative view the rows are every row of the run so far.
 func (r *renderer) render(f report, o options) error {
-	sortRows(f.rows, o.sort, f.mode)
+	r.ledger.note(f.seq, f.rows)
+	if r.cumulative {
+		f.rows = r.ledger.all()
+	}
+	sortRows(f.rows, o.sort, f.mode, r.cumulative)
 	if o.top > 0 && len(f.rows) > o.top {
 		f.rows = f.rows[:o.top]
 	}
@@ -91,6 +102,11 @@ func (r *renderer) render(f report, o options) error {
 		r.writeTable(f)
 	}
 	r.started = true
+	return r.flush()
+}
+
+// flush writes the frame built in r.buf, with one Write.
+func (r *renderer) flush() error {
 	if _, err := r.w.Write(r.buf.Bytes()); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
@@ -98,15 +114,19 @@ func (r *renderer) render(f report, o options) error {
 }
 
 // close leaves the terminal as it was found: cursor shown, on a new line.
+// Calling it again does nothing.
 func (r *renderer) close() {
-	if r.live && r.started {
+	if r.live && r.started && !r.closed {
 		io.WriteString(r.w, "\n"+escShowCursor)
 	}
+	r.closed = true
 }
 
-// sortRows orders rows by column: rates descending, names ascending, with the
-// name as the tie-break so that equal rows keep their place between frames.
-func sortRows(rows []usage, column string, m mode) {
+// sortRows orders rows by column: volumes descending, names ascending,
+// with the name as the tie-break so that equal rows keep their place
+// between frames. The volumes are the interval's, or with cumulative the
+// totals since the start.
+func sortRows(rows []usage, column string, m mode, cumulative bool) {
 	if column == "" {
 		column = "name"
 		if m == modeProc {
@@ -114,36 +134,46 @@ func sortRows(rows []usage, column string, m mode) {
 		}
 	}
 	key := func(u usage) uint64 {
+		t := u.interval
+		if cumulative {
+			t = u.total
+		}
 		switch column {
 		case "rx":
-			return u.interval.rxBytes
+			return t.rxBytes
 		case "tx":
-			return u.interval.txBytes
+			return t.txBytes
 		case "total":
-			return u.interval.rxBytes + u.interval.txBytes
+			return t.rxBytes + t.txBytes
 		}
 		return 0
 	}
-	pid := func(u usage) int {
-		if u.proc == nil {
-			return 0
-		}
-		return u.proc.pid
-	}
 	slices.SortStableFunc(rows, func(a, b usage) int {
 		if column == "pid" {
-			if c := cmp.Compare(pid(a), pid(b)); c != 0 {
+			if c := cmp.Compare(pidOf(a), pidOf(b)); c != 0 {
 				return c
 			}
 		}
 		if c := cmp.Compare(key(b), key(a)); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return cmp.Compare(pid(a), pid(b))
+		return compareName(a, b)
 	})
+}
+
+// compareName orders rows by name, then pid.
+func compareName(a, b usage) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	return cmp.Compare(pidOf(a), pidOf(b))
+}
+
+func pidOf(u usage) int {
+	if u.proc == nil {
+		return 0
+	}
+	return u.proc.pid
 }
 
 // attribution returns the bytes of f's rows that have a process, and their
@@ -186,9 +216,9 @@ var (
 
 // cells formats u's numbers in the order of the mode's number columns.
 func (r *renderer) cells(m mode, u usage, elapsed time.Duration) []string {
-	rx := r.size(rate(u.interval.rxBytes, elapsed)) + "/s"
-	tx := r.size(rate(u.interval.txBytes, elapsed)) + "/s"
-	rxTotal, txTotal := r.size(float64(u.total.rxBytes)), r.size(float64(u.total.txBytes))
+	rx := r.rateSize(rate(u.interval.rxBytes, elapsed))
+	tx := r.rateSize(rate(u.interval.txBytes, elapsed))
+	rxTotal, txTotal := r.size(float64(u.total.rxBytes), false), r.size(float64(u.total.txBytes), false)
 	if m == modeProc {
 		return []string{rx, tx, rxTotal, txTotal}
 	}
@@ -199,24 +229,45 @@ func (r *renderer) cells(m mode, u usage, elapsed time.Duration) []string {
 	}
 }
 
-// Longest text cells, in characters; longer values are cut to fit.
-const (
-	maxIface   = 24 // IFNAMSIZ is 16 bytes, but escapes make a name longer
-	maxUser    = 16
-	maxProgram = 32
-	maxCgroup  = 64
-)
+// Widths of the text columns, in characters: fixed, so that no column
+// moves between frames or within a run; a longer value is cut, its last
+// character replaced by "…". A pid is at most 7 digits (pid_max is at most
+// 4,194,304); a program name from /proc is at most 15 bytes, and the pid 0
+// rows' names are at most 20; an interface name is at most 15 bytes
+// (IFNAMSIZ), more once escaped. The CONTAINER column is last, so its
+// width moves nothing.
+var textWidth = map[string]int{"PID": 7, "USER": 12, "PROGRAM": 20, "IFACE": 15, "STATE": 5, "TOTAL": 5, "TIME": 8}
 
-// text returns u's text columns, safe to print.
+const maxCgroup = 64
+
+// textColumns returns the mode's text columns.
+func textColumns(m mode) []string {
+	switch m {
+	case modeTotal:
+		return []string{"TOTAL"}
+	case modeProc:
+		return procText
+	}
+	return []string{"IFACE", "STATE"}
+}
+
+// text returns u's text columns, safe to print and cut to their widths.
 func text(m mode, u usage) []string {
-	if m != modeProc {
-		return []string{visible(u.name, maxIface)}
+	switch m {
+	case modeTotal:
+		return []string{visible(u.name, textWidth["TOTAL"])}
+	case modeIface:
+		state := "up"
+		if u.down {
+			state = "down"
+		}
+		return []string{visible(u.name, textWidth["IFACE"]), state}
 	}
 	pid := "-"
 	if u.proc.pid != 0 {
 		pid = strconv.Itoa(u.proc.pid)
 	}
-	return []string{pid, visible(u.proc.user, maxUser), visible(u.name, maxProgram)}
+	return []string{pid, visible(u.proc.user, textWidth["USER"]), visible(u.name, textWidth["PROGRAM"])}
 }
 
 // visible returns s as a table may show it. Names come from other programs
@@ -283,76 +334,99 @@ func (r *renderer) width(column string) int {
 	if strings.Contains(column, "pkt") {
 		return 9
 	}
-	_, units := r.ladder()
+	rate := strings.HasSuffix(column, "/s")
+	_, units := r.ladder(rate && r.bits)
 	longest := 0
 	for _, u := range units {
 		longest = max(longest, len(u))
 	}
-	if strings.HasSuffix(column, "/s") {
+	if rate {
 		return len("1023.9 ") + longest + len("/s")
 	}
 	return len("1023.9 ") + longest + len(" ")
 }
 
-// header describes the frame: what, when, over how long, in which units.
-func (r *renderer) header(f report) string {
-	unit := "bytes"
-	if r.bits {
-		unit = "bits"
-	}
-	base := "1 KiB = 1024 B"
+// header describes the frame: what, when (with the zone), over how long,
+// in which units. Its parts are dropped from the right, least needed
+// first, where a terminal is too narrow for all of them.
+func (r *renderer) header(f report, cols int) string {
+	unit, base := "bytes", "1 KiB = 1024 B"
 	switch {
-	case r.si && r.bits:
-		base = "1 kbit = 1000 bit"
+	case r.bits && r.si:
+		unit, base = "bit/s for rates, bytes for volumes", "1 kbit = 1000 bit"
+	case r.bits:
+		unit, base = "bit/s for rates, bytes for volumes", "1 Kibit = 1024 bit"
 	case r.si:
 		base = "1 kB = 1000 B"
-	case r.bits:
-		base = "1 Kibit = 1024 bit"
 	}
-	h := fmt.Sprintf("netuse %s  interval %s  units %s, %s", f.mode, f.interval, unit, base)
-	if !r.live || f.mode != modeTotal {
-		// The total line is redrawn below a header written once: no time there.
-		h = fmt.Sprintf("netuse %s  %s  interval %s (measured %.3fs)  units %s, %s",
-			f.mode, f.at.Format("2006-01-02 15:04:05"), f.interval, f.elapsed.Seconds(), unit, base)
+	parts := []string{"netuse " + f.mode.String(), f.at.Format(timeLayout),
+		fmt.Sprintf("interval %s (measured %.3fs)", f.interval, f.elapsed.Seconds())}
+	switch {
+	case f.summary:
+		parts[0] += " summary"
+		parts[2] = fmt.Sprintf("ran %.3fs, %d intervals; rates are averages", f.elapsed.Seconds(), f.seq) // seq >= 2
+	case f.partial:
+		parts[2] = fmt.Sprintf("interval %s (interrupted after %.3fs)", f.interval, f.elapsed.Seconds())
+	}
+	if r.live && f.mode == modeTotal {
+		// The total line is redrawn below a header written once: the time
+		// is on the line.
+		parts = []string{"netuse total", "interval " + f.interval.String(), "times " + f.at.Format("MST")}
 	}
 	if f.mode == modeTotal {
-		h += "  ifaces " + visible(strings.Join(f.ifaces, ","), 0)
+		parts = append(parts, "ifaces "+visible(strings.Join(f.ifaces, ","), 0))
 	}
-	return h
+	parts = append(parts, "units "+unit+", "+base)
+	return fitParts(parts, cols)
+}
+
+// timeLayout is the tables' time: local, with its zone, as sar and date
+// print it (NDJSON's is UTC, RFC 3339).
+const timeLayout = "2006-01-02 15:04:05 MST"
+
+// fitParts joins parts with two spaces, dropping whole parts from the end
+// while the line is wider than cols (0: no limit); the first always stays.
+func fitParts(parts []string, cols int) string {
+	for n := len(parts); n > 0; n-- {
+		line := strings.Join(parts[:n], "  ")
+		if cols <= 0 || utf8.RuneCountInString(line) <= cols || n == 1 {
+			return line
+		}
+	}
+	return ""
 }
 
 // writeTable writes a frame as an aligned table: on a terminal over the
 // previous frame, elsewhere as a block of its own followed by a blank line.
 func (r *renderer) writeTable(f report) {
-	textCols, numCols := []string{"IFACE"}, ifaceNumbers
-	switch f.mode {
-	case modeTotal:
-		textCols = []string{"TOTAL"}
-	case modeProc:
-		textCols, numCols = procText, procNumbers
+	cols, rows, sized := 0, 0, false
+	if r.live {
+		cols, rows, sized = r.termSize()
 	}
-	lines := make([]string, 0, len(f.rows)+3)
-	lines = append(lines, r.header(f))
+	textCols, numCols := textColumns(f.mode), ifaceNumbers
+	if f.mode == modeProc {
+		numCols = procNumbers
+	}
+	lines := make([]string, 0, len(f.rows)+4)
+	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
 		lines = append(lines, r.captureLine(f))
 	}
-	texts := make([][]string, len(f.rows))
-	for i, u := range f.rows {
-		texts[i] = text(f.mode, u)
-	}
-	r.growLeft(textCols, texts)
-	head := r.row(textCols, numCols, numCols)
+	head := r.row(textCols, textCols, numCols, numCols)
 	if f.mode == modeProc {
 		head += "  CONTAINER"
 	}
 	lines = append(lines, head)
-	for i, u := range f.rows {
-		line := r.row(texts[i], r.cells(f.mode, u, f.elapsed), numCols)
+	for _, u := range f.rows {
+		line := r.row(textCols, text(f.mode, u), numCols, r.cells(f.mode, u, f.elapsed))
 		if f.mode == modeProc && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
 		}
 		lines = append(lines, line)
+	}
+	if f.mode == modeIface && len(f.rows) > 1 {
+		lines = append(lines, r.row(textCols, []string{"(all)", ""}, numCols, r.cells(f.mode, sumRows(f.rows), f.elapsed)))
 	}
 	if !r.live {
 		for _, l := range lines {
@@ -362,10 +436,17 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteByte('\n')
 		return
 	}
-	cols, rows, ok := r.termSize()
-	if ok && len(lines) > rows-1 {
-		lines = lines[:max(rows-1, 1)] // more rows than the screen: --top shows which
+	if sized && len(lines) > rows-1 {
+		// More rows than the screen: say how many are not shown.
+		keep := max(rows-2, 1)
+		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)-keep))
 	}
+	r.redraw(lines, cols, sized)
+}
+
+// redraw writes lines over the previous frame on a terminal, each cut to
+// its width: a wrapped line would break the count of lines to go up.
+func (r *renderer) redraw(lines []string, cols int, sized bool) {
 	if r.started {
 		if r.drawn > 0 {
 			fmt.Fprintf(&r.buf, escUpFmt, r.drawn)
@@ -375,8 +456,8 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteString(escHideCursor)
 	}
 	for i, l := range lines {
-		if ok {
-			l = clip(l, cols) // a wrapped line would break the count of lines to go up
+		if sized {
+			l = clip(l, cols)
 		}
 		r.buf.WriteString(l)
 		if i < len(lines)-1 {
@@ -384,6 +465,16 @@ func (r *renderer) writeTable(f report) {
 		}
 	}
 	r.drawn = len(lines) - 1
+}
+
+// sumRows adds up rows into one: iface's "(all)" row.
+func sumRows(rows []usage) usage {
+	var sum usage
+	for _, u := range rows {
+		sum.interval.add(u.interval)
+		sum.total.add(u.total)
+	}
+	return sum
 }
 
 // captureLine sums up proc mode's capture: the packets and bytes on the
@@ -400,8 +491,8 @@ func (r *renderer) captureLine(f report) string {
 	}
 	// Rounded down, so that 100.0% means all of it.
 	line := fmt.Sprintf("wire %d packets, %s on %s  credited %s to ends, %.1f%% to processes  kernel drops %d  flows %d",
-		wire.rxPackets+wire.txPackets, r.size(float64(wire.rxBytes+wire.txBytes)), visible(strings.Join(c.ifaces, ","), 0),
-		r.size(float64(c.rxBytes+c.txBytes)), math.Floor(share*1000)/10, c.drops, c.flows)
+		wire.rxPackets+wire.txPackets, r.size(float64(wire.rxBytes+wire.txBytes), false), visible(strings.Join(c.ifaces, ","), 0),
+		r.size(float64(c.rxBytes+c.txBytes), false), math.Floor(share*1000)/10, c.drops, c.flows)
 	if c.evicted > 0 {
 		line += fmt.Sprintf(" (%d evicted)", c.evicted)
 	}
@@ -414,48 +505,45 @@ func (r *renderer) captureLine(f report) string {
 	return line
 }
 
-// growLeft widens the text columns to fit the headers and texts.
-func (r *renderer) growLeft(headers []string, texts [][]string) {
-	for len(r.left) < len(headers) {
-		r.left = append(r.left, 0)
-	}
-	for i, h := range headers {
-		r.left[i] = max(r.left[i], len(h))
-	}
-	for _, t := range texts {
-		for i, s := range t {
-			r.left[i] = max(r.left[i], utf8.RuneCountInString(s))
-		}
-	}
-}
-
-// row aligns text cells left and number cells right.
-func (r *renderer) row(texts, numbers, columns []string) string {
+// row aligns text cells left, each in its column's width (textWidth),
+// and number cells right.
+func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
 	var b strings.Builder
 	for i, t := range texts {
 		if i > 0 {
 			b.WriteString("  ")
 		}
 		b.WriteString(t)
-		b.WriteString(strings.Repeat(" ", r.left[i]-utf8.RuneCountInString(t)))
+		b.WriteString(strings.Repeat(" ", max(textWidth[textCols[i]]-utf8.RuneCountInString(t), 0)))
 	}
 	for i, c := range numbers {
-		b.WriteString(strings.Repeat(" ", max(r.width(columns[i])-len(c), 1)))
+		b.WriteString(strings.Repeat(" ", max(r.width(numCols[i])-utf8.RuneCountInString(c), 1)))
 		b.WriteString(c)
 	}
 	return b.String()
 }
 
-// writeTotalLine redraws the total mode's single line with \r; the header
-// and the column names are written once, above it.
+// writeTotalLine redraws the total mode's single line with \r, the time
+// of the interval first; the header and the column names are written
+// once, above it.
 func (r *renderer) writeTotalLine(f report) {
-	r.growLeft([]string{"TOTAL"}, nil)
+	cols, _, sized := r.termSize()
+	textCols := []string{"TIME"}
 	if !r.started {
 		r.buf.WriteString(escHideCursor)
-		r.buf.WriteString(r.header(f) + "\n")
-		r.buf.WriteString(r.row([]string{"TOTAL"}, ifaceNumbers, ifaceNumbers) + "\n")
+		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
+		r.buf.WriteString(clipIf(r.row(textCols, textCols, ifaceNumbers, ifaceNumbers), cols, sized) + "\n")
 	}
-	r.buf.WriteString("\r" + r.row([]string{""}, r.cells(f.mode, f.rows[0], f.elapsed), ifaceNumbers) + escClearLine)
+	line := r.row(textCols, []string{f.at.Format("15:04:05")}, ifaceNumbers, r.cells(f.mode, f.rows[0], f.elapsed))
+	r.buf.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
+}
+
+// clipIf clips s to cols if the terminal's size is known.
+func clipIf(s string, cols int, sized bool) string {
+	if !sized {
+		return s
+	}
+	return clip(s, cols)
 }
 
 // clip shortens a line to the terminal's width, in characters; unlike cut
@@ -471,12 +559,19 @@ func clip(s string, cols int) string {
 	return s
 }
 
-// size formats a number of bytes, or bytes per second, in the renderer's
-// units: "512 B", "1.5 MiB", "12.0 Mbit".
-func (r *renderer) size(bytes float64) string {
-	base, units := r.ladder()
+// rateSize formats bytes per second in the renderer's units: "1.5 MiB/s",
+// or with --units bits "12.0 Mibit/s".
+func (r *renderer) rateSize(bytesPerSecond float64) string {
+	return r.size(bytesPerSecond, r.bits) + "/s"
+}
+
+// size formats a number of bytes, in bits if bits: "512 B", "1.5 MiB",
+// "12.0 Mibit". Volumes are always bytes, as iftop shows them: --units
+// bits is for rates, which links are sold in.
+func (r *renderer) size(bytes float64, bits bool) string {
+	base, units := r.ladder(bits)
 	v := bytes
-	if r.bits {
+	if bits {
 		v *= 8
 	}
 	i := 0
@@ -491,13 +586,13 @@ func (r *renderer) size(bytes float64) string {
 }
 
 // ladder returns the step between units and their names.
-func (r *renderer) ladder() (base float64, units []string) {
+func (r *renderer) ladder(bits bool) (base float64, units []string) {
 	switch {
-	case r.si && r.bits:
+	case r.si && bits:
 		return 1000, []string{"bit", "kbit", "Mbit", "Gbit", "Tbit", "Pbit"}
 	case r.si:
 		return 1000, []string{"B", "kB", "MB", "GB", "TB", "PB"}
-	case r.bits:
+	case bits:
 		return 1024, []string{"bit", "Kibit", "Mibit", "Gibit", "Tibit", "Pibit"}
 	}
 	return 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}

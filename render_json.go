@@ -10,6 +10,9 @@ type (
 		TS       string  `json:"ts"`
 		Seq      int     `json:"seq"`
 		Interval float64 `json:"interval"`
+		// Partial: the run was interrupted before the interval was over;
+		// interval is the time it lasted.
+		Partial bool `json:"partial,omitempty"`
 	}
 	trafficFields struct {
 		RxBytes   uint64  `json:"rx_bytes"`
@@ -35,8 +38,11 @@ type (
 	// procRecord is a process's row, or with pid 0 traffic of no process.
 	procRecord struct {
 		recordHead
-		Pid     int    `json:"pid"`
-		Name    string `json:"name"`
+		Pid int `json:"pid"`
+		// StartTime: when the process started, which tells a reused pid
+		// apart; "" for pid 0 rows.
+		StartTime string `json:"start_time,omitempty"`
+		Name      string `json:"name"`
 		User    string `json:"user"`
 		Cmdline string `json:"cmdline"`
 		Reason  string `json:"reason,omitempty"`
@@ -80,7 +86,10 @@ const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
 func (r *renderer) writeJSON(f report) {
 	enc := json.NewEncoder(&r.buf)
-	head := recordHead{Type: f.mode.String(), TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6)}
+	head := recordHead{Type: f.mode.String(), TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6), Partial: f.partial}
+	if f.summary {
+		head.Type = "summary"
+	}
 	for _, u := range f.rows {
 		tf := trafficFields{
 			RxBytes:   u.interval.rxBytes,
@@ -96,7 +105,11 @@ func (r *renderer) writeJSON(f report) {
 		switch f.mode {
 		case modeProc:
 			p := u.proc
-			enc.Encode(procRecord{recordHead: head, Pid: p.pid, Name: u.name, User: p.user, Cmdline: p.cmdline,
+			var started string
+			if !p.started.IsZero() {
+				started = p.started.UTC().Format(rfc3339Milli)
+			}
+			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: started, Name: u.name, User: p.user, Cmdline: p.cmdline,
 				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, trafficFields: tf})
 		case modeTotal:
 			ifaces := f.ifaces

@@ -16,6 +16,7 @@ type counter struct {
 	name     string
 	loopback bool // the interface is a loopback device
 	virtual  bool // the interface has no device below it (veth, bridge, tunnel, ...)
+	down     bool // not up, or up without a carrier (a cable out, a veth whose peer is down)
 	traffic
 	rxErrors, txErrors uint64
 	rxDrops, txDrops   uint64
@@ -40,10 +41,11 @@ func readCounters() ([]counter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read interface counters: %w", err)
 	}
-	loop := map[string]bool{}
+	loop, down := map[string]bool{}, map[string]bool{}
 	if ifs, err := net.Interfaces(); err == nil {
 		for _, i := range ifs {
 			loop[i.Name] = i.Flags&net.FlagLoopback != 0
+			down[i.Name] = i.Flags&net.FlagUp == 0 || i.Flags&net.FlagRunning == 0
 		}
 	}
 	cs := make([]counter, 0, len(stats))
@@ -52,6 +54,7 @@ func readCounters() ([]counter, error) {
 			name:     s.Name,
 			loopback: loop[s.Name] || s.Name == "lo",
 			virtual:  isVirtual(s.Name),
+			down:     down[s.Name],
 			traffic: traffic{
 				rxBytes: s.BytesRecv, txBytes: s.BytesSent,
 				rxPackets: s.PacketsRecv, txPackets: s.PacketsSent,
@@ -113,6 +116,7 @@ func (s *sampler) sample() ([]usage, error) {
 			txErrors: delta(p.txErrors, c.txErrors),
 			rxDrops:  delta(p.rxDrops, c.rxDrops),
 			txDrops:  delta(p.txDrops, c.txDrops),
+			down:     c.down,
 		}
 		t := s.totals[c.name]
 		t.add(u.interval)
@@ -205,16 +209,18 @@ func runSampler(ctx context.Context, clk clock, m mode, o options, s *sampler, r
 	sel := selector{globs: o.globs, edge: m == modeTotal}
 	defer r.close()
 	var acc traffic // total mode: the machine's traffic since start
-	last := clk.now()
-	return tick(ctx, clk, o, func(seq int) error {
+	start := clk.now()
+	last := start
+	var picked []string
+	seqs, err := schedule(ctx, clk, o, func(seq int, partial bool) error {
 		us, err := s.sample()
 		if err != nil {
 			return err
 		}
 		now := clk.now()
-		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval}
+		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, partial: partial}
 		last = now
-		picked := sel.pick(s.cur)
+		picked = sel.pick(s.cur)
 		us = slices.DeleteFunc(us, func(u usage) bool { _, ok := slices.BinarySearch(picked, u.name); return !ok })
 		if m == modeTotal {
 			f.rows = []usage{sumUsage(us, &acc)}
@@ -224,6 +230,10 @@ func runSampler(ctx context.Context, clk clock, m mode, o options, s *sampler, r
 		}
 		return r.render(f, o)
 	})
+	if err != nil {
+		return err
+	}
+	return r.writeSummary(m, start, clk.now(), seqs, picked, o)
 }
 
 // sumUsage adds up the interfaces' usage into one row and adds its interval

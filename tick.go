@@ -33,7 +33,22 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // on a schedule that does not drift: the k-th call is due at start+k*interval.
 // A cancelled ctx ends it without error, before a partial interval is reported.
 func tick(ctx context.Context, clk clock, o options, step func(seq int) error) error {
+	_, err := schedule(ctx, clk, o, func(seq int, partial bool) error {
+		if partial {
+			return nil
+		}
+		return step(seq)
+	})
+	return err
+}
+
+// schedule is tick, except that a cancelled ctx in the middle of an
+// interval reports that partial interval, step(seq, true), if any time of
+// it passed: a run of -i 10s stopped after 3 s does not lose those 3 s. It
+// returns the number of intervals reported, the partial one included.
+func schedule(ctx context.Context, clk clock, o options, step func(seq int, partial bool) error) (int, error) {
 	next := clk.now()
+	last := next // when the interval being measured began
 	for seq := 1; o.count == 0 || seq <= o.count; seq++ {
 		next = next.Add(o.interval)
 		now := clk.now()
@@ -49,13 +64,17 @@ func tick(ctx context.Context, clk clock, o options, step func(seq int) error) e
 			wait = next.Sub(now)
 		}
 		if err := clk.sleep(ctx, wait); err != nil {
-			return nil
+			if clk.now().After(last) {
+				return seq, step(seq, true)
+			}
+			return seq - 1, nil
 		}
-		if err := step(seq); err != nil {
-			return err
+		last = clk.now()
+		if err := step(seq, false); err != nil {
+			return seq, err
 		}
 	}
-	return nil
+	return o.count, nil
 }
 
 // terminalSize returns stdout's size when it is a terminal.

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"slices"
+	"time"
+)
+
+// ledger remembers every row a run has shown, with its totals since the
+// start: the cumulative view lists them all, idle and exited processes
+// too, and the summary at the end is made of them. It holds at most
+// maxLedger rows; past that the row idle longest is folded into one
+// "(other)" row, so that its bytes still count.
+type ledger struct {
+	rows  map[rowKey]*ledgerRow
+	other usage // the rows folded away
+	seq   int   // the interval last noted
+}
+
+// ledgerRow is a row as last shown, and the interval it was last active in.
+type ledgerRow struct {
+	u    usage
+	last int
+}
+
+// rowKey identifies a row over a run: an interface by name; a process by
+// pid and start time (a reused pid is another row); a pid 0 row by reason.
+type rowKey struct {
+	name   string
+	pid    int
+	start  uint64
+	reason reason
+}
+
+// maxLedger bounds the rows a run remembers: a machine that starts
+// thousands of processes a minute would grow it without end.
+const maxLedger = 4096
+
+func newLedger() *ledger { return &ledger{rows: map[rowKey]*ledgerRow{}, other: usage{name: "(other)"}} }
+
+func keyOf(u usage) rowKey {
+	if u.proc == nil {
+		return rowKey{name: u.name}
+	}
+	return rowKey{pid: u.proc.pid, start: u.proc.start, reason: u.proc.reason}
+}
+
+// note records the rows of interval seq.
+func (l *ledger) note(seq int, rows []usage) {
+	l.seq = seq
+	for _, u := range rows {
+		k := keyOf(u)
+		if lr := l.rows[k]; lr != nil {
+			lr.u, lr.last = u, seq
+			continue
+		}
+		if len(l.rows) >= maxLedger {
+			l.fold()
+		}
+		l.rows[keyOf(u)] = &ledgerRow{u: u, last: seq}
+	}
+}
+
+// fold moves the row idle longest into the "(other)" row.
+func (l *ledger) fold() {
+	var oldest rowKey
+	first := true
+	for k, lr := range l.rows {
+		if first || lr.last < l.rows[oldest].last {
+			oldest, first = k, false
+		}
+	}
+	if l.other.proc == nil && l.rows[oldest].u.proc != nil {
+		l.other.proc = &process{name: "(other)"} // pid 0, no reason: processes folded away
+	}
+	l.other.total.add(l.rows[oldest].u.total)
+	delete(l.rows, oldest)
+}
+
+// all returns every row of the run: this interval's traffic for those
+// active in the last interval noted, none for the others, and each row's
+// totals since the start.
+func (l *ledger) all() []usage {
+	rows := make([]usage, 0, len(l.rows)+1)
+	for _, lr := range l.rows {
+		u := lr.u
+		if lr.last != l.seq {
+			u.interval, u.rxErrors, u.txErrors, u.rxDrops, u.txDrops = traffic{}, 0, 0, 0, 0
+		}
+		rows = append(rows, u)
+	}
+	if l.other.total != (traffic{}) {
+		rows = append(rows, l.other)
+	}
+	return rows
+}
+
+// summary returns the rows of the run as a summary shows them: each row's
+// traffic over the whole run in place of an interval's, so that its rates
+// are the run's averages.
+func (l *ledger) summary() []usage {
+	rows := l.all()
+	for i := range rows {
+		rows[i].interval = rows[i].total
+		rows[i].rxErrors, rows[i].txErrors, rows[i].rxDrops, rows[i].txDrops = 0, 0, 0, 0
+	}
+	slices.SortStableFunc(rows, func(a, b usage) int { return compareName(a, b) })
+	return rows
+}
+
+// writeSummary writes the summary of a run that began at start and ended
+// at end, after seq intervals: in NDJSON one record of type "summary" per
+// row, in a table a block of its own below the last frame (sar's
+// "Average:"). Nothing after a single interval, which is the whole run
+// already (cron's one-shots stay one record a row), or none.
+func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []string, o options) error {
+	if !r.started || seq < 2 {
+		return nil
+	}
+	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, summary: true}
+	live := r.live
+	if live {
+		r.close()
+		r.live = false // a plain block below the table
+	}
+	defer func() { r.live = live }()
+	sortRows(f.rows, o.sort, m, true)
+	r.buf.Reset()
+	if r.json {
+		r.writeJSON(f)
+	} else {
+		r.writeTable(f)
+	}
+	return r.flush()
+}
