@@ -43,11 +43,11 @@ type (
 		// apart; "" for pid 0 rows.
 		StartTime string `json:"start_time,omitempty"`
 		Name      string `json:"name"`
-		User    string `json:"user"`
-		Cmdline string `json:"cmdline"`
-		Reason  string `json:"reason,omitempty"`
-		Netns   uint64 `json:"netns"`
-		Cgroup  string `json:"cgroup"`
+		User      string `json:"user"`
+		Cmdline   string `json:"cmdline"`
+		Reason    string `json:"reason,omitempty"`
+		Netns     uint64 `json:"netns"`
+		Cgroup    string `json:"cgroup"`
 		trafficFields
 	}
 	// ifaceRecord is one interface's frames in a capture record.

@@ -35,7 +35,9 @@ type rowKey struct {
 // thousands of processes a minute would grow it without end.
 const maxLedger = 4096
 
-func newLedger() *ledger { return &ledger{rows: map[rowKey]*ledgerRow{}, other: usage{name: "(other)"}} }
+func newLedger() *ledger {
+	return &ledger{rows: map[rowKey]*ledgerRow{}, other: usage{name: "(other)"}}
+}
 
 func keyOf(u usage) rowKey {
 	if u.proc == nil {
