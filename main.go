@@ -162,6 +162,7 @@ func main() {
 		counters: readCounters,
 		termSize: terminalSize,
 		proc:     hostProc(),
+		keys:     stdinTerminal,
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -175,6 +176,7 @@ type app struct {
 	counters       func() ([]counter, error)        // interface counters
 	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
 	proc           procOS                           // proc mode's capture, socket tables and /proc
+	keys           func() (fd int, ok bool)         // the terminal to read keys from; nil or not ok: none
 }
 
 // main runs netuse and returns its exit status.
@@ -259,8 +261,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		maxFlows: c.MaxFlows,
 		owners:   c.Owners,
 	}
-	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
-	r.termSize = a.termSize
+	r, ctx, done := a.newOutput(ctx, c.JSON, c.NoClear, c.Units == "bits", c.SI)
+	defer done()
 	if m == modeProc {
 		return a.runProc(ctx, o, r)
 	}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -62,12 +63,16 @@ type renderer struct {
 	w    io.Writer
 	json bool
 	live bool
+	tty  bool // stdout is a terminal (live or not), and this is no NDJSON
 	bits bool // table in bits instead of bytes
 	si   bool // table in powers of 1000 instead of 1024
 
 	// termSize returns the terminal's columns and rows, or ok false; live only.
 	termSize func() (cols, rows int, ok bool)
 
+	// mu guards every field below, and bits and si: the keys goroutine
+	// (keys.go) changes the view and redraws while the run loop renders.
+	mu      sync.Mutex
 	buf     bytes.Buffer
 	drawn   int  // live: lines the previous frame left on the screen
 	started bool // the first frame was written
@@ -75,6 +80,12 @@ type renderer struct {
 
 	ledger     *ledger // every row shown so far, for the cumulative view and the summary
 	cumulative bool    // show every row of the run with its totals, sorted by them
+	sortBy     string  // the column chosen with s (or --sort); "" the mode's default
+	reverse    bool    // the order reversed with r
+	keys       bool    // keys are read: a hint line names them
+	staleHead  bool    // total: the header written once is out of date (units changed)
+	last       report  // the last frame drawn, for a key to redraw
+	lastOpts   options
 }
 
 func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
@@ -84,15 +95,31 @@ func newRenderer(w io.Writer, json, live, bits, si bool) *renderer {
 // render writes one frame after sorting and cutting its rows as o says.
 // In the cumulative view the rows are every row of the run so far.
 func (r *renderer) render(f report, o options) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.ledger.note(f.seq, f.rows)
+	r.buf.Reset()
+	r.draw(f, o)
+	return r.flush()
+}
+
+// draw builds frame f in r.buf, in the view the keys chose.
+func (r *renderer) draw(f report, o options) {
+	r.last, r.lastOpts = f, o
 	if r.cumulative {
 		f.rows = r.ledger.all()
 	}
-	sortRows(f.rows, o.sort, f.mode, r.cumulative)
+	if r.sortBy == "" {
+		r.sortBy = o.sort
+	}
+	f.rows = slices.Clone(f.rows)
+	sortRows(f.rows, r.sortBy, f.mode, r.cumulative)
+	if r.reverse {
+		slices.Reverse(f.rows)
+	}
 	if o.top > 0 && len(f.rows) > o.top {
 		f.rows = f.rows[:o.top]
 	}
-	r.buf.Reset()
 	switch {
 	case r.json:
 		r.writeJSON(f)
@@ -102,7 +129,6 @@ func (r *renderer) render(f report, o options) error {
 		r.writeTable(f)
 	}
 	r.started = true
-	return r.flush()
 }
 
 // flush writes the frame built in r.buf, with one Write.
@@ -116,6 +142,12 @@ func (r *renderer) flush() error {
 // close leaves the terminal as it was found: cursor shown, on a new line.
 // Calling it again does nothing.
 func (r *renderer) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeLocked()
+}
+
+func (r *renderer) closeLocked() {
 	if r.live && r.started && !r.closed {
 		io.WriteString(r.w, "\n"+escShowCursor)
 	}
@@ -400,13 +432,15 @@ func fitParts(parts []string, cols int) string {
 // previous frame, elsewhere as a block of its own followed by a blank line.
 func (r *renderer) writeTable(f report) {
 	cols, rows, sized := 0, 0, false
-	if r.live {
+	if r.tty && r.termSize != nil {
 		cols, rows, sized = r.termSize()
 	}
-	textCols, numCols := textColumns(f.mode), ifaceNumbers
+	textCols, allNums := textColumns(f.mode), ifaceNumbers
 	if f.mode == modeProc {
-		numCols = procNumbers
+		allNums = procNumbers
 	}
+	keep := r.fitColumns(textCols, allNums, cols)
+	numCols := pick(allNums, keep)
 	lines := make([]string, 0, len(f.rows)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
@@ -418,7 +452,7 @@ func (r *renderer) writeTable(f report) {
 	}
 	lines = append(lines, head)
 	for _, u := range f.rows {
-		line := r.row(textCols, text(f.mode, u), numCols, r.cells(f.mode, u, f.elapsed))
+		line := r.row(textCols, text(f.mode, u), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
 		if f.mode == modeProc && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
@@ -426,9 +460,12 @@ func (r *renderer) writeTable(f report) {
 		lines = append(lines, line)
 	}
 	if f.mode == modeIface && len(f.rows) > 1 {
-		lines = append(lines, r.row(textCols, []string{"(all)", ""}, numCols, r.cells(f.mode, sumRows(f.rows), f.elapsed)))
+		lines = append(lines, r.row(textCols, []string{"(all)", ""}, numCols, pick(r.cells(f.mode, sumRows(f.rows), f.elapsed), keep)))
 	}
 	if !r.live {
+		if r.tty && f.partial {
+			r.buf.WriteByte('\n') // past the ^C the terminal echoed
+		}
 		for _, l := range lines {
 			r.buf.WriteString(l)
 			r.buf.WriteByte('\n')
@@ -436,12 +473,60 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteByte('\n')
 		return
 	}
-	if sized && len(lines) > rows-1 {
+	room := rows - 1 // the last line stays free: the cursor rests on it
+	if r.keys {
+		room--
+	}
+	if sized && len(lines) > room {
 		// More rows than the screen: say how many are not shown.
-		keep := max(rows-2, 1)
+		keep := max(room-1, 1)
 		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)-keep))
 	}
+	if r.keys {
+		lines = append(lines, r.keyHint(f.mode, cols))
+	}
 	r.redraw(lines, cols, sized)
+}
+
+// fitColumns returns the indexes of the number columns to show in cols
+// characters (0: all): on a narrow terminal the packet rates go first,
+// then the totals, so that a row is never cut inside a number.
+func (r *renderer) fitColumns(textCols, numCols []string, cols int) []int {
+	var all, noPackets, ratesOnly []int
+	for i, c := range numCols {
+		all = append(all, i)
+		if !strings.Contains(c, "pkt") {
+			noPackets = append(noPackets, i)
+		}
+		if strings.HasSuffix(c, "/s") && !strings.Contains(c, "pkt") {
+			ratesOnly = append(ratesOnly, i)
+		}
+	}
+	for _, keep := range [][]int{all, noPackets, ratesOnly} {
+		width := 0
+		for i, c := range textCols {
+			width += textWidth[c]
+			if i > 0 {
+				width += 2
+			}
+		}
+		for _, i := range keep {
+			width += r.width(numCols[i])
+		}
+		if cols <= 0 || width <= cols {
+			return keep
+		}
+	}
+	return ratesOnly
+}
+
+// pick returns the elements of s at the indexes keep.
+func pick(s []string, keep []int) []string {
+	out := make([]string, len(keep))
+	for i, k := range keep {
+		out[i] = s[k]
+	}
+	return out
 }
 
 // redraw writes lines over the previous frame on a terminal, each cut to
@@ -453,7 +538,9 @@ func (r *renderer) redraw(lines []string, cols int, sized bool) {
 		}
 		r.buf.WriteString("\r" + escClearDown)
 	} else {
-		r.buf.WriteString(escHideCursor)
+		// The cursor is where the shell left it, after anything typed
+		// since (a ^C): start the line afresh.
+		r.buf.WriteString(escHideCursor + "\r" + escClearLine)
 	}
 	for i, l := range lines {
 		if sized {
@@ -529,12 +616,28 @@ func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
 func (r *renderer) writeTotalLine(f report) {
 	cols, _, sized := r.termSize()
 	textCols := []string{"TIME"}
-	if !r.started {
-		r.buf.WriteString(escHideCursor)
-		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
-		r.buf.WriteString(clipIf(r.row(textCols, textCols, ifaceNumbers, ifaceNumbers), cols, sized) + "\n")
+	keep := r.fitColumns(textCols, ifaceNumbers, cols)
+	numCols := pick(ifaceNumbers, keep)
+	if r.started && r.staleHead {
+		// The units changed: write the lines above the total line again.
+		up := 1
+		if r.keys {
+			up++
+		}
+		fmt.Fprintf(&r.buf, "\r"+escUpFmt+escClearDown, up+1)
 	}
-	line := r.row(textCols, []string{f.at.Format("15:04:05")}, ifaceNumbers, r.cells(f.mode, f.rows[0], f.elapsed))
+	if !r.started || r.staleHead {
+		if !r.started {
+			r.buf.WriteString(escHideCursor + "\r" + escClearLine) // as in redraw
+		}
+		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
+		if r.keys {
+			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols), cols, sized) + "\n")
+		}
+		r.buf.WriteString(clipIf(r.row(textCols, textCols, numCols, numCols), cols, sized) + "\n")
+		r.staleHead = false
+	}
+	line := r.row(textCols, []string{f.at.Format("15:04:05")}, numCols, pick(r.cells(f.mode, f.rows[0], f.elapsed), keep))
 	r.buf.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
 }
 

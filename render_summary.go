@@ -115,17 +115,19 @@ func (l *ledger) summary() []usage {
 // "Average:"). Nothing after a single interval, which is the whole run
 // already (cron's one-shots stay one record a row), or none.
 func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []string, o options) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.started || seq < 2 {
 		return nil
 	}
 	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, summary: true}
 	live := r.live
 	if live {
-		r.close()
+		r.closeLocked()
 		r.live = false // a plain block below the table
 	}
 	defer func() { r.live = live }()
-	sortRows(f.rows, o.sort, m, true)
+	sortRows(f.rows, r.sortBy, m, true)
 	r.buf.Reset()
 	if r.json {
 		r.writeJSON(f)
