@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPty opens a pseudo-terminal pair of the given size: netuse gets the
+// terminal end, the test the other, as a terminal emulator would.
+func openPty(t *testing.T, cols, rows int) (ptm, pts *os.File) {
+	t.Helper()
+	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(rows), Col: uint16(cols)}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
+	return ptm, pts
+}
+
+// screen collects what netuse writes to the terminal.
+type screen struct {
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (s *screen) read(ptm *os.File) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := ptm.Read(buf)
+		s.mu.Lock()
+		s.out.Write(buf[:n])
+		s.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+// waitFor waits until the screen holds want after from bytes, and returns
+// the length it had then.
+func (s *screen) waitFor(t *testing.T, from int, want string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if out := s.String(); len(out) > from {
+			if i := strings.Index(out[from:], want); i >= 0 {
+				return from + i + len(want)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the terminal never showed %q; it shows:\n%q", want, s.String())
+	return 0
+}
+
+var escapes = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+// TestLiveKeys runs netuse iface in a pseudo-terminal, as a person at a
+// terminal would, and presses keys: Enter and a key netuse does not know
+// must leave no trace on the screen (before, each Enter left a stale
+// header line: the terminal echoed it into the table); s must change the
+// sort column the hint names; q must quit with status 0 after a summary;
+// and the terminal must be back in the mode it was in.
+func TestLiveKeys(t *testing.T) {
+	ptm, pts := openPty(t, 120, 30)
+	before, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	var scr screen
+	go scr.read(ptm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	at := scr.waitFor(t, 0, "keys: q quit  s sort (name)")
+	ptm.Write([]byte("\r\r\rZ"))
+	at = scr.waitFor(t, at, "keys: q quit") // a frame drawn after the keys
+	ptm.Write([]byte("s"))
+	at = scr.waitFor(t, at, "s sort (total)")
+	ptm.Write([]byte("q"))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("q: netuse ended with %v, want status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("netuse did not quit on q")
+	}
+	out := scr.String()
+	if !strings.Contains(out[at:], "netuse iface summary") {
+		t.Errorf("no summary after q:\n%q", out[at:])
+	}
+	if plain := escapes.ReplaceAllString(out, ""); strings.Contains(plain, "Z") {
+		t.Errorf("a key was echoed into the table:\n%q", plain)
+	}
+	after, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Lflag != before.Lflag || after.Cc[unix.VMIN] != before.Cc[unix.VMIN] {
+		t.Errorf("terminal mode after netuse: lflag %#x, want %#x as before", after.Lflag, before.Lflag)
+	}
+}
+
+// TestLiveKeysRestoredOnSignal: the terminal's mode comes back when netuse
+// is ended by SIGTERM, as by q.
+func TestLiveKeysRestoredOnSignal(t *testing.T) {
+	ptm, pts := openPty(t, 80, 24)
+	before, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	var scr screen
+	go scr.read(ptm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	scr.waitFor(t, 0, "keys: q quit")
+	if mid, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS); mid.Lflag&unix.ICANON != 0 {
+		t.Errorf("while the table is live the terminal is in canonical mode: keys would wait for Enter")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: %v, want status 0", err)
+	}
+	after, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
+	if after.Lflag != before.Lflag {
+		t.Errorf("terminal mode after SIGTERM: lflag %#x, want %#x", after.Lflag, before.Lflag)
+	}
+}
