@@ -92,7 +92,7 @@ type process struct {
 	cmdline string
 	netns   uint64 // the network namespace's inode number; 0 if unknown
 	cgroup  string // the cgroup path, which names the container or service
-	foreign bool   // in another network namespace than netuse's: a container
+	foreign bool   // in another network namespace than the host's (pid 1's): a container
 	reason  reason // why pid 0 rows have no process
 
 	cur   traffic // since the last report; guarded by accountant.mu

@@ -284,3 +284,44 @@ func TestParseConntrack(t *testing.T) {
 		t.Errorf("the client's end seen on the bridge translates to %v", client)
 	}
 }
+
+// TestInContainer: a process is in a container when its network
+// namespace is another than the host's, pid 1's; not merely another than
+// netuse's (before, with netuse in a namespace, every host process showed
+// net:[...] in the CONTAINER column).
+func TestInContainer(t *testing.T) {
+	p := &procfs{hostNetns: 4026531840}
+	for _, c := range []struct {
+		netns uint64
+		want  bool
+	}{{4026531840, false}, {4026532305, true}, {0, false}} {
+		if got := p.inContainer(c.netns); got != c.want {
+			t.Errorf("inContainer(%d) with the host in %d = %v, want %v", c.netns, p.hostNetns, got, c.want)
+		}
+	}
+
+	// pid 1's namespace, else kthreadd's (pid 2, no parent), else netuse's.
+	for _, c := range []struct {
+		name  string
+		links map[string]string // path under the fake /proc -> link target
+		stat2 string
+		want  uint64
+	}{
+		{"init readable", map[string]string{"1/ns/net": "net:[1]", "2/ns/net": "net:[2]", "self/ns/net": "net:[3]"}, "2 (kthreadd) S 0 0 0", 1},
+		{"init hidden", map[string]string{"2/ns/net": "net:[2]", "self/ns/net": "net:[3]"}, "2 (kthreadd) S 0 0 0", 2},
+		{"pid 2 no kernel thread", map[string]string{"2/ns/net": "net:[2]", "self/ns/net": "net:[3]"}, "2 (sh) S 1 2 2", 3},
+	} {
+		root := t.TempDir()
+		for path, target := range c.links {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o755)
+			if err := os.Symlink(target, filepath.Join(root, path)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.MkdirAll(filepath.Join(root, "2"), 0o755)
+		os.WriteFile(filepath.Join(root, "2", "stat"), []byte(c.stat2), 0o644)
+		if got := hostNetns(root); got != c.want {
+			t.Errorf("%s: hostNetns = %d, want %d", c.name, got, c.want)
+		}
+	}
+}

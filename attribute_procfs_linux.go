@@ -29,7 +29,7 @@ type procfs struct {
 	fullGap   time.Duration       // at least this long between two full scans, and 10 times fullTook
 	self      int                 // netuse's own pid: its capture sockets are not traffic
 	capable   bool                // netuse may read every process: a refusal means the process is exiting
-	ownNetns  uint64              // netuse\'s network namespace
+	hostNetns uint64              // the host's network namespace (pid 1's, else netuse's); 0 if unknown
 	newcomers []newcomer          // recent mode: processes the last find saw for the first time
 	now       func() time.Time
 	ticks     func() uint64 // clock ticks since boot (bootTicks)
@@ -39,21 +39,21 @@ type procfs struct {
 }
 
 func newProcfs(reg *registry, recent bool) *procfs {
-	own, _ := netnsOf("/proc/self/ns/net")
+	host := hostNetns("/proc")
 	return &procfs{
-		ownNetns: own,
-		reg:      reg,
-		recent:   recent,
-		root:     "/proc",
-		byInode:  map[uint64]*process{},
-		procs:    map[int]*process{},
-		users:    map[uint32]string{},
-		fullGap:  200 * time.Millisecond,
-		self:     os.Getpid(),
-		capable:  capable(),
-		now:      time.Now,
-		ticks:    bootTicks,
-		boot:     time.Now().Add(-time.Duration(bootTicks()) * (time.Second / ticksPerSecond)),
+		hostNetns: host,
+		reg:       reg,
+		recent:    recent,
+		root:      "/proc",
+		byInode:   map[uint64]*process{},
+		procs:     map[int]*process{},
+		users:     map[uint32]string{},
+		fullGap:   200 * time.Millisecond,
+		self:      os.Getpid(),
+		capable:   capable(),
+		now:       time.Now,
+		ticks:     bootTicks,
+		boot:      time.Now().Add(-time.Duration(bootTicks()) * (time.Second / ticksPerSecond)),
 	}
 }
 
@@ -385,7 +385,7 @@ func (p *procfs) read(proc *process, base string, stat []byte, exec *execEvent) 
 	if exec != nil && proc.user == "" && proc.netns == 0 {
 		proc.user, proc.netns = p.userName(exec.uid), exec.netns // gone: its exec event says
 	}
-	proc.foreign = proc.netns != 0 && p.ownNetns != 0 && proc.netns != p.ownNetns
+	proc.foreign = p.inContainer(proc.netns)
 	if cg, err := os.ReadFile(base + "/cgroup"); err == nil {
 		proc.cgroup = parseCgroup(cg)
 	}
@@ -411,6 +411,33 @@ func newFinder(reg *registry, recent bool) owners {
 		p.execs = watchExecs(p.root)
 	}
 	return p
+}
+
+// hostNetns returns the host's network namespace, as an inode number:
+// pid 1's, or where its link may not be read (a sandbox's init, or no
+// CAP_SYS_PTRACE) kthreadd's, pid 2 with no parent, as every kernel thread
+// lives in the first namespace; else netuse's own.
+func hostNetns(root string) uint64 {
+	if ino, ok := netnsOf(root + "/1/ns/net"); ok {
+		return ino
+	}
+	if stat, err := os.ReadFile(root + "/2/stat"); err == nil && parseStatName(stat) == "kthreadd" {
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 1 && f[1] == "0" {
+			if ino, ok := netnsOf(root + "/2/ns/net"); ok {
+				return ino
+			}
+		}
+	}
+	ino, _ := netnsOf(root + "/self/ns/net")
+	return ino
+}
+
+// inContainer reports whether the network namespace netns (an inode
+// number) is another than the host's: the process is in a container. Not
+// netuse's own: netuse itself may run in a container or a namespace, and
+// the host's processes are no container's.
+func (p *procfs) inContainer(netns uint64) bool {
+	return netns != 0 && p.hostNetns != 0 && netns != p.hostNetns
 }
 
 // close ends the exec watch, if there is one.

@@ -249,6 +249,13 @@ type recordProcs struct {
 	p         *procfs
 	netns     func(cookie uint64) uint64 // a namespace's inode number by its cookie; 0 if unknown
 	ownCookie uint64                     // netuse's namespace's cookie
+	ownInode  uint64                     // netuse's namespace's inode number; 0 if unknown
+}
+
+// ownInode returns the inode number of netuse's network namespace.
+func ownInode() uint64 {
+	ino, _ := netnsOf("/proc/self/ns/net")
+	return ino
 }
 
 func (k *recordProcs) process(o sockOwner) *process {
@@ -260,8 +267,8 @@ func (k *recordProcs) process(o sockOwner) *process {
 			if start, ok := parseStartTime(stat); ok && start == o.start {
 				k.p.read(proc, base, stat, nil)
 				if proc.netns == 0 { // its namespace link needs CAP_SYS_PTRACE
-					proc.netns = k.netns(o.netns)
-					proc.foreign = o.netns != k.ownCookie
+					proc.netns = k.inode(o.netns)
+					proc.foreign = k.inContainer(o.netns, proc.netns)
 				}
 				if proc.user == "" { // it exited while /proc was read
 					proc.user = k.p.userName(o.uid)
@@ -272,9 +279,28 @@ func (k *recordProcs) process(o sockOwner) *process {
 		// Gone already: what the kernel recorded is all there is.
 		proc.name = o.name
 		proc.user = k.p.userName(o.uid)
-		proc.netns = k.netns(o.netns)
-		proc.foreign = o.netns != k.ownCookie
+		proc.netns = k.inode(o.netns)
+		proc.foreign = k.inContainer(o.netns, proc.netns)
 	})
+}
+
+// inode returns the inode number of the namespace with this cookie; 0 if
+// not known.
+func (k *recordProcs) inode(cookie uint64) uint64 {
+	if cookie == k.ownCookie && k.ownInode != 0 {
+		return k.ownInode
+	}
+	return k.netns(cookie)
+}
+
+// inContainer reports whether a process of the namespace with this cookie
+// and inode (0 if not known) is in a container: by the inode, as procfs
+// tells; else by the cookie, against netuse's own namespace.
+func (k *recordProcs) inContainer(cookie, inode uint64) bool {
+	if inode != 0 {
+		return k.p.inContainer(inode)
+	}
+	return cookie != k.ownCookie
 }
 
 // ownerRecords is the kernel path at work: the programs, the book they
@@ -300,7 +326,7 @@ func startOwnerRecords(reg *registry, tables socketTables) (*ownerRecords, error
 		unix.Close(fd)
 	}
 	return &ownerRecords{kern: kern, book: book,
-		procs: &recordProcs{p: newProcfs(reg, false), netns: tables.netnsByCookie, ownCookie: own}}, nil
+		procs: &recordProcs{p: newProcfs(reg, false), netns: tables.netnsByCookie, ownCookie: own, ownInode: ownInode()}}, nil
 }
 
 // close detaches the programs and waits for the reader.

@@ -439,8 +439,9 @@ func (r *renderer) writeTable(f report) {
 	if f.mode == modeProc {
 		allNums = procNumbers
 	}
-	keep := r.fitColumns(textCols, allNums, cols)
+	keepText, keep := r.fitColumns(textCols, allNums, cols)
 	numCols := pick(allNums, keep)
+	textCols = pick(textCols, keepText)
 	lines := make([]string, 0, len(f.rows)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
@@ -452,7 +453,7 @@ func (r *renderer) writeTable(f report) {
 	}
 	lines = append(lines, head)
 	for _, u := range f.rows {
-		line := r.row(textCols, text(f.mode, u), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
+		line := r.row(textCols, pick(text(f.mode, u), keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
 		if f.mode == modeProc && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
@@ -467,7 +468,7 @@ func (r *renderer) writeTable(f report) {
 			r.buf.WriteByte('\n') // past the ^C the terminal echoed
 		}
 		for _, l := range lines {
-			r.buf.WriteString(l)
+			r.buf.WriteString(clipIf(l, cols, sized))
 			r.buf.WriteByte('\n')
 		}
 		r.buf.WriteByte('\n')
@@ -488,11 +489,18 @@ func (r *renderer) writeTable(f report) {
 	r.redraw(lines, cols, sized)
 }
 
-// fitColumns returns the indexes of the number columns to show in cols
-// characters (0: all): on a narrow terminal the packet rates go first,
-// then the totals, so that a row is never cut inside a number.
-func (r *renderer) fitColumns(textCols, numCols []string, cols int) []int {
-	var all, noPackets, ratesOnly []int
+// fitColumns returns the indexes of the text and number columns to show
+// in cols characters (0: all): on a narrow terminal the packet rates go
+// first, then the totals, then proc's USER, so that a row is never cut
+// inside a number.
+func (r *renderer) fitColumns(textCols, numCols []string, cols int) (texts, nums []int) {
+	var allText, noUser, all, noPackets, ratesOnly []int
+	for i, c := range textCols {
+		allText = append(allText, i)
+		if c != "USER" {
+			noUser = append(noUser, i)
+		}
+	}
 	for i, c := range numCols {
 		all = append(all, i)
 		if !strings.Contains(c, "pkt") {
@@ -502,22 +510,22 @@ func (r *renderer) fitColumns(textCols, numCols []string, cols int) []int {
 			ratesOnly = append(ratesOnly, i)
 		}
 	}
-	for _, keep := range [][]int{all, noPackets, ratesOnly} {
+	for _, keep := range []struct{ texts, nums []int }{{allText, all}, {allText, noPackets}, {allText, ratesOnly}, {noUser, ratesOnly}} {
 		width := 0
-		for i, c := range textCols {
-			width += textWidth[c]
+		for i, t := range keep.texts {
+			width += textWidth[textCols[t]]
 			if i > 0 {
 				width += 2
 			}
 		}
-		for _, i := range keep {
-			width += r.width(numCols[i])
+		for _, n := range keep.nums {
+			width += r.width(numCols[n])
 		}
 		if cols <= 0 || width <= cols {
-			return keep
+			return keep.texts, keep.nums
 		}
 	}
-	return ratesOnly
+	return noUser, ratesOnly
 }
 
 // pick returns the elements of s at the indexes keep.
@@ -616,7 +624,7 @@ func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
 func (r *renderer) writeTotalLine(f report) {
 	cols, _, sized := r.termSize()
 	textCols := []string{"TIME"}
-	keep := r.fitColumns(textCols, ifaceNumbers, cols)
+	_, keep := r.fitColumns(textCols, ifaceNumbers, cols)
 	numCols := pick(ifaceNumbers, keep)
 	if r.started && r.staleHead {
 		// The units changed: write the lines above the total line again.
