@@ -60,6 +60,9 @@ func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
 	defer r.close()
 	start := a.clock.now()
 	last := start
+	if err := r.waiting(modeProc, start.Add(o.interval)); err != nil {
+		return err
+	}
 	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
 		// An interrupted interval is the last one, as is the count's.
 		rows, cap, err := p.report(partial || (o.count > 0 && seq == o.count))

@@ -75,8 +75,10 @@ type renderer struct {
 	mu      sync.Mutex
 	buf     bytes.Buffer
 	drawn   int  // live: lines the previous frame left on the screen
-	started bool // the first frame was written
-	closed  bool // close was called
+	started  bool // the first frame was written
+	onScreen bool // live: something is drawn that the next frame goes over
+	headed   bool // live total: the lines above the total line are written
+	closed   bool // close was called
 
 	ledger     *ledger // every row shown so far, for the cumulative view and the summary
 	cumulative bool    // show every row of the run with its totals, sorted by them
@@ -131,6 +133,23 @@ func (r *renderer) draw(f report, o options) {
 	r.started = true
 }
 
+// waiting shows, on a live terminal, when the first frame comes (at
+// first), so that a long interval does not leave a blank screen; the
+// first frame is drawn over it.
+func (r *renderer) waiting(m mode, first time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.live {
+		return nil
+	}
+	cols, _, sized := r.termSize()
+	r.buf.Reset()
+	r.buf.WriteString(escHideCursor + "\r" + escClearLine)
+	r.buf.WriteString(clipIf(fmt.Sprintf("netuse %s  measuring the first interval, until %s", m, first.Format(timeLayout)), cols, sized))
+	r.onScreen, r.drawn = true, 0
+	return r.flush()
+}
+
 // flush writes the frame built in r.buf, with one Write.
 func (r *renderer) flush() error {
 	if _, err := r.w.Write(r.buf.Bytes()); err != nil {
@@ -148,7 +167,7 @@ func (r *renderer) close() {
 }
 
 func (r *renderer) closeLocked() {
-	if r.live && r.started && !r.closed {
+	if r.live && r.onScreen && !r.closed {
 		io.WriteString(r.w, "\n"+escShowCursor)
 	}
 	r.closed = true
@@ -540,7 +559,7 @@ func pick(s []string, keep []int) []string {
 // redraw writes lines over the previous frame on a terminal, each cut to
 // its width: a wrapped line would break the count of lines to go up.
 func (r *renderer) redraw(lines []string, cols int, sized bool) {
-	if r.started {
+	if r.onScreen {
 		if r.drawn > 0 {
 			fmt.Fprintf(&r.buf, escUpFmt, r.drawn)
 		}
@@ -560,6 +579,7 @@ func (r *renderer) redraw(lines []string, cols int, sized bool) {
 		}
 	}
 	r.drawn = len(lines) - 1
+	r.onScreen = true
 }
 
 // sumRows adds up rows into one: iface's "(all)" row.
@@ -626,7 +646,7 @@ func (r *renderer) writeTotalLine(f report) {
 	textCols := []string{"TIME"}
 	_, keep := r.fitColumns(textCols, ifaceNumbers, cols)
 	numCols := pick(ifaceNumbers, keep)
-	if r.started && r.staleHead {
+	if r.headed && r.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1
 		if r.keys {
@@ -634,17 +654,18 @@ func (r *renderer) writeTotalLine(f report) {
 		}
 		fmt.Fprintf(&r.buf, "\r"+escUpFmt+escClearDown, up+1)
 	}
-	if !r.started || r.staleHead {
-		if !r.started {
-			r.buf.WriteString(escHideCursor + "\r" + escClearLine) // as in redraw
+	if !r.headed || r.staleHead {
+		if !r.headed {
+			r.buf.WriteString(escHideCursor + "\r" + escClearLine) // as in redraw, and over the waiting line
 		}
 		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
 		if r.keys {
 			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols), cols, sized) + "\n")
 		}
 		r.buf.WriteString(clipIf(r.row(textCols, textCols, numCols, numCols), cols, sized) + "\n")
-		r.staleHead = false
+		r.staleHead, r.headed = false, true
 	}
+	r.onScreen = true
 	line := r.row(textCols, []string{f.at.Format("15:04:05")}, numCols, pick(r.cells(f.mode, f.rows[0], f.elapsed), keep))
 	r.buf.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
 }

@@ -212,6 +212,9 @@ func runSampler(ctx context.Context, clk clock, m mode, o options, s *sampler, r
 	start := clk.now()
 	last := start
 	var picked []string
+	if err := r.waiting(m, start.Add(o.interval)); err != nil {
+		return err
+	}
 	seqs, err := schedule(ctx, clk, o, func(seq int, partial bool) error {
 		us, err := s.sample()
 		if err != nil {
