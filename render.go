@@ -72,9 +72,9 @@ type renderer struct {
 
 	// mu guards every field below, and bits and si: the keys goroutine
 	// (keys.go) changes the view and redraws while the run loop renders.
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	drawn   int  // live: lines the previous frame left on the screen
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	drawn    int  // live: lines the previous frame left on the screen
 	started  bool // the first frame was written
 	onScreen bool // live: something is drawn that the next frame goes over
 	headed   bool // live total: the lines above the total line are written
