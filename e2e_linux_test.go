@@ -15,7 +15,7 @@ import (
 
 // openPTY returns a new pseudo-terminal's controlling side and its terminal,
 // 100 columns by 30 rows.
-func openPTY(t *testing.T) (ptm, pts *os.File) {
+func openPTY(t *testing.T, cols, rows int) (ptm, pts *os.File) {
 	t.Helper()
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -33,7 +33,7 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: 100, Row: 30}); err != nil {
+	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)}); err != nil {
 		t.Fatal(err)
 	}
 	return ptm, pts
@@ -44,7 +44,7 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 func TestTerminalInterrupt(t *testing.T) {
 	for _, mode := range []string{"iface", "total"} {
 		t.Run(mode, func(t *testing.T) {
-			ptm, pts := openPTY(t)
+			ptm, pts := openPTY(t, 100, 30)
 			defer ptm.Close()
 			cmd := exec.Command(netuseBinary(t), mode, "--interval", "100ms")
 			cmd.Stdout, cmd.Stderr = pts, pts
@@ -86,8 +86,14 @@ func TestTerminalInterrupt(t *testing.T) {
 			if !strings.HasPrefix(out, escHideCursor) {
 				t.Errorf("netuse %s on a terminal: output starts %q, want the cursor hidden first", mode, out[:min(len(out), 20)])
 			}
-			if !strings.HasSuffix(out, "\r\n"+escShowCursor) {
-				t.Errorf("netuse %s interrupted: output ends %q, want a new line and the cursor shown", mode, out[max(len(out)-20, 0):])
+			// After the last frame: a new line, the cursor shown, then the
+			// run's summary as a plain block.
+			last := out[strings.LastIndex(out, escClearDown)+1:]
+			if mode == "total" {
+				last = out[strings.LastIndex(out, escClearLine)+1:]
+			}
+			if !strings.Contains(last, "\r\n"+escShowCursor+"netuse "+mode+" summary") || !strings.HasSuffix(out, "\r\n") || strings.Count(last, escHideCursor) > 0 {
+				t.Errorf("netuse %s interrupted: after the last frame %q, want a new line, the cursor shown, and the summary", mode, last)
 			}
 			if strings.Count(out, redraw) < 2 {
 				t.Errorf("netuse %s: no redraw in place (%q) in %q", mode, redraw, out)

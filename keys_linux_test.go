@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,32 +13,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// openPty opens a pseudo-terminal pair of the given size: netuse gets the
-// terminal end, the test the other, as a terminal emulator would.
-func openPty(t *testing.T, cols, rows int) (ptm, pts *os.File) {
-	t.Helper()
-	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(ptm.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(ptm.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetWinsize(int(pts.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(rows), Col: uint16(cols)}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ptm.Close(); pts.Close() })
-	return ptm, pts
-}
 
 // screen collects what netuse writes to the terminal.
 type screen struct {
@@ -92,7 +65,8 @@ var escapes = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 // sort column the hint names; q must quit with status 0 after a summary;
 // and the terminal must be back in the mode it was in.
 func TestLiveKeys(t *testing.T) {
-	ptm, pts := openPty(t, 120, 30)
+	ptm, pts := openPTY(t, 120, 30)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
 	before, err := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +116,8 @@ func TestLiveKeys(t *testing.T) {
 // TestLiveKeysRestoredOnSignal: the terminal's mode comes back when netuse
 // is ended by SIGTERM, as by q.
 func TestLiveKeysRestoredOnSignal(t *testing.T) {
-	ptm, pts := openPty(t, 80, 24)
+	ptm, pts := openPTY(t, 80, 24)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
 	before, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
 	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
