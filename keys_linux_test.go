@@ -56,6 +56,23 @@ func (s *screen) waitFor(t *testing.T, from int, want string) int {
 	return 0
 }
 
+// startOnTerminal runs netuse iface every 200 ms with pts as its
+// controlling terminal, stdin and stdout, and collects its screen.
+func startOnTerminal(t *testing.T, ptm, pts *os.File) (*exec.Cmd, *screen) {
+	t.Helper()
+	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.Env = append(os.Environ(), "TERM=xterm")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	scr := &screen{}
+	go scr.read(ptm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, scr
+}
+
 var escapes = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
 // TestLiveKeys runs netuse iface in a pseudo-terminal, as a person at a
@@ -71,16 +88,7 @@ func TestLiveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	cmd.Env = append(os.Environ(), "TERM=xterm")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	var scr screen
-	go scr.read(ptm)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
+	cmd, scr := startOnTerminal(t, ptm, pts)
 	at := scr.waitFor(t, 0, "keys: q quit  s sort (name)")
 	ptm.Write([]byte("\r\r\rZ"))
 	at = scr.waitFor(t, at, "keys: q quit") // a frame drawn after the keys
@@ -119,15 +127,7 @@ func TestLiveKeysRestoredOnSignal(t *testing.T) {
 	ptm, pts := openPTY(t, 80, 24)
 	t.Cleanup(func() { ptm.Close(); pts.Close() })
 	before, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
-	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	var scr screen
-	go scr.read(ptm)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
+	cmd, scr := startOnTerminal(t, ptm, pts)
 	scr.waitFor(t, 0, "keys: q quit")
 	if mid, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS); mid.Lflag&unix.ICANON != 0 {
 		t.Errorf("while the table is live the terminal is in canonical mode: keys would wait for Enter")
