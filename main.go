@@ -22,7 +22,7 @@
 //
 // Flags:
 //
-//	-i, --interval=1s     sampling period: a Go duration (500ms, 2s) or seconds (0.5)
+//	-i, --interval=1s     sampling period, 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)
 //	-c, --count=N         report N intervals, then exit; 0 runs until interrupted
 //	    --json            write NDJSON instead of a table
 //	    --units=bytes     bytes or bits, for the table
@@ -80,7 +80,7 @@ type cli struct {
 	Iface struct{} `cmd:"" help:"One row per network interface."`
 	Proc  struct{} `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 
-	Interval interval  `short:"i" default:"1s" help:"Sampling period: a Go duration (500ms, 2s) or seconds (0.5)."`
+	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    int       `short:"c" default:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
 	JSON     bool      `name:"json" help:"Write NDJSON, one object per row per interval."`
 	Units    string    `default:"bytes" enum:"bytes,bits" help:"Units of the table: bytes or bits."`
@@ -92,11 +92,22 @@ type cli struct {
 	Owners   string    `default:"auto" enum:"auto,bpf,proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
 	MaxFlows int       `default:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
+
+	interval time.Duration // Interval, read by Validate
 }
 
 // versionOK is kong's version flag; the name keeps it apart from the
 // version variable.
 type versionOK = kong.VersionFlag
+
+// The bounds of --interval. Below 10ms netuse only burns CPU: top and
+// iftop refuse to refresh faster too, and -i 1ns ran 8,000 intervals a
+// second at 77% CPU. Above a day a rate says little, and a run that long
+// is better left to vnstat or sar.
+const (
+	minInterval = 10 * time.Millisecond
+	maxInterval = 24 * time.Hour
+)
 
 // interval is a sampling period given as a Go duration or as seconds.
 type interval time.Duration
@@ -116,9 +127,12 @@ func parseInterval(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(s, 64)
-		// Compare in float: a huge number of seconds would overflow the conversion.
-		if ferr != nil || f != f || f*1e9 > float64(1<<62) {
+		if ferr != nil || f != f {
 			return 0, fmt.Errorf("%q is not an interval: %s", s, want)
+		}
+		// Compare in float: a huge number of seconds would overflow the conversion.
+		if f*1e9 > float64(1<<62) {
+			return 0, errTooSlow(s)
 		}
 		d = time.Duration(math.Round(f * float64(time.Second))) // to the nearest ns: 1.001 is not 1.000999999s
 	}
@@ -128,7 +142,35 @@ func parseInterval(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// errTooSlow is the error for an interval above maxInterval.
+func errTooSlow(s string) error {
+	return fmt.Errorf("%q: netuse cannot sample slower than every %v; want %v or less", s, fmtDuration(maxInterval), fmtDuration(maxInterval))
+}
+
+// fmtDuration writes a bound as a person would: 24h, not 24h0m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func (c *cli) Validate() error {
+	var iv interval
+	if err := iv.UnmarshalText([]byte(c.Interval)); err != nil {
+		return fmt.Errorf("--interval %w", err)
+	}
+	switch d := time.Duration(iv); {
+	case d < minInterval:
+		return fmt.Errorf("--interval %q: netuse cannot sample faster than every %v; want %v or more", c.Interval, minInterval, minInterval)
+	case d > maxInterval:
+		return fmt.Errorf("--interval %w", errTooSlow(c.Interval))
+	}
+	c.interval = time.Duration(iv)
 	if c.Count < 0 {
 		return fmt.Errorf("--count %d: want 0 (run until interrupted) or more", c.Count)
 	}
@@ -251,7 +293,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", m)}
 	}
 	o := options{
-		interval: time.Duration(c.Interval),
+		interval: c.interval,
 		count:    c.Count,
 		globs:    c.Ifaces,
 		sort:     c.Sort,

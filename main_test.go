@@ -195,6 +195,14 @@ func TestUsageErrors(t *testing.T) {
 		{"proc --max-flows 8", 2, "--max-flows 8: want 16 or more"},
 		{"--iface [", 2, `--iface "[" is not a valid glob`},
 		{"frobnicate", 2, `unexpected argument frobnicate`},
+		// Bounds of --interval: faster than 10ms netuse only burns CPU
+		// (-i 1ns ran 8,000 intervals a second); slower than a day a rate
+		// says little.
+		{"-i 1ns -c 1", 2, `--interval "1ns": netuse cannot sample faster than every 10ms; want 10ms or more`},
+		{"--interval=9.999ms -c 1", 2, `--interval "9.999ms": netuse cannot sample faster than every 10ms`},
+		{"-i 0.001 -c 1", 2, `--interval "0.001": netuse cannot sample faster than every 10ms`},
+		{"-i 1e12", 2, `--interval "1e12": netuse cannot sample slower than every 24h; want 24h or less`},
+		{"-i 24h0m1s -c 1", 2, `--interval "24h0m1s": netuse cannot sample slower than every 24h`},
 		{"iface --iface wlan*", 1, `--iface "wlan*" matches no interface; there are: eth0, lo`},
 	}
 	for _, tt := range tests {
@@ -403,3 +411,13 @@ func TestClosedPipeIsQuiet(t *testing.T) {
 type errWriter struct{ err error }
 
 func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestIntervalBounds checks that the bounds themselves are taken.
+func TestIntervalBounds(t *testing.T) {
+	for _, args := range []string{"-i 10ms -c 1", "-i 0.01 -c 1", "-i 24h -c 1", "-i 86400 -c 1"} {
+		a, _, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(args)); code != 0 {
+			t.Errorf("netuse %s: exit %d, stderr %q; want 0", args, code, stderr)
+		}
+	}
+}
