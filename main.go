@@ -75,30 +75,79 @@ var version = "dev"
 
 // cli is the command line. Flags live on the root so that they may stand
 // before or after the command.
+//
+// Kong keeps the flags' values as text, and Validate reads them: so every
+// bad value gets one message in netuse's words that names where it came
+// from, the flag or its NETUSE_ variable (kong's own name the flag even
+// for a value from the environment, and its types and tokens).
 type cli struct {
 	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
 	Iface struct{} `cmd:"" help:"One row per network interface."`
 	Proc  struct{} `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
-	Count    int       `short:"c" default:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
-	JSON     bool      `name:"json" help:"Write NDJSON, one object per row per interval."`
-	Units    string    `default:"bytes" enum:"bytes,bits" help:"Units of the table: bytes or bits."`
-	SI       bool      `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
-	Ifaces   []string  `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
-	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
-	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
-	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
-	Owners   string    `default:"auto" enum:"auto,bpf,proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-	MaxFlows int       `default:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
+	JSON     toggle    `name:"json" help:"Write NDJSON, one object per row per interval."`
+	Units    string    `default:"bytes" placeholder:"bytes" help:"Units of the table: bytes or bits."`
+	SI       toggle    `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
+	Ifaces   globs     `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
+	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
+	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
+	NoClear  toggle    `help:"On a terminal, print each interval below the last instead of redrawing."`
+	Owners   string    `default:"auto" placeholder:"auto" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+	MaxFlows string    `default:"${maxFlows}" placeholder:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 
-	interval time.Duration // Interval, read by Validate
+	// What Validate read.
+	o                 options
+	json, si, noClear bool
+	bits              bool // --units bits
 }
 
 // versionOK is kong's version flag; the name keeps it apart from the
 // version variable.
 type versionOK = kong.VersionFlag
+
+// toggle is a flag without a value, such as --json, kept as text: "true"
+// when given, or what --json=VALUE or NETUSE_JSON said. Validate reads it.
+type toggle string
+
+func (t *toggle) Decode(ctx *kong.DecodeContext) error {
+	*t = "true"
+	if tok := ctx.Scan.Peek(); tok.Type == kong.FlagValueToken {
+		ctx.Scan.Pop()
+		*t = toggle(fmt.Sprint(tok.Value))
+	}
+	return nil
+}
+
+// IsBool tells kong that the flag takes no value after a space.
+func (*toggle) IsBool() bool { return true }
+
+// on reads the text as kong did before netuse kept it: true, 1 or yes;
+// false, 0 or no (NETUSE_JSON=yes in a script keeps working).
+func (t toggle) on() (bool, bool) {
+	switch strings.ToLower(string(t)) {
+	case "true", "1", "yes":
+		return true, true
+	case "", "false", "0", "no":
+		return false, true
+	}
+	return false, false
+}
+
+// globs is --iface's list: repeatable, each value comma-separated as
+// NETUSE_IFACE is. kong's own lists would refuse --iface -x for a value.
+type globs []string
+
+func (g *globs) Decode(ctx *kong.DecodeContext) error {
+	text := ""
+	if tok := ctx.Scan.Pop(); !tok.IsEOL() {
+		text = fmt.Sprint(tok.Value)
+	}
+	*g = append(*g, strings.Split(text, ",")...)
+	return nil
+}
 
 // The bounds of --interval. Below 10ms netuse only burns CPU: top and
 // iftop refuse to refresh faster too, and -i 1ns ran 8,000 intervals a
@@ -121,68 +170,140 @@ func (i *interval) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// parseInterval accepts "500ms", "2s", "2" and "0.5"; plain numbers are seconds.
+// parseInterval accepts "500ms", "2s", "2" and "0.5"; plain numbers are
+// seconds. It refuses a period of 0 or less, and one beyond time.Duration;
+// the bounds of --interval are Validate's. Its error is a *badValue.
 func parseInterval(s string) (time.Duration, error) {
-	const want = "want a duration like 500ms or 2s, or seconds like 0.5"
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil || f != f {
-			return 0, fmt.Errorf("%q is not an interval: %s", s, want)
+			return 0, &badValue{value: s, want: "want a duration like 500ms or 2s, or seconds like 0.5"}
 		}
 		// Compare in float: a huge number of seconds would overflow the conversion.
 		if f*1e9 > float64(1<<62) {
-			return 0, errTooSlow(s)
+			return 0, &badValue{value: s, want: tooSlow}
 		}
 		d = time.Duration(math.Round(f * float64(time.Second))) // to the nearest ns: 1.001 is not 1.000999999s
 	}
 	if d <= 0 {
-		return 0, fmt.Errorf("%q is not an interval: it must be more than 0, %s", s, want)
+		return 0, &badValue{value: s, want: "want " + minInterval.String() + " or more"}
 	}
 	return d, nil
 }
 
-// errTooSlow is the error for an interval above maxInterval.
-func errTooSlow(s string) error {
-	return fmt.Errorf("%q: netuse cannot sample slower than every %v; want %v or less", s, fmtDuration(maxInterval), fmtDuration(maxInterval))
+var (
+	tooFast = fmt.Sprintf("netuse cannot sample faster than every %v; want %v or more", minInterval, minInterval)
+	tooSlow = "netuse cannot sample slower than every 24h; want 24h or less" // maxInterval
+)
+
+// badValue is a value of a flag that netuse refuses.
+type badValue struct {
+	where string // "--count", or "NETUSE_COUNT" for a value from the environment; "" when not known
+	value string // as the user wrote it: the whole variable for the environment
+	want  string // what is wrong, if that needs saying, and what netuse wants
 }
 
-// fmtDuration writes a bound as a person would: 24h, not 24h0m0s.
-func fmtDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
+func (e *badValue) Error() string {
+	switch {
+	case e.where == "":
+		return fmt.Sprintf("%q: %s", e.value, e.want)
+	case strings.HasPrefix(e.where, "-"):
+		return fmt.Sprintf("%s %q: %s", e.where, e.value, e.want)
 	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return fmt.Sprintf("%s=%q: %s", e.where, e.value, e.want) // as a shell sets it
 }
 
-func (c *cli) Validate() error {
+// badFlag returns the error for the value of the flag called long: named
+// by the flag if the command line gave it, else by the variable it came
+// from (kong reads the environment only for a flag not given).
+func badFlag(kctx *kong.Context, long, value, want string) *badValue {
+	for _, p := range kctx.Path {
+		if p.Flag != nil && p.Flag.Name == long {
+			return &badValue{"--" + long, value, want}
+		}
+	}
+	for _, f := range kctx.Flags() {
+		if f.Name != long {
+			continue
+		}
+		for _, env := range f.Envs {
+			if text, ok := os.LookupEnv(env); ok {
+				return &badValue{env, text, want}
+			}
+		}
+	}
+	return &badValue{"--" + long, value, want}
+}
+
+// Validate reads the flags' text into c.o and the toggles; kong calls it
+// after parsing.
+func (c *cli) Validate(kctx *kong.Context) error {
+	m := modeOf(kctx.Command())
 	var iv interval
-	if err := iv.UnmarshalText([]byte(c.Interval)); err != nil {
-		return fmt.Errorf("--interval %w", err)
+	var bv *badValue
+	if err := iv.UnmarshalText([]byte(c.Interval)); errors.As(err, &bv) {
+		return badFlag(kctx, "interval", c.Interval, bv.want)
 	}
 	switch d := time.Duration(iv); {
 	case d < minInterval:
-		return fmt.Errorf("--interval %q: netuse cannot sample faster than every %v; want %v or more", c.Interval, minInterval, minInterval)
+		return badFlag(kctx, "interval", c.Interval, tooFast)
 	case d > maxInterval:
-		return fmt.Errorf("--interval %w", errTooSlow(c.Interval))
+		return badFlag(kctx, "interval", c.Interval, tooSlow)
 	}
-	c.interval = time.Duration(iv)
-	if c.Count < 0 {
-		return fmt.Errorf("--count %d: want 0 (run until interrupted) or more", c.Count)
+	c.o = options{interval: time.Duration(iv), sort: c.Sort, owners: c.Owners, globs: c.Ifaces}
+	var err error
+	if c.o.count, err = strconv.Atoi(c.Count); err != nil || c.o.count < 0 {
+		return badFlag(kctx, "count", c.Count, "want 0 (run until interrupted) or more")
 	}
-	if c.MaxFlows < 16 {
-		return fmt.Errorf("--max-flows %d: want 16 or more", c.MaxFlows)
+	if c.o.top, err = strconv.Atoi(c.Top); err != nil || c.o.top < 0 {
+		return badFlag(kctx, "top", c.Top, "want 0 (all rows) or more")
 	}
-	if c.Top < 0 {
-		return fmt.Errorf("--top %d: want 0 (all rows) or more", c.Top)
+	if c.o.maxFlows, err = strconv.Atoi(c.MaxFlows); err != nil || c.o.maxFlows < 16 {
+		return badFlag(kctx, "max-flows", c.MaxFlows, "want 16 or more")
+	}
+	if c.Units != "bytes" && c.Units != "bits" {
+		return badFlag(kctx, "units", c.Units, "want bytes or bits")
+	}
+	c.bits = c.Units == "bits"
+	switch c.Sort {
+	case "", "rx", "tx", "total", "name":
+	case "pid":
+		if m != modeProc {
+			return badFlag(kctx, "sort", c.Sort, m.String()+" has no pid column; want rx, tx, total or name")
+		}
+	default:
+		if m == modeProc {
+			return badFlag(kctx, "sort", c.Sort, "want rx, tx, total, name or pid")
+		}
+		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
+	}
+	switch c.Owners {
+	case "auto", "bpf", "proc":
+	default:
+		return badFlag(kctx, "owners", c.Owners, "want auto, bpf or proc")
+	}
+	for _, t := range []struct {
+		long string
+		text toggle
+		on   *bool
+	}{{"json", c.JSON, &c.json}, {"si", c.SI, &c.si}, {"no-clear", c.NoClear, &c.noClear}} {
+		var ok bool
+		if *t.on, ok = t.text.on(); !ok {
+			return badFlag(kctx, t.long, string(t.text), "want true or false")
+		}
 	}
 	for _, g := range c.Ifaces {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("--iface %q is not a valid glob: %v", g, err)
+		_, err := path.Match(g, "")
+		if g == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			bad := badFlag(kctx, "iface", g, fmt.Sprintf("not a glob (%v); want a shell glob like eth* or wl?0", err))
+			if !strings.HasPrefix(bad.where, "-") {
+				bad.want = fmt.Sprintf("%q is not a glob (%v); want shell globs like eth*,wl?0", g, err)
+			}
+			return bad
 		}
 	}
 	return nil
@@ -276,6 +397,9 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
+		// As getopt does: the word after a flag is its value, even -1,
+		// which kong would otherwise take for a flag.
+		kong.WithHyphenPrefixedParameters(true),
 		kong.Vars{"version": "netuse " + version, "maxFlows": strconv.Itoa(maxFlows)},
 	)
 	if err != nil {
@@ -289,19 +413,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	m := modeOf(kctx.Command())
-	if c.Sort == "pid" && m != modeProc {
-		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", m)}
-	}
-	o := options{
-		interval: c.interval,
-		count:    c.Count,
-		globs:    c.Ifaces,
-		sort:     c.Sort,
-		top:      c.Top,
-		maxFlows: c.MaxFlows,
-		owners:   c.Owners,
-	}
-	r := newRenderer(a.stdout, c.JSON, a.tty && !c.NoClear, c.Units == "bits", c.SI)
+	o := c.o
+	r := newRenderer(a.stdout, c.json, a.tty && !c.noClear, c.bits, c.si)
 	r.termSize = a.termSize
 	if m == modeProc {
 		return a.runProc(ctx, o, r)

@@ -183,17 +183,29 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string // in stderr
 	}{
-		{"--interval 0", 2, `"0" is not an interval: it must be more than 0`},
-		{"--interval=-1s", 2, `"-1s" is not an interval`},
-		{"--interval abc", 2, `"abc" is not an interval`},
-		{"--units foo", 2, `--units must be one of "bytes","bits" but got "foo"`},
-		{"--sort bogus", 2, `--sort must be one of`},
-		{"iface --sort pid", 2, `iface has no pid column`},
+		// Every bad value: one line in netuse's words, naming the flag,
+		// quoting the value and saying what is wanted.
+		{"--interval 0", 2, `--interval "0": want 10ms or more`},
+		{"--interval=-1s", 2, `--interval "-1s": want 10ms or more`},
+		{"-i -1", 2, `--interval "-1": want 10ms or more`},
+		{"--interval abc", 2, `--interval "abc": want a duration like 500ms or 2s, or seconds like 0.5`},
+		{"-c 1 -i", 2, `--interval "": want a duration like 500ms or 2s`},
+		{"--units foo", 2, `--units "foo": want bytes or bits`},
+		{"--sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
+		{"proc --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
+		{"iface --sort pid", 2, `--sort "pid": iface has no pid column; want rx, tx, total or name`},
 		{"--bogus", 2, "unknown flag --bogus"},
-		{"--count=-1", 2, "--count -1: want 0"},
-		{"--top=-3", 2, "--top -3: want 0"},
-		{"proc --max-flows 8", 2, "--max-flows 8: want 16 or more"},
-		{"--iface [", 2, `--iface "[" is not a valid glob`},
+		{"--count=-1", 2, `--count "-1": want 0 (run until interrupted) or more`},
+		{"-c -1", 2, `--count "-1": want 0 (run until interrupted) or more`},
+		{"-c many", 2, `--count "many": want 0 (run until interrupted) or more`},
+		{"--top=-3 -c 1", 2, `--top "-3": want 0 (all rows) or more`},
+		{"--top x -c 1", 2, `--top "x": want 0 (all rows) or more`},
+		{"--json=maybe -c 1", 2, `--json "maybe": want true or false`},
+		{"proc --max-flows 8", 2, `--max-flows "8": want 16 or more`},
+		{"proc --owners nobody -c 1", 2, `--owners "nobody": want auto, bpf or proc`},
+		{"--iface -c 1", 2, `unexpected argument 1`}, // as getopt: -c is the glob
+		{"-c 1 --iface", 2, `--iface "": not a glob (empty); want a shell glob`},
+		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},
 		{"frobnicate", 2, `unexpected argument frobnicate`},
 		// Bounds of --interval: faster than 10ms netuse only burns CPU
 		// (-i 1ns ran 8,000 intervals a second); slower than a day a rate
@@ -219,6 +231,12 @@ func TestUsageErrors(t *testing.T) {
 			if !strings.HasPrefix(msg, "netuse: ") || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
 				t.Errorf("stderr = %q, want one line netuse: ...%s...", msg, tt.want)
 			}
+			// kong's own words, which name its parser's types and tokens.
+			for _, kong := range []string{"expected", "perhaps try", `""`, "must be one of"} {
+				if strings.Contains(msg, kong) && !strings.Contains(tt.want, kong) {
+					t.Errorf("stderr = %q: %q is kong's, not netuse's", msg, kong)
+				}
+			}
 		})
 	}
 }
@@ -236,10 +254,41 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("NETUSE_JSON, NETUSE_COUNT=1, NETUSE_IFACE=lo,eth*: %d iface records, want 2:\n%s", got, stdout)
 	}
 
+	// A flag on the command line wins over the environment, even over a bad value there.
 	t.Setenv("NETUSE_INTERVAL", "zero")
 	a, stdout, stderr = testApp(loadCounters(t, "basic"), false)
-	if code := a.main([]string{"iface"}); code != 2 || stdout.Len() > 0 || !strings.Contains(stderr.String(), `"zero" is not an interval`) {
-		t.Errorf("NETUSE_INTERVAL=zero: exit %d, stdout %q, stderr %q; want 2, nothing, the bad value named", code, stdout, stderr)
+	if code := a.main([]string{"iface", "-i", "2s"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("NETUSE_INTERVAL=zero netuse iface -i 2s: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+}
+
+// TestEnvironmentErrors checks that a bad value from the environment is
+// named by its variable, not by the flag the user did not type.
+func TestEnvironmentErrors(t *testing.T) {
+	tests := []struct {
+		env, val string
+		args     string
+		want     string // the whole of stderr
+	}{
+		{"NETUSE_INTERVAL", "zero", "iface", `netuse: NETUSE_INTERVAL="zero": want a duration like 500ms or 2s, or seconds like 0.5; see 'netuse --help'`},
+		{"NETUSE_INTERVAL", "5ms", "iface", `netuse: NETUSE_INTERVAL="5ms": netuse cannot sample faster than every 10ms; want 10ms or more; see 'netuse --help'`},
+		{"NETUSE_SORT", "pid", "iface", `netuse: NETUSE_SORT="pid": iface has no pid column; want rx, tx, total or name; see 'netuse --help'`},
+		{"NETUSE_COUNT", "x", "iface", `netuse: NETUSE_COUNT="x": want 0 (run until interrupted) or more; see 'netuse --help'`},
+		{"NETUSE_JSON", "maybe", "iface", `netuse: NETUSE_JSON="maybe": want true or false; see 'netuse --help'`},
+		{"NETUSE_UNITS", "nibbles", "iface", `netuse: NETUSE_UNITS="nibbles": want bytes or bits; see 'netuse --help'`},
+		{"NETUSE_IFACE", "eth0,[", "iface", `netuse: NETUSE_IFACE="eth0,[": "[" is not a glob (syntax error in pattern); want shell globs like eth*,wl?0; see 'netuse --help'`},
+		{"NETUSE_MAX_FLOWS", "8", "proc", `netuse: NETUSE_MAX_FLOWS="8": want 16 or more; see 'netuse --help'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+"="+tt.val, func(t *testing.T) {
+			t.Setenv("NETUSE_COUNT", "1") // so that a value taken by mistake ends the run
+			t.Setenv(tt.env, tt.val)
+			a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+			code := a.main(strings.Fields(tt.args))
+			if got := strings.TrimSuffix(stderr.String(), "\n"); code != 2 || stdout.Len() > 0 || got != tt.want {
+				t.Errorf("%s=%s netuse %s: exit %d, stdout %q, stderr\n%s\nwant 2, nothing, and\n%s", tt.env, tt.val, tt.args, code, stdout, got, tt.want)
+			}
+		})
 	}
 }
 
