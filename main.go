@@ -36,6 +36,10 @@
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
+// The flags marked proc are proc's own: they go after it (netuse proc
+// --max-flows 100), and total and iface refuse them. The others may stand
+// before or after the command.
+//
 // Every flag but --help and --version can also be set from the environment
 // as NETUSE_<FLAG>, for example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
 //
@@ -73,8 +77,9 @@ const memoryLimit = 48 << 20
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// cli is the command line. Flags live on the root so that they may stand
-// before or after the command.
+// cli is the command line. Flags every command reads live on the root, so
+// that they may stand before or after the command; proc's own flags are
+// its alone, so that total and iface neither list nor take them.
 //
 // Kong keeps the flags' values as text, and Validate reads them: so every
 // bad value gets one message in netuse's words that names where it came
@@ -83,7 +88,7 @@ var version = "dev"
 type cli struct {
 	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
 	Iface struct{} `cmd:"" help:"One row per network interface."`
-	Proc  struct{} `cmd:"" help:"One row per process, from packet capture (Linux only)."`
+	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
@@ -94,8 +99,6 @@ type cli struct {
 	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
 	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  toggle    `help:"On a terminal, print each interval below the last instead of redrawing."`
-	Owners   string    `default:"auto" placeholder:"auto" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-	MaxFlows string    `default:"${maxFlows}" placeholder:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 
 	// What Validate read.
@@ -103,6 +106,15 @@ type cli struct {
 	json, si, noClear bool
 	bits              bool // --units bits
 }
+
+// procCmd holds the flags of proc alone.
+type procCmd struct {
+	Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+	MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+}
+
+// procOnly are the long names of procCmd's flags.
+var procOnly = []string{"owners", "max-flows"}
 
 // versionOK is kong's version flag; the name keeps it apart from the
 // version variable.
@@ -251,16 +263,13 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	case d > maxInterval:
 		return badFlag(kctx, "interval", c.Interval, tooSlow)
 	}
-	c.o = options{interval: time.Duration(iv), sort: c.Sort, owners: c.Owners, globs: c.Ifaces}
+	c.o = options{interval: time.Duration(iv), sort: c.Sort, globs: c.Ifaces}
 	var err error
 	if c.o.count, err = strconv.Atoi(c.Count); err != nil || c.o.count < 0 {
 		return badFlag(kctx, "count", c.Count, "want 0 (run until interrupted) or more")
 	}
 	if c.o.top, err = strconv.Atoi(c.Top); err != nil || c.o.top < 0 {
 		return badFlag(kctx, "top", c.Top, "want 0 (all rows) or more")
-	}
-	if c.o.maxFlows, err = strconv.Atoi(c.MaxFlows); err != nil || c.o.maxFlows < 16 {
-		return badFlag(kctx, "max-flows", c.MaxFlows, "want 16 or more")
 	}
 	if c.Units != "bytes" && c.Units != "bits" {
 		return badFlag(kctx, "units", c.Units, "want bytes or bits")
@@ -278,10 +287,15 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		}
 		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
 	}
-	switch c.Owners {
-	case "auto", "bpf", "proc":
-	default:
-		return badFlag(kctx, "owners", c.Owners, "want auto, bpf or proc")
+	if m == modeProc {
+		if c.o.maxFlows, err = strconv.Atoi(c.Proc.MaxFlows); err != nil || c.o.maxFlows < 16 {
+			return badFlag(kctx, "max-flows", c.Proc.MaxFlows, "want 16 or more")
+		}
+		switch c.o.owners = c.Proc.Owners; c.o.owners {
+		case "auto", "bpf", "proc":
+		default:
+			return badFlag(kctx, "owners", c.Proc.Owners, "want auto, bpf or proc")
+		}
 	}
 	for _, t := range []struct {
 		long string
@@ -397,6 +411,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
@@ -410,7 +425,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return errExit
 	}
 	if err != nil {
-		return usageError{err}
+		return usageError{misplaced(err)}
 	}
 	m := modeOf(kctx.Command())
 	o := c.o
@@ -420,6 +435,26 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.runProc(ctx, o, r)
 	}
 	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
+}
+
+// misplaced turns kong's "unknown flag --max-flows" into a word on where
+// the flag belongs, when it is proc's; other errors it returns as they are.
+func misplaced(err error) error {
+	var perr *kong.ParseError
+	if !errors.As(err, &perr) {
+		return err
+	}
+	for _, long := range procOnly {
+		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {
+			continue
+		}
+		// Before the command, kong has not chosen one yet: it is the default, total.
+		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "proc" {
+			return fmt.Errorf("--%s is a flag of netuse proc, not of netuse %s", long, cmd.Name)
+		}
+		return fmt.Errorf("--%s is a flag of netuse proc: write it after proc", long)
+	}
+	return err
 }
 
 // mode is what netuse reports on, as its command names it.

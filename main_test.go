@@ -470,3 +470,41 @@ func TestIntervalBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestProcFlags checks that --owners and --max-flows are proc's alone:
+// listed only by proc's help, refused elsewhere with a word on where they
+// belong, and not read from the environment by the other commands.
+func TestProcFlags(t *testing.T) {
+	procOnly := []string{"--owners", "--max-flows"}
+	for _, args := range []string{"--help", "total --help", "iface --help", "proc --help"} {
+		a, stdout, _ := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(args)); code != 0 {
+			t.Fatalf("netuse %s: exit %d", args, code)
+		}
+		for _, f := range procOnly {
+			if got, want := strings.Contains(stdout.String(), f+"="), args == "proc --help"; got != want {
+				t.Errorf("netuse %s lists %s: %v, want %v", args, f, got, want)
+			}
+		}
+	}
+	for _, tt := range []struct{ args, want string }{
+		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc, not of netuse iface; see 'netuse --help'\n"},
+		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc, not of netuse total; see 'netuse --help'\n"},
+		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc: write it after proc; see 'netuse --help'\n"},
+		// Flags of proc after it, and shared flags before it, are read:
+		// the value reaches Validate.
+		{"proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
+		{"--interval 2s proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
+	} {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(tt.args)); code != 2 || stdout.Len() > 0 || stderr.String() != tt.want {
+			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 2, nothing, %q", tt.args, code, stdout, stderr, tt.want)
+		}
+	}
+	t.Setenv("NETUSE_MAX_FLOWS", "8")
+	t.Setenv("NETUSE_OWNERS", "nobody")
+	a, _, stderr := testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface", "-c", "1"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("NETUSE_MAX_FLOWS=8 NETUSE_OWNERS=nobody netuse iface -c 1: exit %d, stderr %q; want 0, nothing", code, stderr)
+	}
+}
