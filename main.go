@@ -89,6 +89,9 @@ type cli struct {
 	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
 	Iface struct{} `cmd:"" help:"One row per network interface."`
 	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
+	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
+	// VersionCmd is netuse version, for those who do not think of -V.
+	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
 
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
@@ -111,6 +114,11 @@ type cli struct {
 type procCmd struct {
 	Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
 	MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+}
+
+// helpCmd is netuse help [command].
+type helpCmd struct {
+	Command string `arg:"" optional:"" help:"The command to describe."`
 }
 
 // procOnly are the long names of procCmd's flags.
@@ -251,6 +259,16 @@ func badFlag(kctx *kong.Context, long, value, want string) *badValue {
 // Validate reads the flags' text into c.o and the toggles; kong calls it
 // after parsing.
 func (c *cli) Validate(kctx *kong.Context) error {
+	switch commandOf(kctx) {
+	case "help":
+		switch c.Help.Command {
+		case "", "total", "iface", "proc", "help", "version":
+			return nil
+		}
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, help or version", c.Help.Command)
+	case "version":
+		return nil // as -V, which kong handles before the values are read
+	}
 	m := modeOf(kctx.Command())
 	var iv interval
 	var bv *badValue
@@ -397,6 +415,9 @@ func (a *app) main(args []string) int {
 	}
 }
 
+// versionLine is what -V and netuse version print.
+func versionLine() string { return "netuse " + version }
+
 // errExit reports that kong already printed help or the version.
 var errExit = errors.New("exit")
 
@@ -415,7 +436,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
-		kong.Vars{"version": "netuse " + version, "maxFlows": strconv.Itoa(maxFlows)},
+		kong.Vars{"version": versionLine(), "maxFlows": strconv.Itoa(maxFlows)},
 	)
 	if err != nil {
 		return err // a bug in the cli struct
@@ -427,6 +448,13 @@ func (a *app) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{misplaced(err)}
 	}
+	switch commandOf(kctx) {
+	case "help":
+		return a.run(ctx, append(strings.Fields(c.Help.Command), "--help"))
+	case "version":
+		_, err := fmt.Fprintln(a.stdout, versionLine())
+		return err
+	}
 	m := modeOf(kctx.Command())
 	o := c.o
 	r := newRenderer(a.stdout, c.json, a.tty && !c.noClear, c.bits, c.si)
@@ -435,6 +463,15 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.runProc(ctx, o, r)
 	}
 	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
+}
+
+// commandOf returns the name of kong's command, "" if none was chosen
+// (--help alone).
+func commandOf(kctx *kong.Context) string {
+	if cmd := kctx.Selected(); cmd != nil {
+		return cmd.Name
+	}
+	return ""
 }
 
 // misplaced turns kong's "unknown flag --max-flows" into a word on where

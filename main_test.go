@@ -508,3 +508,30 @@ func TestProcFlags(t *testing.T) {
 		t.Errorf("NETUSE_MAX_FLOWS=8 NETUSE_OWNERS=nobody netuse iface -c 1: exit %d, stderr %q; want 0, nothing", code, stderr)
 	}
 }
+
+// TestHelpAndVersionCommands checks netuse help [command] and netuse
+// version: the same output as --help and -V.
+func TestHelpAndVersionCommands(t *testing.T) {
+	run := func(args string) (int, string, string) {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		code := a.main(strings.Fields(args))
+		return code, stdout.String(), stderr.String()
+	}
+	for _, tt := range []struct{ cmd, same string }{
+		{"help", "--help"},
+		{"help total", "total --help"},
+		{"help iface", "iface --help"},
+		{"help proc", "proc --help"},
+		{"version", "-V"},
+	} {
+		code, out, errs := run(tt.cmd)
+		wcode, want, _ := run(tt.same)
+		if code != 0 || wcode != 0 || errs != "" || out != want || out == "" {
+			t.Errorf("netuse %s: exit %d, stderr %q, stdout\n%s\nwant 0, nothing, and what netuse %s prints:\n%s", tt.cmd, code, errs, out, tt.same, want)
+		}
+	}
+	code, out, errs := run("help bogus")
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
+	}
+}
