@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -311,5 +312,36 @@ func TestHangup(t *testing.T) {
 		if err != nil || said == nohup {
 			t.Errorf("nohup %v: %v, stderr %q; want status 0, and a line about the hangup only without nohup", nohup, err, stderr.String())
 		}
+	}
+}
+
+// TestVersionFromBuild checks that a netuse built with plain go build,
+// without -ldflags, names its version from what go build stamped in it:
+// the module's version, or the commit; not "dev".
+func TestVersionFromBuild(t *testing.T) {
+	bin := netuseBinary(t)
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamp []string // what the version may be built from
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		stamp = append(stamp, v)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			stamp = append(stamp, s.Value[:min(12, len(s.Value))])
+		}
+	}
+	if len(stamp) == 0 {
+		t.Skip("go build stamped neither a version nor a commit (not built from a git checkout?)")
+	}
+	out, err := exec.Command(bin, "-V").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(got, "netuse ") || !strings.Contains(got, stamp[0]) {
+		t.Errorf("netuse -V = %q, want netuse and %q (from the build info: version %q)", got, stamp[0], info.Main.Version)
 	}
 }

@@ -74,8 +74,9 @@ import (
 // memoryLimit is netuse's default soft limit on the Go heap.
 const memoryLimit = 48 << 20
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; when
+// it is not, versionLine asks the build info (go install, go build).
+var version string
 
 // cli is the command line. Flags every command reads live on the root, so
 // that they may stand before or after the command; proc's own flags are
@@ -416,7 +417,40 @@ func (a *app) main(args []string) int {
 }
 
 // versionLine is what -V and netuse version print.
-func versionLine() string { return "netuse " + version }
+func versionLine() string {
+	info, _ := debug.ReadBuildInfo()
+	return "netuse " + versionOf(version, info)
+}
+
+// versionOf picks netuse's version: the one -ldflags set; else the
+// module's, which go install module@version records and go build (1.24
+// and later) stamps from git as a pseudo-version; else the commit, short,
+// "+dirty" if the tree had changes (go build -buildvcs in a checkout
+// without a module version); else "dev". info may be nil.
+func versionOf(ldflags string, info *debug.BuildInfo) string {
+	if ldflags != "" {
+		return ldflags
+	}
+	if info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))] // as git log --abbrev=12 would
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return rev + dirty
+}
 
 // errExit reports that kong already printed help or the version.
 var errExit = errors.New("exit")

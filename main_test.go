@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -298,8 +299,8 @@ func TestEnvironmentErrors(t *testing.T) {
 func TestVersionAndHelp(t *testing.T) {
 	for _, args := range [][]string{{"-V"}, {"--version"}} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
-		// "netuse dev" unless the build set main.version with -ldflags.
-		want := "netuse " + version + "\n"
+		// "netuse dev" for a test binary, which has no module version or commit.
+		want := versionLine() + "\n"
 		if code := a.main(args); code != 0 || stderr.Len() > 0 || stdout.String() != want {
 			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 0, %q, nothing", strings.Join(args, " "), code, stdout, stderr, want)
 		}
@@ -325,7 +326,7 @@ func TestVersionAndHelp(t *testing.T) {
 				t.Errorf("netuse %s: no %q in the help:\n%s", strings.Join(tt.args, " "), flag, out)
 			}
 		}
-		if strings.Contains(out, "netuse "+version+"\n") {
+		if strings.Contains(out, versionLine()+"\n") {
 			t.Errorf("netuse %s printed the version line:\n%s", strings.Join(tt.args, " "), out)
 		}
 	}
@@ -533,5 +534,41 @@ func TestHelpAndVersionCommands(t *testing.T) {
 	code, out, errs := run("help bogus")
 	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
+	}
+}
+
+// TestVersionString checks the choice of the version string: -ldflags
+// first, then the module's version, then the commit, else "dev".
+func TestVersionString(t *testing.T) {
+	info := func(mainVersion string, settings ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/netuse/netuse", Version: mainVersion}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return bi
+	}
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	tests := []struct {
+		name    string
+		ldflags string
+		info    *debug.BuildInfo // nil: no build info
+		want    string
+	}{
+		{"ldflags win", "v1.2.3", info("v1.0.0", "vcs.revision", rev), "v1.2.3"},
+		{"go install module@version", "", info("v1.0.0"), "v1.0.0"},
+		{"go build stamps a pseudo-version", "", info("v0.0.0-20261201160000-0123456789ab+dirty", "vcs.revision", rev, "vcs.modified", "true"), "v0.0.0-20261201160000-0123456789ab+dirty"},
+		{"devel: the commit", "", info("(devel)", "vcs.revision", rev, "vcs.modified", "false"), "0123456789ab"},
+		{"devel: the commit, modified", "", info("(devel)", "vcs.revision", rev, "vcs.modified", "true"), "0123456789ab+dirty"},
+		{"empty version: the commit", "", info("", "vcs.revision", rev), "0123456789ab"},
+		{"short revision kept whole", "", info("(devel)", "vcs.revision", "abc123"), "abc123"},
+		{"devel, no vcs", "", info("(devel)"), "dev"},
+		{"no build info", "", nil, "dev"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionOf(tt.ldflags, tt.info); got != tt.want {
+				t.Errorf("versionOf(%q, ...) = %q, want %q", tt.ldflags, got, tt.want)
+			}
+		})
 	}
 }
