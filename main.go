@@ -10,6 +10,8 @@
 //	total   the whole machine: the interfaces at its edge, summed, on one line
 //	iface   one row per network interface
 //	proc    one row per process, from packet capture (Linux only)
+//	help    the help, or a command's: netuse help proc
+//	version the version, as -V
 //
 // The first read of the counters is a baseline; every interval after it
 // netuse writes the bytes and packets moved during that interval, their
@@ -52,6 +54,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,8 +90,8 @@ var version string
 // from, the flag or its NETUSE_ variable (kong's own name the flag even
 // for a value from the environment, and its types and tokens).
 type cli struct {
-	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
-	Iface struct{} `cmd:"" help:"One row per network interface."`
+	Total totalCmd `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed (the default)."`
+	Iface ifaceCmd `cmd:"" help:"One row per network interface."`
 	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
 	// VersionCmd is netuse version, for those who do not think of -V.
@@ -109,6 +112,59 @@ type cli struct {
 	o                 options
 	json, si, noClear bool
 	bits              bool // --units bits
+}
+
+// The commands. Their Help is what netuse COMMAND --help says below the
+// one-line summary of the help tag; kong formats it as go doc does, so an
+// indented line is an example, printed as it is.
+type (
+	totalCmd struct{}
+	ifaceCmd struct{}
+)
+
+func (totalCmd) Help() string {
+	return `Every interval, one line for the whole machine: the bytes and packets
+that crossed its edge interfaces (not loopback, bridges or veths, whose
+traffic the edge carries too), their rates, and the totals since netuse
+started. total is the default: netuse alone runs it. It needs no
+privileges.
+
+Examples:
+
+	netuse
+	netuse total --json --interval 10s --count 1`
+}
+
+func (ifaceCmd) Help() string {
+	return `Every interval, one row per network interface, from the kernel's
+counters (/proc/net/dev on Linux): bytes and packets in and out, their
+rates, and the totals since netuse started. It needs no privileges.
+
+Examples:
+
+	netuse iface --iface 'eth*' --iface 'wl*'
+	netuse iface --sort total --top 5
+	netuse iface --json --count 3 | jq .`
+}
+
+func (procCmd) Help() string {
+	return `Every interval, one row per process: netuse captures the packets on the
+interfaces and credits each to the process that owns its socket; what it
+cannot credit gets rows of its own. Linux only.
+
+It needs root, or these capabilities, given to the binary once (the
+README's "Privileges" says which needs which):
+
+	sudo setcap ` + setcapCaps + `+ep "$(command -v netuse)"
+
+Without CAP_NET_RAW it stops before writing anything; without one of the
+others it carries on and says on stderr what it cannot see.
+
+Examples:
+
+	sudo netuse proc
+	sudo netuse proc --sort rx --top 10
+	sudo netuse proc --json --interval 5s --owners proc`
 }
 
 // procCmd holds the flags of proc alone.
@@ -416,6 +472,27 @@ func (a *app) main(args []string) int {
 	}
 }
 
+// printHelp is kong's help with netuse's own usage line: kong's "netuse
+// <command> [flags]" would hide that the command may be left out. It
+// writes the help at once, as kong does, so that netuse --help | head -1
+// has it all in one write.
+func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
+	var b bytes.Buffer
+	if kctx.Selected() == nil {
+		b.WriteString("Usage: netuse [total|iface|proc] [flags]\n")
+		o.NoAppSummary = true
+	}
+	stdout := kctx.Stdout
+	kctx.Stdout = &b
+	err := kong.DefaultHelpPrinter(o, kctx)
+	kctx.Stdout = stdout
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b.Bytes())
+	return err
+}
+
 // versionLine is what -V and netuse version print.
 func versionLine() string {
 	info, _ := debug.ReadBuildInfo()
@@ -466,6 +543,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
+		kong.Help(printHelp),
 		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
@@ -480,6 +558,9 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return errExit
 	}
 	if err != nil {
+		if isClosedPipe(err) {
+			return err // netuse --help | head -1: the reader had what it wanted
+		}
 		return usageError{misplaced(err)}
 	}
 	switch commandOf(kctx) {

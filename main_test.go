@@ -309,8 +309,9 @@ func TestVersionAndHelp(t *testing.T) {
 		args  []string
 		usage string // the first line
 	}{
-		{[]string{"--help"}, "Usage: netuse <command> [flags]"},
-		{[]string{"-h"}, "Usage: netuse <command> [flags]"},
+		// total is the default: the usage line says so.
+		{[]string{"--help"}, "Usage: netuse [total|iface|proc] [flags]"},
+		{[]string{"-h"}, "Usage: netuse [total|iface|proc] [flags]"},
 		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
 		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
 	} {
@@ -451,6 +452,12 @@ func TestClosedPipeIsQuiet(t *testing.T) {
 	if code := a.main([]string{"--json"}); code != 0 || stderr.Len() > 0 {
 		t.Errorf("closed stdout: exit %d, stderr %q; want 0 and nothing", code, stderr)
 	}
+	// The help too: netuse --help | head -1.
+	a, _, stderr = testApp(loadCounters(t, "basic"), false)
+	a.stdout = errWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}
+	if code := a.main([]string{"--help"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("closed stdout, --help: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
 	a, _, stderr = testApp(loadCounters(t, "basic"), false)
 	a.stdout = errWriter{errors.New("disk full")}
 	if code := a.main([]string{"--json"}); code != 1 || !strings.Contains(stderr.String(), "disk full") {
@@ -570,5 +577,29 @@ func TestVersionString(t *testing.T) {
 				t.Errorf("versionOf(%q, ...) = %q, want %q", tt.ldflags, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCommandHelp checks that each command's help says what it does, with
+// examples, and for proc what privileges it needs.
+func TestCommandHelp(t *testing.T) {
+	tests := []struct {
+		cmd  string
+		want []string
+	}{
+		{"total", []string{"edge interfaces", "the default", "Examples:", "\n    netuse\n", "\n    netuse total "}},
+		{"iface", []string{"/proc/net/dev", "Examples:", "\n    netuse iface "}},
+		{"proc", []string{"Linux only", "Examples:", "\n    sudo netuse proc", "root", "sudo setcap " + setcapCaps + "+ep "}},
+	}
+	for _, tt := range tests {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main([]string{tt.cmd, "--help"}); code != 0 {
+			t.Fatalf("netuse %s --help: exit %d, stderr %q", tt.cmd, code, stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("netuse %s --help: no %q in\n%s", tt.cmd, w, stdout)
+			}
+		}
 	}
 }
