@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
@@ -182,8 +183,15 @@ func TestLoopbackJSON(t *testing.T) {
 }
 
 func TestUsageErrorExit(t *testing.T) {
-	for _, args := range [][]string{{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"}} {
-		cmd := exec.Command(netuseBinary(t), args...)
+	for _, args := range [][]string{
+		{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"},
+		{"-i", "-1"}, {"-c", "-1"}, {"--sort", "bogus"}, {"-i", "1ns"}, {"-i", "1e12"},
+		{"iface", "--max-flows", "5"}, {"help", "bogus"},
+	} {
+		// A value taken by mistake would run until killed: -i 1ns did.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, netuseBinary(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -191,7 +199,7 @@ func TestUsageErrorExit(t *testing.T) {
 			t.Errorf("netuse %v: exit %d (%v), want 2", args, code, err)
 		}
 		if stdout.Len() > 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), "netuse: ") {
-			t.Errorf("netuse %v: stdout %q, stderr %q; want nothing and one line", args, stdout.String(), stderr.String())
+			t.Errorf("netuse %v: stdout %.200q (%d bytes), stderr %q; want nothing and one line", args, stdout.String(), stdout.Len(), stderr.String())
 		}
 	}
 }
