@@ -85,10 +85,10 @@ var version string
 // that they may stand before or after the command; proc's own flags are
 // its alone, so that total and iface neither list nor take them.
 //
-// Kong keeps the flags' values as text, and Validate reads them: so every
-// bad value gets one message in netuse's words that names where it came
-// from, the flag or its NETUSE_ variable (kong's own name the flag even
-// for a value from the environment, and its types and tokens).
+// Kong keeps the flags' values as text, and Validate reads them, so that
+// every bad value gets one message in netuse's words naming where it came
+// from: the flag, or its NETUSE_ variable. kong's messages name the flag
+// even for a value from the environment, and speak of its types and tokens.
 type cli struct {
 	Total totalCmd `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed (the default)."`
 	Iface ifaceCmd `cmd:"" help:"One row per network interface."`
@@ -271,7 +271,7 @@ func parseInterval(s string) (time.Duration, error) {
 
 var (
 	tooFast = fmt.Sprintf("netuse cannot sample faster than every %v; want %v or more", minInterval, minInterval)
-	tooSlow = "netuse cannot sample slower than every 24h; want 24h or less" // maxInterval
+	tooSlow = fmt.Sprintf("netuse cannot sample slower than every %s; want %[1]s or less", strings.TrimSuffix(maxInterval.String(), "0m0s"))
 )
 
 // badValue is a value of a flag that netuse refuses.
@@ -326,7 +326,6 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	case "version":
 		return nil // as -V, which kong handles before the values are read
 	}
-	m := modeOf(kctx.Command())
 	var iv interval
 	var bv *badValue
 	if err := iv.UnmarshalText([]byte(c.Interval)); errors.As(err, &bv) {
@@ -350,6 +349,16 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return badFlag(kctx, "units", c.Units, "want bytes or bits")
 	}
 	c.bits = c.Units == "bits"
+	if err := c.readModeFlags(kctx); err != nil {
+		return err
+	}
+	return c.readSwitchesAndGlobs(kctx)
+}
+
+// readModeFlags reads the flags whose values depend on the command:
+// --sort, and proc's own.
+func (c *cli) readModeFlags(kctx *kong.Context) error {
+	m := modeOf(kctx.Command())
 	switch c.Sort {
 	case "", "rx", "tx", "total", "name":
 	case "pid":
@@ -363,6 +372,7 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
 	}
 	if m == modeProc {
+		var err error
 		if c.o.maxFlows, err = strconv.Atoi(c.Proc.MaxFlows); err != nil || c.o.maxFlows < 16 {
 			return badFlag(kctx, "max-flows", c.Proc.MaxFlows, "want 16 or more")
 		}
@@ -372,6 +382,11 @@ func (c *cli) Validate(kctx *kong.Context) error {
 			return badFlag(kctx, "owners", c.Proc.Owners, "want auto, bpf or proc")
 		}
 	}
+	return nil
+}
+
+// readSwitchesAndGlobs reads --json, --si, --no-clear and --iface.
+func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
 	for _, t := range []struct {
 		long string
 		text toggle
