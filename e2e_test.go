@@ -5,6 +5,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,9 +153,11 @@ func TestLoopbackJSON(t *testing.T) {
 		t.Fatalf("netuse: %v: %s", err, stderr.String())
 	}
 	rx1, tx1 := procNetDev(t, "lo")
-	if len(recs) != 2 {
-		t.Fatalf("%d records, want 2 (one per interval)", len(recs))
+	if len(recs) != 3 || recs[2].Type != "summary" {
+		t.Fatalf("%d records, want 3 (one per interval, then the summary)", len(recs))
 	}
+	summary := recs[2]
+	recs = recs[:2]
 	for i, r := range recs {
 		if r.Type != "iface" || r.Iface != "lo" || r.Seq != i+1 {
 			t.Errorf("record %d: type %q iface %q seq %d; want iface, lo, %d", i, r.Type, r.Iface, r.Seq, i+1)
@@ -174,6 +178,9 @@ func TestLoopbackJSON(t *testing.T) {
 	if sum := recs[0].RxBytes + recs[1].RxBytes; recs[1].RxTotal != sum {
 		t.Errorf("rx_total %d, want the sum of the intervals %d", recs[1].RxTotal, sum)
 	}
+	if summary.Iface != "lo" || summary.Seq != 2 || summary.RxBytes != recs[1].RxTotal || summary.TxBytes != recs[1].TxTotal {
+		t.Errorf("summary %+v, want lo's totals over the 2 intervals", summary)
+	}
 	// netuse's window lies inside the test's, so it saw at most what the kernel counted.
 	if recs[1].RxTotal > rx1-rx0 || recs[1].TxTotal > tx1-tx0 {
 		t.Errorf("netuse counted rx %d tx %d on lo; /proc/net/dev moved only rx %d tx %d", recs[1].RxTotal, recs[1].TxTotal, rx1-rx0, tx1-tx0)
@@ -181,8 +188,15 @@ func TestLoopbackJSON(t *testing.T) {
 }
 
 func TestUsageErrorExit(t *testing.T) {
-	for _, args := range [][]string{{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"}} {
-		cmd := exec.Command(netuseBinary(t), args...)
+	for _, args := range [][]string{
+		{"--interval", "0"}, {"--interval", "abc"}, {"--units", "foo"}, {"--nope"},
+		{"-i", "-1"}, {"-c", "-1"}, {"--sort", "bogus"}, {"-i", "1ns"}, {"-i", "1e12"},
+		{"iface", "--max-flows", "5"}, {"help", "bogus"},
+	} {
+		// A value taken by mistake would run until killed: -i 1ns did.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, netuseBinary(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -190,7 +204,7 @@ func TestUsageErrorExit(t *testing.T) {
 			t.Errorf("netuse %v: exit %d (%v), want 2", args, code, err)
 		}
 		if stdout.Len() > 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), "netuse: ") {
-			t.Errorf("netuse %v: stdout %q, stderr %q; want nothing and one line", args, stdout.String(), stderr.String())
+			t.Errorf("netuse %v: stdout %.200q (%d bytes), stderr %q; want nothing and one line", args, stdout.String(), stdout.Len(), stderr.String())
 		}
 	}
 }
@@ -311,5 +325,36 @@ func TestHangup(t *testing.T) {
 		if err != nil || said == nohup {
 			t.Errorf("nohup %v: %v, stderr %q; want status 0, and a line about the hangup only without nohup", nohup, err, stderr.String())
 		}
+	}
+}
+
+// TestVersionFromBuild checks that a netuse built with plain go build,
+// without -ldflags, names its version from what go build stamped in it:
+// the module's version, or the commit; not "dev".
+func TestVersionFromBuild(t *testing.T) {
+	bin := netuseBinary(t)
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamp []string // what the version may be built from
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		stamp = append(stamp, v)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			stamp = append(stamp, s.Value[:min(12, len(s.Value))])
+		}
+	}
+	if len(stamp) == 0 {
+		t.Skip("go build stamped neither a version nor a commit (not built from a git checkout?)")
+	}
+	out, err := exec.Command(bin, "-V").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(got, "netuse ") || !strings.Contains(got, stamp[0]) {
+		t.Errorf("netuse -V = %q, want netuse and %q (from the build info: version %q)", got, stamp[0], info.Main.Version)
 	}
 }

@@ -13,15 +13,32 @@ import (
 
 // TestFlagsDocumented checks that the three lists of flags a user may read
 // name the same flags: the package doc (main.go's "Flags:" block, which
-// go doc shows), kong's --help, which comes from the cli struct and so is
+// go doc shows), kong's help, which comes from the cli struct and so is
 // the truth, and the README's table of flags. Each long name must be in
-// all three, with the same short name, or none, in each.
+// all three, with the same short name, or none, in each. A flag that only
+// proc's help lists must say so in the other two ("proc:" at the start of
+// its meaning), and a flag every command lists must not.
 func TestFlagsDocumented(t *testing.T) {
-	a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
-	if code := a.main([]string{"--help"}); code != 0 {
-		t.Fatalf("netuse --help: exit %d, stderr %q", code, stderr)
+	help := map[string]flagLine{} // every command's flags
+	shared := map[string]bool{}   // the flags of netuse --help, which every command takes
+	for _, cmd := range []string{"", "total", "iface", "proc"} {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		args := append(strings.Fields(cmd), "--help")
+		if code := a.main(args); code != 0 {
+			t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+		where := "netuse " + strings.Join(args, " ")
+		flags := flagsOf(t, where, blockAfter(stdout.String(), "Flags:"), helpFlag)
+		if cmd == "proc" {
+			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of proc:"), helpFlag))
+		}
+		for long, f := range flags {
+			help[long] = f
+			if cmd == "" {
+				shared[long] = true
+			}
+		}
 	}
-	help := flagsOf(t, "netuse --help", blockAfter(stdout.String(), "Flags:"), helpFlag)
 
 	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
 	if err != nil {
@@ -40,23 +57,33 @@ func TestFlagsDocumented(t *testing.T) {
 
 	for _, other := range []struct {
 		name  string
-		flags map[string]string
+		flags map[string]flagLine
 	}{{"main.go's package doc", doc}, {"README.md's table of flags", table}} {
 		for _, long := range slices.Sorted(maps.Keys(help)) {
-			short, ok := other.flags[long]
+			f, ok := other.flags[long]
 			switch {
 			case !ok:
-				t.Errorf("--%s is in netuse --help but not in %s", long, other.name)
-			case short != help[long]:
-				t.Errorf("--%s: short name %q in %s, %q in netuse --help", long, short, other.name, help[long])
+				t.Errorf("--%s is in netuse's help but not in %s", long, other.name)
+				continue
+			case f.short != help[long].short:
+				t.Errorf("--%s: short name %q in %s, %q in netuse's help", long, f.short, other.name, help[long].short)
+			}
+			if procOnly := procMark.MatchString(f.meaning); procOnly == shared[long] {
+				t.Errorf("--%s: %s marks it proc's alone: %v; netuse --help lists it: %v", long, other.name, procOnly, shared[long])
 			}
 		}
 		for _, long := range slices.Sorted(maps.Keys(other.flags)) {
 			if _, ok := help[long]; !ok {
-				t.Errorf("--%s is in %s but not in netuse --help", long, other.name)
+				t.Errorf("--%s is in %s but not in netuse's help", long, other.name)
 			}
 		}
 	}
+}
+
+// flagLine is a flag as a list shows it.
+type flagLine struct {
+	short   string // "" if none
+	meaning string // the rest of the first line
 }
 
 // The first line of a flag in each list, with its short name if any and
@@ -69,6 +96,9 @@ var (
 	helpFlag   = regexp.MustCompile(`^ {2,}(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	docFlag    = regexp.MustCompile(`^\t(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	readmeFlag = regexp.MustCompile("^\\| `(?:-([a-zA-Z]), )?--([a-z][a-z0-9-]*)")
+	// procMark starts the meaning of a flag of proc alone: "proc: ..." in
+	// the doc, "`proc`: ..." in the README.
+	procMark = regexp.MustCompile("^`?proc`?:")
 	// flagLike is any line that starts with a flag, in any of the three.
 	flagLike = regexp.MustCompile("^[ \t|`]*--?[a-zA-Z]")
 )
@@ -94,13 +124,12 @@ func blockAfter(text, heading string) []string {
 	return block
 }
 
-// flagsOf reads the flags of a block: long name -> short name ("" if
-// none). A line that starts like a flag but does not match re, or a flag
+// flagsOf reads the flags of a block: long name -> its line. A line that starts like a flag but does not match re, or a flag
 // listed twice, fails the test, and so does a block without flags, so that
 // a change of layout is not read as "no flags".
-func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[string]string {
+func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[string]flagLine {
 	t.Helper()
-	flags := map[string]string{}
+	flags := map[string]flagLine{}
 	for _, l := range block {
 		m := re.FindStringSubmatch(l)
 		if m == nil {
@@ -114,7 +143,17 @@ func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[
 		if _, dup := flags[m[2]]; dup {
 			t.Errorf("%s: --%s is listed twice", where, m[2])
 		}
-		flags[m[2]] = m[1]
+		// The meaning follows the placeholder, if any ("=auto",
+		// "=auto\\|bpf\\|proc`"), after spaces or the README's "|".
+		rest := l[len(m[0]):]
+		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "\t") {
+			i := strings.IndexAny(rest, " \t")
+			if i < 0 {
+				i = len(rest)
+			}
+			rest = rest[i:]
+		}
+		flags[m[2]] = flagLine{short: m[1], meaning: strings.TrimLeft(rest, " \t|`")}
 	}
 	if len(flags) == 0 {
 		t.Fatalf("%s: no flags found", where)

@@ -10,6 +10,8 @@
 //	total   the whole machine: the interfaces at its edge, summed, on one line
 //	iface   one row per network interface
 //	proc    one row per process, from packet capture (Linux only)
+//	help    the help, or a command's: netuse help proc
+//	version the version, as -V
 //
 // The first read of the counters is a baseline; every interval after it
 // netuse writes the bytes and packets moved during that interval, their
@@ -22,7 +24,7 @@
 //
 // Flags:
 //
-//	-i, --interval=1s     sampling period: a Go duration (500ms, 2s) or seconds (0.5)
+//	-i, --interval=1s     sampling period, 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)
 //	-c, --count=N         report N intervals, then exit; 0 runs until interrupted
 //	    --json            write NDJSON instead of a table
 //	    --units=bytes     bytes or bits, for the table
@@ -35,6 +37,10 @@
 //	    --max-flows=N     proc: flows kept at once (default 65536)
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
+//
+// The flags marked proc are proc's own: they go after it (netuse proc
+// --max-flows 100), and total and iface refuse them. The others may stand
+// before or after the command.
 //
 // Every flag but --help and --version can also be set from the environment
 // as NETUSE_<FLAG>, for example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
@@ -52,10 +58,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
-	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -70,81 +74,9 @@ import (
 // memoryLimit is netuse's default soft limit on the Go heap.
 const memoryLimit = 48 << 20
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-// cli is the command line. Flags live on the root so that they may stand
-// before or after the command.
-type cli struct {
-	Total struct{} `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed."`
-	Iface struct{} `cmd:"" help:"One row per network interface."`
-	Proc  struct{} `cmd:"" help:"One row per process, from packet capture (Linux only)."`
-
-	Interval interval  `short:"i" default:"1s" help:"Sampling period: a Go duration (500ms, 2s) or seconds (0.5)."`
-	Count    int       `short:"c" default:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
-	JSON     bool      `name:"json" help:"Write NDJSON, one object per row per interval."`
-	Units    string    `default:"bytes" enum:"bytes,bits" help:"Units of the table: bytes or bits."`
-	SI       bool      `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
-	Ifaces   []string  `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
-	Sort     string    `enum:",rx,tx,total,name,pid" default:"" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
-	Top      int       `default:"0" help:"Show only the first N rows; 0 shows all."`
-	NoClear  bool      `help:"On a terminal, print each interval below the last instead of redrawing."`
-	Owners   string    `default:"auto" enum:"auto,bpf,proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-	MaxFlows int       `default:"${maxFlows}" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
-	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
-}
-
-// versionOK is kong's version flag; the name keeps it apart from the
-// version variable.
-type versionOK = kong.VersionFlag
-
-// interval is a sampling period given as a Go duration or as seconds.
-type interval time.Duration
-
-func (i *interval) UnmarshalText(b []byte) error {
-	d, err := parseInterval(string(b))
-	if err != nil {
-		return err
-	}
-	*i = interval(d)
-	return nil
-}
-
-// parseInterval accepts "500ms", "2s", "2" and "0.5"; plain numbers are seconds.
-func parseInterval(s string) (time.Duration, error) {
-	const want = "want a duration like 500ms or 2s, or seconds like 0.5"
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		// Compare in float: a huge number of seconds would overflow the conversion.
-		if ferr != nil || f != f || f*1e9 > float64(1<<62) {
-			return 0, fmt.Errorf("%q is not an interval: %s", s, want)
-		}
-		d = time.Duration(math.Round(f * float64(time.Second))) // to the nearest ns: 1.001 is not 1.000999999s
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q is not an interval: it must be more than 0, %s", s, want)
-	}
-	return d, nil
-}
-
-func (c *cli) Validate() error {
-	if c.Count < 0 {
-		return fmt.Errorf("--count %d: want 0 (run until interrupted) or more", c.Count)
-	}
-	if c.MaxFlows < 16 {
-		return fmt.Errorf("--max-flows %d: want 16 or more", c.MaxFlows)
-	}
-	if c.Top < 0 {
-		return fmt.Errorf("--top %d: want 0 (all rows) or more", c.Top)
-	}
-	for _, g := range c.Ifaces {
-		if _, err := path.Match(g, ""); err != nil {
-			return fmt.Errorf("--iface %q is not a valid glob: %v", g, err)
-		}
-	}
-	return nil
-}
+// version is set at build time with -ldflags "-X main.version=..."; when
+// it is not, versionLine asks the build info (go install, go build).
+var version string
 
 func main() {
 	// A soft limit on the Go heap, so that the garbage collector works
@@ -236,7 +168,12 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Writers(a.stdout, a.stderr),
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
-		kong.Vars{"version": "netuse " + version, "maxFlows": strconv.Itoa(maxFlows)},
+		kong.Help(printHelp),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc:"}}),
+		// As getopt does: the word after a flag is its value, even -1,
+		// which kong would otherwise take for a flag.
+		kong.WithHyphenPrefixedParameters(true),
+		kong.Vars{"version": versionLine(), "maxFlows": strconv.Itoa(maxFlows)},
 	)
 	if err != nil {
 		return err // a bug in the cli struct
@@ -246,22 +183,21 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return errExit
 	}
 	if err != nil {
-		return usageError{err}
+		if isClosedPipe(err) {
+			return err // netuse --help | head -1: the reader had what it wanted
+		}
+		return usageError{misplaced(err)}
+	}
+	switch commandOf(kctx) {
+	case "help":
+		return a.run(ctx, append(strings.Fields(c.Help.Command), "--help"))
+	case "version":
+		_, err := fmt.Fprintln(a.stdout, versionLine())
+		return err
 	}
 	m := modeOf(kctx.Command())
-	if c.Sort == "pid" && m != modeProc {
-		return usageError{fmt.Errorf("--sort pid: %s has no pid column; sort by rx, tx, total or name", m)}
-	}
-	o := options{
-		interval: time.Duration(c.Interval),
-		count:    c.Count,
-		globs:    c.Ifaces,
-		sort:     c.Sort,
-		top:      c.Top,
-		maxFlows: c.MaxFlows,
-		owners:   c.Owners,
-	}
-	r, ctx, done := a.newOutput(ctx, c.JSON, c.NoClear, c.Units == "bits", c.SI)
+	o := c.o
+	r, ctx, done := a.newOutput(ctx, c.json, c.noClear, c.bits, c.si)
 	defer done()
 	if m == modeProc {
 		return a.runProc(ctx, o, r)
@@ -292,11 +228,6 @@ func modeOf(command string) mode {
 	}
 	return modeTotal
 }
-
-// usageError marks an error that is the caller's fault: exit status 2.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
 
 // options are the flags that every mode shares.
 type options struct {

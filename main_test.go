@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,8 @@ var epoch = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 //
 //	name kind rx_bytes rx_packets tx_bytes tx_packets rx_errors tx_errors rx_drops tx_drops
 //
-// kind is edge, virtual or loopback. Each call returns the next block and
+// kind is edge, virtual or loopback, followed by ",down" for an interface
+// that is down. Each call returns the next block and
 // sets the clock to its time; after the last block the counters stay put.
 type fakeCounters struct {
 	reads [][]counter
@@ -62,7 +64,8 @@ func loadCounters(t testing.TB, name string) *fakeCounters {
 					t.Fatalf("%s.txt:%d: %v", name, line, err)
 				}
 			}
-			c := counter{name: fs[0], loopback: fs[1] == "loopback", virtual: fs[1] != "edge",
+			kind, state, _ := strings.Cut(fs[1], ",")
+			c := counter{name: fs[0], loopback: kind == "loopback", virtual: kind != "edge", down: state == "down",
 				traffic:  traffic{rxBytes: n[0], rxPackets: n[1], txBytes: n[2], txPackets: n[3]},
 				rxErrors: n[4], txErrors: n[5], rxDrops: n[6], txDrops: n[7]}
 			last := len(fc.reads) - 1
@@ -183,18 +186,38 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string // in stderr
 	}{
-		{"--interval 0", 2, `"0" is not an interval: it must be more than 0`},
-		{"--interval=-1s", 2, `"-1s" is not an interval`},
-		{"--interval abc", 2, `"abc" is not an interval`},
-		{"--units foo", 2, `--units must be one of "bytes","bits" but got "foo"`},
-		{"--sort bogus", 2, `--sort must be one of`},
-		{"iface --sort pid", 2, `iface has no pid column`},
+		// Every bad value: one line in netuse's words, naming the flag,
+		// quoting the value and saying what is wanted.
+		{"--interval 0", 2, `--interval "0": want 10ms or more`},
+		{"--interval=-1s", 2, `--interval "-1s": want 10ms or more`},
+		{"-i -1", 2, `--interval "-1": want 10ms or more`},
+		{"--interval abc", 2, `--interval "abc": want a duration like 500ms or 2s, or seconds like 0.5`},
+		{"-c 1 -i", 2, `--interval "": want a duration like 500ms or 2s`},
+		{"--units foo", 2, `--units "foo": want bytes or bits`},
+		{"--sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
+		{"proc --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
+		{"iface --sort pid", 2, `--sort "pid": iface has no pid column; want rx, tx, total or name`},
 		{"--bogus", 2, "unknown flag --bogus"},
-		{"--count=-1", 2, "--count -1: want 0"},
-		{"--top=-3", 2, "--top -3: want 0"},
-		{"proc --max-flows 8", 2, "--max-flows 8: want 16 or more"},
-		{"--iface [", 2, `--iface "[" is not a valid glob`},
+		{"--count=-1", 2, `--count "-1": want 0 (run until interrupted) or more`},
+		{"-c -1", 2, `--count "-1": want 0 (run until interrupted) or more`},
+		{"-c many", 2, `--count "many": want 0 (run until interrupted) or more`},
+		{"--top=-3 -c 1", 2, `--top "-3": want 0 (all rows) or more`},
+		{"--top x -c 1", 2, `--top "x": want 0 (all rows) or more`},
+		{"--json=maybe -c 1", 2, `--json "maybe": want true or false`},
+		{"proc --max-flows 8", 2, `--max-flows "8": want 16 or more`},
+		{"proc --owners nobody -c 1", 2, `--owners "nobody": want auto, bpf or proc`},
+		{"--iface -c 1", 2, `unexpected argument 1`}, // as getopt: -c is the glob
+		{"-c 1 --iface", 2, `--iface "": not a glob (empty); want a shell glob`},
+		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},
 		{"frobnicate", 2, `unexpected argument frobnicate`},
+		// Bounds of --interval: faster than 10ms netuse only burns CPU
+		// (-i 1ns ran 8,000 intervals a second); slower than a day a rate
+		// says little.
+		{"-i 1ns -c 1", 2, `--interval "1ns": netuse cannot sample faster than every 10ms; want 10ms or more`},
+		{"--interval=9.999ms -c 1", 2, `--interval "9.999ms": netuse cannot sample faster than every 10ms`},
+		{"-i 0.001 -c 1", 2, `--interval "0.001": netuse cannot sample faster than every 10ms`},
+		{"-i 1e12", 2, `--interval "1e12": netuse cannot sample slower than every 24h; want 24h or less`},
+		{"-i 24h0m1s -c 1", 2, `--interval "24h0m1s": netuse cannot sample slower than every 24h`},
 		{"iface --iface wlan*", 1, `--iface "wlan*" matches no interface; there are: eth0, lo`},
 	}
 	for _, tt := range tests {
@@ -210,6 +233,12 @@ func TestUsageErrors(t *testing.T) {
 			msg := stderr.String()
 			if !strings.HasPrefix(msg, "netuse: ") || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
 				t.Errorf("stderr = %q, want one line netuse: ...%s...", msg, tt.want)
+			}
+			// kong's own words, which name its parser's types and tokens.
+			for _, kong := range []string{"expected", "perhaps try", `""`, "must be one of"} {
+				if strings.Contains(msg, kong) && !strings.Contains(tt.want, kong) {
+					t.Errorf("stderr = %q: %q is kong's, not netuse's", msg, kong)
+				}
 			}
 		})
 	}
@@ -228,10 +257,41 @@ func TestEnvironment(t *testing.T) {
 		t.Errorf("NETUSE_JSON, NETUSE_COUNT=1, NETUSE_IFACE=lo,eth*: %d iface records, want 2:\n%s", got, stdout)
 	}
 
+	// A flag on the command line wins over the environment, even over a bad value there.
 	t.Setenv("NETUSE_INTERVAL", "zero")
 	a, stdout, stderr = testApp(loadCounters(t, "basic"), false)
-	if code := a.main([]string{"iface"}); code != 2 || stdout.Len() > 0 || !strings.Contains(stderr.String(), `"zero" is not an interval`) {
-		t.Errorf("NETUSE_INTERVAL=zero: exit %d, stdout %q, stderr %q; want 2, nothing, the bad value named", code, stdout, stderr)
+	if code := a.main([]string{"iface", "-i", "2s"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("NETUSE_INTERVAL=zero netuse iface -i 2s: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+}
+
+// TestEnvironmentErrors checks that a bad value from the environment is
+// named by its variable, not by the flag the user did not type.
+func TestEnvironmentErrors(t *testing.T) {
+	tests := []struct {
+		env, val string
+		args     string
+		want     string // the whole of stderr
+	}{
+		{"NETUSE_INTERVAL", "zero", "iface", `netuse: NETUSE_INTERVAL="zero": want a duration like 500ms or 2s, or seconds like 0.5; see 'netuse --help'`},
+		{"NETUSE_INTERVAL", "5ms", "iface", `netuse: NETUSE_INTERVAL="5ms": netuse cannot sample faster than every 10ms; want 10ms or more; see 'netuse --help'`},
+		{"NETUSE_SORT", "pid", "iface", `netuse: NETUSE_SORT="pid": iface has no pid column; want rx, tx, total or name; see 'netuse --help'`},
+		{"NETUSE_COUNT", "x", "iface", `netuse: NETUSE_COUNT="x": want 0 (run until interrupted) or more; see 'netuse --help'`},
+		{"NETUSE_JSON", "maybe", "iface", `netuse: NETUSE_JSON="maybe": want true or false; see 'netuse --help'`},
+		{"NETUSE_UNITS", "nibbles", "iface", `netuse: NETUSE_UNITS="nibbles": want bytes or bits; see 'netuse --help'`},
+		{"NETUSE_IFACE", "eth0,[", "iface", `netuse: NETUSE_IFACE="eth0,[": "[" is not a glob (syntax error in pattern); want shell globs like eth*,wl?0; see 'netuse --help'`},
+		{"NETUSE_MAX_FLOWS", "8", "proc", `netuse: NETUSE_MAX_FLOWS="8": want 16 or more; see 'netuse --help'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env+"="+tt.val, func(t *testing.T) {
+			t.Setenv("NETUSE_COUNT", "1") // so that a value taken by mistake ends the run
+			t.Setenv(tt.env, tt.val)
+			a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+			code := a.main(strings.Fields(tt.args))
+			if got := strings.TrimSuffix(stderr.String(), "\n"); code != 2 || stdout.Len() > 0 || got != tt.want {
+				t.Errorf("%s=%s netuse %s: exit %d, stdout %q, stderr\n%s\nwant 2, nothing, and\n%s", tt.env, tt.val, tt.args, code, stdout, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -241,8 +301,8 @@ func TestEnvironment(t *testing.T) {
 func TestVersionAndHelp(t *testing.T) {
 	for _, args := range [][]string{{"-V"}, {"--version"}} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
-		// "netuse dev" unless the build set main.version with -ldflags.
-		want := "netuse " + version + "\n"
+		// "netuse dev" for a test binary, which has no module version or commit.
+		want := versionLine() + "\n"
 		if code := a.main(args); code != 0 || stderr.Len() > 0 || stdout.String() != want {
 			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 0, %q, nothing", strings.Join(args, " "), code, stdout, stderr, want)
 		}
@@ -251,8 +311,9 @@ func TestVersionAndHelp(t *testing.T) {
 		args  []string
 		usage string // the first line
 	}{
-		{[]string{"--help"}, "Usage: netuse <command> [flags]"},
-		{[]string{"-h"}, "Usage: netuse <command> [flags]"},
+		// total is the default: the usage line says so.
+		{[]string{"--help"}, "Usage: netuse [total|iface|proc] [flags]"},
+		{[]string{"-h"}, "Usage: netuse [total|iface|proc] [flags]"},
 		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
 		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
 	} {
@@ -268,7 +329,7 @@ func TestVersionAndHelp(t *testing.T) {
 				t.Errorf("netuse %s: no %q in the help:\n%s", strings.Join(tt.args, " "), flag, out)
 			}
 		}
-		if strings.Contains(out, "netuse "+version+"\n") {
+		if strings.Contains(out, versionLine()+"\n") {
 			t.Errorf("netuse %s printed the version line:\n%s", strings.Join(tt.args, " "), out)
 		}
 	}
@@ -393,6 +454,12 @@ func TestClosedPipeIsQuiet(t *testing.T) {
 	if code := a.main([]string{"--json"}); code != 0 || stderr.Len() > 0 {
 		t.Errorf("closed stdout: exit %d, stderr %q; want 0 and nothing", code, stderr)
 	}
+	// The help too: netuse --help | head -1.
+	a, _, stderr = testApp(loadCounters(t, "basic"), false)
+	a.stdout = errWriter{fmt.Errorf("write /dev/stdout: %w", syscall.EPIPE)}
+	if code := a.main([]string{"--help"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("closed stdout, --help: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
 	a, _, stderr = testApp(loadCounters(t, "basic"), false)
 	a.stdout = errWriter{errors.New("disk full")}
 	if code := a.main([]string{"--json"}); code != 1 || !strings.Contains(stderr.String(), "disk full") {
@@ -403,3 +470,138 @@ func TestClosedPipeIsQuiet(t *testing.T) {
 type errWriter struct{ err error }
 
 func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestIntervalBounds checks that the bounds themselves are taken.
+func TestIntervalBounds(t *testing.T) {
+	for _, args := range []string{"-i 10ms -c 1", "-i 0.01 -c 1", "-i 24h -c 1", "-i 86400 -c 1"} {
+		a, _, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(args)); code != 0 {
+			t.Errorf("netuse %s: exit %d, stderr %q; want 0", args, code, stderr)
+		}
+	}
+}
+
+// TestProcFlags checks that --owners and --max-flows are proc's alone:
+// listed only by proc's help, refused elsewhere with a word on where they
+// belong, and not read from the environment by the other commands.
+func TestProcFlags(t *testing.T) {
+	procOnly := []string{"--owners", "--max-flows"}
+	for _, args := range []string{"--help", "total --help", "iface --help", "proc --help"} {
+		a, stdout, _ := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(args)); code != 0 {
+			t.Fatalf("netuse %s: exit %d", args, code)
+		}
+		for _, f := range procOnly {
+			if got, want := strings.Contains(stdout.String(), f+"="), args == "proc --help"; got != want {
+				t.Errorf("netuse %s lists %s: %v, want %v", args, f, got, want)
+			}
+		}
+	}
+	for _, tt := range []struct{ args, want string }{
+		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc, not of netuse iface; see 'netuse --help'\n"},
+		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc, not of netuse total; see 'netuse --help'\n"},
+		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc: write it after proc; see 'netuse --help'\n"},
+		// Flags of proc after it, and shared flags before it, are read:
+		// the value reaches Validate.
+		{"proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
+		{"--interval 2s proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
+	} {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main(strings.Fields(tt.args)); code != 2 || stdout.Len() > 0 || stderr.String() != tt.want {
+			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 2, nothing, %q", tt.args, code, stdout, stderr, tt.want)
+		}
+	}
+	t.Setenv("NETUSE_MAX_FLOWS", "8")
+	t.Setenv("NETUSE_OWNERS", "nobody")
+	a, _, stderr := testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface", "-c", "1"}); code != 0 || stderr.Len() > 0 {
+		t.Errorf("NETUSE_MAX_FLOWS=8 NETUSE_OWNERS=nobody netuse iface -c 1: exit %d, stderr %q; want 0, nothing", code, stderr)
+	}
+}
+
+// TestHelpAndVersionCommands checks netuse help [command] and netuse
+// version: the same output as --help and -V.
+func TestHelpAndVersionCommands(t *testing.T) {
+	run := func(args string) (int, string, string) {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		code := a.main(strings.Fields(args))
+		return code, stdout.String(), stderr.String()
+	}
+	for _, tt := range []struct{ cmd, same string }{
+		{"help", "--help"},
+		{"help total", "total --help"},
+		{"help iface", "iface --help"},
+		{"help proc", "proc --help"},
+		{"version", "-V"},
+	} {
+		code, out, errs := run(tt.cmd)
+		wcode, want, _ := run(tt.same)
+		if code != 0 || wcode != 0 || errs != "" || out != want || out == "" {
+			t.Errorf("netuse %s: exit %d, stderr %q, stdout\n%s\nwant 0, nothing, and what netuse %s prints:\n%s", tt.cmd, code, errs, out, tt.same, want)
+		}
+	}
+	code, out, errs := run("help bogus")
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
+	}
+}
+
+// TestVersionString checks the choice of the version string: -ldflags
+// first, then the module's version, then the commit, else "dev".
+func TestVersionString(t *testing.T) {
+	info := func(mainVersion string, settings ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/netuse/netuse", Version: mainVersion}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return bi
+	}
+	const rev = "0123456789abcdef0123456789abcdef01234567"
+	tests := []struct {
+		name    string
+		ldflags string
+		info    *debug.BuildInfo // nil: no build info
+		want    string
+	}{
+		{"ldflags win", "v1.2.3", info("v1.0.0", "vcs.revision", rev), "v1.2.3"},
+		{"go install module@version", "", info("v1.0.0"), "v1.0.0"},
+		{"go build stamps a pseudo-version", "", info("v0.0.0-20261201160000-0123456789ab+dirty", "vcs.revision", rev, "vcs.modified", "true"), "v0.0.0-20261201160000-0123456789ab+dirty"},
+		{"devel: the commit", "", info("(devel)", "vcs.revision", rev, "vcs.modified", "false"), "0123456789ab"},
+		{"devel: the commit, modified", "", info("(devel)", "vcs.revision", rev, "vcs.modified", "true"), "0123456789ab+dirty"},
+		{"empty version: the commit", "", info("", "vcs.revision", rev), "0123456789ab"},
+		{"short revision kept whole", "", info("(devel)", "vcs.revision", "abc123"), "abc123"},
+		{"devel, no vcs", "", info("(devel)"), "dev"},
+		{"no build info", "", nil, "dev"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionOf(tt.ldflags, tt.info); got != tt.want {
+				t.Errorf("versionOf(%q, ...) = %q, want %q", tt.ldflags, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCommandHelp checks that each command's help says what it does, with
+// examples, and for proc what privileges it needs.
+func TestCommandHelp(t *testing.T) {
+	tests := []struct {
+		cmd  string
+		want []string
+	}{
+		{"total", []string{"edge interfaces", "the default", "Examples:", "\n    netuse\n", "\n    netuse total "}},
+		{"iface", []string{"/proc/net/dev", "Examples:", "\n    netuse iface "}},
+		{"proc", []string{"Linux only", "Examples:", "\n    sudo netuse proc", "root", "sudo setcap " + setcapCaps + "+ep "}},
+	}
+	for _, tt := range tests {
+		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+		if code := a.main([]string{tt.cmd, "--help"}); code != 0 {
+			t.Fatalf("netuse %s --help: exit %d, stderr %q", tt.cmd, code, stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(stdout.String(), w) {
+				t.Errorf("netuse %s --help: no %q in\n%s", tt.cmd, w, stdout)
+			}
+		}
+	}
+}

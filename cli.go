@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// The command line: kong's struct of commands and flags, each flag's check
+// in netuse's words (naming the flag, or the NETUSE_ variable it came
+// from), per-command help, and the version.
+
+// cli is the command line. Flags every command reads live on the root, so
+// that they may stand before or after the command; proc's own flags are
+// its alone, so that total and iface neither list nor take them.
+//
+// Kong keeps the flags' values as text, and Validate reads them, so that
+// every bad value gets one message in netuse's words naming where it came
+// from: the flag, or its NETUSE_ variable. kong's messages name the flag
+// even for a value from the environment, and speak of its types and tokens.
+type cli struct {
+	Total totalCmd `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed (the default)."`
+	Iface ifaceCmd `cmd:"" help:"One row per network interface."`
+	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
+	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
+	// VersionCmd is netuse version, for those who do not think of -V.
+	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
+
+	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
+	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
+	JSON     toggle    `name:"json" help:"Write NDJSON, one object per row per interval."`
+	Units    string    `default:"bytes" placeholder:"bytes" help:"Units of the table: bytes or bits."`
+	SI       toggle    `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
+	Ifaces   globs     `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
+	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
+	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
+	NoClear  toggle    `help:"On a terminal, print each interval below the last instead of redrawing."`
+	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
+
+	// What Validate read.
+	o                 options
+	json, si, noClear bool
+	bits              bool // --units bits
+}
+
+// The commands. Their Help is what netuse COMMAND --help says below the
+// one-line summary of the help tag; kong formats it as go doc does, so an
+// indented line is an example, printed as it is.
+type (
+	totalCmd struct{}
+	ifaceCmd struct{}
+)
+
+func (totalCmd) Help() string {
+	return `Every interval, one line for the whole machine: the bytes and packets
+that crossed its edge interfaces (not loopback, bridges or veths, whose
+traffic the edge carries too), their rates, and the totals since netuse
+started. total is the default: netuse alone runs it. It needs no
+privileges.
+
+Examples:
+
+	netuse
+	netuse total --json --interval 10s --count 1`
+}
+
+func (ifaceCmd) Help() string {
+	return `Every interval, one row per network interface, from the kernel's
+counters (/proc/net/dev on Linux): bytes and packets in and out, their
+rates, and the totals since netuse started. It needs no privileges.
+
+Examples:
+
+	netuse iface --iface 'eth*' --iface 'wl*'
+	netuse iface --sort total --top 5
+	netuse iface --json --count 3 | jq .`
+}
+
+func (procCmd) Help() string {
+	return `Every interval, one row per process: netuse captures the packets on the
+interfaces and credits each to the process that owns its socket; what it
+cannot credit gets rows of its own. Linux only.
+
+It needs root, or these capabilities, given to the binary once (the
+README's "Privileges" says which needs which):
+
+	sudo setcap ` + setcapCaps + `+ep "$(command -v netuse)"
+
+Without CAP_NET_RAW it stops before writing anything; without one of the
+others it carries on and says on stderr what it cannot see.
+
+Examples:
+
+	sudo netuse proc
+	sudo netuse proc --sort rx --top 10
+	sudo netuse proc --json --interval 5s --owners proc`
+}
+
+// procCmd holds the flags of proc alone.
+type procCmd struct {
+	Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+	MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+}
+
+// helpCmd is netuse help [command].
+type helpCmd struct {
+	Command string `arg:"" optional:"" help:"The command to describe."`
+}
+
+// procOnly are the long names of procCmd's flags.
+var procOnly = []string{"owners", "max-flows"}
+
+// versionOK is kong's version flag; the name keeps it apart from the
+// version variable.
+type versionOK = kong.VersionFlag
+
+// toggle is a flag without a value, such as --json, kept as text: "true"
+// when given, or what --json=VALUE or NETUSE_JSON said. Validate reads it.
+type toggle string
+
+func (t *toggle) Decode(ctx *kong.DecodeContext) error {
+	*t = "true"
+	if tok := ctx.Scan.Peek(); tok.Type == kong.FlagValueToken {
+		ctx.Scan.Pop()
+		*t = toggle(fmt.Sprint(tok.Value))
+	}
+	return nil
+}
+
+// IsBool tells kong that the flag takes no value after a space.
+func (*toggle) IsBool() bool { return true }
+
+// on reads the text as kong did before netuse kept it: true, 1 or yes;
+// false, 0 or no (NETUSE_JSON=yes in a script keeps working).
+func (t toggle) on() (bool, bool) {
+	switch strings.ToLower(string(t)) {
+	case "true", "1", "yes":
+		return true, true
+	case "", "false", "0", "no":
+		return false, true
+	}
+	return false, false
+}
+
+// globs is --iface's list: repeatable, each value comma-separated as
+// NETUSE_IFACE is. kong's own lists would refuse --iface -x for a value.
+type globs []string
+
+func (g *globs) Decode(ctx *kong.DecodeContext) error {
+	text := ""
+	if tok := ctx.Scan.Pop(); !tok.IsEOL() {
+		text = fmt.Sprint(tok.Value)
+	}
+	*g = append(*g, strings.Split(text, ",")...)
+	return nil
+}
+
+// The bounds of --interval. Below 10ms netuse only burns CPU: top and
+// iftop refuse to refresh faster too, and -i 1ns ran 8,000 intervals a
+// second at 77% CPU. Above a day a rate says little, and a run that long
+// is better left to vnstat or sar.
+const (
+	minInterval = 10 * time.Millisecond
+	maxInterval = 24 * time.Hour
+)
+
+// interval is a sampling period given as a Go duration or as seconds.
+type interval time.Duration
+
+func (i *interval) UnmarshalText(b []byte) error {
+	d, err := parseInterval(string(b))
+	if err != nil {
+		return err
+	}
+	*i = interval(d)
+	return nil
+}
+
+// parseInterval accepts "500ms", "2s", "2" and "0.5"; plain numbers are
+// seconds. It refuses a period of 0 or less, and one beyond time.Duration;
+// the bounds of --interval are Validate's. Its error is a *badValue.
+func parseInterval(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || f != f {
+			return 0, &badValue{value: s, want: "want a duration like 500ms or 2s, or seconds like 0.5"}
+		}
+		// Compare in float: a huge number of seconds would overflow the conversion.
+		if f*1e9 > float64(1<<62) {
+			return 0, &badValue{value: s, want: tooSlow}
+		}
+		d = time.Duration(math.Round(f * float64(time.Second))) // to the nearest ns: 1.001 is not 1.000999999s
+	}
+	if d <= 0 {
+		return 0, &badValue{value: s, want: "want " + minInterval.String() + " or more"}
+	}
+	return d, nil
+}
+
+var (
+	tooFast = fmt.Sprintf("netuse cannot sample faster than every %v; want %v or more", minInterval, minInterval)
+	tooSlow = fmt.Sprintf("netuse cannot sample slower than every %s; want %[1]s or less", strings.TrimSuffix(maxInterval.String(), "0m0s"))
+)
+
+// badValue is a value of a flag that netuse refuses.
+type badValue struct {
+	where string // "--count", or "NETUSE_COUNT" for a value from the environment; "" when not known
+	value string // as the user wrote it: the whole variable for the environment
+	want  string // what is wrong, if that needs saying, and what netuse wants
+}
+
+func (e *badValue) Error() string {
+	switch {
+	case e.where == "":
+		return fmt.Sprintf("%q: %s", e.value, e.want)
+	case strings.HasPrefix(e.where, "-"):
+		return fmt.Sprintf("%s %q: %s", e.where, e.value, e.want)
+	}
+	return fmt.Sprintf("%s=%q: %s", e.where, e.value, e.want) // as a shell sets it
+}
+
+// badFlag returns the error for the value of the flag called long: named
+// by the flag if the command line gave it, else by the variable it came
+// from (kong reads the environment only for a flag not given).
+func badFlag(kctx *kong.Context, long, value, want string) *badValue {
+	for _, p := range kctx.Path {
+		if p.Flag != nil && p.Flag.Name == long {
+			return &badValue{"--" + long, value, want}
+		}
+	}
+	for _, f := range kctx.Flags() {
+		if f.Name != long {
+			continue
+		}
+		for _, env := range f.Envs {
+			if text, ok := os.LookupEnv(env); ok {
+				return &badValue{env, text, want}
+			}
+		}
+	}
+	return &badValue{"--" + long, value, want}
+}
+
+// Validate reads the flags' text into c.o and the toggles; kong calls it
+// after parsing.
+func (c *cli) Validate(kctx *kong.Context) error {
+	switch commandOf(kctx) {
+	case "help":
+		switch c.Help.Command {
+		case "", "total", "iface", "proc", "help", "version":
+			return nil
+		}
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, help or version", c.Help.Command)
+	case "version":
+		return nil // as -V, which kong handles before the values are read
+	}
+	var iv interval
+	var bv *badValue
+	if err := iv.UnmarshalText([]byte(c.Interval)); errors.As(err, &bv) {
+		return badFlag(kctx, "interval", c.Interval, bv.want)
+	}
+	switch d := time.Duration(iv); {
+	case d < minInterval:
+		return badFlag(kctx, "interval", c.Interval, tooFast)
+	case d > maxInterval:
+		return badFlag(kctx, "interval", c.Interval, tooSlow)
+	}
+	c.o = options{interval: time.Duration(iv), sort: c.Sort, globs: c.Ifaces}
+	var err error
+	if c.o.count, err = strconv.Atoi(c.Count); err != nil || c.o.count < 0 {
+		return badFlag(kctx, "count", c.Count, "want 0 (run until interrupted) or more")
+	}
+	if c.o.top, err = strconv.Atoi(c.Top); err != nil || c.o.top < 0 {
+		return badFlag(kctx, "top", c.Top, "want 0 (all rows) or more")
+	}
+	if c.Units != "bytes" && c.Units != "bits" {
+		return badFlag(kctx, "units", c.Units, "want bytes or bits")
+	}
+	c.bits = c.Units == "bits"
+	if err := c.readModeFlags(kctx); err != nil {
+		return err
+	}
+	return c.readSwitchesAndGlobs(kctx)
+}
+
+// readModeFlags reads the flags whose values depend on the command:
+// --sort, and proc's own.
+func (c *cli) readModeFlags(kctx *kong.Context) error {
+	m := modeOf(kctx.Command())
+	switch c.Sort {
+	case "", "rx", "tx", "total", "name":
+	case "pid":
+		if m != modeProc {
+			return badFlag(kctx, "sort", c.Sort, m.String()+" has no pid column; want rx, tx, total or name")
+		}
+	default:
+		if m == modeProc {
+			return badFlag(kctx, "sort", c.Sort, "want rx, tx, total, name or pid")
+		}
+		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
+	}
+	if m == modeProc {
+		var err error
+		if c.o.maxFlows, err = strconv.Atoi(c.Proc.MaxFlows); err != nil || c.o.maxFlows < 16 {
+			return badFlag(kctx, "max-flows", c.Proc.MaxFlows, "want 16 or more")
+		}
+		switch c.o.owners = c.Proc.Owners; c.o.owners {
+		case "auto", "bpf", "proc":
+		default:
+			return badFlag(kctx, "owners", c.Proc.Owners, "want auto, bpf or proc")
+		}
+	}
+	return nil
+}
+
+// readSwitchesAndGlobs reads --json, --si, --no-clear and --iface.
+func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
+	for _, t := range []struct {
+		long string
+		text toggle
+		on   *bool
+	}{{"json", c.JSON, &c.json}, {"si", c.SI, &c.si}, {"no-clear", c.NoClear, &c.noClear}} {
+		var ok bool
+		if *t.on, ok = t.text.on(); !ok {
+			return badFlag(kctx, t.long, string(t.text), "want true or false")
+		}
+	}
+	for _, g := range c.Ifaces {
+		_, err := path.Match(g, "")
+		if g == "" {
+			err = errors.New("empty")
+		}
+		if err != nil {
+			bad := badFlag(kctx, "iface", g, fmt.Sprintf("not a glob (%v); want a shell glob like eth* or wl?0", err))
+			if !strings.HasPrefix(bad.where, "-") {
+				bad.want = fmt.Sprintf("%q is not a glob (%v); want shell globs like eth*,wl?0", g, err)
+			}
+			return bad
+		}
+	}
+	return nil
+}
+
+// printHelp is kong's help with netuse's own usage line: kong's "netuse
+// <command> [flags]" would hide that the command may be left out. It
+// writes the help at once, as kong does, so that netuse --help | head -1
+// has it all in one write.
+func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
+	var b bytes.Buffer
+	if kctx.Selected() == nil {
+		b.WriteString("Usage: netuse [total|iface|proc] [flags]\n")
+		o.NoAppSummary = true
+	}
+	stdout := kctx.Stdout
+	kctx.Stdout = &b
+	err := kong.DefaultHelpPrinter(o, kctx)
+	kctx.Stdout = stdout
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b.Bytes())
+	return err
+}
+
+// versionLine is what -V and netuse version print.
+func versionLine() string {
+	info, _ := debug.ReadBuildInfo()
+	return "netuse " + versionOf(version, info)
+}
+
+// versionOf picks netuse's version: the one -ldflags set; else the
+// module's, which go install module@version records and go build (1.24
+// and later) stamps from git as a pseudo-version; else the commit, short,
+// "+dirty" if the tree had changes (go build -buildvcs in a checkout
+// without a module version); else "dev". info may be nil.
+func versionOf(ldflags string, info *debug.BuildInfo) string {
+	if ldflags != "" {
+		return ldflags
+	}
+	if info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))] // as git log --abbrev=12 would
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return rev + dirty
+}
+
+// commandOf returns the name of kong's command, "" if none was chosen
+// (--help alone).
+func commandOf(kctx *kong.Context) string {
+	if cmd := kctx.Selected(); cmd != nil {
+		return cmd.Name
+	}
+	return ""
+}
+
+// misplaced turns kong's "unknown flag --max-flows" into a word on where
+// the flag belongs, when it is proc's; other errors it returns as they are.
+func misplaced(err error) error {
+	var perr *kong.ParseError
+	if !errors.As(err, &perr) {
+		return err
+	}
+	for _, long := range procOnly {
+		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {
+			continue
+		}
+		// Before the command, kong has not chosen one yet: it is the default, total.
+		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "proc" {
+			return fmt.Errorf("--%s is a flag of netuse proc, not of netuse %s", long, cmd.Name)
+		}
+		return fmt.Errorf("--%s is a flag of netuse proc: write it after proc", long)
+	}
+	return err
+}
+
+// usageError marks an error that is the caller's fault: exit status 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
