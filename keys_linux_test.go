@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,11 +17,15 @@ import (
 
 // screen collects what netuse writes to the terminal.
 type screen struct {
-	mu  sync.Mutex
-	out bytes.Buffer
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{} // closed when the terminal is closed and all was read; nil: not told
 }
 
 func (s *screen) read(ptm *os.File) {
+	if s.done != nil {
+		defer close(s.done)
+	}
 	buf := make([]byte, 4096)
 	for {
 		n, err := ptm.Read(buf)
@@ -139,5 +144,47 @@ func TestLiveKeysRestoredOnSignal(t *testing.T) {
 	after, _ := unix.IoctlGetTermios(int(pts.Fd()), unix.TCGETS)
 	if after.Lflag != before.Lflag {
 		t.Errorf("terminal mode after SIGTERM: lflag %#x, want %#x", after.Lflag, before.Lflag)
+	}
+}
+
+// TestInterruptedPromptOnItsOwnLine: Ctrl-C with --no-clear, before the
+// first block, leaves the shell's prompt on a line of its own (before, it
+// followed the ^C the terminal echoed): what netuse writes first is a new
+// line, and it ends with one.
+func TestInterruptedPromptOnItsOwnLine(t *testing.T) {
+	ptm, pts := openPTY(t, 100, 30)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
+	cmd := exec.Command(netuseBinary(t), "iface", "--no-clear", "--interval", "10s")
+	cmd.Stdout, cmd.Stderr = pts, pts
+	scr := &screen{done: make(chan struct{})}
+	go scr.read(ptm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// Wait until netuse catches SIGINT (its handler is set up before the
+	// first read of the counters): the sign is SigCgt in its status.
+	deadline := time.Now().Add(10 * time.Second)
+	for caught := false; !caught; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("netuse never caught SIGINT")
+		}
+		status, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigCgt:"); ok {
+				mask, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				caught = mask&(1<<(syscall.SIGINT-1)) != 0
+			}
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("interrupted: %v", err)
+	}
+	pts.Close()
+	<-scr.done // EIO: netuse is gone, every byte it wrote is read
+	out := scr.String()
+	if !strings.HasPrefix(out, "\r\n") || !strings.HasSuffix(out, "\r\n") {
+		t.Errorf("interrupted before the first block: output %q, want it to start on a new line and end with one", out)
 	}
 }
