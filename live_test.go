@@ -154,3 +154,35 @@ func TestSmallTerminal(t *testing.T) {
 		t.Errorf("the live frame has %d lines on a terminal of 6", n)
 	}
 }
+
+// TestSmallTerminalProc: on 60 columns proc's capture line keeps the
+// kernel's drops (before, it was cut mid-word after "credited"), and rows
+// lose USER rather than be cut inside a number.
+func TestSmallTerminalProc(t *testing.T) {
+	var out bytes.Buffer
+	r := newRenderer(&out, false, true, false, false)
+	r.tty = true
+	r.termSize = func() (int, int, bool) { return 60, 12, true }
+	u := usage{name: "curl", proc: &process{pid: 4242, user: "alice", name: "curl"}}
+	u.interval.rxBytes = 300_000
+	c := &captured{ifaces: []string{"eth0"}, drops: 7, byIface: map[string]traffic{"eth0": {rxBytes: 300_000, rxPackets: 200}}}
+	c.rxBytes = 300_000
+	if err := r.render(report{mode: modeProc, seq: 1, elapsed: time.Second, rows: []usage{u}, capture: c}, options{}); err != nil {
+		t.Fatal(err)
+	}
+	plain := escapes.ReplaceAllString(out.String(), "")
+	if !strings.Contains(plain, "kernel drops 7") {
+		t.Errorf("the capture line lost the drops on 60 columns:\n%s", plain)
+	}
+	for _, l := range strings.Split(plain, "\n") {
+		if i := strings.LastIndex(l, "\r"); i >= 0 {
+			l = l[i+1:]
+		}
+		if n := utf8.RuneCountInString(l); n > 60 {
+			t.Errorf("a line of %d characters on 60 columns: %q", n, l)
+		}
+		if strings.HasPrefix(l, "4242") && !strings.HasSuffix(strings.TrimSpace(l), "B/s") {
+			t.Errorf("a row cut inside its numbers: %q", l)
+		}
+	}
+}

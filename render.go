@@ -464,7 +464,7 @@ func (r *renderer) writeTable(f report) {
 	lines := make([]string, 0, len(f.rows)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
-		lines = append(lines, r.captureLine(f))
+		lines = append(lines, r.captureLine(f, cols))
 	}
 	head := r.row(textCols, textCols, numCols, numCols)
 	if f.mode == modeProc {
@@ -597,27 +597,39 @@ func sumRows(rows []usage) usage {
 // bytes credited to the ends of those packets, which count a packet
 // between two processes of this machine twice; the share of those that
 // went to a process; drops and flows.
-func (r *renderer) captureLine(f report) string {
+func (r *renderer) captureLine(f report, cols int) string {
 	c := f.capture
 	_, share := attribution(f)
 	var wire traffic
 	for _, t := range c.byIface {
 		wire.add(t)
 	}
+	size := r.size(float64(wire.rxBytes+wire.txBytes), false)
+	ifaces := visible(strings.Join(c.ifaces, ","), 0)
 	// Rounded down, so that 100.0% means all of it.
-	line := fmt.Sprintf("wire %d packets, %s on %s  credited %s to ends, %.1f%% to processes  kernel drops %d  flows %d",
-		wire.rxPackets+wire.txPackets, r.size(float64(wire.rxBytes+wire.txBytes), false), visible(strings.Join(c.ifaces, ","), 0),
-		r.size(float64(c.rxBytes+c.txBytes), false), math.Floor(share*1000)/10, c.drops, c.flows)
+	pct := fmt.Sprintf("%.1f%% to processes", math.Floor(share*1000)/10)
+	drops, flows := fmt.Sprintf("kernel drops %d", c.drops), fmt.Sprintf("flows %d", c.flows)
 	if c.evicted > 0 {
-		line += fmt.Sprintf(" (%d evicted)", c.evicted)
+		flows += fmt.Sprintf(" (%d evicted)", c.evicted)
 	}
+	owners := ""
 	if c.owners != "" {
-		line += "  owners " + c.owners
+		owners = "owners " + c.owners
 	}
 	if c.ownersLost > 0 {
-		line += fmt.Sprintf(" (%d records lost)", c.ownersLost)
+		owners += fmt.Sprintf(" (%d records lost)", c.ownersLost)
 	}
-	return line
+	line := fmt.Sprintf("wire %d packets, %s on %s  credited %s to ends, %s  %s  %s",
+		wire.rxPackets+wire.txPackets, size, ifaces, r.size(float64(c.rxBytes+c.txBytes), false), pct, drops, flows)
+	if owners != "" {
+		line += "  " + owners
+	}
+	if cols <= 0 || utf8.RuneCountInString(line) <= cols {
+		return line
+	}
+	// A narrow terminal: the short form, drops before what matters less.
+	parts := []string{"wire " + size + " on " + ifaces, pct, drops, flows, owners}
+	return fitParts(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), cols)
 }
 
 // row aligns text cells left, each in its column's width (textWidth),
