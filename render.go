@@ -133,19 +133,27 @@ func (r *renderer) draw(f report, o options) {
 	r.started = true
 }
 
-// waiting shows, on a live terminal, when the first frame comes (at
-// first), so that a long interval does not leave a blank screen; the
-// first frame is drawn over it.
+// waiting shows, on a terminal, when the first frame comes (at first), so
+// that a long interval does not leave a blank screen; a live table's first
+// frame is drawn over it.
 func (r *renderer) waiting(m mode, first time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.live {
+	if !r.tty {
 		return nil
 	}
-	cols, _, sized := r.termSize()
+	cols, _, sized := 0, 0, false
+	if r.termSize != nil {
+		cols, _, sized = r.termSize()
+	}
+	line := clipIf(fmt.Sprintf("netuse %s  measuring the first interval, until %s", m, first.Format(timeLayout)), cols, sized)
 	r.buf.Reset()
-	r.buf.WriteString(escHideCursor + "\r" + escClearLine)
-	r.buf.WriteString(clipIf(fmt.Sprintf("netuse %s  measuring the first interval, until %s", m, first.Format(timeLayout)), cols, sized))
+	if !r.live {
+		// --no-clear or TERM=dumb: a line of its own, above the blocks.
+		r.buf.WriteString(line + "\n\n")
+		return r.flush()
+	}
+	r.buf.WriteString(escHideCursor + "\r" + escClearLine + line)
 	r.onScreen, r.drawn = true, 0
 	return r.flush()
 }
