@@ -24,6 +24,12 @@ type keyReader struct {
 // signal) and hands each key to r; quit is called for a key that asks to
 // quit. The caller must call stop on every way out.
 func startKeys(fd int, r *renderer, quit func()) (*keyReader, error) {
+	// In the background (netuse &) reading the terminal, or changing its
+	// mode, would stop netuse (SIGTTIN, SIGTTOU): keys only in the
+	// foreground.
+	if fg, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || fg != unix.Getpgrp() {
+		return nil, errors.New("not the terminal's foreground process group")
+	}
 	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, fmt.Errorf("read terminal mode: %w", err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -176,5 +177,41 @@ func TestInterruptedPromptOnItsOwnLine(t *testing.T) {
 	rest := out[strings.Index(out, "measuring the first interval"):]
 	if !strings.Contains(rest, "\r\n\r\n\r\nnetuse iface") || !strings.HasSuffix(out, "\r\n") {
 		t.Errorf("interrupted before the first block: output %q, want the partial block on a line of its own and a final new line", out)
+	}
+}
+
+// TestBackgroundNoKeys: netuse started in the background of an
+// interactive shell (netuse &) must not touch the terminal's mode or read
+// it: either would stop it (SIGTTOU, SIGTTIN), where it should draw on.
+func TestBackgroundNoKeys(t *testing.T) {
+	ptm, pts := openPTY(t, 100, 30)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
+	cmd := exec.Command("sh", "-c", `set -m; "$0" iface --interval 200ms & echo "pid=$!"; wait`, netuseBinary(t))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	scr := &screen{}
+	go scr.read(ptm)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	at := scr.waitFor(t, 0, "pid=")
+	out := scr.String()
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(out[at:], "\r", 2)[0]))
+	if err != nil {
+		t.Fatalf("no pid in %q", out)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	at = scr.waitFor(t, at, "IFACE") // the first frame
+	scr.waitFor(t, at, "IFACE")      // and another: it goes on
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); f[0] == "T" {
+		t.Errorf("netuse in the background was stopped (state %s)", f[0])
+	}
+	if strings.Contains(scr.String(), "keys: q quit") {
+		t.Errorf("netuse in the background offers keys it cannot read")
 	}
 }
