@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +15,7 @@ import (
 
 // screen collects what netuse writes to the terminal.
 type screen struct {
-	mu   sync.Mutex
-	out  bytes.Buffer
+	lockedBuffer
 	done chan struct{} // closed when the terminal is closed and all was read; nil: not told
 }
 
@@ -26,22 +23,7 @@ func (s *screen) read(ptm *os.File) {
 	if s.done != nil {
 		defer close(s.done)
 	}
-	buf := make([]byte, 4096)
-	for {
-		n, err := ptm.Read(buf)
-		s.mu.Lock()
-		s.out.Write(buf[:n])
-		s.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (s *screen) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
+	s.fill(ptm)
 }
 
 // waitFor waits until the screen holds want after from bytes, and returns
@@ -61,11 +43,14 @@ func (s *screen) waitFor(t *testing.T, from int, want string) int {
 	return 0
 }
 
-// startOnTerminal runs netuse iface every 200 ms with pts as its
-// controlling terminal, stdin and stdout, and collects its screen.
-func startOnTerminal(t *testing.T, ptm, pts *os.File) (*exec.Cmd, *screen) {
+// startOnTerminal runs argv (netuse iface every 200 ms if none) with pts
+// as its controlling terminal, stdin and stdout, and collects its screen.
+func startOnTerminal(t *testing.T, ptm, pts *os.File, argv ...string) (*exec.Cmd, *screen) {
 	t.Helper()
-	cmd := exec.Command(netuseBinary(t), "iface", "--interval", "200ms")
+	if len(argv) == 0 {
+		argv = []string{netuseBinary(t), "iface", "--interval", "200ms"}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	cmd.Env = append(os.Environ(), "TERM=xterm")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
@@ -186,15 +171,7 @@ func TestInterruptedPromptOnItsOwnLine(t *testing.T) {
 func TestBackgroundNoKeys(t *testing.T) {
 	ptm, pts := openPTY(t, 100, 30)
 	t.Cleanup(func() { ptm.Close(); pts.Close() })
-	cmd := exec.Command("sh", "-c", `set -m; "$0" iface --interval 200ms & echo "pid=$!"; wait`, netuseBinary(t))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	scr := &screen{}
-	go scr.read(ptm)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
+	_, scr := startOnTerminal(t, ptm, pts, "sh", "-c", `set -m; "$0" iface --interval 200ms & echo "pid=$!"; wait`, netuseBinary(t))
 	at := scr.waitFor(t, 0, "pid=")
 	out := scr.String()
 	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(out[at:], "\r", 2)[0]))
