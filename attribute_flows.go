@@ -254,7 +254,7 @@ func (a *accountant) settle(now time.Time, rs []resolution) {
 		// has closed (TIME_WAIT, no file: "no owner" by then), and a
 		// socket seen stays one once it is gone (TestProcLeastPrivilege's
 		// client, whose upload ended before the second try).
-		if st.tries == 0 || detail(res.why) >= detail(st.why) {
+		if detail(res.why) >= detail(st.why) {
 			st.why = res.why
 		}
 		st.tries++
@@ -288,6 +288,7 @@ func (a *accountant) learn(rs []resolution) {
 	defer a.mu.Unlock()
 	for _, res := range rs {
 		if res.owner == nil {
+			a.learnWhy(res)
 			continue
 		}
 		if st := a.flows[res.fl]; st != nil {
@@ -295,6 +296,28 @@ func (a *accountant) learn(rs []resolution) {
 		} else {
 			a.flows[res.fl] = &flowState{owner: res.owner, inferred: res.inferred, until: res.until}
 		}
+	}
+}
+
+// learnWhy records why an opening's owner was not found, if that says
+// more than the flow knows: a later try that finds the socket closed keeps
+// it (see settle). A flow not seen yet is made, and queued for the
+// resolver as credit would queue it.
+func (a *accountant) learnWhy(res resolution) {
+	if res.why == attributed {
+		return
+	}
+	st := a.flows[res.fl]
+	if st == nil {
+		if len(a.flows) >= a.max {
+			return
+		}
+		st = &flowState{first: a.now}
+		a.flows[res.fl] = st
+		a.pending = append(a.pending, res.fl)
+	}
+	if detail(res.why) > detail(st.why) {
+		st.why = res.why
 	}
 }
 

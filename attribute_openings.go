@@ -146,12 +146,20 @@ func (r *resolver) openingsFromProc(ends []openEnd) bool {
 	if len(want) == 0 && !guess {
 		return false
 	}
-	r.quick.find(want)
+	denied := r.quick.find(want)
 	g, canGuess := r.quick.(newcomers)
 	for i := range ends {
 		e := &ends[i]
 		if e.sock.inode != 0 {
-			if e.owner = want[e.sock.inode]; e.owner != nil || !canGuess || !e.opener {
+			e.owner = want[e.sock.inode]
+			if e.owner == nil && (denied || (r.readable != nil && !r.readable(e.sock.uid))) {
+				// Its owner may not be read: say so now, while the socket
+				// is open. A connection that ends before the first pass
+				// leaves a socket without a file (TIME_WAIT), "no owner"
+				// by then (TestProcLeastPrivilege's transfers).
+				e.why = notReadable
+			}
+			if e.owner != nil || !canGuess || !e.opener {
 				continue
 			}
 			// Not found: the socket closed while the processes were read,
