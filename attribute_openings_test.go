@@ -21,7 +21,9 @@ func TestOpeningNotReadable(t *testing.T) {
 	fl := flow{6, netip.MustParseAddrPort("192.0.2.1:40000"), netip.MustParseAddrPort("192.0.2.2:7101")}
 	a := newAccountant()
 	r := &resolver{acc: a, quick: deniedOwners{}, readable: func(uid uint32) bool { return uid == 65534 },
-		lookup: func(flow) (socket, bool) { return socket{proto: 6, local: fl.local, remote: fl.remote, inode: 77, uid: 0}, true }}
+		lookup: func(flow) (socket, bool) {
+			return socket{proto: 6, local: fl.local, remote: fl.remote, inode: 77, uid: 0}, true
+		}}
 	r.openings([]opening{{fls: [2]flow{fl}, n: 1, opener: true, at: 1}})
 	pending := a.takePending(time.Now())
 	if len(pending) != 1 || pending[0] != fl {
