@@ -64,14 +64,6 @@ func (s *scenario) isOurs() func(netip.Addr) bool {
 	}
 }
 
-// isLocal is the scenario's sockIndex.isLocal, or nil without local lines.
-func (s *scenario) isLocal() func(uint64, netip.Addr) bool {
-	if len(s.local) == 0 {
-		return nil
-	}
-	return func(ns uint64, a netip.Addr) bool { return s.local[ns][a] }
-}
-
 type scenarioPacket struct {
 	ifindex  int
 	dir      direction
