@@ -163,19 +163,24 @@ type resolver struct {
 	quick owners
 
 	kick chan struct{} // has a value when a report asked for a pass (nudge)
+	// states: the loop also reads the TCP states of the flows' sockets
+	// (refreshStates), for conn's STATE column
+	states bool
 
 	mu sync.Mutex // one pass at a time; guards the fields below, and what sockets, owners and conntrack use
 	// sockets reads the kernel's socket tables, of every network namespace
 	sockets func() ([]socket, error)
 	owners  owners // finds socket owners in all of /proc
 	// conntrack reads the NAT translations of netuse's namespace; nil: none
-	conntrack func() ([]natEntry, error)
-	nat       map[flow]flow // the last read of conntrack's translations (natCopies)
-	natAt     time.Time     // when it was read
-	last      time.Time     // when the last pass began
-	took      time.Duration // how long the last pass took
-	denied    bool          // some process could not be read
-	warned    bool          // errNotReadable was said
+	conntrack  func() ([]natEntry, error)
+	nat        map[flow]flow // the last read of conntrack's translations (natCopies)
+	natAt      time.Time     // when it was read
+	last       time.Time     // when the last pass began
+	took       time.Duration // how long the last pass took
+	denied     bool          // some process could not be read
+	warned     bool          // errNotReadable was said
+	statesAt   time.Time     // when refreshStates last read the tables
+	statesTook time.Duration // how long that took
 }
 
 // passCostShare bounds the resolver's work on a machine with a large
@@ -210,8 +215,44 @@ func (r *resolver) loop(done <-chan struct{}) {
 			continue
 		}
 		r.pass()
+		if r.states {
+			r.refreshStates()
+		}
 	}
 }
+
+// refreshStates reads the socket tables and gives each TCP flow its
+// socket's state, for conn's STATE column. The loop runs it after each
+// pass and retry tick, at most every statesGap, and spaced by
+// passCostShare as passes are: a state is at most a few hundred
+// milliseconds older than the report that shows it.
+func (r *resolver) refreshStates() {
+	r.mu.Lock()
+	if since := time.Since(r.statesAt); since < max(statesGap, passCostShare*r.statesTook) {
+		r.mu.Unlock()
+		return
+	}
+	r.statesAt = time.Now()
+	socks, err := r.sockets()
+	r.mu.Unlock()
+	if err != nil {
+		r.warn(err)
+		return
+	}
+	states := make(map[flow]tcpState, len(socks))
+	for _, s := range socks {
+		if s.proto == 6 && s.remote.Port() != 0 {
+			states[flow{s.proto, s.local, s.remote}] = s.state
+		}
+	}
+	r.acc.setStates(states)
+	r.mu.Lock()
+	r.statesTook = time.Since(r.statesAt)
+	r.mu.Unlock()
+}
+
+// statesGap is the least time between two reads of the TCP states.
+const statesGap = 200 * time.Millisecond
 
 // nudge asks the loop for a pass now, past passCostShare's spacing, and
 // does not wait for it: each report does, so that the flows it carried
@@ -238,6 +279,7 @@ type resolution struct {
 	at       int64    // when fl's first packet was captured, Unix ns (for the kernel's records)
 	inode    uint64   // fl's socket's inode, while its owner is searched for in /proc
 	uid      uint32   // fl's socket's user, likewise
+	state    tcpState // fl's socket's TCP state, if its own (not its listener's)
 }
 
 // pass resolves every pending flow once: it reads the socket tables, finds
@@ -283,6 +325,9 @@ func (r *resolver) findSockets(x *sockIndex, rs []resolution) map[uint64]*proces
 	for i := range rs {
 		res := &rs[i]
 		s, ok := x.lookup(res.fl)
+		if ok && s.remote == res.fl.remote {
+			res.state = s.state
+		}
 		if r.book != nil {
 			if res.owner, res.until = r.fromBook(s, ok, res.fl, res.at); res.owner != nil {
 				continue

@@ -22,7 +22,10 @@ type flowState struct {
 	foreign  bool  // its local address is no address of this machine (forwarded traffic)
 	lo       bool  // seen on loopback, where both ends are on this host
 	first    int64 // when its first packet was captured, Unix ns (see ownerBook.closedOwner)
-	carried  bool  // a report kept its bytes for the next, as the resolver had not settled it yet
+	last     int64 // when its last packet was captured, Unix ns
+	state    tcpState
+	total    traffic // reported since first, for conn's rows
+	carried  bool    // a report kept its bytes for the next, as the resolver had not settled it yet
 	// until is when the owner's socket closed, Unix ns, if the kernel's
 	// records say so (0: open, or not known): a packet after it belongs to
 	// a new socket that reuses the endpoints, and the flow is resolved anew
@@ -81,6 +84,11 @@ type accountant struct {
 	lastT    *traffic
 	peak     int   // the most flow ends since the map was last rebuilt
 	now      int64 // when the last packet that had a time was captured, Unix ns; 0 if not known
+	// conns: report returns a row per connection too (conn, and the views
+	// made of connections); connRows are those of the report being made.
+	conns    bool
+	connRows []usage
+	loose    [numReasons]traffic // totals of the bytes of no flow, by reason, for their conn rows
 }
 
 func newAccountant() *accountant {
@@ -196,8 +204,10 @@ func (a *accountant) credit(fl flow, t traffic, near, lo bool) {
 		// has the same endpoints now (a new UDP client got the old
 		// one's port). Find its owner.
 		st.owner, st.tries, st.until, st.first, st.carried = nil, 0, 0, a.now, false
+		st.state, st.total = 0, traffic{}
 		a.pending = append(a.pending, fl)
 	}
+	st.last = a.now
 	st.near = st.near || near
 	st.lo = st.lo || lo
 	st.cur.add(t)
@@ -243,6 +253,9 @@ func (a *accountant) settle(now time.Time, rs []resolution) {
 		st := a.flows[res.fl]
 		if st == nil || st.owner != nil {
 			continue
+		}
+		if res.state != 0 {
+			st.state = res.state
 		}
 		if res.owner != nil {
 			st.owner, st.until = res.owner, res.until
@@ -292,6 +305,11 @@ func (a *accountant) learn(rs []resolution) {
 			continue
 		}
 		if st := a.flows[res.fl]; st != nil {
+			if st.owner != nil && st.owner != res.owner {
+				// A new connection on the endpoints of one reported
+				// already: conn shows it as a row of its own.
+				st.total, st.first = traffic{}, a.now
+			}
 			st.owner, st.tries, st.inferred, st.until = res.owner, 0, res.inferred, res.until
 		} else {
 			a.flows[res.fl] = &flowState{owner: res.owner, inferred: res.inferred, until: res.until}
@@ -328,15 +346,23 @@ func (a *accountant) learnWhy(res resolution) {
 // socket tables and /proc, or its first try failed and the next is due)
 // keeps its bytes for the next report, once, unless this report is the
 // final one.
-func (a *accountant) report(final bool) ([]usage, flowTotals) {
+//
+// With conns set it returns a row per connection end too, whose bytes
+// add up to the rows': a flow's, or the bytes of no flow by reason.
+func (a *accountant) report(final bool) (rows, conns []usage, totals flowTotals) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.active = a.active[:0]
-	for _, p := range a.nobody {
+	a.connRows = nil
+	for r, p := range a.nobody {
 		if p.cur != (traffic{}) {
 			t := p.cur
 			p.cur = traffic{}
 			a.bill(p, t)
+			if a.conns {
+				a.loose[r].add(t)
+				a.connRows = append(a.connRows, usage{name: p.name, interval: t, total: a.loose[r], proc: p, conn: &connInfo{}})
+			}
 		}
 	}
 	// Past three quarters of the table, evict drops flows below, the
@@ -354,15 +380,15 @@ func (a *accountant) report(final bool) ([]usage, flowTotals) {
 			*t = traffic{}
 		}
 	}
-	rows := make([]usage, 0, len(a.active))
+	rows = make([]usage, 0, len(a.active))
 	for _, p := range a.active {
 		p.total.add(p.cur)
 		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
 		p.cur = traffic{}
 	}
-	c := a.cur
+	totals = a.cur
 	a.cur = flowTotals{}
-	return rows, c
+	return rows, a.connRows, totals
 }
 
 // bill adds t to p's interval, and p to the rows of the report.
@@ -430,6 +456,11 @@ func (a *accountant) settleBytes(fl flow, st *flowState, owner *process, t traff
 	}
 	a.cur.add(t)
 	a.bill(owner, t)
+	st.total.add(t)
+	if a.conns {
+		a.connRows = append(a.connRows, usage{name: owner.name, interval: t, total: st.total, proc: owner,
+			conn: &connInfo{flow: fl, state: st.state, first: st.first, last: st.last}})
+	}
 	if st.inferred {
 		a.cur.inferred += t.rxBytes + t.txBytes
 	}
@@ -487,4 +518,22 @@ func (a *accountant) capturedAsOriginal(st *flowState) bool {
 func (a *accountant) ownedElsewhere(fl flow) bool {
 	m := a.flows[flow{fl.proto, fl.remote, fl.local}]
 	return m != nil && m.owner != nil && m.owner.pid != 0
+}
+
+// setStates gives each TCP flow its socket's state from states, read from
+// the socket tables; a flow whose socket has left them is closed, if it
+// had one here (a state seen, or an owner).
+func (a *accountant) setStates(states map[flow]tcpState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for fl, st := range a.flows {
+		if fl.proto != 6 {
+			continue
+		}
+		if s, ok := states[fl]; ok {
+			st.state = s
+		} else if st.state != 0 || (st.owner != nil && (st.owner.pid != 0 || st.owner.reason == noOwner || st.owner.reason == notReadable)) {
+			st.state = tcpClosed
+		}
+	}
 }

@@ -41,7 +41,7 @@ func TestFlowTableBounded(t *testing.T) {
 			t.Fatalf("after %d packets the table holds %d flows, more than its %d", i+1, len(a.flows), a.max)
 		}
 	}
-	rows, c := a.report(true)
+	rows, _, c := a.report(true)
 	var sum traffic
 	var full uint64
 	for _, u := range rows {
@@ -144,7 +144,7 @@ func TestGivenUpFlowIsRechecked(t *testing.T) {
 	rs[slices.Index(fls, near)].owner = &process{pid: 42, name: "late"}
 	a.settle(now, rs)
 	send()
-	rows, _ := a.report(true)
+	rows, _, _ := a.report(true)
 	if len(rows) != 1 || rows[0].proc.pid != 42 || rows[0].interval.rxBytes != uint64(f.length) {
 		t.Errorf("rows after the flow was found: %+v, want pid 42 with %d bytes", rows, f.length)
 	}

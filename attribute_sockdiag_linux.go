@@ -211,5 +211,6 @@ func parseDiagMsg(proto uint8, m []byte) socket {
 		uid:    ne.Uint32(m[diagMsgUIDOff:]),
 		inode:  uint64(ne.Uint32(m[diagMsgInodeOff:])),
 		cookie: uint64(ne.Uint32(m[diagMsgCookieOff:])) | uint64(ne.Uint32(m[diagMsgCookieOff+4:]))<<32,
+		state:  tcpState(m[1]), // idiag_state
 	}
 }

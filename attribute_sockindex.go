@@ -11,6 +11,7 @@ type socket struct {
 	inode  uint64         // 0: no file, as in TIME_WAIT
 	uid    uint32
 	cookie uint64 // the kernel's socket cookie, as the owner records have it
+	state  tcpState
 }
 
 // boundKey is a listening or unconnected socket's local endpoint.
@@ -95,4 +96,23 @@ func (x *sockIndex) listener(fl flow) (socket, bool) {
 		}
 	}
 	return socket{}, false
+}
+
+// tcpState is a TCP socket's state as the kernel's socket table gives it
+// (include/net/tcp_states.h); 0 is not known.
+type tcpState uint8
+
+// tcpClosed is the state netuse gives a connection whose socket left the
+// table: closed, its TIME_WAIT over.
+const tcpClosed tcpState = 7
+
+var tcpStateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+	"CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+// String names the state as ss(8) and netstat do; "" if not known.
+func (s tcpState) String() string {
+	if int(s) < len(tcpStateNames) {
+		return tcpStateNames[s]
+	}
+	return ""
 }

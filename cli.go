@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,7 @@ type cli struct {
 	Total totalCmd `cmd:"" default:"withargs" help:"The whole machine: traffic across its edge interfaces, summed (the default)."`
 	Iface ifaceCmd `cmd:"" help:"One row per network interface."`
 	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
+	Conn  connCmd  `cmd:"" help:"One row per connection, from packet capture, with its process (Linux only)."`
 	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
 	// VersionCmd is netuse version, for those who do not think of -V.
 	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
@@ -41,7 +44,7 @@ type cli struct {
 	Units    string    `default:"bytes" placeholder:"bytes" help:"Units of the table: bytes or bits."`
 	SI       toggle    `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
 	Ifaces   globs     `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
-	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc: also pid); default name for iface, total for proc."`
+	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc, conn: also pid); default name for iface, total for proc and conn."`
 	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  toggle    `help:"On a terminal, print each interval below the last instead of redrawing."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
@@ -105,19 +108,49 @@ Examples:
 	sudo netuse proc --json --interval 5s --owners proc`
 }
 
-// procCmd holds the flags of proc alone.
-type procCmd struct {
-	Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-	MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc: flows kept at once, each end of a connection one (about 270 bytes each); new flows past it count as flow_table_full."`
+func (connCmd) Help() string {
+	return `Every interval, one row per connection end on this machine that moved
+bytes: protocol, local and remote address and port, the TCP state, the
+process that owns the socket, and the bytes each way; a connection
+between two processes here is two rows, one per end. Traffic of no
+process is rows of pid 0 that say why, so that the rows add up to what
+was captured, as proc's do. Linux only, with proc's privileges.
+
+Examples:
+
+	sudo netuse conn --program curl --json
+	sudo netuse conn --port 443 --resolve
+	sudo netuse conn --by remote --top 10`
 }
+
+// procCmd and connCmd hold the flags of proc and conn alone.
+type (
+	procCmd struct {
+		captureFlags `embed:""`
+	}
+	connCmd struct {
+		captureFlags `embed:""`
+	}
+	captureFlags struct {
+		Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 310 bytes each); new flows past it count as flow_table_full."`
+		By       string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
+		Resolve  toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
+		Pid      string `placeholder:"PIDS" group:"proc" help:"proc, conn: only the rows of these pids (comma-separated; 0: traffic of no process)."`
+		Program  string `placeholder:"GLOBS" group:"proc" help:"proc, conn: only processes whose name matches one of these shell globs (comma-separated)."`
+		User     string `placeholder:"USERS" group:"proc" help:"proc, conn: only processes of these users (names, comma-separated)."`
+		Port     string `placeholder:"PORTS" group:"proc" help:"proc, conn: only connections with one of these ports at either end (comma-separated)."`
+		Remote   string `placeholder:"CIDRS" group:"proc" help:"proc, conn: only connections whose remote address is in one of these networks (CIDR or address, comma-separated)."`
+	}
+)
 
 // helpCmd is netuse help [command].
 type helpCmd struct {
 	Command string `arg:"" optional:"" help:"The command to describe."`
 }
 
-// procOnly are the long names of procCmd's flags.
-var procOnly = []string{"owners", "max-flows"}
+// procOnly are the long names of captureFlags's flags, proc's and conn's.
+var procOnly = []string{"owners", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
 
 // versionOK is kong's version flag; the name keeps it apart from the
 // version variable.
@@ -257,10 +290,10 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	switch commandOf(kctx) {
 	case "help":
 		switch c.Help.Command {
-		case "", "total", "iface", "proc", "help", "version":
+		case "", "total", "iface", "proc", "conn", "help", "version":
 			return nil
 		}
-		return fmt.Errorf("help %q: no such command; want total, iface, proc, help or version", c.Help.Command)
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, help or version", c.Help.Command)
 	case "version":
 		return nil // as -V, which kong handles before the values are read
 	}
@@ -294,33 +327,118 @@ func (c *cli) Validate(kctx *kong.Context) error {
 }
 
 // readModeFlags reads the flags whose values depend on the command:
-// --sort, and proc's own.
+// --sort, and proc's and conn's own.
 func (c *cli) readModeFlags(kctx *kong.Context) error {
 	m := modeOf(kctx.Command())
+	f := c.Proc.captureFlags
+	if m == modeConn {
+		f = c.Conn.captureFlags
+	}
+	if m.captures() {
+		if err := c.readCaptureFlags(kctx, m, f); err != nil {
+			return err
+		}
+	}
 	switch c.Sort {
 	case "", "rx", "tx", "total", "name":
 	case "pid":
-		if m != modeProc {
+		switch {
+		case !m.captures():
 			return badFlag(kctx, "sort", c.Sort, m.String()+" has no pid column; want rx, tx, total or name")
+		case c.o.by != nil:
+			return badFlag(kctx, "sort", c.Sort, "rows grouped with --by have no pid column; want rx, tx, total or name")
 		}
 	default:
-		if m == modeProc {
+		if m.captures() && c.o.by == nil {
 			return badFlag(kctx, "sort", c.Sort, "want rx, tx, total, name or pid")
 		}
 		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
 	}
-	if m == modeProc {
-		var err error
-		if c.o.maxFlows, err = strconv.Atoi(c.Proc.MaxFlows); err != nil || c.o.maxFlows < 16 {
-			return badFlag(kctx, "max-flows", c.Proc.MaxFlows, "want 16 or more")
-		}
-		switch c.o.owners = c.Proc.Owners; c.o.owners {
-		case "auto", "bpf", "proc":
-		default:
-			return badFlag(kctx, "owners", c.Proc.Owners, "want auto, bpf or proc")
+	return nil
+}
+
+// readCaptureFlags reads proc's and conn's own flags.
+func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error {
+	var err error
+	if c.o.maxFlows, err = strconv.Atoi(f.MaxFlows); err != nil || c.o.maxFlows < 16 {
+		return badFlag(kctx, "max-flows", f.MaxFlows, "want 16 or more")
+	}
+	switch c.o.owners = f.Owners; c.o.owners {
+	case "auto", "bpf", "proc":
+	default:
+		return badFlag(kctx, "owners", f.Owners, "want auto, bpf or proc")
+	}
+	if f.By != "" {
+		for _, key := range strings.Split(f.By, ",") {
+			switch {
+			case !slices.Contains(groupKeys, key):
+				return badFlag(kctx, "by", f.By, fmt.Sprintf("no key %q; want program, user, container, netns or remote, or several joined by commas", key))
+			case slices.Contains(c.o.by, key):
+				return badFlag(kctx, "by", f.By, fmt.Sprintf("%q twice; want each key once", key))
+			}
+			c.o.by = append(c.o.by, key)
 		}
 	}
-	return nil
+	var ok bool
+	if c.o.resolve, ok = f.Resolve.on(); !ok {
+		return badFlag(kctx, "resolve", string(f.Resolve), "want true or false")
+	}
+	if c.o.resolve && m != modeConn && !slices.Contains(c.o.by, "remote") {
+		return badFlag(kctx, "resolve", string(f.Resolve), "names remote addresses, which only conn and --by remote show; add --by remote, or use netuse conn")
+	}
+	return c.readFilter(kctx, f)
+}
+
+// readFilter reads --pid, --program, --user, --port and --remote.
+func (c *cli) readFilter(kctx *kong.Context, f captureFlags) error {
+	each := func(long, text string, read func(string) bool, want string) error {
+		if text == "" {
+			return nil
+		}
+		for _, v := range strings.Split(text, ",") {
+			if !read(v) {
+				return badFlag(kctx, long, text, fmt.Sprintf("%q: %s", v, want))
+			}
+		}
+		return nil
+	}
+	fl := &c.o.filter
+	if err := each("pid", f.Pid, func(v string) bool {
+		pid, err := strconv.Atoi(v)
+		fl.pids = append(fl.pids, pid)
+		return err == nil && pid >= 0
+	}, "want process ids, 0 or more"); err != nil {
+		return err
+	}
+	if err := each("program", f.Program, func(v string) bool {
+		_, err := path.Match(v, "")
+		fl.programs = append(fl.programs, v)
+		return err == nil && v != ""
+	}, "want shell globs like curl or 'python*'"); err != nil {
+		return err
+	}
+	if err := each("user", f.User, func(v string) bool {
+		fl.users = append(fl.users, v)
+		return v != ""
+	}, "want user names"); err != nil {
+		return err
+	}
+	if err := each("port", f.Port, func(v string) bool {
+		port, err := strconv.ParseUint(v, 10, 16)
+		fl.ports = append(fl.ports, uint16(port))
+		return err == nil && port > 0
+	}, "want port numbers, 1 to 65535"); err != nil {
+		return err
+	}
+	return each("remote", f.Remote, func(v string) bool {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			p, err = netip.PrefixFrom(a, a.BitLen()), aerr
+		}
+		fl.remotes = append(fl.remotes, p.Masked())
+		return err == nil
+	}, "want a network like 10.0.0.0/8 or 2001:db8::/32, or an address")
 }
 
 // readSwitchesAndGlobs reads --json, --si, --no-clear and --iface.
@@ -358,7 +476,7 @@ func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
 func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
 	var b bytes.Buffer
 	if kctx.Selected() == nil {
-		b.WriteString("Usage: netuse [total|iface|proc] [flags]\n")
+		b.WriteString("Usage: netuse [total|iface|proc|conn] [flags]\n")
 		o.NoAppSummary = true
 	}
 	stdout := kctx.Stdout
@@ -429,10 +547,10 @@ func misplaced(err error) error {
 			continue
 		}
 		// Before the command, kong has not chosen one yet: it is the default, total.
-		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "proc" {
-			return fmt.Errorf("--%s is a flag of netuse proc, not of netuse %s", long, cmd.Name)
+		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "proc" && cmd.Name != "conn" {
+			return fmt.Errorf("--%s is a flag of netuse proc and conn, not of netuse %s", long, cmd.Name)
 		}
-		return fmt.Errorf("--%s is a flag of netuse proc: write it after proc", long)
+		return fmt.Errorf("--%s is a flag of netuse proc and conn: write it after the command", long)
 	}
 	return err
 }

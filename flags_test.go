@@ -21,7 +21,7 @@ import (
 func TestFlagsDocumented(t *testing.T) {
 	help := map[string]flagLine{} // every command's flags
 	shared := map[string]bool{}   // the flags of netuse --help, which every command takes
-	for _, cmd := range []string{"", "total", "iface", "proc"} {
+	for _, cmd := range []string{"", "total", "iface", "proc", "conn"} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
 		args := append(strings.Fields(cmd), "--help")
 		if code := a.main(args); code != 0 {
@@ -29,8 +29,8 @@ func TestFlagsDocumented(t *testing.T) {
 		}
 		where := "netuse " + strings.Join(args, " ")
 		flags := flagsOf(t, where, blockAfter(stdout.String(), "Flags:"), helpFlag)
-		if cmd == "proc" {
-			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of proc:"), helpFlag))
+		if cmd == "proc" || cmd == "conn" {
+			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of proc and conn:"), helpFlag))
 		}
 		for long, f := range flags {
 			help[long] = f

@@ -34,7 +34,7 @@ func (r *renderer) keyHint(m mode, cols int) string {
 
 // sortColumns are the columns s cycles through, first the mode's default.
 func sortColumns(m mode) []string {
-	if m == modeProc {
+	if m.captures() {
 		return []string{"total", "rx", "tx", "name", "pid"}
 	}
 	return []string{"name", "total", "rx", "tx"}

@@ -1,15 +1,16 @@
 // Netuse reports this machine's network usage: for the whole machine, per
-// network interface, or per process.
+// network interface, per process, or per connection.
 //
 // Usage:
 //
-//	netuse [total|iface|proc] [flags]
+//	netuse [total|iface|proc|conn] [flags]
 //
 // With no command, netuse runs total.
 //
 //	total   the whole machine: the interfaces at its edge, summed, on one line
 //	iface   one row per network interface
 //	proc    one row per process, from packet capture (Linux only)
+//	conn    one row per connection, from packet capture, with its process (Linux only)
 //	help    the help, or a command's: netuse help proc
 //	version the version, as -V
 //
@@ -30,16 +31,24 @@
 //	    --units=bytes     bytes or bits, for the table
 //	    --si              powers of 1000 instead of 1024, for the table
 //	    --iface=GLOB      interfaces to read (repeatable)
-//	    --sort=COLUMN     rx, tx, total or name (proc: also pid)
+//	    --sort=COLUMN     rx, tx, total or name (proc, conn: also pid)
 //	    --top=N           show only the first N rows
 //	    --no-clear        on a terminal, print each interval below the last
 //	    --owners=auto     proc: where socket owners come from: auto, bpf or proc
 //	    --max-flows=N     proc: flows kept at once (default 65536)
+//	    --by=KEYS         proc: one row per group: program, user, container, netns, remote
+//	    --resolve         proc: remote hosts by name (conn, and --by remote)
+//	    --pid=PIDS        proc: only these processes (0: traffic of none)
+//	    --program=GLOBS   proc: only processes whose name matches
+//	    --user=USERS      proc: only processes of these users
+//	    --port=PORTS      proc: only connections with one of these ports
+//	    --remote=CIDRS    proc: only connections to these networks
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
-// The flags marked proc are proc's own: they go after it (netuse proc
-// --max-flows 100), and total and iface refuse them. The others may stand
+// The flags marked proc are proc's and conn's own: they go after the
+// command (netuse proc --max-flows 100), and total and iface refuse them.
+// Filters apply before --by groups rows, and both before --sort and --top. The others may stand
 // before or after the command.
 //
 // Every flag but --help and --version can also be set from the environment
@@ -169,7 +178,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc:"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
@@ -199,8 +208,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 	o := c.o
 	r, ctx, done := a.newOutput(ctx, c.json, c.noClear, c.bits, c.si)
 	defer done()
-	if m == modeProc {
-		return a.runProc(ctx, o, r)
+	if m.captures() {
+		return a.runProc(ctx, m, o, r)
 	}
 	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
 }
@@ -212,11 +221,16 @@ const (
 	modeTotal mode = iota // the whole machine, one row
 	modeIface             // a row per interface
 	modeProc              // a row per process
+	modeConn              // a row per connection
 )
 
-var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc"}
+var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc", modeConn: "conn"}
 
 func (m mode) String() string { return modeNames[m] }
+
+// captures reports whether the mode's rows come from packet capture, and
+// are credited to processes.
+func (m mode) captures() bool { return m == modeProc || m == modeConn }
 
 // modeOf returns the mode of kong's command, "proc" or "iface <args>".
 func modeOf(command string) mode {
@@ -238,4 +252,9 @@ type options struct {
 	top      int           // rows to show; 0 means all
 	maxFlows int           // proc: flow ends the accountant keeps at once
 	owners   string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
+	by       []string      // proc, conn: --by's keys, in its order; none: no groups
+	filter   filter        // proc, conn: the rows to keep
+	resolve  bool          // conn, proc --by remote: names for remote addresses
+	conns    bool          // proc, conn: the accountant makes connection rows (see view)
+	states   bool          // conn: the resolver reads TCP states for them
 }

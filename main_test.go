@@ -312,8 +312,8 @@ func TestVersionAndHelp(t *testing.T) {
 		usage string // the first line
 	}{
 		// total is the default: the usage line says so.
-		{[]string{"--help"}, "Usage: netuse [total|iface|proc] [flags]"},
-		{[]string{"-h"}, "Usage: netuse [total|iface|proc] [flags]"},
+		{[]string{"--help"}, "Usage: netuse [total|iface|proc|conn] [flags]"},
+		{[]string{"-h"}, "Usage: netuse [total|iface|proc|conn] [flags]"},
 		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
 		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
 	} {
@@ -498,9 +498,9 @@ func TestProcFlags(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ args, want string }{
-		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc, not of netuse iface; see 'netuse --help'\n"},
-		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc, not of netuse total; see 'netuse --help'\n"},
-		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc: write it after proc; see 'netuse --help'\n"},
+		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc and conn, not of netuse iface; see 'netuse --help'\n"},
+		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc and conn, not of netuse total; see 'netuse --help'\n"},
+		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc and conn: write it after the command; see 'netuse --help'\n"},
 		// Flags of proc after it, and shared flags before it, are read:
 		// the value reaches Validate.
 		{"proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
@@ -541,7 +541,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		}
 	}
 	code, out, errs := run("help bogus")
-	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
 	}
 }

@@ -34,6 +34,7 @@ type procOS struct {
 	conntrack func() ([]natEntry, error)                                      // the NAT translations of netuse's namespace
 	readable  func() func(uid uint32) bool                                    // whose processes netuse may read; nil: everyone's
 	liveName  func(*process) (string, bool)                                   // the name a process has now
+	resolve   func(ctx context.Context, addr string) ([]string, error)        // --resolve: the names of an address
 }
 
 // hostProc is the procOS of the machine netuse runs on.
@@ -47,38 +48,55 @@ func hostProc() procOS {
 		conntrack: readConntrack,
 		readable:  readableUsers,
 		liveName:  liveName,
+		resolve:   systemLookup,
 	}
 }
 
-// runProc runs the proc mode: capture, attribute, report every interval.
-func (a *app) runProc(ctx context.Context, o options, r *renderer) error {
+// runProc runs the proc or conn mode: capture, attribute, report every
+// interval, the rows as the view (view.go) shows them.
+func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error {
+	v := newView(m, o.by, o.filter)
+	o.conns, o.states = v.conns, m == modeConn
 	p, err := newPipeline(o, a.proc, newWarner(a.stderr))
 	if err != nil {
 		return err
 	}
 	defer p.close()
+	if o.resolve {
+		names := newNames(a.proc.resolve, resolveTimeout, resolveCache)
+		defer names.close()
+		v.resolved = names.name
+	}
 	defer r.close()
 	start := a.clock.now()
 	last := start
-	if err := r.waiting(modeProc, start.Add(o.interval)); err != nil {
+	if err := r.waiting(m, start.Add(o.interval)); err != nil {
 		return err
 	}
 	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
 		// An interrupted interval is the last one, as is the count's.
-		rows, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
+		procs, conns, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
 		if err != nil {
 			return err
 		}
 		now := a.clock.now()
-		f := report{mode: modeProc, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval, rows: rows, capture: &cap, partial: partial}
+		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
+			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial}
 		last = now
 		return r.render(f, o)
 	})
 	if err != nil {
 		return err
 	}
-	return r.writeSummary(modeProc, start, a.clock.now(), seqs, nil, o)
+	return r.writeSummary(m, start, a.clock.now(), seqs, nil, o)
 }
+
+// The bounds of --resolve's names: a lookup that takes longer is given
+// up on, and the cache holds at most resolveCache names.
+const (
+	resolveTimeout = 2 * time.Second
+	resolveCache   = 4096
+)
 
 // pipeline is proc mode's stages joined: the capture and its sniffer, the
 // accountant, the resolver and its openings, the kernel's owner records.
@@ -107,7 +125,7 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 			p.closeAll()
 		}
 	}()
-	p.acc.max = o.maxFlows
+	p.acc.max, p.acc.conns = o.maxFlows, o.conns
 	reg := newRegistry()
 	tables := sys.tables()
 	p.closers = append(p.closers, tables.close)
@@ -136,6 +154,7 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 		w.say(fmt.Sprintf("%v; searching /proc for owners instead: processes that live a few milliseconds may go uncredited (--owners proc says this is meant)", bpfErr))
 	}
 	p.res = p.newResolver(sys, reg, tables, w)
+	p.res.states = o.states
 	p.start()
 	started = true
 	return p, nil
@@ -193,18 +212,21 @@ func (p *pipeline) start() {
 // record. The final report has no later one to carry unsettled flows to:
 // it resolves them first, if need be after the pass that is running. The
 // others never wait for a pass, which may be reading all of /proc.
-func (p *pipeline) report(final bool) ([]usage, captured, error) {
+func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err error) {
 	select {
 	case err := <-p.captureErr:
-		return nil, captured{}, err
+		return nil, nil, captured{}, err
 	default:
 	}
 	if final {
 		p.res.pass()
+		if p.res.states {
+			p.res.refreshStates()
+		}
 	} else {
 		defer p.res.nudge() // for the flows this report carries
 	}
-	rows, flows := p.acc.report(final)
+	rows, conns, flows := p.acc.report(final)
 	// A row shows the name its process has now: exec and prctl rename a
 	// process, and the name recorded was its first.
 	for i, u := range rows {
@@ -218,9 +240,16 @@ func (p *pipeline) report(final bool) ([]usage, captured, error) {
 	if p.rec != nil {
 		_, _, lost = p.rec.book.stats()
 	}
-	c := newCaptured(flows, p.src.stats(), p.source, lost)
+	c = newCaptured(flows, p.src.stats(), p.source, lost)
+	// The share credited to processes, of every row, before a view
+	// filters or groups them.
+	for _, u := range rows {
+		if u.proc.pid != 0 {
+			c.attributed += u.interval.rxBytes + u.interval.txBytes
+		}
+	}
 	p.src.rescan() // interfaces that match from the next interval on
-	return rows, c, nil
+	return rows, conns, c, nil
 }
 
 // close stops the capture and waits for its goroutine, then ends the
@@ -270,8 +299,11 @@ type captured struct {
 	ifaces   []string // the interfaces captured on
 	drops    uint64   // frames the kernel dropped for want of room in the ring
 	inferred uint64   // bytes credited to an inferred owner (flowState.inferred)
-	flows    int      // flow ends in the table after the report
-	evicted  uint64   // flow ends dropped early to keep the table under --max-flows
+	// attributed counts the bytes of the rows of a process (not pid 0),
+	// all of them, whatever a view shows
+	attributed uint64
+	flows      int    // flow ends in the table after the report
+	evicted    uint64 // flow ends dropped early to keep the table under --max-flows
 	// owners says where socket owners come from: "bpf", recorded by the
 	// kernel as sockets are born, or "proc", searched for in /proc.
 	owners string

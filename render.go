@@ -40,7 +40,8 @@ type report struct {
 	interval time.Duration // nominal interval, for the header
 	rows     []usage
 	ifaces   []string  // total: the interfaces summed
-	capture  *captured // proc: what the capture saw
+	capture  *captured // proc, conn: what the capture saw
+	by       []string  // proc, conn: the rows are groups of these keys (--by)
 	partial  bool      // the run was interrupted before the interval was over
 	summary  bool      // the run's summary: elapsed is the run's length, rows its totals
 }
@@ -50,11 +51,22 @@ type report struct {
 type usage struct {
 	name               string
 	interval           traffic
-	total              traffic  // since netuse started
-	rxErrors, txErrors uint64   // during the interval
-	rxDrops, txDrops   uint64   // during the interval
-	down               bool     // iface: the interface is down (not up, or no carrier)
-	proc               *process // proc mode: the row's process
+	total              traffic    // since netuse started
+	rxErrors, txErrors uint64     // during the interval
+	rxDrops, txDrops   uint64     // during the interval
+	down               bool       // iface: the interface is down (not up, or no carrier)
+	proc               *process   // proc, conn: the row's process, or pid 0's
+	conn               *connInfo  // conn: the row's connection
+	group              *groupInfo // --by: the row's group; proc and conn are nil
+}
+
+// connInfo is a conn row's connection: a flow end of this host, or the
+// zero value for the bytes of no flow (pid 0: not TCP or UDP, ...).
+type connInfo struct {
+	flow
+	state       tcpState // TCP: its socket's, at the last look
+	first, last int64    // when its first and last packets were captured, Unix ns; 0 if not known
+	remoteName  string   // --resolve: the remote address's name, once known
 }
 
 // renderer writes frames in one of three forms: NDJSON, a table redrawn in
@@ -80,13 +92,14 @@ type renderer struct {
 	headed   bool // live total: the lines above the total line are written
 	closed   bool // close was called
 
-	ledger     *ledger // every row shown so far, for the cumulative view and the summary
-	cumulative bool    // show every row of the run with its totals, sorted by them
-	sortBy     string  // the column chosen with s (or --sort); "" the mode's default
-	reverse    bool    // the order reversed with r
-	keys       bool    // keys are read: a hint line names them
-	staleHead  bool    // total: the header written once is out of date (units changed)
-	last       report  // the last frame drawn, for a key to redraw
+	ledger     *ledger        // every row shown so far, for the cumulative view and the summary
+	cumulative bool           // show every row of the run with its totals, sorted by them
+	sortBy     string         // the column chosen with s (or --sort); "" the mode's default
+	reverse    bool           // the order reversed with r
+	keys       bool           // keys are read: a hint line names them
+	staleHead  bool           // total: the header written once is out of date (units changed)
+	widths     map[string]int // the growing columns' widths so far (grow)
+	last       report         // the last frame drawn, for a key to redraw
 	lastOpts   options
 }
 
@@ -188,7 +201,7 @@ func (r *renderer) closeLocked() {
 func sortRows(rows []usage, column string, m mode, cumulative bool) {
 	if column == "" {
 		column = "name"
-		if m == modeProc {
+		if m.captures() {
 			column = "total"
 		}
 	}
@@ -220,12 +233,26 @@ func sortRows(rows []usage, column string, m mode, cumulative bool) {
 	})
 }
 
-// compareName orders rows by name, then pid.
+// compareName orders rows by name, then pid, then connection.
 func compareName(a, b usage) int {
 	if c := strings.Compare(a.name, b.name); c != 0 {
 		return c
 	}
-	return cmp.Compare(pidOf(a), pidOf(b))
+	if c := cmp.Compare(pidOf(a), pidOf(b)); c != 0 || a.conn == nil || b.conn == nil {
+		return c
+	}
+	return compareFlow(a.conn.flow, b.conn.flow)
+}
+
+// compareFlow orders flows by protocol, local end, remote end.
+func compareFlow(a, b flow) int {
+	if c := cmp.Compare(a.proto, b.proto); c != 0 {
+		return c
+	}
+	if c := a.local.Compare(b.local); c != 0 {
+		return c
+	}
+	return a.remote.Compare(b.remote)
 }
 
 func pidOf(u usage) int {
@@ -235,15 +262,11 @@ func pidOf(u usage) int {
 	return u.proc.pid
 }
 
-// attribution returns the bytes of f's rows that have a process, and their
-// share of the bytes captured (1 when nothing was captured).
+// attribution returns the bytes credited to a process, of every row
+// before a view filtered or grouped them, and their share of the bytes
+// captured (1 when nothing was captured).
 func attribution(f report) (uint64, float64) {
-	var n uint64
-	for _, u := range f.rows {
-		if u.proc != nil && u.proc.pid != 0 {
-			n += u.interval.rxBytes + u.interval.txBytes
-		}
-	}
+	n := f.capture.attributed
 	all := f.capture.rxBytes + f.capture.txBytes
 	if all == 0 {
 		return n, 1
@@ -278,7 +301,7 @@ func (r *renderer) cells(m mode, u usage, elapsed time.Duration) []string {
 	rx := r.rateSize(rate(u.interval.rxBytes, elapsed))
 	tx := r.rateSize(rate(u.interval.txBytes, elapsed))
 	rxTotal, txTotal := r.size(float64(u.total.rxBytes), false), r.size(float64(u.total.txBytes), false)
-	if m == modeProc {
+	if m.captures() {
 		return []string{rx, tx, rxTotal, txTotal}
 	}
 	return []string{rx, tx,
@@ -295,27 +318,66 @@ func (r *renderer) cells(m mode, u usage, elapsed time.Duration) []string {
 // rows' names are at most 20; an interface name is at most 15 bytes
 // (IFNAMSIZ), more once escaped. The CONTAINER column is last, so its
 // width moves nothing.
-var textWidth = map[string]int{"PID": 7, "USER": 12, "PROGRAM": 20, "IFACE": 15, "STATE": 5, "TOTAL": 5, "TIME": 8}
+//
+// Addresses and a group's container differ too much in length for one
+// width: their columns start at the width of the usual value (an IPv4
+// address and port) and widen, never narrow, to the widest value shown,
+// up to growWidth.
+var textWidth = map[string]int{"PID": 7, "USER": 12, "PROGRAM": 20, "IFACE": 15, "STATE": 5, "TOTAL": 5, "TIME": 8,
+	"PROTO": 5, "LOCAL": 21, "REMOTE": 21, "NETNS": 10, "CONTAINER": 16}
+
+// growWidth is the widest a growing column gets: an IPv6 address and
+// port ("[" 39 "]:" 5); a name from --resolve, or a container, is cut.
+var growWidth = map[string]int{"LOCAL": 47, "REMOTE": 47, "CONTAINER": 40}
 
 const maxCgroup = 64
 
-// textColumns returns the mode's text columns.
-func textColumns(m mode) []string {
-	switch m {
-	case modeTotal:
+// conn's text columns; its STATE holds a TCP state, as netstat names it.
+var (
+	connText      = []string{"PROTO", "LOCAL", "REMOTE", "STATE", "PID", "USER", "PROGRAM"}
+	connStateWide = len("ESTABLISHED")
+)
+
+// textColumns returns the text columns of f's rows.
+func textColumns(f report) []string {
+	switch {
+	case f.by != nil:
+		cols := make([]string, len(f.by))
+		for i, b := range f.by {
+			cols[i] = groupColumn[b]
+		}
+		return cols
+	case f.mode == modeTotal:
 		return []string{"TOTAL"}
-	case modeProc:
+	case f.mode == modeProc:
 		return procText
+	case f.mode == modeConn:
+		return connText
 	}
 	return []string{"IFACE", "STATE"}
 }
 
 // text returns u's text columns, safe to print and cut to their widths.
-func text(m mode, u usage) []string {
-	switch m {
-	case modeTotal:
+func (r *renderer) text(f report, u usage) []string {
+	switch {
+	case u.group != nil:
+		cells := make([]string, len(u.group.by))
+		for i, b := range u.group.by {
+			v := u.group.key.value(b)
+			switch {
+			case i == 0 && u.group.key == (groupKey{}) && u.name == "(other)":
+				v = u.name // groups folded away
+			case v == "":
+				v = "-"
+			case b == "remote" && u.group.remoteName != "":
+				v = u.group.remoteName
+			}
+			cells[i] = visible(v, r.textWidth(groupColumn[b]))
+		}
+		return cells
+	case f.mode == modeTotal:
 		return []string{visible(u.name, textWidth["TOTAL"])}
-	case modeIface:
+	case f.mode == modeIface:
 		state := "up"
 		if u.down {
 			state = "down"
@@ -326,7 +388,70 @@ func text(m mode, u usage) []string {
 	if u.proc.pid != 0 {
 		pid = strconv.Itoa(u.proc.pid)
 	}
-	return []string{pid, visible(u.proc.user, textWidth["USER"]), visible(u.name, textWidth["PROGRAM"])}
+	owner := []string{pid, visible(u.proc.user, textWidth["USER"]), visible(u.name, textWidth["PROGRAM"])}
+	if f.mode != modeConn {
+		return owner
+	}
+	c := u.conn
+	if c == nil || c.proto == 0 {
+		return append([]string{"-", "-", "-", "-"}, owner...)
+	}
+	proto, state := "tcp", c.state.String()
+	if c.proto == 17 {
+		proto, state = "udp", ""
+	}
+	if state == "" {
+		state = "-"
+	}
+	remote := c.remote.String()
+	if c.remoteName != "" {
+		remote = visible(c.remoteName, 0) + ":" + strconv.Itoa(int(c.remote.Port()))
+	}
+	return append([]string{proto, visible(c.local.String(), r.textWidth("LOCAL")), visible(remote, r.textWidth("REMOTE")), state}, owner...)
+}
+
+// textWidth returns the width of a text column now.
+func (r *renderer) textWidth(col string) int {
+	if w, ok := r.widths[col]; ok {
+		return w
+	}
+	return textWidth[col]
+}
+
+// grow widens the growing columns of f to its rows' values, up to
+// growWidth; conn's STATE is as wide as its longest common state.
+func (r *renderer) grow(f report, cols []string) {
+	if r.widths == nil {
+		r.widths = map[string]int{}
+	}
+	if f.mode == modeConn && f.by == nil {
+		r.widths["STATE"] = max(r.widths["STATE"], connStateWide)
+	}
+	for i, col := range cols {
+		limit, ok := growWidth[col]
+		if !ok {
+			continue
+		}
+		w := r.textWidth(col)
+		for _, u := range f.rows {
+			if n := utf8.RuneCountInString(r.textUncut(f, u, i)); n > w {
+				w = min(n, limit)
+			}
+		}
+		r.widths[col] = w
+	}
+}
+
+// textUncut returns u's text column i before it is cut to its width.
+func (r *renderer) textUncut(f report, u usage, i int) string {
+	widths := r.widths
+	r.widths = map[string]int{}
+	for col := range growWidth {
+		r.widths[col] = 0 // visible's limit 0: no cut
+	}
+	cell := r.text(f, u)[i]
+	r.widths = widths
+	return cell
 }
 
 // visible returns s as a table may show it. Names come from other programs
@@ -462,10 +587,11 @@ func (r *renderer) writeTable(f report) {
 	if r.tty && r.termSize != nil {
 		cols, rows, sized = r.termSize()
 	}
-	textCols, allNums := textColumns(f.mode), ifaceNumbers
-	if f.mode == modeProc {
+	textCols, allNums := textColumns(f), ifaceNumbers
+	if f.mode.captures() {
 		allNums = procNumbers
 	}
+	r.grow(f, textCols)
 	keepText, keep := r.fitColumns(textCols, allNums, cols)
 	numCols := pick(allNums, keep)
 	textCols = pick(textCols, keepText)
@@ -475,13 +601,13 @@ func (r *renderer) writeTable(f report) {
 		lines = append(lines, r.captureLine(f, cols))
 	}
 	head := r.row(textCols, textCols, numCols, numCols)
-	if f.mode == modeProc {
+	if f.mode.captures() && f.by == nil {
 		head += "  CONTAINER"
 	}
 	lines = append(lines, head)
 	for _, u := range f.rows {
-		line := r.row(textCols, pick(text(f.mode, u), keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
-		if f.mode == modeProc && u.proc.foreign {
+		line := r.row(textCols, pick(r.text(f, u), keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
+		if u.proc != nil && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
 		}
@@ -540,7 +666,7 @@ func (r *renderer) fitColumns(textCols, numCols []string, cols int) (texts, nums
 	for _, keep := range []struct{ texts, nums []int }{{allText, all}, {allText, noPackets}, {allText, ratesOnly}, {noUser, ratesOnly}} {
 		width := 0
 		for i, t := range keep.texts {
-			width += textWidth[textCols[t]]
+			width += r.textWidth(textCols[t])
 			if i > 0 {
 				width += 2
 			}
@@ -649,7 +775,7 @@ func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
 			b.WriteString("  ")
 		}
 		b.WriteString(t)
-		b.WriteString(strings.Repeat(" ", max(textWidth[textCols[i]]-utf8.RuneCountInString(t), 0)))
+		b.WriteString(strings.Repeat(" ", max(r.textWidth(textCols[i])-utf8.RuneCountInString(t), 0)))
 	}
 	for i, c := range numbers {
 		b.WriteString(strings.Repeat(" ", max(r.width(numCols[i])-utf8.RuneCountInString(c), 1)))

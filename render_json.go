@@ -1,6 +1,9 @@
 package main
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // NDJSON output: one object per row per interval, and for proc one
 // capture record; the README documents every key.
@@ -48,6 +51,44 @@ type (
 		Reason    string `json:"reason,omitempty"`
 		Netns     uint64 `json:"netns"`
 		Cgroup    string `json:"cgroup"`
+		Container string `json:"container"`
+		trafficFields
+	}
+	// connRecord is a connection end's row, or with pid 0 and no proto the
+	// bytes of no flow, for a reason.
+	connRecord struct {
+		recordHead
+		Proto      string `json:"proto"`
+		LocalAddr  string `json:"local_addr"`
+		LocalPort  uint16 `json:"local_port"`
+		RemoteAddr string `json:"remote_addr"`
+		RemotePort uint16 `json:"remote_port"`
+		RemoteName string `json:"remote_name,omitempty"`
+		State      string `json:"state,omitempty"`
+		FirstSeen  string `json:"first_seen,omitempty"`
+		LastSeen   string `json:"last_seen,omitempty"`
+		Pid        int    `json:"pid"`
+		StartTime  string `json:"start_time,omitempty"`
+		Name       string `json:"name"`
+		User       string `json:"user"`
+		Reason     string `json:"reason,omitempty"`
+		Netns      uint64 `json:"netns"`
+		Cgroup     string `json:"cgroup"`
+		Container  string `json:"container"`
+		trafficFields
+	}
+	// groupRecord is a group's row (--by): only its keys are present.
+	groupRecord struct {
+		recordHead
+		By         []string `json:"by"`
+		Program    *string  `json:"program,omitempty"`
+		User       *string  `json:"user,omitempty"`
+		Container  *string  `json:"container,omitempty"`
+		Netns      *uint64  `json:"netns,omitempty"`
+		Remote     *string  `json:"remote,omitempty"`
+		RemoteName string   `json:"remote_name,omitempty"`
+		Other      bool     `json:"other,omitempty"`
+		Members    int      `json:"members"`
 		trafficFields
 	}
 	// ifaceRecord is one interface's frames in a capture record.
@@ -102,16 +143,16 @@ func (r *renderer) writeJSON(f report) {
 			TxTotal:   u.total.txBytes,
 		}
 		// Encoding plain fields into a bytes.Buffer cannot fail.
-		switch f.mode {
-		case modeProc:
+		switch {
+		case u.group != nil:
+			enc.Encode(newGroupRecord(head, u, tf))
+		case f.mode == modeConn:
+			enc.Encode(newConnRecord(head, u, tf))
+		case f.mode == modeProc:
 			p := u.proc
-			var started string
-			if !p.started.IsZero() {
-				started = p.started.UTC().Format(rfc3339Milli)
-			}
-			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: started, Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, trafficFields: tf})
-		case modeTotal:
+			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
+				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: containerOf(p.cgroup), trafficFields: tf})
+		case f.mode == modeTotal:
 			ifaces := f.ifaces
 			if ifaces == nil {
 				ifaces = []string{}
@@ -135,4 +176,71 @@ func (r *renderer) writeJSON(f report) {
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
 			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface, Owners: c.owners, OwnersLost: c.ownersLost})
 	}
+}
+
+// utcOf formats t for NDJSON, "" if zero.
+func utcOf(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(rfc3339Milli)
+}
+
+// unixUTC formats a time in Unix ns for NDJSON, "" if 0 (not known).
+func unixUTC(ns int64) string {
+	if ns == 0 {
+		return ""
+	}
+	return utcOf(time.Unix(0, ns))
+}
+
+// newConnRecord is conn row u's record.
+func newConnRecord(head recordHead, u usage, tf trafficFields) connRecord {
+	p := u.proc
+	r := connRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user,
+		Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: containerOf(p.cgroup), trafficFields: tf}
+	if c := u.conn; c != nil && c.proto != 0 {
+		r.Proto = "tcp"
+		if c.proto == 17 {
+			r.Proto = "udp"
+		} else {
+			r.State = c.state.String()
+		}
+		r.LocalAddr, r.LocalPort = c.local.Addr().String(), c.local.Port()
+		r.RemoteAddr, r.RemotePort = c.remote.Addr().String(), c.remote.Port()
+		r.RemoteName = c.remoteName
+		r.FirstSeen, r.LastSeen = unixUTC(c.first), unixUTC(c.last)
+	}
+	return r
+}
+
+// newGroupRecord is group row u's record, its keys named.
+func newGroupRecord(head recordHead, u usage, tf trafficFields) groupRecord {
+	g := u.group
+	if head.Type != "summary" {
+		head.Type = "group"
+	}
+	r := groupRecord{recordHead: head, By: g.by, Members: g.members, trafficFields: tf}
+	if g.key == (groupKey{}) && u.name == "(other)" {
+		r.Other = true
+		return r
+	}
+	for _, b := range g.by {
+		v := g.key.value(b)
+		switch b {
+		case "program":
+			r.Program = &v
+		case "user":
+			r.User = &v
+		case "container":
+			r.Container = &v
+		case "netns":
+			n := g.key.netns
+			r.Netns = &n
+		case "remote":
+			r.Remote = &v
+			r.RemoteName = g.remoteName
+		}
+	}
+	return r
 }

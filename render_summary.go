@@ -23,12 +23,15 @@ type ledgerRow struct {
 }
 
 // rowKey identifies a row over a run: an interface by name; a process by
-// pid and start time (a reused pid is another row); a pid 0 row by reason.
+// pid and start time (a reused pid is another row); a pid 0 row by reason;
+// a connection by its flow too; a group by its key.
 type rowKey struct {
 	name   string
 	pid    int
 	start  uint64
 	reason reason
+	fl     flow     // conn: the connection
+	group  groupKey // --by: the group
 }
 
 // maxLedger bounds the rows a run remembers: a machine that starts
@@ -40,10 +43,17 @@ func newLedger() *ledger {
 }
 
 func keyOf(u usage) rowKey {
-	if u.proc == nil {
+	switch {
+	case u.group != nil:
+		return rowKey{name: u.name, group: u.group.key}
+	case u.proc == nil:
 		return rowKey{name: u.name}
 	}
-	return rowKey{pid: u.proc.pid, start: u.proc.start, reason: u.proc.reason}
+	k := rowKey{pid: u.proc.pid, start: u.proc.start, reason: u.proc.reason}
+	if u.conn != nil {
+		k.fl = u.conn.flow
+	}
+	return k
 }
 
 // note records the rows of interval seq.
@@ -71,8 +81,13 @@ func (l *ledger) fold() {
 			oldest, first = k, false
 		}
 	}
-	if l.other.proc == nil && l.rows[oldest].u.proc != nil {
-		l.other.proc = &process{name: "(other)"} // pid 0, no reason: processes folded away
+	if l.other.proc == nil && l.other.group == nil {
+		switch u := l.rows[oldest].u; {
+		case u.group != nil:
+			l.other.group = &groupInfo{by: u.group.by} // groups folded away
+		case u.proc != nil:
+			l.other.proc = &process{name: "(other)"} // pid 0, no reason: processes folded away
+		}
 	}
 	l.other.total.add(l.rows[oldest].u.total)
 	delete(l.rows, oldest)

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"net/netip"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Views of proc's and conn's rows: filters (--pid, --program, --user,
+// --port, --remote) keep some rows, and --by groups the rows kept. Both
+// come before sorting and --top, so that a filtered stream is complete
+// and a group's bytes are exactly those of the rows it replaces.
+//
+// A view is made of process rows when it can be, and of connection rows
+// when it needs a connection's endpoints: conn's rows, and proc's with
+// --by remote, --port or --remote (proc's rows are then the connections
+// grouped by process).
+
+// groupKeys are the keys --by takes, in the order the help lists them.
+var groupKeys = []string{"program", "user", "container", "netns", "remote"}
+
+// groupColumn is each key's column in the table.
+var groupColumn = map[string]string{"program": "PROGRAM", "user": "USER", "container": "CONTAINER", "netns": "NETNS", "remote": "REMOTE"}
+
+// filter keeps the rows that match every one of its parts given; a part
+// of several values keeps a row that matches any of them.
+type filter struct {
+	pids     []int
+	programs []string // shell globs on the program name
+	users    []string // user names, or uids as numbers
+	ports    []uint16 // either end's port (connections)
+	remotes  []netip.Prefix
+}
+
+// needsConns reports whether the filter looks at connections' endpoints.
+func (f filter) needsConns() bool { return len(f.ports) > 0 || len(f.remotes) > 0 }
+
+// keep reports whether row u passes the filter. A row of no process (pid
+// 0) passes --pid 0 and a --program glob that matches its name, such as
+// "(no socket)"; a row of no connection (not TCP or UDP) has no port or
+// remote address, and passes no --port or --remote.
+func (f filter) keep(u usage) bool {
+	p := u.proc
+	if len(f.pids) > 0 && !slices.Contains(f.pids, p.pid) {
+		return false
+	}
+	if len(f.programs) > 0 && !slices.ContainsFunc(f.programs, func(g string) bool { ok, _ := path.Match(g, u.name); return ok }) {
+		return false
+	}
+	if len(f.users) > 0 && !slices.Contains(f.users, p.user) {
+		return false
+	}
+	if f.needsConns() {
+		c := u.conn
+		if c == nil || c.proto == 0 {
+			return false
+		}
+		if len(f.ports) > 0 && !slices.Contains(f.ports, c.local.Port()) && !slices.Contains(f.ports, c.remote.Port()) {
+			return false
+		}
+		if len(f.remotes) > 0 && !slices.ContainsFunc(f.remotes, func(p netip.Prefix) bool { return p.Contains(c.remote.Addr()) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// groupKey is what a group's rows share: the values of its --by keys, the
+// others zero. A process (pid and start) groups the connections of proc's
+// rows when the view is made of connections without --by.
+type groupKey struct {
+	program   string
+	user      string
+	container string
+	netns     uint64
+	remote    netip.Addr
+	pid       int
+	start     uint64
+	reason    reason
+}
+
+// groupInfo is a group row's key and what it is made of.
+type groupInfo struct {
+	key     groupKey
+	by      []string // the keys, as --by gave them
+	members int      // rows (processes or connections) in the group this interval
+	// remoteName is the name of key.remote with --resolve, once known
+	remoteName string
+}
+
+// maxGroups bounds the groups a view remembers: past it the group idle
+// longest folds into the "(other)" group, whose bytes still count.
+const maxGroups = 4096
+
+// view filters and groups the rows of each report, and keeps each group's
+// totals over the run: a group outlives the processes and connections it
+// was made of.
+type view struct {
+	by       []string
+	filter   filter
+	conns    bool // the view is made of connections
+	byProc   bool // connections grouped back into processes (proc without --by)
+	groups   map[groupKey]*groupRow
+	other    *groupRow // groups folded away; nil until one is
+	folded   uint64    // groups folded away
+	seq      int
+	resolved func(netip.Addr) string // --resolve: an address's name, "" while not known; nil: none
+}
+
+// groupRow is a group's row, with its totals, and the report it was last
+// active in.
+type groupRow struct {
+	u    usage
+	last int
+}
+
+// newView returns the view of m's rows that by and f ask for.
+func newView(m mode, by []string, f filter) *view {
+	v := &view{by: by, filter: f, groups: map[groupKey]*groupRow{}}
+	v.conns = m == modeConn || slices.Contains(by, "remote") || f.needsConns()
+	v.byProc = m == modeProc && v.conns && len(by) == 0
+	return v
+}
+
+// apply returns the rows of report seq as the view shows them, from the
+// process rows or the connection rows, whichever it is made of.
+func (v *view) apply(seq int, procs, conns []usage) []usage {
+	v.seq = seq
+	rows := procs
+	if v.conns {
+		rows = conns
+	}
+	kept := rows[:0:0]
+	for _, u := range rows {
+		if v.filter.keep(u) {
+			if v.resolved != nil && u.conn != nil && u.conn.proto != 0 {
+				c := *u.conn
+				c.remoteName = v.resolved(c.remote.Addr())
+				u.conn = &c
+			}
+			kept = append(kept, u)
+		}
+	}
+	if len(v.by) == 0 && !v.byProc {
+		return kept
+	}
+	return v.group(kept)
+}
+
+// group adds rows to their groups and returns the groups active in this
+// report, each with the sum of its rows' traffic and its totals since the
+// start.
+func (v *view) group(rows []usage) []usage {
+	active := map[groupKey]*groupRow{}
+	order := []groupKey{}
+	for _, u := range rows {
+		k := v.keyOf(u)
+		g := v.groups[k]
+		if g == nil {
+			if len(v.groups) >= maxGroups {
+				v.fold()
+			}
+			g = &groupRow{u: v.newGroup(k, u)}
+			v.groups[k] = g
+		}
+		if g.last != v.seq {
+			g.last, g.u.interval = v.seq, traffic{}
+			g.u.group.members = 0
+		}
+		if active[k] == nil {
+			active[k] = g
+			order = append(order, k)
+		}
+		g.u.interval.add(u.interval)
+		g.u.total.add(u.interval)
+		g.u.group.members++
+		if v.byProc {
+			g.u.name = u.name // the name the process has now
+		}
+	}
+	out := make([]usage, 0, len(order))
+	for _, k := range order {
+		u := cloneGroup(active[k].u)
+		if v.resolved != nil && k.remote.IsValid() {
+			u.group.remoteName = v.resolved(k.remote)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// cloneGroup copies a group row, so that a report keeps the values it had.
+func cloneGroup(u usage) usage {
+	if u.group != nil {
+		g := *u.group
+		u.group = &g
+	}
+	return u
+}
+
+// keyOf returns the group of row u.
+func (v *view) keyOf(u usage) groupKey {
+	p := u.proc
+	if v.byProc {
+		return groupKey{pid: p.pid, start: p.start, reason: p.reason}
+	}
+	var k groupKey
+	for _, by := range v.by {
+		switch by {
+		case "program":
+			k.program = u.name
+			if p.pid == 0 {
+				k.reason = p.reason
+			}
+		case "user":
+			k.user = p.user
+		case "container":
+			k.container = containerOf(p.cgroup)
+		case "netns":
+			k.netns = p.netns
+		case "remote":
+			if u.conn != nil && u.conn.proto != 0 {
+				k.remote = u.conn.remote.Addr()
+			}
+		}
+	}
+	return k
+}
+
+// newGroup makes the row of group k, whose first row is u.
+func (v *view) newGroup(k groupKey, u usage) usage {
+	if v.byProc {
+		return usage{name: u.name, proc: u.proc}
+	}
+	return usage{name: k.label(v.by), group: &groupInfo{key: k, by: v.by}}
+}
+
+// label names a group in one string: its keys' values joined by "/", for
+// the ledger and the name column's sort.
+func (k groupKey) label(by []string) string {
+	parts := make([]string, len(by))
+	for i, b := range by {
+		parts[i] = k.value(b)
+	}
+	return strings.Join(parts, "/")
+}
+
+// value returns the group's value of key by, as NDJSON carries it.
+func (k groupKey) value(by string) string {
+	switch by {
+	case "program":
+		return k.program
+	case "user":
+		return k.user
+	case "container":
+		return k.container
+	case "netns":
+		if k.netns == 0 {
+			return ""
+		}
+		return strconv.FormatUint(k.netns, 10)
+	case "remote":
+		if !k.remote.IsValid() {
+			return ""
+		}
+		return k.remote.String()
+	}
+	return ""
+}
+
+// fold moves the group idle longest into the "(other)" group.
+func (v *view) fold() {
+	var oldest groupKey
+	var g *groupRow
+	for k, r := range v.groups {
+		if g == nil || r.last < g.last {
+			oldest, g = k, r
+		}
+	}
+	if v.other == nil {
+		v.other = &groupRow{u: usage{name: "(other)", group: &groupInfo{by: v.by}}}
+		if v.byProc {
+			v.other.u = usage{name: "(other)", proc: &process{name: "(other)"}}
+		}
+	}
+	v.other.u.total.add(g.u.total)
+	v.folded++
+	delete(v.groups, oldest)
+}
