@@ -157,6 +157,17 @@ func (s *scenario) parse(fs []string) error {
 		for _, ino := range strings.Split(fs[5], ",") {
 			s.owners[uint64(atoi(ino))] = p
 		}
+	case fs[0] == "cgroup" && (len(fs) == 3 || len(fs) == 4):
+		// cgroup PID PATH [NETNS]: a process's cgroup, and its network
+		// namespace if not the host's.
+		for _, p := range s.owners {
+			if p.pid == atoi(fs[1]) {
+				p.cgroup = fs[2]
+				if len(fs) == 4 {
+					p.netns, p.foreign = uint64(atoi(fs[3])), true
+				}
+			}
+		}
 	case fs[0] == "packet" && len(fs) >= 7:
 		src, err1 := netip.ParseAddrPort(fs[4])
 		dst, err2 := netip.ParseAddrPort(fs[5])
@@ -349,8 +360,65 @@ func TestCaptureGolden(t *testing.T) {
 			// A fresh scenario: a run adds to its processes' totals.
 			out = loadScenario(t, name).run(t, frames, "proc", "--count", "1", "--owners", "proc")
 			checkGolden(t, "capture_"+name+"_table", out)
+			procs := rowBytes(t, out)
+			out = loadScenario(t, name).run(t, frames, "conn", "--json", "--count", "1", "--owners", "proc")
+			checkRowsAddUp(t, out)
+			checkGolden(t, "capture_"+name+"_conn", out)
+			out = loadScenario(t, name).run(t, frames, "conn", "--count", "1", "--owners", "proc")
+			checkGolden(t, "capture_"+name+"_conn_table", out)
+			if conns := rowBytes(t, out); conns != procs {
+				t.Errorf("conn's rows add up to %+v, proc's to %+v", conns, procs)
+			}
 		})
 	}
+}
+
+// TestCaptureGoldenBy groups the mixed scenario's rows by each key of
+// --by, and by two: each group's bytes are those of the rows it replaces.
+func TestCaptureGoldenBy(t *testing.T) {
+	const name = "mixed"
+	frames := loadScenario(t, name).readFrames(t, filepath.Join("testdata", "capture", name+".pcapng"))
+	for _, tc := range []struct{ mode, by string }{
+		{"proc", "program"}, {"proc", "user"}, {"proc", "container"}, {"proc", "netns"}, {"proc", "remote"},
+		{"proc", "user,program"}, {"conn", "remote"}, {"conn", "container,user"},
+	} {
+		t.Run(tc.mode+"_"+tc.by, func(t *testing.T) {
+			out := loadScenario(t, name).run(t, frames, tc.mode, "--json", "--count", "1", "--owners", "proc", "--by", tc.by)
+			checkRowsAddUp(t, out)
+			golden := "capture_" + name + "_" + tc.mode + "_by_" + strings.ReplaceAll(tc.by, ",", "_")
+			checkGolden(t, golden, out)
+			out = loadScenario(t, name).run(t, frames, tc.mode, "--count", "1", "--owners", "proc", "--by", tc.by)
+			checkGolden(t, golden+"_table", out)
+		})
+	}
+}
+
+// rowBytes adds up the bytes of a table's rows, from the rate columns of
+// a one-second interval (whole bytes below 1 KiB/s, as the scenarios are).
+func rowBytes(t *testing.T, table []byte) (sum [2]float64) {
+	t.Helper()
+	rows := 0
+	for line := range bytes.Lines(table) {
+		f := strings.Fields(string(line))
+		for i := 0; i+3 < len(f); i++ {
+			if strings.HasSuffix(f[i+1], "/s") && strings.HasSuffix(f[i+3], "/s") {
+				for k := range 2 {
+					v, err := strconv.ParseFloat(f[i+2*k], 64)
+					if err != nil {
+						t.Fatalf("a rate that is no number in %q", line)
+					}
+					mult := map[string]float64{"B/s": 1, "KiB/s": 1024, "MiB/s": 1 << 20}[f[i+2*k+1]]
+					sum[k] += v * mult
+				}
+				rows++
+				break
+			}
+		}
+	}
+	if rows == 0 {
+		t.Fatalf("no rows in %q", table)
+	}
+	return sum
 }
 
 // run runs netuse with args, through proc mode's real wiring, on the
@@ -377,8 +445,8 @@ func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 	return stdout.Bytes()
 }
 
-// checkRowsAddUp checks that the proc records of an NDJSON report add up
-// to its capture record's bytes.
+// checkRowsAddUp checks that the rows of an NDJSON report (proc, conn or
+// group records) add up to its capture record's bytes.
 func checkRowsAddUp(t *testing.T, ndjson []byte) {
 	t.Helper()
 	var rx, tx uint64
@@ -394,7 +462,7 @@ func checkRowsAddUp(t *testing.T, ndjson []byte) {
 			t.Fatalf("%v: %q", err, line)
 		}
 		switch r.Type {
-		case "proc":
+		case "proc", "conn", "group":
 			rx, tx = rx+r.RxBytes, tx+r.TxBytes
 		case "capture":
 			capture.RxBytes, capture.TxBytes = r.RxBytes, r.TxBytes
