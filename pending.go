@@ -1,11 +1,10 @@
-// Placeholders for names (resolve.go) and containerOf (container.go), which
-// are being written on branches of their own; removed when they merge.
+// Placeholders for names (resolve.go), which is being written on a branch
+// of its own; removed when it merges.
 package main
 
 import (
 	"context"
 	"net/netip"
-	"path"
 	"time"
 )
 
@@ -18,10 +17,4 @@ func (n *names) name(a netip.Addr) string { return "" }
 func (n *names) close()                   {}
 func systemLookup(ctx context.Context, addr string) ([]string, error) {
 	return nil, nil
-}
-func containerOf(c string) string {
-	if c == "/" || c == "" {
-		return ""
-	}
-	return path.Base(c)
 }
