@@ -167,7 +167,9 @@ func (v *view) group(rows []usage) []usage {
 		}
 		if g.last != v.seq {
 			g.last, g.u.interval = v.seq, traffic{}
-			g.u.group.members = 0
+			if g.u.group != nil {
+				g.u.group.members = 0
+			}
 		}
 		if active[k] == nil {
 			active[k] = g
@@ -175,7 +177,9 @@ func (v *view) group(rows []usage) []usage {
 		}
 		g.u.interval.add(u.interval)
 		g.u.total.add(u.interval)
-		g.u.group.members++
+		if g.u.group != nil {
+			g.u.group.members++
+		}
 		if v.byProc {
 			g.u.name = u.name // the name the process has now
 		}
