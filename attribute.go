@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -107,6 +108,9 @@ type socketTables interface {
 	isOurs(addr netip.Addr) bool
 	ownAddr(netns uint64, addr netip.Addr) bool
 	netnsByCookie(cookie uint64) uint64
+	// rescan lists the namespaces in use again, if it did not just now,
+	// and reports whether there is a new one
+	rescan() bool
 	close() // closes the sock_diag socket of every namespace
 }
 
@@ -163,24 +167,25 @@ type resolver struct {
 	quick owners
 
 	kick chan struct{} // has a value when a report asked for a pass (nudge)
-	// states: the loop also reads the TCP states of the flows' sockets
-	// (refreshStates), for conn's STATE column
+	// states: each report reads the TCP states of the flows' sockets
+	// first (refreshStates), for conn's STATE column
 	states bool
 
 	mu sync.Mutex // one pass at a time; guards the fields below, and what sockets, owners and conntrack use
 	// sockets reads the kernel's socket tables, of every network namespace
 	sockets func() ([]socket, error)
-	owners  owners // finds socket owners in all of /proc
+	// rescan lists the network namespaces in use again (socketTables);
+	// nil: never out of turn
+	rescan func() bool
+	owners owners // finds socket owners in all of /proc
 	// conntrack reads the NAT translations of netuse's namespace; nil: none
-	conntrack  func() ([]natEntry, error)
-	nat        map[flow]flow // the last read of conntrack's translations (natCopies)
-	natAt      time.Time     // when it was read
-	last       time.Time     // when the last pass began
-	took       time.Duration // how long the last pass took
-	denied     bool          // some process could not be read
-	warned     bool          // errNotReadable was said
-	statesAt   time.Time     // when refreshStates last read the tables
-	statesTook time.Duration // how long that took
+	conntrack func() ([]natEntry, error)
+	nat       map[flow]flow // the last read of conntrack's translations (natCopies)
+	natAt     time.Time     // when it was read
+	last      time.Time     // when the last pass began
+	took      time.Duration // how long the last pass took
+	denied    bool          // some process could not be read
+	warned    bool          // errNotReadable was said
 }
 
 // passCostShare bounds the resolver's work on a machine with a large
@@ -215,27 +220,25 @@ func (r *resolver) loop(done <-chan struct{}) {
 			continue
 		}
 		r.pass()
-		if r.states {
-			r.refreshStates()
-		}
 	}
 }
 
 // refreshStates reads the socket tables and gives each TCP flow its
-// socket's state, for conn's STATE column. The loop runs it after each
-// pass and retry tick, at most every statesGap, and spaced by
-// passCostShare as passes are: a state is at most a few hundred
-// milliseconds older than the report that shows it.
+// socket's state, for conn's STATE column; each report asks for it
+// first. It does not wait for a pass that is reading /proc: if the
+// resolver stays busy for statesWait, the states are the last report's.
 func (r *resolver) refreshStates() {
-	r.mu.Lock()
-	if since := time.Since(r.statesAt); since < max(statesGap, passCostShare*r.statesTook) {
-		r.mu.Unlock()
+	locked := r.mu.TryLock()
+	for deadline := time.Now().Add(statesWait); !locked && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		locked = r.mu.TryLock()
+	}
+	if !locked {
 		return
 	}
-	r.statesAt = time.Now()
 	socks, err := r.sockets()
-	r.mu.Unlock()
 	if err != nil {
+		r.mu.Unlock()
 		r.warn(err)
 		return
 	}
@@ -245,14 +248,13 @@ func (r *resolver) refreshStates() {
 			states[flow{s.proto, s.local, s.remote}] = s.state
 		}
 	}
-	r.acc.setStates(states)
-	r.mu.Lock()
-	r.statesTook = time.Since(r.statesAt)
 	r.mu.Unlock()
+	r.acc.setStates(states)
 }
 
-// statesGap is the least time between two reads of the TCP states.
-const statesGap = 200 * time.Millisecond
+// statesWait is how long a report waits for a pass to end before it
+// reads the TCP states.
+const statesWait = 20 * time.Millisecond
 
 // nudge asks the loop for a pass now, past passCostShare's spacing, and
 // does not wait for it: each report does, so that the flows it carried
@@ -309,6 +311,20 @@ func (r *resolver) pass() {
 		r.acc.firstSeen(rs)
 	}
 	want := r.findSockets(x, rs)
+	if r.rescan != nil && slices.ContainsFunc(rs, func(res resolution) bool { return res.why == noSocket }) && r.rescan() {
+		// A namespace that had no process at the last listing has one
+		// now, and perhaps the sockets not found: a container that just
+		// started, whose first connection would otherwise wait for the
+		// next listing (enumGap) and be given up on before it.
+		if socks, err = r.sockets(); err != nil {
+			r.warn(err)
+		}
+		x = newSockIndex(socks, r.isLocal)
+		for i := range rs {
+			rs[i] = resolution{fl: rs[i].fl, at: rs[i].at}
+		}
+		want = r.findSockets(x, rs)
+	}
 	r.findHolders(want, rs)
 	if r.book != nil {
 		r.afterProc(x, rs)

@@ -36,8 +36,13 @@ type nsTable struct {
 	cookie uint64 // the namespace's cookie (SO_NETNS_COOKIE); 0 if the kernel has none
 }
 
-// enumGap is how often the namespaces in use are listed again.
-const enumGap = 2 * time.Second
+// enumGap is how often the namespaces in use are listed again; a pass
+// with a flow whose socket it did not find lists them again sooner
+// (rescan), but not within rescanGap of the last listing.
+const (
+	enumGap   = 2 * time.Second
+	rescanGap = 200 * time.Millisecond
+)
 
 func newNSTables() *nsTables {
 	t := &nsTables{root: "/proc", ns: map[uint64]*nsTable{}, addrs: map[uint64]map[netip.Addr]bool{}}
@@ -91,6 +96,27 @@ func (t *nsTables) read() ([]socket, error) {
 		}
 	}
 	return socks, nil
+}
+
+// rescan lists the namespaces in use again, unless that was done within
+// rescanGap, and reports whether a new one is in use.
+func (t *nsTables) rescan() bool {
+	if time.Since(t.lastEnum) < rescanGap {
+		return false
+	}
+	known := len(t.ns)
+	before := make(map[uint64]bool, known)
+	for ns := range t.ns {
+		before[ns] = true
+	}
+	t.lastEnum = time.Now()
+	t.enumerate()
+	for ns := range t.ns {
+		if !before[ns] {
+			return true
+		}
+	}
+	return false
 }
 
 // enumerate finds the namespaces in use from /proc/<pid>/ns/net, opens a

@@ -507,6 +507,7 @@ func (t scenarioTables) isOurs(a netip.Addr) bool {
 }
 func (t scenarioTables) ownAddr(uint64, netip.Addr) bool { return false }
 func (t scenarioTables) netnsByCookie(uint64) uint64     { return 0 }
+func (t scenarioTables) rescan() bool                    { return false }
 func (t scenarioTables) close()                          {}
 
 // noSocketLookup finds no socket: a capture file has no live sockets.

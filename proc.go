@@ -169,6 +169,7 @@ func (p *pipeline) newResolver(sys procOS, reg *registry, tables socketTables, w
 	res := &resolver{
 		acc:       p.acc,
 		sockets:   tables.read,
+		rescan:    tables.rescan,
 		isLocal:   tables.isLocal,
 		conntrack: sys.conntrack,
 		isOurs:    tables.isOurs,
@@ -220,11 +221,11 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	}
 	if final {
 		p.res.pass()
-		if p.res.states {
-			p.res.refreshStates()
-		}
 	} else {
 		defer p.res.nudge() // for the flows this report carries
+	}
+	if p.res.states {
+		p.res.refreshStates()
 	}
 	rows, conns, flows := p.acc.report(final)
 	// A row shows the name its process has now: exec and prctl rename a

@@ -956,21 +956,7 @@ func runHelper(args []string) error {
 			return err
 		}
 		if args[1] == "udp" {
-			// 1,000-byte datagrams, paced so that none is lost on the way.
-			buf := make([]byte, 1000)
-			for sent := 0; sent < n; sent += len(buf) {
-				if _, err := c.Write(buf); err != nil {
-					return err
-				}
-				if sent%(100*len(buf)) == 0 {
-					time.Sleep(time.Millisecond)
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-			c.Write([]byte(udpEnd))
-			fmt.Println("sent", n)
-			io.Copy(io.Discard, os.Stdin)
-			return nil
+			return sendDatagrams(c, n)
 		}
 		return sendAll(c, n)
 	case "serve-http":
@@ -1002,7 +988,30 @@ func runHelper(args []string) error {
 	if ok, err := ownerHelper(args); ok {
 		return err
 	}
+	if ok, err := connHelper(args); ok {
+		return err
+	}
 	return fmt.Errorf("unknown helper %q", args)
+}
+
+// sendDatagrams sends n bytes over UDP in 1,000-byte datagrams, paced so
+// that none is lost on the way, then the datagram that ends the transfer;
+// it says "sent N" and waits for standard input to close.
+func sendDatagrams(c net.Conn, n int) error {
+	buf := make([]byte, 1000)
+	for sent := 0; sent < n; sent += len(buf) {
+		if _, err := c.Write(buf); err != nil {
+			return err
+		}
+		if sent%(100*len(buf)) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	c.Write([]byte(udpEnd))
+	fmt.Println("sent", n)
+	io.Copy(io.Discard, os.Stdin)
+	return nil
 }
 
 // sendAll writes n bytes to a TCP connection, closes its sending side,

@@ -1,0 +1,383 @@
+package main
+
+// Privileged end-to-end tests of netuse conn: known connections (TCP and
+// UDP, IPv4 and IPv6, loopback, a server in another namespace) must be
+// rows with their tuples, owners and bytes, and --by's groups must add up
+// to the rows they replace, to the byte.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// jsonRun is a netuse writing NDJSON in a namespace, its records by type.
+type jsonRun struct {
+	cmd     *exec.Cmd
+	mu      sync.Mutex
+	conns   []connRecord
+	groups  []groupRecord
+	capts   []captureRecord
+	newCapt chan struct{}
+	done    chan struct{}
+	stderr  strings.Builder
+}
+
+// startJSON runs netuse with args (a command and its flags, --json added)
+// in ns and returns once it has reported its first interval: it captures.
+func startJSON(t *testing.T, ns string, args ...string) *jsonRun {
+	t.Helper()
+	cmd := inNS(ns, append([]string{netuseBinary(t)}, append(args, "--json")...)...)
+	r := &jsonRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stderr = &r.stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); <-r.done })
+	go r.read(t, stdout)
+	r.intervals(t, 1)
+	return r
+}
+
+func (r *jsonRun) read(t *testing.T, stdout io.Reader) {
+	defer close(r.done)
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var head recordHead
+		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
+			t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
+			continue
+		}
+		r.mu.Lock()
+		var err error
+		switch head.Type {
+		case "conn":
+			var c connRecord
+			err = json.Unmarshal(sc.Bytes(), &c)
+			r.conns = append(r.conns, c)
+		case "group":
+			var g groupRecord
+			err = json.Unmarshal(sc.Bytes(), &g)
+			r.groups = append(r.groups, g)
+		case "capture":
+			var c captureRecord
+			err = json.Unmarshal(sc.Bytes(), &c)
+			r.capts = append(r.capts, c)
+			select {
+			case r.newCapt <- struct{}{}:
+			default:
+			}
+		case "summary":
+		default:
+			t.Errorf("unexpected record %q", sc.Text())
+		}
+		if err != nil {
+			t.Errorf("%v: %q", err, sc.Text())
+		}
+		r.mu.Unlock()
+	}
+}
+
+// intervals waits until netuse has reported n more intervals.
+func (r *jsonRun) intervals(t *testing.T, n int) {
+	t.Helper()
+	r.mu.Lock()
+	want := len(r.capts) + n
+	r.mu.Unlock()
+	for {
+		r.mu.Lock()
+		got := len(r.capts)
+		r.mu.Unlock()
+		if got >= want {
+			return
+		}
+		select {
+		case <-r.newCapt:
+		case <-r.done:
+			t.Fatalf("netuse ended: %s", r.stderr.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("netuse reported nothing for 10s: %s", r.stderr.String())
+		}
+	}
+}
+
+// stop ends netuse with SIGINT and checks that it exited cleanly, warned
+// of nothing, and that each interval's rows add up to what it captured.
+func (r *jsonRun) stop(t *testing.T) {
+	t.Helper()
+	r.cmd.Process.Signal(os.Interrupt)
+	<-r.done
+	if err := r.cmd.Wait(); err != nil {
+		t.Errorf("netuse: %v: %s", err, r.stderr.String())
+	}
+	if r.stderr.Len() > 0 {
+		t.Errorf("netuse wrote to stderr: %s", r.stderr.String())
+	}
+	for _, c := range r.capts {
+		var rx, tx uint64
+		for _, x := range r.conns {
+			if x.Seq == c.Seq {
+				rx, tx = rx+x.RxBytes, tx+x.TxBytes
+			}
+		}
+		for _, g := range r.groups {
+			if g.Seq == c.Seq {
+				rx, tx = rx+g.RxBytes, tx+g.TxBytes
+			}
+		}
+		if rx != c.RxBytes || tx != c.TxBytes {
+			t.Errorf("interval %d: rows add up to rx %d tx %d, captured rx %d tx %d", c.Seq, rx, tx, c.RxBytes, c.TxBytes)
+		}
+		if c.Drops != 0 {
+			t.Errorf("interval %d: the kernel dropped %d frames", c.Seq, c.Drops)
+		}
+	}
+}
+
+// connection sums the rows of one connection end over the run: its
+// bytes, the pids it was credited to, and its last record.
+func (r *jsonRun) connection(proto string, local, remote netip.AddrPort) (rx, tx uint64, pids map[int]bool, last connRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pids = map[int]bool{}
+	for _, c := range r.conns {
+		if c.Proto == proto && c.LocalAddr == local.Addr().String() && c.LocalPort == local.Port() &&
+			c.RemoteAddr == remote.Addr().String() && c.RemotePort == remote.Port() {
+			rx, tx = rx+c.RxBytes, tx+c.TxBytes
+			pids[c.Pid] = true
+			last = c
+		}
+	}
+	return rx, tx, pids, last
+}
+
+// dump logs every conn row, for a failure.
+func (r *jsonRun) dump(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
+			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
+	}
+}
+
+// within checks that got is within 0.1% of want, the interface's count
+// of the same bytes.
+func within(t *testing.T, what string, got, want uint64) bool {
+	t.Helper()
+	if want == 0 || math.Abs(float64(got)-float64(want)) > 0.001*float64(want) {
+		t.Errorf("%s: netuse credited %d bytes, the interface counted %d (%.3f%%)", what, got, want, 100*float64(got)/float64(want))
+		return false
+	}
+	t.Logf("%s: netuse credited %d bytes, the interface counted %d (%.4f%%)", what, got, want, 100*float64(got)/float64(want))
+	return true
+}
+
+// localAddr parses the address a helper said it listens on, or the
+// address a client reports after "local".
+func addrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatalf("helper said %q: %v", s, err)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// TestConnEndToEnd runs netuse conn in namespace a, and beside it netuse
+// proc --by remote and conn --by user,program, while four connections
+// move known traffic one after the other: TCP over IPv4 to a server in b,
+// TCP over IPv6 from a client in b, UDP over IPv4 to b, and TCP over
+// loopback in a. Each connection end must be a row with its tuple, its
+// process and, between the interface counters taken around it, the
+// interface's bytes to 0.1%; the server in b is a row of its own. The
+// groups of the other two runs must add up to conn's rows to the byte.
+func TestConnEndToEnd(t *testing.T) {
+	n := newTestNet(t)
+	// Intervals of 500 ms: a connection's end in b, whose namespace had no
+	// process when netuse last listed them, is found by a pass that lists
+	// them again (nsTables.rescan), at most every 200 ms, before a report
+	// carries its bytes no longer.
+	c := startJSON(t, n.a, "conn", "--iface", "veth-a,lo", "--interval", "500ms")
+	byRemote := startJSON(t, n.a, "proc", "--iface", "veth-a,lo", "--interval", "500ms", "--by", "remote")
+	byUser := startJSON(t, n.a, "conn", "--iface", "veth-a,lo", "--interval", "450ms", "--by", "user,program")
+	const size = 4 << 20
+	type end struct {
+		h             *helper
+		local, remote netip.AddrPort
+		sends         bool // the end sends the payload; else it receives it
+	}
+	for _, tc := range []struct {
+		name   string
+		iface  string
+		proto  string
+		ends   func(t *testing.T) []end
+		mirror bool // both ends are sockets of this machine: each is a row
+	}{
+		{"tcp4 to b", "veth-a", "tcp", func(t *testing.T) []end {
+			srv := startHelper(t, n.b, "serve-recv", "tcp", "192.0.2.2:7201")
+			srv.expect(t, "listening")
+			cli := startHelper(t, n.a, "send-local", "tcp", "192.0.2.2:7201", strconv.Itoa(size))
+			local := addrPort(t, strings.Fields(cli.expect(t, "local"))[1])
+			cli.expect(t, "sent")
+			srv.expect(t, fmt.Sprintf("got %d", size))
+			remote := netip.MustParseAddrPort("192.0.2.2:7201")
+			return []end{{cli, local, remote, true}, {srv, remote, local, false}}
+		}, true},
+		{"tcp6 from b", "veth-a", "tcp", func(t *testing.T) []end {
+			srv := startHelper(t, n.a, "serve-send", "[2001:db8::1]:7202", strconv.Itoa(size))
+			srv.expect(t, "listening")
+			cli := startHelper(t, n.b, "recv-local", "[2001:db8::1]:7202")
+			local := addrPort(t, strings.Fields(cli.expect(t, "local"))[1])
+			cli.expect(t, fmt.Sprintf("got %d", size))
+			srv.expect(t, "sent")
+			server := netip.MustParseAddrPort("[2001:db8::1]:7202")
+			return []end{{srv, server, local, true}, {cli, local, server, false}}
+		}, true},
+		{"udp4 to b", "veth-a", "udp", func(t *testing.T) []end {
+			srv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7203")
+			srv.expect(t, "listening")
+			cli := startHelper(t, n.a, "send-local", "udp", "192.0.2.2:7203", strconv.Itoa(1<<20))
+			local := addrPort(t, strings.Fields(cli.expect(t, "local"))[1])
+			cli.expect(t, "sent")
+			srv.expect(t, "got")
+			remote := netip.MustParseAddrPort("192.0.2.2:7203")
+			return []end{{cli, local, remote, true}, {srv, remote, local, false}}
+		}, true},
+		{"tcp loopback", "lo", "tcp", func(t *testing.T) []end {
+			srv := startHelper(t, n.a, "serve-recv", "tcp", "127.0.0.1:7204")
+			srv.expect(t, "listening")
+			cli := startHelper(t, n.a, "send-local", "tcp", "127.0.0.1:7204", strconv.Itoa(size))
+			local := addrPort(t, strings.Fields(cli.expect(t, "local"))[1])
+			cli.expect(t, "sent")
+			srv.expect(t, fmt.Sprintf("got %d", size))
+			remote := netip.MustParseAddrPort("127.0.0.1:7204")
+			return []end{{cli, local, remote, true}, {srv, remote, local, false}}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rx0, tx0 := ifaceBytes(t, n.a, tc.iface)
+			ends := tc.ends(t)
+			c.intervals(t, 3) // the last packets, reported
+			rx1, tx1 := ifaceBytes(t, n.a, tc.iface)
+			for i, e := range ends {
+				rx, tx, pids, last := c.connection(tc.proto, e.local, e.remote)
+				pid := e.h.cmd.Process.Pid
+				if len(pids) != 1 || !pids[pid] || last.Name != helperComm() {
+					t.Errorf("%s %v -> %v: credited to pids %v (last %q); want only %d, %q", tc.proto, e.local, e.remote, pids, last.Name, pid, helperComm())
+				}
+				payload, moved := tx, "sent"
+				if !e.sends {
+					payload, moved = rx, "received"
+				}
+				if payload < size/4 { // UDP moves 1 MiB
+					t.Errorf("%v -> %v %s %d bytes; want the payload and more", e.local, e.remote, moved, payload)
+				}
+				if tc.proto == "tcp" && last.State == "" {
+					t.Errorf("%v -> %v: no TCP state", e.local, e.remote)
+				}
+				what := fmt.Sprintf("end %d (%v -> %v) rx+tx", i, e.local, e.remote)
+				want := rx1 - rx0 + tx1 - tx0
+				if tc.iface == "lo" {
+					// lo counts each packet as sent and received; an end
+					// sends or receives it.
+					want = tx1 - tx0
+				}
+				if !within(t, what, rx+tx, want) {
+					c.dump(t)
+				}
+			}
+		})
+	}
+	c.intervals(t, 2)
+	byRemote.intervals(t, 2)
+	byUser.intervals(t, 2)
+	c.stop(t)
+	byRemote.stop(t)
+	byUser.stop(t)
+	// Groups against the rows they replace: by remote address, and by user
+	// and program, over the whole run. Each run saw every byte of the
+	// connections: they began after all three captured, and were idle
+	// before any stopped.
+	rows := map[string][2]uint64{}
+	users := map[string][2]uint64{}
+	for _, x := range c.conns {
+		if x.Proto != "" {
+			s := rows[x.RemoteAddr]
+			rows[x.RemoteAddr] = [2]uint64{s[0] + x.RxBytes, s[1] + x.TxBytes}
+		}
+		if x.Pid != 0 {
+			k := x.User + "/" + x.Name
+			s := users[k]
+			users[k] = [2]uint64{s[0] + x.RxBytes, s[1] + x.TxBytes}
+		}
+	}
+	groups := map[string][2]uint64{}
+	for _, g := range byRemote.groups {
+		if g.Remote != nil && *g.Remote != "" {
+			s := groups[*g.Remote]
+			groups[*g.Remote] = [2]uint64{s[0] + g.RxBytes, s[1] + g.TxBytes}
+		}
+	}
+	for _, remote := range []string{"192.0.2.2", "192.0.2.1", "2001:db8::1", "2001:db8::2", "127.0.0.1"} {
+		if rows[remote] == ([2]uint64{}) || groups[remote] != rows[remote] {
+			t.Errorf("remote %s: proc --by remote has rx, tx %v; conn's rows %v", remote, groups[remote], rows[remote])
+		}
+	}
+	byName := map[string][2]uint64{}
+	for _, g := range byUser.groups {
+		if g.User != nil && g.Program != nil && *g.User != "" {
+			k := *g.User + "/" + *g.Program
+			s := byName[k]
+			byName[k] = [2]uint64{s[0] + g.RxBytes, s[1] + g.TxBytes}
+		}
+	}
+	k := "root/" + helperComm()
+	if users[k] == ([2]uint64{}) || byName[k] != users[k] {
+		t.Errorf("%s: conn --by user,program has rx, tx %v; conn's rows %v", k, byName[k], users[k])
+	}
+}
+
+// connHelper runs the helpers that say their connection's local address
+// first ("local ADDR"): send-local PROTO ADDR N, as send; recv-local ADDR,
+// as recv. It reports whether args named one of them.
+func connHelper(args []string) (bool, error) {
+	switch args[0] {
+	case "send-local":
+		c, err := net.Dial(args[1], args[2])
+		if err != nil {
+			return true, err
+		}
+		fmt.Println("local", c.LocalAddr())
+		n, _ := strconv.Atoi(args[3])
+		if args[1] == "udp" {
+			return true, sendDatagrams(c, n)
+		}
+		return true, sendAll(c, n)
+	case "recv-local":
+		c, err := net.Dial("tcp", args[1])
+		if err != nil {
+			return true, err
+		}
+		fmt.Println("local", c.LocalAddr())
+		got, err := io.Copy(io.Discard, c)
+		fmt.Println("got", got)
+		io.Copy(io.Discard, os.Stdin)
+		return true, err
+	}
+	return false, nil
+}
