@@ -59,6 +59,9 @@ func (r *renderer) key(b byte) (quit bool) {
 		return true
 	case 's', 'S':
 		cols := sortColumns(m)
+		if r.last.by != nil {
+			cols = slices.DeleteFunc(cols, func(c string) bool { return c == "pid" }) // groups have no pid
+		}
 		i := slices.Index(cols, r.sortColumn(m))
 		r.sortBy = cols[(i+1)%len(cols)]
 	case 'r', 'R':
