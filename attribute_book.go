@@ -24,6 +24,7 @@ type ownerEvent struct {
 	name          string // the process's name then (comm)
 	proto         uint8
 	local, remote netip.AddrPort // at release: its endpoints; remote port 0 if unconnected
+	cgroup        uint64         // the process's cgroup2 id; 0 if not known
 }
 
 // sockOwner is the owner of one socket and the socket's lifetime.
@@ -33,6 +34,7 @@ type sockOwner struct {
 	uid    uint32
 	name   string
 	netns  uint64 // network namespace cookie
+	cgroup uint64 // the process's cgroup2 id
 	inode  uint64 // the socket's inode number, if known
 	opened int64  // Unix ns; 0: before netuse started, or accepted (no record of its birth)
 	closed int64  // Unix ns; 0 while open
@@ -81,7 +83,7 @@ func newOwnerBook() *ownerBook {
 func (b *ownerBook) add(ev ownerEvent) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	o := sockOwner{pid: ev.pid, start: ev.start, uid: ev.uid, name: ev.name, netns: ev.netns, inode: ev.inode}
+	o := sockOwner{pid: ev.pid, start: ev.start, uid: ev.uid, name: ev.name, netns: ev.netns, inode: ev.inode, cgroup: ev.cgroup}
 	if !ev.release {
 		o.opened = ev.at
 		if len(b.open) >= maxOpen {

@@ -29,7 +29,8 @@ const (
 	evV6Daddr  = 80  // [16]byte skc_v6_daddr
 	evV6Saddr  = 96  // [16]byte skc_v6_rcv_saddr
 	evInode    = 112 // u64 the socket's inode number, as /proc/<pid>/fd and sock_diag show it
-	evSize     = 120
+	evCgroup   = 120 // u64 the process's cgroup2 id: its directory's inode number
+	evSize     = 128
 	evScratch  = evSize + 8 // stack slot for the leader pointer, below the record
 	evLostKey  = evSize + 12
 	evCreate   = 1
@@ -163,6 +164,10 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		asm.StoreMem(asm.RFP, rec(evTgid), asm.R0, asm.Word),
 		asm.FnGetCurrentUidGid.Call(),
 		asm.StoreMem(asm.RFP, rec(evUID), asm.R0, asm.Word),
+		// The cgroup, for a process gone before /proc is read: a
+		// container's short-lived process keeps its container.
+		asm.FnGetCurrentCgroupId.Call(),
+		asm.StoreMem(asm.RFP, rec(evCgroup), asm.R0, asm.DWord),
 		asm.FnGetCurrentTask.Call(),
 	)
 	insns = append(insns, deref(asm.R9, asm.R0, off.groupLeader)...) // R9: current->group_leader

@@ -55,6 +55,7 @@ type kernelOwners struct {
 	// drained has a value when the reader, asked by catchUp, has read
 	// every record written before the asking
 	drained chan struct{}
+	cgroups *cgroupPaths // names the cgroups of the records
 }
 
 // errNoBPF wraps every reason the kernel path cannot run.
@@ -70,12 +71,17 @@ func startKernelOwners(book *ownerBook) (*kernelOwners, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
 	}
-	defer root.Close()
+	kept := false
+	defer func() {
+		if !kept {
+			root.Close()
+		}
+	}()
 	progs, err := loadOwnerPrograms()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
 	}
-	k := &kernelOwners{progs: progs, book: book, drained: make(chan struct{}, 1)}
+	k := &kernelOwners{progs: progs, book: book, drained: make(chan struct{}, 1), cgroups: newCgroupPaths(root)}
 	// The reader first, so that no record is missed between the attach
 	// and the first read.
 	k.reader, err = ringbuf.NewReader(progs.events)
@@ -89,6 +95,7 @@ func startKernelOwners(book *ownerBook) (*kernelOwners, error) {
 		progs.close()
 		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
 	}
+	kept = true // cgroups names cgroups from it, until close
 	k.done.Add(1)
 	go k.run()
 	return k, nil
@@ -168,6 +175,7 @@ func (k *kernelOwners) close() {
 	k.reader.Close()
 	k.done.Wait()
 	k.progs.close()
+	k.cgroups.close()
 }
 
 // monoClock turns CLOCK_MONOTONIC times, as bpf_ktime_get_ns gives them,
@@ -212,6 +220,7 @@ func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
 		name:    string(comm),
 		proto:   uint8(proto),
 		inode:   ne.Uint64(b[evInode:]),
+		cgroup:  ne.Uint64(b[evCgroup:]),
 	}
 	if ev.release {
 		a := b[evAddrs:]
@@ -250,6 +259,15 @@ type recordProcs struct {
 	netns     func(cookie uint64) uint64 // a namespace's inode number by its cookie; 0 if unknown
 	ownCookie uint64                     // netuse's namespace's cookie
 	ownInode  uint64                     // netuse's namespace's inode number; 0 if unknown
+	cgroupOf  func(id uint64) string     // a cgroup's path by its id; "" if unknown
+}
+
+// cgroup returns the path of the cgroup with this id, "" if not known.
+func (k *recordProcs) cgroup(id uint64) string {
+	if id == 0 || k.cgroupOf == nil {
+		return ""
+	}
+	return k.cgroupOf(id)
 }
 
 // ownInode returns the inode number of netuse's network namespace.
@@ -273,6 +291,9 @@ func (k *recordProcs) process(o sockOwner) *process {
 				if proc.user == "" { // it exited while /proc was read
 					proc.user = k.p.userName(o.uid)
 				}
+				if proc.cgroup == "" {
+					proc.cgroup = k.cgroup(o.cgroup)
+				}
 				return
 			}
 		}
@@ -281,6 +302,7 @@ func (k *recordProcs) process(o sockOwner) *process {
 		proc.user = k.p.userName(o.uid)
 		proc.netns = k.inode(o.netns)
 		proc.foreign = k.inContainer(o.netns, proc.netns)
+		proc.cgroup = k.cgroup(o.cgroup)
 	})
 }
 
@@ -326,7 +348,8 @@ func startOwnerRecords(reg *registry, tables socketTables) (*ownerRecords, error
 		unix.Close(fd)
 	}
 	return &ownerRecords{kern: kern, book: book,
-		procs: &recordProcs{p: newProcfs(reg, false), netns: tables.netnsByCookie, ownCookie: own, ownInode: ownInode()}}, nil
+		procs: &recordProcs{p: newProcfs(reg, false), netns: tables.netnsByCookie, ownCookie: own, ownInode: ownInode(),
+			cgroupOf: kern.cgroups.path}}, nil
 }
 
 // close detaches the programs and waits for the reader.
