@@ -220,17 +220,36 @@ func sortRows(rows []usage, column string, m mode, cumulative bool) {
 		}
 		return 0
 	}
-	slices.SortStableFunc(rows, func(a, b usage) int {
+	// The keys first, in a slice of small items: sorting 10,000 rows
+	// themselves, with the key computed at each comparison, was most of a
+	// conn report's time (BenchmarkConnReport).
+	type item struct {
+		key uint64
+		pid int
+		i   int
+	}
+	items := make([]item, len(rows))
+	for i, u := range rows {
+		items[i] = item{key(u), pidOf(u), i}
+	}
+	// compareName breaks every tie: the order is total, so an unstable
+	// sort gives the same frame every time.
+	slices.SortFunc(items, func(a, b item) int {
 		if column == "pid" {
-			if c := cmp.Compare(pidOf(a), pidOf(b)); c != 0 {
+			if c := cmp.Compare(a.pid, b.pid); c != 0 {
 				return c
 			}
 		}
-		if c := cmp.Compare(key(b), key(a)); c != 0 {
+		if c := cmp.Compare(b.key, a.key); c != 0 {
 			return c
 		}
-		return compareName(a, b)
+		return compareName(rows[a.i], rows[b.i])
 	})
+	sorted := make([]usage, len(rows))
+	for j, it := range items {
+		sorted[j] = rows[it.i]
+	}
+	copy(rows, sorted)
 }
 
 // compareName orders rows by name, then pid, then connection.
@@ -372,7 +391,11 @@ func (r *renderer) text(f report, u usage) []string {
 			case b == "remote" && u.group.remoteName != "":
 				v = u.group.remoteName
 			}
-			cells[i] = visible(v, r.textWidth(groupColumn[b]))
+			limit := textWidth[groupColumn[b]]
+			if _, grows := growWidth[groupColumn[b]]; grows {
+				limit = 0 // row cuts it, to the width grow gives
+			}
+			cells[i] = visible(v, limit)
 		}
 		return cells
 	case f.mode == modeTotal:
@@ -403,11 +426,19 @@ func (r *renderer) text(f report, u usage) []string {
 	if state == "" {
 		state = "-"
 	}
-	remote := c.remote.String()
+	local, remote := endpoints(c)
+	return append([]string{proto, local, remote, state}, owner...) // row cuts LOCAL and REMOTE
+}
+
+// endpoints returns a connection's ends as its LOCAL and REMOTE columns
+// show them, safe to print and not cut: the remote's name with
+// --resolve, once known, in place of its address.
+func endpoints(c *connInfo) (local, remote string) {
+	remote = c.remote.String()
 	if c.remoteName != "" {
 		remote = visible(c.remoteName, 0) + ":" + strconv.Itoa(int(c.remote.Port()))
 	}
-	return append([]string{proto, visible(c.local.String(), r.textWidth("LOCAL")), visible(remote, r.textWidth("REMOTE")), state}, owner...)
+	return c.local.String(), remote
 }
 
 // textWidth returns the width of a text column now.
@@ -418,9 +449,10 @@ func (r *renderer) textWidth(col string) int {
 	return textWidth[col]
 }
 
-// grow widens the growing columns of f to its rows' values, up to
-// growWidth; conn's STATE is as wide as its longest common state.
-func (r *renderer) grow(f report, cols []string) {
+// grow widens the growing columns to the widest of texts, the text
+// cells of the rows drawn, up to growWidth; conn's STATE is as wide as its
+// longest common state.
+func (r *renderer) grow(f report, cols []string, texts [][]string) {
 	if r.widths == nil {
 		r.widths = map[string]int{}
 	}
@@ -433,25 +465,14 @@ func (r *renderer) grow(f report, cols []string) {
 			continue
 		}
 		w := r.textWidth(col)
-		for _, u := range f.rows {
-			if n := utf8.RuneCountInString(r.textUncut(f, u, i)); n > w {
-				w = min(n, limit)
+		for _, cells := range texts {
+			if w >= limit {
+				break
 			}
+			w = max(w, min(utf8.RuneCountInString(cells[i]), limit))
 		}
 		r.widths[col] = w
 	}
-}
-
-// textUncut returns u's text column i before it is cut to its width.
-func (r *renderer) textUncut(f report, u usage, i int) string {
-	widths := r.widths
-	r.widths = map[string]int{}
-	for col := range growWidth {
-		r.widths[col] = 0 // visible's limit 0: no cut
-	}
-	cell := r.text(f, u)[i]
-	r.widths = widths
-	return cell
 }
 
 // visible returns s as a table may show it. Names come from other programs
@@ -591,7 +612,16 @@ func (r *renderer) writeTable(f report) {
 	if f.mode.captures() {
 		allNums = procNumbers
 	}
-	r.grow(f, textCols)
+	// The rows drawn: on a live terminal, those that may fit (see below).
+	drawn := f.rows
+	if r.live && sized && len(drawn) > rows {
+		drawn = drawn[:rows]
+	}
+	texts := make([][]string, len(drawn))
+	for i, u := range drawn {
+		texts[i] = r.text(f, u)
+	}
+	r.grow(f, textCols, texts)
 	keepText, keep := r.fitColumns(textCols, allNums, cols)
 	numCols := pick(allNums, keep)
 	textCols = pick(textCols, keepText)
@@ -605,8 +635,8 @@ func (r *renderer) writeTable(f report) {
 		head += "  CONTAINER"
 	}
 	lines = append(lines, head)
-	for _, u := range f.rows {
-		line := r.row(textCols, pick(r.text(f, u), keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
+	for i, u := range drawn {
+		line := r.row(textCols, pick(texts[i], keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
 		if u.proc != nil && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
 			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
@@ -631,10 +661,10 @@ func (r *renderer) writeTable(f report) {
 	if r.keys {
 		room--
 	}
-	if sized && len(lines) > room {
+	if hidden := len(f.rows) - len(drawn); sized && len(lines)+hidden > room {
 		// More rows than the screen: say how many are not shown.
 		keep := max(room-1, 1)
-		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)-keep))
+		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)+hidden-keep))
 	}
 	if r.keys {
 		lines = append(lines, r.keyHint(f.mode, cols))
@@ -768,20 +798,35 @@ func (r *renderer) captureLine(f report, cols int) string {
 
 // row aligns text cells left, each in its column's width (textWidth),
 // and number cells right.
+// A text longer than its column is cut.
 func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
 	var b strings.Builder
+	b.Grow(160)
 	for i, t := range texts {
 		if i > 0 {
 			b.WriteString("  ")
 		}
+		w := r.textWidth(textCols[i])
+		t = cut(t, w)
 		b.WriteString(t)
-		b.WriteString(strings.Repeat(" ", max(r.textWidth(textCols[i])-utf8.RuneCountInString(t), 0)))
+		pad(&b, w-utf8.RuneCountInString(t))
 	}
 	for i, c := range numbers {
-		b.WriteString(strings.Repeat(" ", max(r.width(numCols[i])-utf8.RuneCountInString(c), 1)))
+		pad(&b, max(r.width(numCols[i])-utf8.RuneCountInString(c), 1))
 		b.WriteString(c)
 	}
 	return b.String()
+}
+
+// pad writes n spaces.
+func pad(b *strings.Builder, n int) {
+	const spaces = "                                "
+	for ; n > len(spaces); n -= len(spaces) {
+		b.WriteString(spaces)
+	}
+	if n > 0 {
+		b.WriteString(spaces[:n])
+	}
 }
 
 // writeTotalLine redraws the total mode's single line with \r, the time

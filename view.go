@@ -90,8 +90,9 @@ type groupInfo struct {
 	remoteName string
 }
 
-// maxGroups bounds the groups a view remembers: past it the group idle
-// longest folds into the "(other)" group, whose bytes still count.
+// maxGroups bounds the groups a view remembers: past it the quarter of
+// them idle longest folds into the "(other)" group, whose bytes still
+// count.
 const maxGroups = 4096
 
 // view filters and groups the rows of each report, and keeps each group's
@@ -160,7 +161,7 @@ func (v *view) group(rows []usage) []usage {
 		g := v.groups[k]
 		if g == nil {
 			if len(v.groups) >= maxGroups {
-				v.fold()
+				v.fold(maxGroups / 4)
 			}
 			g = &groupRow{u: v.newGroup(k, u)}
 			v.groups[k] = g
@@ -274,22 +275,29 @@ func (k groupKey) value(by string) string {
 	return ""
 }
 
-// fold moves the group idle longest into the "(other)" group.
-func (v *view) fold() {
-	var oldest groupKey
-	var g *groupRow
-	for k, r := range v.groups {
-		if g == nil || r.last < g.last {
-			oldest, g = k, r
-		}
+// fold moves the n groups idle longest into the "(other)" group, in one
+// walk (see ledger.fold).
+func (v *view) fold(n int) {
+	lasts := make([]int, 0, len(v.groups))
+	for _, g := range v.groups {
+		lasts = append(lasts, g.last)
 	}
+	cut, atCut := foldCut(lasts, n)
 	if v.other == nil {
 		v.other = &groupRow{u: usage{name: "(other)", group: &groupInfo{by: v.by}}}
 		if v.byProc {
 			v.other.u = usage{name: "(other)", proc: &process{name: "(other)"}}
 		}
 	}
-	v.other.u.total.add(g.u.total)
-	v.folded++
-	delete(v.groups, oldest)
+	for k, g := range v.groups {
+		if g.last > cut || (g.last == cut && atCut == 0) {
+			continue
+		}
+		if g.last == cut {
+			atCut--
+		}
+		v.other.u.total.add(g.u.total)
+		v.folded++
+		delete(v.groups, k)
+	}
 }

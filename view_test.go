@@ -117,8 +117,14 @@ func TestGroupBounded(t *testing.T) {
 		v.apply(i+1, nil, []usage{connRow(p, 6, "192.0.2.10:40000", remote.String(), 1, 0)})
 		want++
 	}
-	if len(v.groups) != maxGroups || v.folded != 10 || v.other == nil || v.other.u.total.rxBytes != 10 {
-		t.Fatalf("%d groups, %d folded, other %+v; want %d, 10, 10 bytes", len(v.groups), v.folded, v.other, maxGroups)
+	// The 4,097th group folded the 1,024 idle longest: the first ones.
+	if len(v.groups) != maxGroups+10-maxGroups/4 || v.folded != maxGroups/4 || v.other == nil || v.other.u.total.rxBytes != maxGroups/4 {
+		t.Fatalf("%d groups, %d folded, other %+v; want %d, %d, %d bytes", len(v.groups), v.folded, v.other, maxGroups+10-maxGroups/4, maxGroups/4, maxGroups/4)
+	}
+	for _, g := range v.groups {
+		if g.last <= maxGroups/4 {
+			t.Fatalf("group %q, last active in report %d, is kept; the %d idle longest were to go", g.u.name, g.last, maxGroups/4)
+		}
 	}
 	var sum uint64
 	for _, g := range v.groups {
