@@ -92,14 +92,15 @@ type renderer struct {
 	headed   bool // live total: the lines above the total line are written
 	closed   bool // close was called
 
-	ledger     *ledger        // every row shown so far, for the cumulative view and the summary
-	cumulative bool           // show every row of the run with its totals, sorted by them
-	sortBy     string         // the column chosen with s (or --sort); "" the mode's default
-	reverse    bool           // the order reversed with r
-	keys       bool           // keys are read: a hint line names them
-	staleHead  bool           // total: the header written once is out of date (units changed)
-	widths     map[string]int // the growing columns' widths so far (grow)
-	last       report         // the last frame drawn, for a key to redraw
+	ledger     *ledger           // every row shown so far, for the cumulative view and the summary
+	cumulative bool              // show every row of the run with its totals, sorted by them
+	sortBy     string            // the column chosen with s (or --sort); "" the mode's default
+	reverse    bool              // the order reversed with r
+	keys       bool              // keys are read: a hint line names them
+	staleHead  bool              // total: the header written once is out of date (units changed)
+	widths     map[string]int    // the growing columns' widths so far (grow)
+	containers map[string]string // containerOf by cgroup (renderer.containerOf)
+	last       report            // the last frame drawn, for a key to redraw
 	lastOpts   options
 }
 
@@ -224,16 +225,17 @@ func sortRows(rows []usage, column string, m mode, cumulative bool) {
 	// themselves, with the key computed at each comparison, was most of a
 	// conn report's time (BenchmarkConnReport).
 	type item struct {
-		key uint64
-		pid int
-		i   int
+		key  uint64
+		pid  int
+		name string
+		i    int
 	}
 	items := make([]item, len(rows))
 	for i, u := range rows {
-		items[i] = item{key(u), pidOf(u), i}
+		items[i] = item{key(u), pidOf(u), u.name, i}
 	}
-	// compareName breaks every tie: the order is total, so an unstable
-	// sort gives the same frame every time.
+	// The name, the pid and compareName break every tie: the order is
+	// total, so an unstable sort gives the same frame every time.
 	slices.SortFunc(items, func(a, b item) int {
 		if column == "pid" {
 			if c := cmp.Compare(a.pid, b.pid); c != 0 {
@@ -241,6 +243,12 @@ func sortRows(rows []usage, column string, m mode, cumulative bool) {
 			}
 		}
 		if c := cmp.Compare(b.key, a.key); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.pid, b.pid); c != 0 {
 			return c
 		}
 		return compareName(rows[a.i], rows[b.i])

