@@ -37,7 +37,7 @@ type dnsServer struct {
 	asked map[string]int // queries by name in lower case
 }
 
-// dnsServer runs a PTR-answering DNS server inside network namespace ns on 127.0.0.1:53 and writes /etc/netns/<ns>/resolv.conf pointing at it; both go away at cleanup.
+// startDNS runs a PTR-answering DNS server inside network namespace ns on 127.0.0.1:53 and writes /etc/netns/<ns>/resolv.conf pointing at it; both go away at cleanup.
 //
 // ns must exist (newDNSNamespace makes one) and have its loopback up;
 // ip netns exec mounts the resolv.conf only in commands started after
