@@ -381,3 +381,124 @@ func connHelper(args []string) (bool, error) {
 	}
 	return false, nil
 }
+
+// TestConnResolve runs netuse conn --resolve in namespace a, whose
+// resolv.conf (ip netns exec mounts /etc/netns/<a>/resolv.conf) names a
+// DNS server the test runs inside a: never the machine's resolver. UDP
+// exchanges with b, over IPv4 and IPv6, go on until their rows carry b's
+// names; each address is asked for once, the cache answering after.
+func TestConnResolve(t *testing.T) {
+	n := newTestNet(t)
+	v4, v6 := netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::2")
+	dns := startDNS(t, n.a, map[netip.Addr]string{v4: "peer-b.test", v6: "peer-b6.test"})
+	for _, addr := range []string{"192.0.2.2:7301", "[2001:db8::2]:7302"} {
+		srv := startHelper(t, n.b, "udp-answer", addr, "500")
+		srv.expect(t, "listening")
+		defer srv.cmd.Process.Kill() // it answers until killed
+	}
+	c := startJSON(t, n.a, "conn", "--iface", "veth-a", "--interval", "300ms", "--resolve")
+	named := func(remote netip.Addr, name string) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, r := range c.conns {
+			if r.RemoteAddr == remote.String() && r.RemoteName == name {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !named(v4, "peer-b.test") || !named(v6, "peer-b6.test") {
+		if time.Now().After(deadline) {
+			c.dump(t)
+			t.Fatalf("no rows named peer-b.test and peer-b6.test within 15 s; the server saw %d queries", dns.queries())
+		}
+		for _, addr := range []string{"192.0.2.2:7301", "[2001:db8::2]:7302"} {
+			q := startHelper(t, n.a, "udp-query", addr, "100", "500")
+			q.cmd.Wait() // it exits once answered
+		}
+		c.intervals(t, 1)
+	}
+	c.stop(t)
+	for _, a := range []netip.Addr{v4, v6} {
+		if got := dns.queriesFor(a); got != 1 {
+			t.Errorf("%v was asked for %d times; want once, the cache answering after", a, got)
+		}
+	}
+	// Before its name was known a row showed the address alone, and never
+	// another name.
+	for _, r := range c.conns {
+		if r.RemoteName != "" && r.RemoteName != map[string]string{"192.0.2.2": "peer-b.test", "2001:db8::2": "peer-b6.test"}[r.RemoteAddr] {
+			t.Errorf("row to %s named %q", r.RemoteAddr, r.RemoteName)
+		}
+	}
+}
+
+// TestConnResolveNoAnswer runs netuse conn --resolve against a DNS
+// server that never answers: every report comes on time (a report that
+// waited for a lookup would take netuse's 2 s timeout), no row has a name,
+// and netuse ends at once after its count.
+func TestConnResolveNoAnswer(t *testing.T) {
+	n := newTestNet(t)
+	dns := startDNS(t, n.a, nil) // for its resolv.conf
+	dns.conn.Close()
+	<-dns.done
+	silent, err := listenInNS(n.a, "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	asked := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := silent.ReadFrom(buf); err != nil {
+				return
+			}
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	srv := startHelper(t, n.b, "udp-answer", "192.0.2.2:7303", "500")
+	srv.expect(t, "listening")
+	defer srv.cmd.Process.Kill()
+	c := startJSON(t, n.a, "conn", "--iface", "veth-a", "--interval", "200ms", "--count", "8", "--resolve")
+	for range 3 {
+		q := startHelper(t, n.a, "udp-query", "192.0.2.2:7303", "100", "500")
+		q.cmd.Wait()
+		c.intervals(t, 1)
+	}
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("netuse asked the silent server nothing")
+	}
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("netuse did not end after --count 8")
+	}
+	c.stop(t)
+	if len(c.capts) != 8 {
+		t.Errorf("%d intervals; want 8", len(c.capts))
+	}
+	for _, x := range c.capts {
+		if x.Interval > 1 {
+			t.Errorf("interval %d lasted %.3f s of 0.2: a report waited", x.Seq, x.Interval)
+		}
+	}
+	rows := 0
+	for _, r := range c.conns {
+		if r.RemoteAddr == "192.0.2.2" {
+			rows++
+		}
+		if r.RemoteName != "" {
+			t.Errorf("row to %s named %q with no answer", r.RemoteAddr, r.RemoteName)
+		}
+	}
+	if rows == 0 {
+		t.Error("no row to 192.0.2.2")
+	}
+}
