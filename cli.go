@@ -133,7 +133,7 @@ type (
 	}
 	captureFlags struct {
 		Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 310 bytes each); new flows past it count as flow_table_full."`
+		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 300 bytes each); new flows past it count as flow_table_full."`
 		By       string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
 		Resolve  toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
 		Pid      string `placeholder:"PIDS" group:"proc" help:"proc, conn: only the rows of these pids (comma-separated; 0: traffic of no process)."`
