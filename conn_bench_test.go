@@ -173,7 +173,8 @@ func drawOnly(r *renderer, f report, o options) time.Duration {
 // BenchmarkConnReport measures one report of netuse conn with 10,000 live
 // connections, every one of which moved bytes in the interval; the
 // interval's packets are sent outside the timer. Sub-benchmarks: table
-// (not live, to io.Discard), json (NDJSON), by_remote (--by remote, a
+// (not live, to io.Discard), json (NDJSON), live (a table on a terminal
+// of 200 by 50, which shows the first rows), by_remote (--by remote, a
 // table), filtered (--pid of one worker: 1% of the rows). Metrics:
 // rows/op, the rows drawn; out-MiB/op, the bytes written; account-ms/op,
 // view-ms/op and render-ms/op, the time of each stage (the accountant's
@@ -187,12 +188,14 @@ func BenchmarkConnReport(b *testing.B) {
 	cases := []struct {
 		name string
 		json bool
+		live bool // a live table on a terminal of 200 by 50
 		by   []string
 		f    filter
 		want int // rows drawn
 	}{
 		{name: "table", want: benchConns},
 		{name: "json", json: true, want: benchConns},
+		{name: "live", live: true, want: benchConns},
 		{name: "by_remote", by: []string{"remote"}, want: benchConns},
 		{name: "filtered", f: filter{pids: []int{20_000}}, want: benchConns / benchWorkers},
 	}
@@ -202,7 +205,10 @@ func BenchmarkConnReport(b *testing.B) {
 			o := options{interval: time.Second, by: tc.by, filter: tc.f, conns: true, states: true}
 			v := newView(modeConn, tc.by, tc.f)
 			out := &countWriter{}
-			r := newRenderer(out, tc.json, false, false, false)
+			r := newRenderer(out, tc.json, tc.live, false, false)
+			if tc.live {
+				r.tty, r.termSize = true, func() (int, int, bool) { return 200, 50, true }
+			}
 			// One report before the timer: the renderer's columns and
 			// ledger, and the view's groups, as after the first interval.
 			seq := 1
@@ -214,7 +220,8 @@ func BenchmarkConnReport(b *testing.B) {
 			var st stages
 			// A second renderer draws each frame again, outside the
 			// timer, without its ledger: how much of render is the frame.
-			r2 := newRenderer(io.Discard, tc.json, false, false, false)
+			r2 := newRenderer(io.Discard, tc.json, tc.live, false, false)
+			r2.tty, r2.termSize = r.tty, r.termSize
 			var drawn time.Duration
 			out.n = 0
 			b.ReportAllocs()
