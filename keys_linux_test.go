@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,8 +61,6 @@ func startOnTerminal(t *testing.T, ptm, pts *os.File, argv ...string) (*exec.Cmd
 	t.Cleanup(func() { cmd.Process.Kill() })
 	return cmd, scr
 }
-
-var escapes = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
 // TestLiveKeys runs netuse iface in a pseudo-terminal, as a person at a
 // terminal would, and presses keys: Enter and a key netuse does not know
