@@ -255,6 +255,7 @@ type options struct {
 	by       []string      // proc, conn: --by's keys, in its order; none: no groups
 	filter   filter        // proc, conn: the rows to keep
 	resolve  bool          // conn, proc --by remote: names for remote addresses
+	mode     mode          // proc, conn: the command, for messages
 	conns    bool          // proc, conn: the accountant makes connection rows (see view)
 	states   bool          // conn: the resolver reads TCP states for them
 }

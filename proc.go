@@ -56,7 +56,7 @@ func hostProc() procOS {
 // interval, the rows as the view (view.go) shows them.
 func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error {
 	v := newView(m, o.by, o.filter)
-	o.conns, o.states = v.conns, m == modeConn
+	o.mode, o.conns, o.states = m, v.conns, m == modeConn
 	p, err := newPipeline(o, a.proc, newWarner(a.stderr))
 	if err != nil {
 		return err
@@ -138,14 +138,14 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 			p.closers = append(p.closers, p.rec.close)
 			p.source = "bpf"
 		} else if o.owners == "bpf" {
-			return nil, fmt.Errorf("proc --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", bpfErr)
+			return nil, fmt.Errorf("%s --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", o.mode, bpfErr)
 		}
 	}
 	var err error
 	p.src, err = sys.capture(o.globs)
 	if errors.Is(err, errNoCapRaw) {
 		exe, _ := os.Executable()
-		return nil, fmt.Errorf("proc: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", err, setcapCaps, exe)
+		return nil, fmt.Errorf("%s: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", o.mode, err, setcapCaps, exe)
 	}
 	if err != nil {
 		return nil, err

@@ -846,17 +846,19 @@ func TestProcWithoutCapNetRaw(t *testing.T) {
 	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "proc", "-c", "1")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Run()
-	if code := cmd.ProcessState.ExitCode(); code != 1 {
-		t.Errorf("exit status %d, want 1", code)
-	}
-	msg := stderr.String()
-	if stdout.Len() > 0 || strings.Count(msg, "\n") != 1 ||
-		!strings.Contains(msg, "CAP_NET_RAW") || !strings.Contains(msg, "sudo") || !strings.Contains(msg, "setcap cap_net_raw") {
-		t.Errorf("stdout %q, stderr %q; want nothing, and one line naming CAP_NET_RAW, sudo and setcap", stdout.String(), msg)
+	for _, command := range []string{"proc", "conn"} {
+		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, command, "-c", "1")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Errorf("%s: exit status %d, want 1", command, code)
+		}
+		msg := stderr.String()
+		if stdout.Len() > 0 || strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "netuse: "+command+": ") ||
+			!strings.Contains(msg, "CAP_NET_RAW") || !strings.Contains(msg, "sudo") || !strings.Contains(msg, "setcap cap_net_raw") {
+			t.Errorf("%s: stdout %q, stderr %q; want nothing, and one line of %s naming CAP_NET_RAW, sudo and setcap", command, stdout.String(), msg, command)
+		}
 	}
 }
 
