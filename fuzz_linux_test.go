@@ -21,7 +21,7 @@ import (
 )
 
 // FuzzParseDiagMsg reads an inet_diag_msg (at least inetDiagMsgLen bytes,
-// which query checks) and checks that ports, uid and inode are the bytes
+// which query checks) and checks that ports, uid, inode and state are the bytes
 // where inet_diag.h has them, that an AF_INET message has IPv4 addresses,
 // that no address stays IPv4-mapped, and that writing the socket back
 // with putDiagAddr and reading it again gives the same socket.
@@ -37,7 +37,7 @@ func FuzzParseDiagMsg(f *testing.F) {
 		s := parseDiagMsg(proto, m)
 		ne := binary.NativeEndian
 		if s.proto != proto || s.local.Port() != binary.BigEndian.Uint16(m[4:]) || s.remote.Port() != binary.BigEndian.Uint16(m[6:]) ||
-			s.uid != ne.Uint32(m[diagMsgUIDOff:]) || s.inode != uint64(ne.Uint32(m[diagMsgInodeOff:])) {
+			s.uid != ne.Uint32(m[diagMsgUIDOff:]) || s.inode != uint64(ne.Uint32(m[diagMsgInodeOff:])) || s.state != tcpState(m[1]) {
 			t.Fatalf("parseDiagMsg(%x) = %+v: fields not where inet_diag.h has them", m, s)
 		}
 		for _, a := range []netip.Addr{s.local.Addr(), s.remote.Addr()} {
@@ -55,7 +55,7 @@ func FuzzParseDiagMsg(f *testing.F) {
 // diagMsg writes s as the kernel writes an inet_diag_msg of family.
 func diagMsg(family uint8, s socket) []byte {
 	m := make([]byte, inetDiagMsgLen)
-	m[0] = family
+	m[0], m[1] = family, byte(s.state)
 	binary.BigEndian.PutUint16(m[4:], s.local.Port())
 	binary.BigEndian.PutUint16(m[6:], s.remote.Port())
 	putDiagAddr(m[8:24], s.local.Addr(), family)
