@@ -164,7 +164,7 @@ func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []
 		r.live = false // a plain block below the table
 	}
 	defer func() { r.live = live }()
-	sortRows(f.rows, r.sortBy, m, true)
+	sortRows(f.rows, r.sortBy, m, true, false, 0)
 	r.buf.Reset()
 	if r.json {
 		r.writeJSON(f)

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"cmp"
+	"slices"
+	"testing"
+)
 
 // TestLedgerBounded notes more rows than the ledger holds: it folds the
 // quarter idle longest into "(other)" at once, and no byte is lost.
@@ -42,6 +46,49 @@ func TestFoldCut(t *testing.T) {
 		cut, atCut := foldCut(append([]int(nil), tc.lasts...), tc.n)
 		if cut != tc.cut || atCut != tc.atCut {
 			t.Errorf("foldCut(%v, %d) = %d, %d; want %d, %d", tc.lasts, tc.n, cut, atCut, tc.cut, tc.atCut)
+		}
+	}
+}
+
+// TestSelectFirst checks that the first n items selectFirst gives are
+// those a sort gives, in order, and that no item is lost, for every n.
+func TestSelectFirst(t *testing.T) {
+	items := make([]int, 200)
+	for i := range items {
+		items[i] = (i * 7919) % 61 // ties, in no order
+	}
+	want := slices.Clone(items)
+	slices.Sort(want)
+	for n := 1; n <= len(items); n++ {
+		got := slices.Clone(items)
+		selectFirst(got, n, cmp.Compare[int])
+		if !slices.Equal(got[:n], want[:n]) {
+			t.Fatalf("n %d: first %v; want %v", n, got[:n], want[:n])
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("n %d: items lost or made", n)
+		}
+	}
+}
+
+// TestSortRowsFirst sorts rows whole and with first, forward and
+// reversed: the first rows are the same.
+func TestSortRowsFirst(t *testing.T) {
+	var rows []usage
+	for i := range 400 {
+		p := &process{pid: 1000 + i%37, name: []string{"a", "b", "c"}[i%3]}
+		rows = append(rows, usage{name: p.name, proc: p, interval: traffic{rxBytes: uint64(i*31) % 50}})
+	}
+	for _, reverse := range []bool{false, true} {
+		whole := slices.Clone(rows)
+		sortRows(whole, "total", modeProc, false, reverse, 0)
+		part := slices.Clone(rows)
+		sortRows(part, "total", modeProc, false, reverse, 20)
+		for i := range 20 {
+			if keyOf(part[i]) != keyOf(whole[i]) || part[i].interval != whole[i].interval {
+				t.Fatalf("reverse %v, row %d: %+v; want %+v", reverse, i, part[i], whole[i])
+			}
 		}
 	}
 }
