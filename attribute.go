@@ -287,11 +287,25 @@ type resolution struct {
 // pass resolves every pending flow once: it reads the socket tables, finds
 // each flow's socket, the socket's owner in the kernel's records or in
 // /proc, and says why for those it could not find.
-func (r *resolver) pass() {
+func (r *resolver) pass() { r.passOf(false) }
+
+// finalPass is the pass of a run's last report, which has no later one to
+// carry a flow to: it tries again every flow without an owner, its retry
+// due or not. A server's end of a connection that opened and closed in
+// the last moments (its first try found the accepted socket open, with no
+// record and not in /proc's cache yet) was "no owner" in one one-shot run
+// of ten; its retry finds the listener's owner.
+func (r *resolver) finalPass() { r.passOf(true) }
+
+// passOf is pass, of every flow without an owner if all.
+func (r *resolver) passOf(all bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	fls := r.acc.takePending(now)
+	if all {
+		fls = append(fls, r.acc.takeRetries()...)
+	}
 	if len(fls) == 0 {
 		return
 	}

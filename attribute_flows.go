@@ -233,6 +233,20 @@ func (a *accountant) takePending(now time.Time) []flow {
 	return p
 }
 
+// takeRetries returns the flows to be tried again, due or not.
+func (a *accountant) takeRetries() []flow {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var fls []flow
+	for _, fl := range a.retries {
+		if st := a.flows[fl]; st != nil && st.owner == nil {
+			fls = append(fls, fl)
+		}
+	}
+	a.retries = a.retries[:0]
+	return fls
+}
+
 // firstSeen sets when each flow of rs was first seen (0 if it is gone).
 func (a *accountant) firstSeen(rs []resolution) {
 	a.mu.Lock()

@@ -220,7 +220,7 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	default:
 	}
 	if final {
-		p.res.pass()
+		p.res.finalPass()
 	} else {
 		defer p.res.nudge() // for the flows this report carries
 	}
