@@ -2,7 +2,9 @@ package main
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 )
 
 // connRow is a conn row of process p: proto, local and remote "addr:port".
@@ -172,5 +174,23 @@ func TestSetStates(t *testing.T) {
 		if got := a.flows[tc.fl].state.String(); got != tc.want {
 			t.Errorf("%v: state %q; want %q", tc.fl, got, tc.want)
 		}
+	}
+}
+
+// TestRemoteNameInTable: with --resolve a conn row's REMOTE is the name
+// and the port, escaped as every name is, and the column widens to it.
+func TestRemoteNameInTable(t *testing.T) {
+	var b strings.Builder
+	r := newRenderer(&b, false, false, false, false)
+	p := &process{pid: 10, name: "curl", user: "alice"}
+	u := connRow(p, 6, "192.0.2.10:40000", "198.51.100.7:443", 100, 10)
+	u.conn.remoteName = "a-rather-long-name.example\x1b[2J"
+	f := report{mode: modeConn, seq: 1, at: epoch, elapsed: time.Second, interval: time.Second, rows: []usage{u}, capture: &captured{}}
+	if err := r.render(f, options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := `a-rather-long-name.example\x1b[2J:443`
+	if !strings.Contains(b.String(), want+"  ") {
+		t.Errorf("table:\n%s\nwant REMOTE %q, whole", b.String(), want)
 	}
 }
