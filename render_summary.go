@@ -38,6 +38,18 @@ type rowKey struct {
 // thousands of processes a minute would grow it without end.
 const maxLedger = 4096
 
+// maxLedgerWide bounds it when a report has more rows than maxLedger (a
+// conn report of 10,000 connections): it keeps a report's rows and a
+// quarter of maxLedger more, as folding rows that are active at every
+// report only made them again each time (6 ms of a report of 10,000:
+// BenchmarkConnReport), up to this.
+const maxLedgerWide = 1 << 14
+
+// bound is the most rows the ledger keeps while it notes a report of n.
+func (l *ledger) bound(n int) int {
+	return min(max(maxLedger, n+maxLedger/4), maxLedgerWide)
+}
+
 func newLedger() *ledger {
 	return &ledger{rows: map[rowKey]*ledgerRow{}, other: usage{name: "(other)"}}
 }
@@ -65,7 +77,7 @@ func (l *ledger) note(seq int, rows []usage) {
 			lr.u, lr.last = u, seq
 			continue
 		}
-		if len(l.rows) >= maxLedger {
+		if len(l.rows) >= l.bound(len(rows)) {
 			l.fold(maxLedger / 4)
 		}
 		l.rows[keyOf(u)] = &ledgerRow{u: u, last: seq}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"testing"
 )
@@ -90,5 +91,54 @@ func TestSortRowsFirst(t *testing.T) {
 				t.Fatalf("reverse %v, row %d: %+v; want %+v", reverse, i, part[i], whole[i])
 			}
 		}
+	}
+}
+
+// TestLedgerWide notes reports of more rows than maxLedger: it keeps one
+// report's rows, up to maxLedgerWide, and loses no byte.
+func TestLedgerWide(t *testing.T) {
+	for _, n := range []int{10_000, 2 * maxLedgerWide} {
+		l := newLedger()
+		rows := make([]usage, n)
+		for i := range rows {
+			p := &process{pid: i + 1, name: "p"}
+			rows[i] = usage{name: "p", proc: p, total: traffic{rxBytes: 1}}
+		}
+		l.note(1, rows)
+		l.note(2, rows)
+		var sum uint64
+		for _, lr := range l.rows {
+			sum += lr.u.total.rxBytes
+		}
+		want := min(n, maxLedgerWide)
+		if len(l.rows) > want || (n < maxLedgerWide && len(l.rows) != n) {
+			t.Errorf("a report of %d rows: the ledger keeps %d; want %d", n, len(l.rows), want)
+		}
+		if sum+l.other.total.rxBytes < uint64(n) {
+			t.Errorf("a report of %d rows: %d bytes kept and %d in (other)", n, sum, l.other.total.rxBytes)
+		}
+	}
+}
+
+// TestPackFlow: packed IPv4 flows order as compareFlow orders them.
+func TestPackFlow(t *testing.T) {
+	var fls []flow
+	for i := range 300 {
+		a := netip.AddrFrom4([4]byte{byte(i % 3), 0, byte(i % 7), byte(i % 5)})
+		b := netip.AddrFrom4([4]byte{10, byte(i % 11), 0, 1})
+		fls = append(fls, flow{[]uint8{6, 17}[i%2], netip.AddrPortFrom(a, uint16(i%13)), netip.AddrPortFrom(b, uint16(i*7919%65536))})
+	}
+	for _, x := range fls {
+		for _, y := range fls {
+			px, _ := packFlow(x)
+			py, ok := packFlow(y)
+			got := cmp.Or(cmp.Compare(px[0], py[0]), cmp.Compare(px[1], py[1]))
+			if !ok || got != compareFlow(x, y) {
+				t.Fatalf("%v against %v: packed %d, compareFlow %d", x, y, got, compareFlow(x, y))
+			}
+		}
+	}
+	if _, ok := packFlow(flow{6, netip.MustParseAddrPort("[2001:db8::1]:1"), netip.MustParseAddrPort("[2001:db8::2]:2")}); ok {
+		t.Error("an IPv6 flow packed")
 	}
 }
