@@ -59,8 +59,16 @@ type cli struct {
 // one-line summary of the help tag; kong formats it as go doc does, so an
 // indented line is an example, printed as it is.
 type (
-	totalCmd struct{}
-	ifaceCmd struct{}
+	totalCmd struct {
+		stateFlags `embed:""`
+	}
+	ifaceCmd struct {
+		stateFlags `embed:""`
+	}
+	// stateFlags are total's and iface's own.
+	stateFlags struct {
+		State string `placeholder:"FILE" group:"counters" help:"total, iface: report once, at once, the traffic since the previous run with this file, and keep the counters in it for the next (cron's totals; the first run takes the baseline)."`
+	}
 )
 
 func (totalCmd) Help() string {
@@ -339,6 +347,13 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 			return err
 		}
 	}
+	c.o.state = c.Total.State
+	if m == modeIface {
+		c.o.state = c.Iface.State
+	}
+	if c.o.state != "" && c.o.count > 1 {
+		return badFlag(kctx, "count", c.Count, "--state reports once, the traffic since the previous run: drop --count, or give 1")
+	}
 	switch c.Sort {
 	case "", "rx", "tx", "total", "name":
 	case "pid":
@@ -541,6 +556,9 @@ func misplaced(err error) error {
 	var perr *kong.ParseError
 	if !errors.As(err, &perr) {
 		return err
+	}
+	if strings.HasPrefix(err.Error(), "unknown flag --state") {
+		return errors.New("--state is a flag of netuse total and iface: write it after the command")
 	}
 	for _, long := range procOnly {
 		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {

@@ -32,6 +32,9 @@ func TestFlagsDocumented(t *testing.T) {
 		if cmd == "proc" || cmd == "conn" {
 			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of proc and conn:"), helpFlag))
 		}
+		if cmd == "total" || cmd == "iface" {
+			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of total and iface:"), helpFlag))
+		}
 		for long, f := range flags {
 			help[long] = f
 			if cmd == "" {
@@ -68,8 +71,8 @@ func TestFlagsDocumented(t *testing.T) {
 			case f.short != help[long].short:
 				t.Errorf("--%s: short name %q in %s, %q in netuse's help", long, f.short, other.name, help[long].short)
 			}
-			if procOnly := procMark.MatchString(f.meaning); procOnly == shared[long] {
-				t.Errorf("--%s: %s marks it proc's alone: %v; netuse --help lists it: %v", long, other.name, procOnly, shared[long])
+			if own := ownMark.MatchString(f.meaning); own == shared[long] {
+				t.Errorf("--%s: %s marks it some commands' alone: %v; netuse --help lists it: %v", long, other.name, own, shared[long])
 			}
 		}
 		for _, long := range slices.Sorted(maps.Keys(other.flags)) {
@@ -96,9 +99,10 @@ var (
 	helpFlag   = regexp.MustCompile(`^ {2,}(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	docFlag    = regexp.MustCompile(`^\t(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	readmeFlag = regexp.MustCompile("^\\| `(?:-([a-zA-Z]), )?--([a-z][a-z0-9-]*)")
-	// procMark starts the meaning of a flag of proc alone: "proc: ..." in
-	// the doc, "`proc`: ..." in the README.
-	procMark = regexp.MustCompile("^`?proc`?:")
+	// ownMark starts the meaning of a flag of some commands alone: "proc:
+	// ..." or "total, iface: ..." in the doc, "`proc`: ..." or "`total`,
+	// `iface`: ..." in the README.
+	ownMark = regexp.MustCompile("^`?(proc|total)`?[:,]")
 	// flagLike is any line that starts with a flag, in any of the three.
 	flagLike = regexp.MustCompile("^[ \t|`]*--?[a-zA-Z]")
 )

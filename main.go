@@ -43,11 +43,13 @@
 //	    --user=USERS      proc: only processes of these users
 //	    --port=PORTS      proc: only connections with one of these ports
 //	    --remote=CIDRS    proc: only connections to these networks
+//	    --state=FILE      total, iface: once, the traffic since the last run with FILE
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
 // The flags marked proc are proc's and conn's own: they go after the
-// command (netuse proc --max-flows 100), and total and iface refuse them.
+// command (netuse proc --max-flows 100), and total and iface refuse them;
+// --state is total's and iface's.
 // Filters apply before --by groups rows, and both before --sort and --top. The others may stand
 // before or after the command.
 //
@@ -96,14 +98,17 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	a := &app{
-		stdout:   os.Stdout,
-		stderr:   os.Stderr,
-		tty:      isatty.IsTerminal(os.Stdout.Fd()),
-		clock:    clock{now: time.Now, sleep: sleepCtx},
-		counters: readCounters,
-		termSize: terminalSize,
-		proc:     hostProc(),
-		keys:     stdinTerminal,
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		tty:       isatty.IsTerminal(os.Stdout.Fd()),
+		clock:     clock{now: time.Now, sleep: sleepCtx},
+		counters:  readCounters,
+		termSize:  terminalSize,
+		proc:      hostProc(),
+		keys:      stdinTerminal,
+		bootID:    bootID,
+		uptime:    uptime,
+		stateWait: stateWait,
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -118,6 +123,9 @@ type app struct {
 	termSize       func() (cols, rows int, ok bool) // stdout's terminal size
 	proc           procOS                           // proc mode's capture, socket tables and /proc
 	keys           func() (fd int, ok bool)         // the terminal to read keys from; nil or not ok: none
+	bootID         func() string                    // the kernel's boot id; "" if not known (--state)
+	uptime         func() (time.Duration, bool)     // since the machine booted (--state)
+	stateWait      time.Duration                    // how long --state waits for another run's lock
 }
 
 // main runs netuse and returns its exit status.
@@ -178,7 +186,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
@@ -206,10 +214,14 @@ func (a *app) run(ctx context.Context, args []string) error {
 	}
 	m := modeOf(kctx.Command())
 	o := c.o
-	r, ctx, done := a.newOutput(ctx, c.json, c.noClear, c.bits, c.si)
+	// A --state run is one report: a block of its own, not a table redrawn.
+	r, ctx, done := a.newOutput(ctx, c.json, c.noClear || o.state != "", c.bits, c.si)
 	defer done()
 	if m.captures() {
 		return a.runProc(ctx, m, o, r)
+	}
+	if o.state != "" {
+		return a.runState(m, o, r)
 	}
 	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
 }
@@ -255,6 +267,7 @@ type options struct {
 	by       []string      // proc, conn: --by's keys, in its order; none: no groups
 	filter   filter        // proc, conn: the rows to keep
 	resolve  bool          // conn, proc --by remote: names for remote addresses
+	state    string        // total, iface: --state's file; "" for none
 	mode     mode          // proc, conn: the command, for messages
 	conns    bool          // proc, conn: the accountant makes connection rows (see view)
 	states   bool          // conn: the resolver reads TCP states for them

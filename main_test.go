@@ -88,12 +88,15 @@ func (fc *fakeCounters) counters() ([]counter, error) {
 func testApp(fc *fakeCounters, tty bool) (*app, *bytes.Buffer, *bytes.Buffer) {
 	var stdout, stderr bytes.Buffer
 	a := &app{
-		stdout:   &stdout,
-		stderr:   &stderr,
-		tty:      tty,
-		clock:    clock{now: func() time.Time { return fc.now }, sleep: func(context.Context, time.Duration) error { return nil }},
-		counters: fc.counters,
-		termSize: func() (int, int, bool) { return 120, 24, true },
+		stdout:    &stdout,
+		stderr:    &stderr,
+		tty:       tty,
+		clock:     clock{now: func() time.Time { return fc.now }, sleep: func(context.Context, time.Duration) error { return nil }},
+		counters:  fc.counters,
+		termSize:  func() (int, int, bool) { return 120, 24, true },
+		bootID:    func() string { return "test-boot" },
+		uptime:    func() (time.Duration, bool) { return time.Hour, true },
+		stateWait: time.Second,
 	}
 	return a, &stdout, &stderr
 }
@@ -224,6 +227,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--port 22 conn", 2, `--port is a flag of netuse proc and conn: write it after the command`},
 		{"conn --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
 		{"conn --by remote --sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
+		{"total --state f -c 3", 2, `--count "3": --state reports once, the traffic since the previous run: drop --count, or give 1`},
+		{"proc --state f", 2, `--state is a flag of netuse total and iface: write it after the command`},
 		{"--iface -c 1", 2, `unexpected argument 1`}, // as getopt: -c is the glob
 		{"-c 1 --iface", 2, `--iface "": not a glob (empty); want a shell glob`},
 		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},

@@ -44,6 +44,7 @@ type report struct {
 	capture  *captured // proc, conn: what the capture saw
 	by       []string  // proc, conn: the rows are groups of these keys (--by)
 	partial  bool      // the run was interrupted before the interval was over
+	since    time.Time // --state: when the previous run read the counters
 	summary  bool      // the run's summary: elapsed is the run's length, rows its totals
 }
 
@@ -656,6 +657,8 @@ func (r *renderer) header(f report, cols int) string {
 		parts[2] = fmt.Sprintf("ran %.3fs, %d intervals; rates are averages", f.elapsed.Seconds(), f.seq) // seq >= 2
 	case f.partial:
 		parts[2] = fmt.Sprintf("interval %s (interrupted after %.3fs)", f.interval, f.elapsed.Seconds())
+	case !f.since.IsZero():
+		parts[2] = fmt.Sprintf("since the previous run at %s (%.3fs)", f.since.Format(timeLayout), f.elapsed.Seconds())
 	}
 	if r.live && f.mode == modeTotal {
 		// The total line is redrawn below a header written once: the time

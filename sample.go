@@ -14,6 +14,7 @@ import (
 // counter is one interface's cumulative counters as the kernel keeps them.
 type counter struct {
 	name     string
+	index    int  // the interface's index; a new interface of the same name has another
 	loopback bool // the interface is a loopback device
 	virtual  bool // the interface has no device below it (veth, bridge, tunnel, ...)
 	down     bool // not up, or up without a carrier (a cable out, a veth whose peer is down)
@@ -41,9 +42,10 @@ func readCounters() ([]counter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read interface counters: %w", err)
 	}
-	loop, down := map[string]bool{}, map[string]bool{}
+	loop, down, index := map[string]bool{}, map[string]bool{}, map[string]int{}
 	if ifs, err := net.Interfaces(); err == nil {
 		for _, i := range ifs {
+			index[i.Name] = i.Index
 			loop[i.Name] = i.Flags&net.FlagLoopback != 0
 			down[i.Name] = i.Flags&net.FlagUp == 0 || i.Flags&net.FlagRunning == 0
 		}
@@ -52,6 +54,7 @@ func readCounters() ([]counter, error) {
 	for _, s := range stats {
 		cs = append(cs, counter{
 			name:     s.Name,
+			index:    index[s.Name],
 			loopback: loop[s.Name] || s.Name == "lo",
 			virtual:  isVirtual(s.Name),
 			down:     down[s.Name],
