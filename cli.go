@@ -47,12 +47,16 @@ type cli struct {
 	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc, conn: also pid); default name for iface, total for proc and conn."`
 	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
 	NoClear  toggle    `help:"On a terminal, print each interval below the last instead of redrawing."`
+	Format   string    `placeholder:"table" help:"Output: table, json (as --json) or prometheus (the text format node_exporter's textfile collector reads)."`
+	Textfile string    `placeholder:"PATH.prom" help:"Also write the metrics in Prometheus's text format to this file each interval, replacing it whole (for node_exporter's textfile collector)."`
 	Version  versionOK `short:"V" env:"-" help:"Print the version and exit."`
 
 	// What Validate read.
 	o                 options
 	json, si, noClear bool
-	bits              bool // --units bits
+	prom              bool   // --format prometheus
+	textfile          string // --textfile
+	bits              bool   // --units bits
 }
 
 // The commands. Their Help is what netuse COMMAND --help says below the
@@ -331,7 +335,36 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	if err := c.readModeFlags(kctx); err != nil {
 		return err
 	}
-	return c.readSwitchesAndGlobs(kctx)
+	if err := c.readSwitchesAndGlobs(kctx); err != nil {
+		return err
+	}
+	return c.readFormat(kctx)
+}
+
+// readFormat reads --format and --textfile.
+func (c *cli) readFormat(kctx *kong.Context) error {
+	switch c.Format {
+	case "", "table":
+	case "json":
+		c.json = true
+	case "prometheus":
+		if c.json {
+			return badFlag(kctx, "format", c.Format, "--json asks for NDJSON; give one of them")
+		}
+		c.prom = true
+	default:
+		return badFlag(kctx, "format", c.Format, "want table, json or prometheus")
+	}
+	if c.Textfile != "" {
+		if !strings.HasSuffix(c.Textfile, ".prom") {
+			return badFlag(kctx, "textfile", c.Textfile, "node_exporter reads only files whose name ends in .prom; want PATH.prom")
+		}
+		if st, err := os.Stat(path.Dir(c.Textfile)); err != nil || !st.IsDir() {
+			return badFlag(kctx, "textfile", c.Textfile, "its directory does not exist; want a file in node_exporter's --collector.textfile.directory")
+		}
+		c.textfile = c.Textfile
+	}
+	return nil
 }
 
 // readModeFlags reads the flags whose values depend on the command:

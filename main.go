@@ -34,6 +34,8 @@
 //	    --sort=COLUMN     rx, tx, total or name (proc, conn: also pid)
 //	    --top=N           show only the first N rows
 //	    --no-clear        on a terminal, print each interval below the last
+//	    --format=table    table, json (as --json) or prometheus (text format)
+//	    --textfile=PATH   also write the metrics to PATH.prom each interval
 //	    --owners=auto     proc: where socket owners come from: auto, bpf or proc
 //	    --max-flows=N     proc: flows kept at once (default 65536)
 //	    --by=KEYS         proc: one row per group: program, user, container, netns, remote
@@ -215,7 +217,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 	m := modeOf(kctx.Command())
 	o := c.o
 	// A --state run is one report: a block of its own, not a table redrawn.
-	r, ctx, done := a.newOutput(ctx, c.json, c.noClear || o.state != "", c.bits, c.si)
+	r, ctx, done := a.newOutput(ctx, c.json || c.prom, c.noClear || o.state != "", c.bits, c.si)
+	r.prom, r.textfile = c.prom, c.textfile
 	defer done()
 	if m.captures() {
 		return a.runProc(ctx, m, o, r)

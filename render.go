@@ -101,6 +101,8 @@ type renderer struct {
 	keys       bool              // keys are read: a hint line names them
 	staleHead  bool              // total: the header written once is out of date (units changed)
 	widths     map[string]int    // the growing columns' widths so far (grow)
+	prom       bool              // --format prometheus: the metrics of the run's rows, not the frame
+	textfile   string            // --textfile: the file to write the metrics to each frame; "" for none
 	containers map[string]string // containerOf by cgroup (renderer.containerOf)
 	last       report            // the last frame drawn, for a key to redraw
 	lastOpts   options
@@ -116,7 +118,19 @@ func (r *renderer) render(f report, o options) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ledger.note(f.seq, f.rows)
+	if r.textfile != "" {
+		if err := writeTextfile(r.textfile, f.mode, r.ledger.all()); err != nil {
+			return fmt.Errorf("--textfile %q: %w", r.textfile, err)
+		}
+	}
 	r.buf.Reset()
+	if r.prom {
+		r.last, r.lastOpts, r.started = f, o, true
+		if err := writeMetrics(&r.buf, f.mode, r.ledger.all()); err != nil {
+			return err
+		}
+		return r.flush()
+	}
 	r.draw(f, o)
 	return r.flush()
 }

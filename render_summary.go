@@ -166,8 +166,8 @@ func (l *ledger) summary() []usage {
 func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []string, o options) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.started || seq < 2 {
-		return nil
+	if !r.started || seq < 2 || r.prom {
+		return nil // the metrics of the last frame are the run's
 	}
 	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, summary: true}
 	live := r.live

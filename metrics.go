@@ -1,0 +1,144 @@
+package main
+
+import (
+	"io"
+	"runtime"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Prometheus's text format, for --format prometheus on stdout and
+// --textfile for node_exporter's textfile collector: the metrics of every
+// row the run has shown (the renderer's ledger), so that a counter never
+// goes down while netuse runs: an interface that went away and a process
+// that exited keep their last totals. No timestamps: the textfile
+// collector drops a file that has them.
+//
+// Counters are the totals since netuse started: from a one-shot run
+// (--count 1) they cover its one interval, and from a --state run the
+// traffic since the previous run; their help says so.
+
+// metricsCollector is one frame's metrics, made when gathered.
+type metricsCollector struct {
+	mode mode
+	rows []usage // every row of the run, with its totals
+}
+
+// Describe sends nothing: the collector is unchecked, its series those of
+// the rows.
+func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
+
+var (
+	metricHelpSuffix = " since netuse started: a one-shot run's cover its interval, a --state run's the time since the previous run."
+
+	ifaceDescs = [4]*prometheus.Desc{
+		prometheus.NewDesc("netuse_interface_receive_bytes_total", "Bytes received by the interface"+metricHelpSuffix, []string{"device"}, nil),
+		prometheus.NewDesc("netuse_interface_transmit_bytes_total", "Bytes sent by the interface"+metricHelpSuffix, []string{"device"}, nil),
+		prometheus.NewDesc("netuse_interface_receive_packets_total", "Packets received by the interface"+metricHelpSuffix, []string{"device"}, nil),
+		prometheus.NewDesc("netuse_interface_transmit_packets_total", "Packets sent by the interface"+metricHelpSuffix, []string{"device"}, nil),
+	}
+	edgeDescs = [4]*prometheus.Desc{
+		prometheus.NewDesc("netuse_edge_receive_bytes_total", "Bytes received across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
+		prometheus.NewDesc("netuse_edge_transmit_bytes_total", "Bytes sent across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
+		prometheus.NewDesc("netuse_edge_receive_packets_total", "Packets received across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
+		prometheus.NewDesc("netuse_edge_transmit_packets_total", "Packets sent across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
+	}
+	processDescs = [4]*prometheus.Desc{
+		prometheus.NewDesc("netuse_process_receive_bytes_total", "Bytes received by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
+		prometheus.NewDesc("netuse_process_transmit_bytes_total", "Bytes sent by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
+		prometheus.NewDesc("netuse_process_receive_packets_total", "Packets received by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
+		prometheus.NewDesc("netuse_process_transmit_packets_total", "Packets sent by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
+	}
+	unattributedDescs = [2]*prometheus.Desc{
+		prometheus.NewDesc("netuse_unattributed_receive_bytes_total", "Bytes received that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
+		prometheus.NewDesc("netuse_unattributed_transmit_bytes_total", "Bytes sent that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
+	}
+	buildInfoDesc = prometheus.NewDesc("netuse_build_info", "netuse's version and the Go it was built with; always 1.", []string{"version", "goversion"}, nil)
+)
+
+// Collect sends the metrics of the rows.
+func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, versionLine()[len("netuse "):], runtime.Version())
+	send := func(descs [4]*prometheus.Desc, t traffic, labels ...string) {
+		for i, v := range []uint64{t.rxBytes, t.txBytes, t.rxPackets, t.txPackets} {
+			ch <- prometheus.MustNewConstMetric(descs[i], prometheus.CounterValue, float64(v), labels...)
+		}
+	}
+	switch c.mode {
+	case modeTotal:
+		var sum traffic
+		for _, u := range c.rows {
+			sum.add(u.total)
+		}
+		send(edgeDescs, sum)
+	case modeIface:
+		for _, u := range c.rows {
+			send(ifaceDescs, u.total, u.name)
+		}
+	default:
+		byName := map[string]traffic{}
+		byReason := map[string]traffic{}
+		for _, u := range c.rows {
+			switch {
+			case u.proc == nil:
+			case u.proc.pid == 0 && u.proc.reason != attributed:
+				t := byReason[reasonKey[u.proc.reason]]
+				t.add(u.total)
+				byReason[reasonKey[u.proc.reason]] = t
+			default:
+				t := byName[u.name]
+				t.add(u.total)
+				byName[u.name] = t
+			}
+		}
+		for _, name := range slices.Sorted(mapKeys(byName)) {
+			send(processDescs, byName[name], name)
+		}
+		for _, reason := range slices.Sorted(mapKeys(byReason)) {
+			t := byReason[reason]
+			ch <- prometheus.MustNewConstMetric(unattributedDescs[0], prometheus.CounterValue, float64(t.rxBytes), reason)
+			ch <- prometheus.MustNewConstMetric(unattributedDescs[1], prometheus.CounterValue, float64(t.txBytes), reason)
+		}
+	}
+}
+
+// mapKeys returns an iterator over a map's keys.
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// gatherer returns a registry of the metrics of rows, every row of the run.
+func gatherer(m mode, rows []usage) prometheus.Gatherer {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metricsCollector{mode: m, rows: rows})
+	return reg
+}
+
+// writeMetrics writes the metrics of rows in the classic text format.
+func writeMetrics(w io.Writer, m mode, rows []usage) error {
+	mfs, err := gatherer(m, rows).Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTextfile replaces path with the metrics of rows, atomically: a
+// temporary file in the same directory (whose name does not end in .prom,
+// so that node_exporter never reads it half written), renamed over path.
+func writeTextfile(path string, m mode, rows []usage) error {
+	return prometheus.WriteToTextfile(path, gatherer(m, rows))
+}

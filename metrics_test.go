@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// parseMetrics reads Prometheus's text format as Prometheus reads it:
+// value by family and the first label's value.
+func parseMetrics(t *testing.T, text []byte) map[string]map[string]float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		t.Fatalf("not the text format: %v\n%s", err, text)
+	}
+	out := map[string]map[string]float64{}
+	for name, mf := range mfs {
+		out[name] = map[string]float64{}
+		for _, m := range mf.Metric {
+			label := ""
+			if len(m.Label) > 0 {
+				label = m.Label[0].GetValue()
+			}
+			if m.Counter != nil {
+				out[name][label] = m.Counter.GetValue()
+			} else {
+				out[name][label] = m.Gauge.GetValue()
+			}
+			if m.TimestampMs != nil {
+				t.Errorf("%s has a timestamp: node_exporter drops the file", name)
+			}
+		}
+	}
+	return out
+}
+
+// TestFormatPrometheus runs iface over the basic counters with --format
+// prometheus and --textfile: each block and the file hold every
+// interface's totals, as NDJSON's rx_total and tx_total say.
+func TestFormatPrometheus(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "netuse.prom")
+	a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface", "--format", "prometheus", "--textfile", file, "-c", "2"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	blocks := strings.SplitAfter(stdout.String(), "netuse_build_info{")
+	if len(blocks) != 3 {
+		t.Fatalf("%d blocks; want one per interval: %s", len(blocks)-1, stdout)
+	}
+	a, js, _ := testApp(loadCounters(t, "basic"), false)
+	if code := a.main([]string{"iface", "--json", "-c", "2"}); code != 0 {
+		t.Fatal("iface --json failed")
+	}
+	want := map[string][2]float64{}
+	rows, _ := ifaceRowsTotals(t, js.String())
+	for name, tot := range rows {
+		want[name] = tot
+	}
+	fileText, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := stdout.String()[strings.LastIndex(stdout.String(), "# HELP netuse_build_info"):]
+	for what, text := range map[string]string{"the last block": last, "the textfile": string(fileText)} {
+		got := parseMetrics(t, []byte(text))
+		for name, w := range want {
+			if got["netuse_interface_receive_bytes_total"][name] != w[0] || got["netuse_interface_transmit_bytes_total"][name] != w[1] {
+				t.Errorf("%s: %s rx %v tx %v; want %v", what, name, got["netuse_interface_receive_bytes_total"][name], got["netuse_interface_transmit_bytes_total"][name], w)
+			}
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("the directory holds %v; want the textfile alone", ents)
+	}
+}
+
+// ifaceRowsTotals reads the last interval's rx_total and tx_total of each
+// interface from iface NDJSON.
+func ifaceRowsTotals(t *testing.T, ndjson string) (map[string][2]float64, int) {
+	t.Helper()
+	out := map[string][2]float64{}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(ndjson), "\n") {
+		var r record
+		if err := jsonUnmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		out[r.Iface] = [2]float64{float64(r.RxTotal), float64(r.TxTotal)}
+		n++
+	}
+	return out, n
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
