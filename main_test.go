@@ -229,6 +229,10 @@ func TestUsageErrors(t *testing.T) {
 		{"conn --by remote --sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
 		{"total --state f -c 3", 2, `--count "3": --state reports once, the traffic since the previous run: drop --count, or give 1`},
 		{"proc --state f", 2, `--state is a flag of netuse total and iface: write it after the command`},
+		{"--format xml -c 1", 2, `--format "xml": want table, json or prometheus`},
+		{"--json --format prometheus -c 1", 2, `--format "prometheus": --json asks for NDJSON; give one of them`},
+		{"--textfile /tmp/netuse.txt -c 1", 2, `--textfile "/tmp/netuse.txt": node_exporter reads only files whose name ends in .prom; want PATH.prom`},
+		{"--textfile /nonexistent-netuse-dir/netuse.prom -c 1", 2, `--textfile "/nonexistent-netuse-dir/netuse.prom": its directory does not exist`},
 		{"--iface -c 1", 2, `unexpected argument 1`}, // as getopt: -c is the glob
 		{"-c 1 --iface", 2, `--iface "": not a glob (empty); want a shell glob`},
 		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},
