@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"maps"
 	"runtime"
 	"slices"
 
@@ -93,24 +94,13 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				byName[u.name] = t
 			}
 		}
-		for _, name := range slices.Sorted(mapKeys(byName)) {
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			send(processDescs, byName[name], name)
 		}
-		for _, reason := range slices.Sorted(mapKeys(byReason)) {
+		for _, reason := range slices.Sorted(maps.Keys(byReason)) {
 			t := byReason[reason]
 			ch <- prometheus.MustNewConstMetric(unattributedDescs[0], prometheus.CounterValue, float64(t.rxBytes), reason)
 			ch <- prometheus.MustNewConstMetric(unattributedDescs[1], prometheus.CounterValue, float64(t.txBytes), reason)
-		}
-	}
-}
-
-// mapKeys returns an iterator over a map's keys.
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
