@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path"
@@ -34,6 +35,7 @@ type cli struct {
 	Iface ifaceCmd `cmd:"" help:"One row per network interface."`
 	Proc  procCmd  `cmd:"" help:"One row per process, from packet capture (Linux only)."`
 	Conn  connCmd  `cmd:"" help:"One row per connection, from packet capture, with its process (Linux only)."`
+	Serve serveCmd `cmd:"" help:"A Prometheus exporter: interface and process counters on /metrics."`
 	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
 	// VersionCmd is netuse version, for those who do not think of -V.
 	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
@@ -57,6 +59,7 @@ type cli struct {
 	prom              bool   // --format prometheus
 	textfile          string // --textfile
 	bits              bool   // --units bits
+	serve             serveOptions
 }
 
 // The commands. Their Help is what netuse COMMAND --help says below the
@@ -133,6 +136,73 @@ Examples:
 	sudo netuse conn --program curl --json
 	sudo netuse conn --port 443 --resolve
 	sudo netuse conn --by remote --top 10`
+}
+
+func (serveCmd) Help() string {
+	return `A long-running Prometheus exporter: on /metrics, counters since serve
+started of every interface and, when it may capture packets (proc's
+privileges), of every group of processes (by program unless --by says
+otherwise), of the traffic no process could be credited with, and of the
+capture itself. Without CAP_NET_RAW it serves the interfaces alone and
+netuse_process_metrics_enabled says why. It listens on 127.0.0.1 unless
+--listen says otherwise; --web-config adds TLS and basic auth.
+
+Examples:
+
+	sudo netuse serve
+	sudo netuse serve --listen :9957 --web-config /etc/netuse/web.yml
+	sudo netuse serve --by container,program`
+}
+
+// serveCmd holds serve's flags.
+type serveCmd struct {
+	Listen    string `default:"${listen}" placeholder:"ADDR" group:"serve" help:"serve: the address to listen on, HOST:PORT; the default serves this machine alone, :9957 every network."`
+	WebConfig string `placeholder:"FILE" group:"serve" help:"serve: TLS and basic auth, from a web configuration file as Prometheus's exporters read it (exporter-toolkit's)."`
+	By        string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
+	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
+	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
+}
+
+// serveFlagsRefused are the flags of every command that serve has no use
+// for: it writes no rows.
+var serveFlagsRefused = []string{"count", "json", "units", "si", "sort", "top", "no-clear", "format", "textfile"}
+
+// readServeFlags reads serve's flags, and refuses the output flags given
+// on the command line (a NETUSE_ variable meant for the other commands is
+// let be).
+func (c *cli) readServeFlags(kctx *kong.Context) error {
+	for _, p := range kctx.Path {
+		if p.Flag != nil && slices.Contains(serveFlagsRefused, p.Flag.Name) {
+			return badFlag(kctx, p.Flag.Name, fmt.Sprint(p.Flag.Target.Interface()), "serve writes no rows, only /metrics; drop it")
+		}
+	}
+	f := c.Serve
+	if f.Listen == "" {
+		return badFlag(kctx, "listen", f.Listen, "want HOST:PORT, such as "+defaultListen)
+	}
+	if _, _, err := net.SplitHostPort(f.Listen); err != nil {
+		return badFlag(kctx, "listen", f.Listen, "want HOST:PORT, such as "+defaultListen+" or :9957")
+	}
+	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig}
+	var err error
+	if c.o.maxFlows, err = strconv.Atoi(f.MaxFlows); err != nil || c.o.maxFlows < 16 {
+		return badFlag(kctx, "max-flows", f.MaxFlows, "want 16 or more")
+	}
+	switch c.o.owners = f.Owners; c.o.owners {
+	case "auto", "bpf", "proc":
+	default:
+		return badFlag(kctx, "owners", f.Owners, "want auto, bpf or proc")
+	}
+	for _, key := range strings.Split(f.By, ",") {
+		switch {
+		case !slices.Contains(serveKeys, key):
+			return badFlag(kctx, "by", f.By, fmt.Sprintf("no key %q for serve; want program, user, container, netns or pid, or several joined by commas", key))
+		case slices.Contains(c.o.by, key):
+			return badFlag(kctx, "by", f.By, fmt.Sprintf("%q twice; want each key once", key))
+		}
+		c.o.by = append(c.o.by, key)
+	}
+	return nil
 }
 
 // procCmd and connCmd hold the flags of proc and conn alone.
@@ -302,10 +372,10 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	switch commandOf(kctx) {
 	case "help":
 		switch c.Help.Command {
-		case "", "total", "iface", "proc", "conn", "help", "version":
+		case "", "total", "iface", "proc", "conn", "serve", "help", "version":
 			return nil
 		}
-		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, help or version", c.Help.Command)
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, help or version", c.Help.Command)
 	case "version":
 		return nil // as -V, which kong handles before the values are read
 	}
@@ -332,6 +402,9 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return badFlag(kctx, "units", c.Units, "want bytes or bits")
 	}
 	c.bits = c.Units == "bits"
+	if commandOf(kctx) == "serve" {
+		return c.readServeFlags(kctx)
+	}
 	if err := c.readModeFlags(kctx); err != nil {
 		return err
 	}
@@ -524,7 +597,7 @@ func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
 func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
 	var b bytes.Buffer
 	if kctx.Selected() == nil {
-		b.WriteString("Usage: netuse [total|iface|proc|conn] [flags]\n")
+		b.WriteString("Usage: netuse [total|iface|proc|conn|serve] [flags]\n")
 		o.NoAppSummary = true
 	}
 	stdout := kctx.Stdout

@@ -188,11 +188,11 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
-		kong.Vars{"version": versionLine(), "maxFlows": strconv.Itoa(maxFlows)},
+		kong.Vars{"version": versionLine(), "maxFlows": strconv.Itoa(maxFlows), "listen": defaultListen},
 	)
 	if err != nil {
 		return err // a bug in the cli struct
@@ -216,6 +216,9 @@ func (a *app) run(ctx context.Context, args []string) error {
 	}
 	m := modeOf(kctx.Command())
 	o := c.o
+	if m == modeServe {
+		return a.runServe(ctx, o, c.serve)
+	}
 	// A --state run is one report: a block of its own, not a table redrawn.
 	r, ctx, done := a.newOutput(ctx, c.json || c.prom, c.noClear || o.state != "", c.bits, c.si)
 	r.prom, r.textfile = c.prom, c.textfile
@@ -237,9 +240,10 @@ const (
 	modeIface             // a row per interface
 	modeProc              // a row per process
 	modeConn              // a row per connection
+	modeServe             // the exporter: no rows, metrics
 )
 
-var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc", modeConn: "conn"}
+var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc", modeConn: "conn", modeServe: "serve"}
 
 func (m mode) String() string { return modeNames[m] }
 

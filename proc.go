@@ -296,10 +296,11 @@ func (w *warner) say(msg string) {
 
 // captured is proc mode's capture record of an interval, for render.
 type captured struct {
-	traffic           // every byte of the rows: they add up to it
-	ifaces   []string // the interfaces captured on
-	drops    uint64   // frames the kernel dropped for want of room in the ring
-	inferred uint64   // bytes credited to an inferred owner (flowState.inferred)
+	traffic                    // every byte of the rows: they add up to it
+	ifaces   []string          // the interfaces captured on
+	drops    uint64            // frames the kernel dropped for want of room in the ring
+	dropsBy  map[string]uint64 // drops by interface; nil if none
+	inferred uint64            // bytes credited to an inferred owner (flowState.inferred)
 	// attributed counts the bytes of the rows of a process (not pid 0),
 	// all of them, whatever a view shows
 	attributed uint64
@@ -320,7 +321,7 @@ type captured struct {
 // accountant counted, what the capture says of itself, and where owners
 // came from.
 func newCaptured(f flowTotals, st captureStats, owners string, ownersLost uint64) captured {
-	c := captured{traffic: f.traffic, ifaces: st.ifaces, drops: st.drops, inferred: f.inferred, flows: f.flows,
+	c := captured{traffic: f.traffic, ifaces: st.ifaces, drops: st.drops, dropsBy: st.dropsBy, inferred: f.inferred, flows: f.flows,
 		evicted: f.evicted, owners: owners, ownersLost: ownersLost}
 	// Interfaces that moved nothing have a zero entry. An index without a
 	// name (an interface closed meanwhile) is named "#index".

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -72,11 +73,18 @@ type frameSource interface {
 	stats() captureStats
 }
 
+// errNotLinux is what proc mode says outside Linux, whose capture it
+// reads.
+var errNotLinux = errors.New("proc is supported on Linux only; total and iface work here")
+
 // captureStats is what a frame source says of itself each interval.
 type captureStats struct {
 	ifaces []string
 	names  map[int]string // the names of ifaces by index
 	drops  uint64         // frames the kernel dropped for want of room in a ring
+	// dropsBy holds drops by interface name, those of none left out; nil
+	// when there were none
+	dropsBy map[string]uint64
 }
 
 // sniffer decodes frames with its one decoder, in the capture goroutine,

@@ -52,10 +52,10 @@ type capture struct {
 	globs   []string   // --iface: the interfaces to capture on; none: the default ones (captureIfaces)
 	mu      sync.Mutex // guards rings, want and gone; run changes rings, stats reads them
 	rings   []*ring
-	want    []net.Interface // set by update: the interfaces to capture on
-	changed atomic.Bool     // want changed since run last looked
-	gone    uint64          // drops of rings closed since the last takeDrops
-	wake    int             // eventfd that stop and update write to, to end run's poll
+	want    []net.Interface   // set by update: the interfaces to capture on
+	changed atomic.Bool       // want changed since run last looked
+	gone    map[string]uint64 // drops of rings closed since the last stats, by interface
+	wake    int               // eventfd that stop and update write to, to end run's poll
 	stopped atomic.Bool
 	done    chan struct{} // closed when run returns
 }
@@ -188,7 +188,10 @@ func (c *capture) apply() {
 			keep = append(keep, r)
 			continue
 		}
-		c.gone += r.drops()
+		if c.gone == nil {
+			c.gone = map[string]uint64{}
+		}
+		c.gone[r.iface] += r.drops()
 		r.close()
 	}
 	for _, i := range c.want {
@@ -321,12 +324,20 @@ func (c *capture) closeRings() {
 func (c *capture) stats() captureStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := captureStats{ifaces: make([]string, len(c.rings)), names: make(map[int]string, len(c.rings)), drops: c.gone}
-	c.gone = 0
+	st := captureStats{ifaces: make([]string, len(c.rings)), names: make(map[int]string, len(c.rings)), dropsBy: c.gone}
+	c.gone = nil
 	for i, r := range c.rings {
 		st.ifaces[i] = r.iface
 		st.names[r.index] = r.iface
-		st.drops += r.drops()
+		if n := r.drops(); n > 0 {
+			if st.dropsBy == nil {
+				st.dropsBy = map[string]uint64{}
+			}
+			st.dropsBy[r.iface] += n
+		}
+	}
+	for _, n := range st.dropsBy {
+		st.drops += n
 	}
 	return st
 }

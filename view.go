@@ -229,6 +229,8 @@ func (v *view) keyOf(u usage) groupKey {
 			if u.conn != nil && u.conn.proto != 0 {
 				k.remote = u.conn.remote.Addr()
 			}
+		case "pid": // serve's alone
+			k.pid = p.pid
 		}
 	}
 	return k
@@ -271,6 +273,8 @@ func (k groupKey) value(by string) string {
 			return ""
 		}
 		return k.remote.String()
+	case "pid":
+		return strconv.Itoa(k.pid)
 	}
 	return ""
 }
