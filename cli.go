@@ -666,6 +666,15 @@ func misplaced(err error) error {
 	if strings.HasPrefix(err.Error(), "unknown flag --state") {
 		return errors.New("--state is a flag of netuse total and iface: write it after the command")
 	}
+	for _, long := range []string{"listen", "web-config"} {
+		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {
+			continue
+		}
+		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "serve" {
+			return fmt.Errorf("--%s is a flag of netuse serve, not of netuse %s", long, cmd.Name)
+		}
+		return fmt.Errorf("--%s is a flag of netuse serve: write it after the command", long)
+	}
 	for _, long := range procOnly {
 		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {
 			continue

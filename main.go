@@ -1,9 +1,10 @@
 // Netuse reports this machine's network usage: for the whole machine, per
-// network interface, per process, or per connection.
+// network interface, per process, or per connection; or serves it to
+// Prometheus.
 //
 // Usage:
 //
-//	netuse [total|iface|proc|conn] [flags]
+//	netuse [total|iface|proc|conn|serve] [flags]
 //
 // With no command, netuse runs total.
 //
@@ -11,6 +12,7 @@
 //	iface   one row per network interface
 //	proc    one row per process, from packet capture (Linux only)
 //	conn    one row per connection, from packet capture, with its process (Linux only)
+//	serve   a Prometheus exporter: interface and process counters on /metrics
 //	help    the help, or a command's: netuse help proc
 //	version the version, as -V
 //
@@ -46,12 +48,17 @@
 //	    --port=PORTS      proc: only connections with one of these ports
 //	    --remote=CIDRS    proc: only connections to these networks
 //	    --state=FILE      total, iface: once, the traffic since the last run with FILE
+//	    --listen=ADDR     serve: the address to listen on (default 127.0.0.1:9957)
+//	    --web-config=FILE serve: TLS and basic auth (exporter-toolkit's web configuration)
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
 // The flags marked proc are proc's and conn's own: they go after the
 // command (netuse proc --max-flows 100), and total and iface refuse them;
-// --state is total's and iface's.
+// --state is total's and iface's; --listen and --web-config are serve's,
+// which also takes --by (program, user, container, netns or pid),
+// --owners, --max-flows, --iface and --interval (how often it reports
+// between scrapes), and refuses the flags of output.
 // Filters apply before --by groups rows, and both before --sort and --top. The others may stand
 // before or after the command.
 //
