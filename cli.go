@@ -432,9 +432,6 @@ func (c *cli) readFormat(kctx *kong.Context) error {
 		if !strings.HasSuffix(c.Textfile, ".prom") {
 			return badFlag(kctx, "textfile", c.Textfile, "node_exporter reads only files whose name ends in .prom; want PATH.prom")
 		}
-		if st, err := os.Stat(path.Dir(c.Textfile)); err != nil || !st.IsDir() {
-			return badFlag(kctx, "textfile", c.Textfile, "its directory does not exist; want a file in node_exporter's --collector.textfile.directory")
-		}
 		c.textfile = c.Textfile
 	}
 	return nil

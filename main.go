@@ -78,8 +78,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -230,6 +232,12 @@ func (a *app) run(ctx context.Context, args []string) error {
 	r, ctx, done := a.newOutput(ctx, c.json || c.prom, c.noClear || o.state != "", c.bits, c.si)
 	r.prom, r.textfile = c.prom, c.textfile
 	defer done()
+	if c.textfile != "" {
+		// Before any capture starts, and before the first interval.
+		if err := checkTextfile(c.textfile); err != nil {
+			return err
+		}
+	}
 	if m.captures() {
 		return a.runProc(ctx, m, o, r)
 	}
@@ -240,6 +248,21 @@ func (a *app) run(ctx context.Context, args []string) error {
 }
 
 // mode is what netuse reports on, as its command names it.
+// checkTextfile fails unless --textfile's directory takes a new file: it
+// makes one, whose name does not end in .prom, and removes it.
+func checkTextfile(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".netuse-check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("--textfile %q: cannot write in its directory (%v); want a file in a writable directory, such as node_exporter's --collector.textfile.directory", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 type mode uint8
 
 const (

@@ -232,7 +232,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--format xml -c 1", 2, `--format "xml": want table, json or prometheus`},
 		{"--json --format prometheus -c 1", 2, `--format "prometheus": --json asks for NDJSON; give one of them`},
 		{"--textfile /tmp/netuse.txt -c 1", 2, `--textfile "/tmp/netuse.txt": node_exporter reads only files whose name ends in .prom; want PATH.prom`},
-		{"--textfile /nonexistent-netuse-dir/netuse.prom -c 1", 2, `--textfile "/nonexistent-netuse-dir/netuse.prom": its directory does not exist`},
+		{"--textfile /nonexistent-netuse-dir/netuse.prom -c 1", 1, `--textfile "/nonexistent-netuse-dir/netuse.prom": cannot write in its directory (no such file or directory); want a file in a writable directory`},
+		{"--textfile /etc/hostname/netuse.prom -c 1", 1, `--textfile "/etc/hostname/netuse.prom": cannot write in its directory (not a directory)`},
 		{"--iface -c 1", 2, `unexpected argument 1`}, // as getopt: -c is the glob
 		{"-c 1 --iface", 2, `--iface "": not a glob (empty); want a shell glob`},
 		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,39 @@ func TestTextfileNodeExporter(t *testing.T) {
 	}
 	if len(want) == 0 {
 		t.Fatal("no interfaces to compare")
+	}
+}
+
+// TestTextfileReadOnlyDir: a --textfile whose directory takes no file (a
+// read-only mount, which root cannot write either) is an error of one line
+// naming it, exit 1, before the capture opens and before anything is
+// written on stdout.
+func TestTextfileReadOnlyDir(t *testing.T) {
+	needRoot(t)
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m", "netuse-test", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a read-only tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+	opened := false
+	a.proc = procOS{
+		records: func(*registry, socketTables) (*ownerRecords, error) { opened = true; return nil, errNoCapRaw },
+		capture: func([]string) (frameSource, error) { opened = true; return nil, errNoCapRaw },
+		tables:  func() socketTables { opened = true; return nil },
+	}
+	path := filepath.Join(dir, "netuse.prom")
+	if code := a.main([]string{"proc", "--textfile", path, "-c", "1"}); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := `netuse: --textfile "` + path + `": cannot write in its directory (read-only file system); want`
+	if msg := stderr.String(); !strings.HasPrefix(msg, want) || strings.Count(msg, "\n") != 1 {
+		t.Errorf("stderr %q; want one line beginning %q", msg, want)
+	}
+	if stdout.Len() > 0 || opened {
+		t.Errorf("stdout %q, capture or tables opened: %v; want nothing before the check", stdout, opened)
 	}
 }
