@@ -271,7 +271,10 @@ func (e *exporter) collect(ch chan<- prometheus.Metric) {
 		four(&d.process, o.u.total, values...)
 	}
 	counter(d.folded, e.view.folded)
-	for r, t := range e.unattributed {
+	// Every reason, from zero: a query of the unattributed share has
+	// series before the first such byte.
+	for r := attributed + 1; r < numReasons; r++ {
+		t := e.unattributed[r]
 		counter(d.unattributed[0], t.rxBytes, reasonKey[r])
 		counter(d.unattributed[1], t.txBytes, reasonKey[r])
 	}
