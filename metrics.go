@@ -32,7 +32,7 @@ type metricsCollector struct {
 func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
 
 var (
-	metricHelpSuffix = " since netuse started: a one-shot run's cover its interval, a --state run's the time since the previous run."
+	metricHelpSuffix = " since netuse started, or with --state since the state file's first run: a one-shot run's cover its interval; a --state run's go on from run to run, across reboots and counter resets."
 
 	ifaceDescs = [4]*prometheus.Desc{
 		prometheus.NewDesc("netuse_interface_receive_bytes_total", "Bytes received by the interface"+metricHelpSuffix, []string{"device"}, nil),
