@@ -74,7 +74,7 @@ type (
 	}
 	// stateFlags are total's and iface's own.
 	stateFlags struct {
-		State string `placeholder:"FILE" group:"counters" help:"total, iface: report once, at once, the traffic since the previous run with this file, and keep the counters in it for the next (cron's totals; the first run takes the baseline)."`
+		State string `placeholder:"FILE" group:"counters" help:"total, iface: report once, at once, the traffic since the previous run with this file, and keep the counters in it for the next, with totals since its first run (cron's totals; the first run takes the baseline)."`
 	}
 )
 

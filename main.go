@@ -47,7 +47,7 @@
 //	    --user=USERS      proc: only processes of these users
 //	    --port=PORTS      proc: only connections with one of these ports
 //	    --remote=CIDRS    proc: only connections to these networks
-//	    --state=FILE      total, iface: once, the traffic since the last run with FILE
+//	    --state=FILE      total, iface: once, the traffic since the last run with FILE, totals since its first
 //	    --listen=ADDR     serve: the address to listen on (default 127.0.0.1:9957)
 //	    --web-config=FILE serve: TLS and basic auth (exporter-toolkit's web configuration)
 //	-h, --help            print the help (after a command: that command's)

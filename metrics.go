@@ -18,8 +18,9 @@ import (
 // collector drops a file that has them.
 //
 // Counters are the totals since netuse started: from a one-shot run
-// (--count 1) they cover its one interval, and from a --state run the
-// traffic since the previous run; their help says so.
+// (--count 1) they cover its one interval; from a --state run they are
+// the state file's totals since its first run, which go on from run to
+// run. Their help says so.
 
 // metricsCollector is one frame's metrics, made when gathered.
 type metricsCollector struct {

@@ -45,7 +45,9 @@ type report struct {
 	by       []string  // proc, conn: the rows are groups of these keys (--by)
 	partial  bool      // the run was interrupted before the interval was over
 	since    time.Time // --state: when the previous run read the counters
-	summary  bool      // the run's summary: elapsed is the run's length, rows its totals
+	// totalsSince is --state's start of the totals: the file's first run
+	totalsSince time.Time
+	summary     bool // the run's summary: elapsed is the run's length, rows its totals
 }
 
 // usage is one row of a report: an interface's traffic, or a process's
@@ -673,6 +675,9 @@ func (r *renderer) header(f report, cols int) string {
 		parts[2] = fmt.Sprintf("interval %s (interrupted after %.3fs)", f.interval, f.elapsed.Seconds())
 	case !f.since.IsZero():
 		parts[2] = fmt.Sprintf("since the previous run at %s (%.3fs)", f.since.Format(timeLayout), f.elapsed.Seconds())
+		if !f.totalsSince.IsZero() {
+			parts[2] += ", totals since " + f.totalsSince.Format(timeLayout)
+		}
 	}
 	if r.live && f.mode == modeTotal {
 		// The total line is redrawn below a header written once: the time

@@ -258,6 +258,20 @@ func (st *stateFile) edge(globs []string) *stateEdge {
 	return &st.Edge[len(st.Edge)-1]
 }
 
+// baselineRows are the rows of a first --state run: the interfaces it
+// picks, or total's one row, each with nothing moved yet.
+func baselineRows(m mode, cs []counter, globs []string) []usage {
+	if m == modeTotal {
+		return []usage{{name: "total"}}
+	}
+	picked := selector{globs: globs}.pick(cs)
+	rows := make([]usage, len(picked))
+	for i, name := range picked {
+		rows[i] = usage{name: name}
+	}
+	return rows
+}
+
 // runState runs total or iface with --state: one report of the traffic
 // since the previous run, with the totals since the file's baseline, then
 // the file for the next.
@@ -288,6 +302,13 @@ func (a *app) runState(m mode, o options, r *renderer) error {
 		if m == modeTotal {
 			next.edge(o.globs)
 		}
+		if r.textfile != "" {
+			// Counters of zero, so that the series begin now and the
+			// next run's window counts in Prometheus's increase().
+			if err := writeTextfile(r.textfile, m, baselineRows(m, cs, o.globs)); err != nil {
+				return fmt.Errorf("--textfile %q: %w", r.textfile, err)
+			}
+		}
 		if err := saveState(o.state, next); err != nil {
 			return err
 		}
@@ -312,7 +333,7 @@ func (a *app) runState(m mode, o options, r *renderer) error {
 	us, next := sinceState(prev, cs, boot, now)
 	picked := selector{globs: o.globs, edge: m == modeTotal}.pick(cs)
 	us = slices.DeleteFunc(us, func(u usage) bool { _, ok := slices.BinarySearch(picked, u.name); return !ok })
-	f := report{mode: m, seq: 1, at: now, elapsed: elapsed, interval: elapsed, rows: us, since: prev.Taken}
+	f := report{mode: m, seq: 1, at: now, elapsed: elapsed, interval: elapsed, rows: us, since: prev.Taken, totalsSince: next.TotalsSince}
 	if m == modeTotal {
 		sum := sumUsage(us, &traffic{})
 		sum.total = next.edge(o.globs).traffic() // the file's, which sinceState grew by sum.interval

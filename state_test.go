@@ -275,7 +275,19 @@ func TestStateCumulative(t *testing.T) {
 			t.Fatalf("%s: exit %d: %s", st.what, code, errs)
 		}
 		if i == 0 {
-			continue // the baseline: nothing to report
+			// The baseline: nothing on stdout, and every interface's
+			// series at zero, so that they begin before the next window.
+			text, err := os.ReadFile(prom)
+			if err != nil {
+				t.Fatalf("the baseline wrote no textfile: %v", err)
+			}
+			got := parseMetrics(t, text)
+			for _, dev := range []string{"eth0", "wlan0"} {
+				if v, ok := got["netuse_interface_receive_bytes_total"][dev]; !ok || v != 0 || out != "" {
+					t.Errorf("the baseline: %s's netuse_interface_receive_bytes_total %v (there: %v), stdout %q; want 0 and nothing", dev, v, ok, out)
+				}
+			}
+			continue
 		}
 		seen := map[string]bool{}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
