@@ -3,8 +3,9 @@ package main
 // Tests of contrib/, the files a fleet operator copies: Prometheus's
 // promtool checks the scrape configuration and the rules and runs the
 // rules' unit tests (contrib/netuse-rules.test.yml), systemd-analyze
-// verifies the unit, and netuse itself runs the unit's command lines, the
-// TLS one with the example web configuration, and answers a scrape.
+// verifies the unit, netuse itself runs the unit's command lines, the TLS
+// one with the example web configuration, and answers a scrape, and
+// contrib/README.md's cron line runs and its series are the rules'.
 //
 // promtool (Debian: prometheus) and systemd-analyze (Debian: systemd) are
 // outside Go: a test that needs one skips without it, except under CI (the
@@ -463,5 +464,54 @@ func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestContribReadme checks contrib/README.md against what it describes:
+// its cron line is the README's and writes node_exporter's file from its
+// second run on, and each series it names is one the rules record.
+func TestContribReadme(t *testing.T) {
+	text := readContrib(t, "README.md")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^    (\*/5 \* \* \* \* netuse (iface .*) > /dev/null)$`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("contrib/README.md has no cron line")
+	}
+	if !strings.Contains(string(readme), "    "+m[1]+"\n") {
+		t.Errorf("contrib/README.md's cron line is not the README's: %q", m[1])
+	}
+
+	// The cron line's runs, with its files in a directory of the test's.
+	s := newStateRig(t)
+	args := strings.Fields(m[2])
+	i := slices.Index(args, "--state")
+	j := slices.Index(args, "--textfile")
+	if i < 0 || j < 0 || i+1 == len(args) || j+1 == len(args) {
+		t.Fatalf("cron line %q: want --state and --textfile", m[1])
+	}
+	prom := filepath.Join(filepath.Dir(s.path), filepath.Base(args[j+1]))
+	args[j+1] = prom
+	args = slices.Delete(args, i, i+2) // stateRig gives --state
+	s.cs = []counter{iface("eth0", 2, 1000, 500)}
+	if code, out, errs := s.run(args...); code != 0 || out != "" || !strings.Contains(errs, "took the baseline") {
+		t.Fatalf("first run: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	s.now, s.cs = s.now.Add(5*time.Minute), []counter{iface("eth0", 2, 4000, 900)}
+	if code, _, errs := s.run(args...); code != 0 || errs != "" {
+		t.Fatalf("second run: exit %d, stderr %q", code, errs)
+	}
+	b, err := os.ReadFile(prom)
+	if err != nil || !strings.Contains(string(b), `netuse_interface_receive_bytes_total{device="eth0"} 3000`+"\n") {
+		t.Errorf("second run's %s: %v\n%s\nwant eth0's 3000 bytes since the first", filepath.Base(prom), err, b)
+	}
+
+	rules := readContrib(t, "netuse-rules.yml")
+	for _, name := range regexp.MustCompile("`(\\w+:netuse_\\w+:\\w+)").FindAllStringSubmatch(text, -1) {
+		if !strings.Contains(rules, "- record: "+name[1]+"\n") {
+			t.Errorf("contrib/README.md names %s, which netuse-rules.yml does not record", name[1])
+		}
 	}
 }
