@@ -256,19 +256,21 @@ func TestContribUnitVerify(t *testing.T) {
 	// The sandbox as systemd scores it, 0 (safe) to 10 (exposed). Packet
 	// capture, BPF and the capabilities keep it above 0; it was 2.8 (OK)
 	// with systemd 252. Offline analysis is systemd 250's.
-	path := filepath.Join(t.TempDir(), "netuse.service")
-	writeFile(t, path, []byte(plain))
-	out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
-	if err != nil && strings.Contains(string(out), "offline") {
-		t.Skipf("systemd-analyze security --offline: %s", out)
-	}
-	m := regexp.MustCompile(`Overall exposure level for netuse.service: ([0-9.]+) (\w+)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("systemd-analyze security: no overall exposure: %v\n%s", err, out)
-	}
-	if level, _ := strconv.ParseFloat(m[1], 64); level > 4 {
-		t.Errorf("systemd-analyze security: exposure %s %s, want 4 or less:\n%s", m[1], m[2], out)
-	}
+	t.Run("security", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "netuse.service")
+		writeFile(t, path, []byte(plain))
+		out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
+		if err != nil && strings.Contains(string(out), "offline") {
+			t.Skipf("systemd-analyze security --offline: %s", out)
+		}
+		m := regexp.MustCompile(`Overall exposure level for netuse.service: ([0-9.]+) (\w+)`).FindStringSubmatch(string(out))
+		if m == nil {
+			t.Fatalf("systemd-analyze security: no overall exposure: %v\n%s", err, out)
+		}
+		if level, _ := strconv.ParseFloat(m[1], 64); level > 4 {
+			t.Errorf("systemd-analyze security: exposure %s %s, want 4 or less:\n%s", m[1], m[2], out)
+		}
+	})
 }
 
 // TestContribUnitServes runs netuse serve with the unit's command lines,
