@@ -119,12 +119,14 @@ func TestServePrometheus(t *testing.T) {
 
 	// increase() at the last sample's own time, over a range that begins
 	// before serve started: nothing to extrapolate at the end, and at the
-	// start Prometheus extrapolates a counter no further than where it
-	// would have been zero, which serve's counters (zero at its start)
-	// were. So increase() is the counter's last value, the bytes since
-	// serve started, give or take the few bytes before its first sample:
-	// what veth-a moved from rx0 to rx1. The exact last value is logged
-	// beside it.
+	// start Prometheus extrapolates a counter back to where it would
+	// have been zero, if that is less than half a scrape interval before
+	// its first sample. serve's interface counters start at zero; the
+	// sender's group starts with the 64 KiB, which against the 8 MiB
+	// after it is some 40 ms. So increase() is each counter's last
+	// value: the bytes since serve started, what veth-a moved from rx0
+	// to rx1. The last value is logged beside it, so that a difference
+	// says whether Prometheus or serve made it.
 	rng := fmt.Sprintf("%ds", int(time.Since(t0).Seconds())+60)
 	// Each direction alone and both together, as testProcTCP: veth-a's
 	// rx is acknowledgements only, a few kB, where the neighbour
