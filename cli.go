@@ -180,11 +180,14 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 	if f.Listen == "" {
 		return badFlag(kctx, "listen", f.Listen, "want HOST:PORT, such as "+defaultListen)
 	}
-	if _, _, err := net.SplitHostPort(f.Listen); err != nil {
+	_, port, err := net.SplitHostPort(f.Listen)
+	if err != nil {
 		return badFlag(kctx, "listen", f.Listen, "want HOST:PORT, such as "+defaultListen+" or :9957")
 	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return badFlag(kctx, "listen", f.Listen, fmt.Sprintf("port %q: want a number from 0 to 65535 (0: any free port)", port))
+	}
 	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig}
-	var err error
 	if c.o.maxFlows, err = strconv.Atoi(f.MaxFlows); err != nil || c.o.maxFlows < 16 {
 		return badFlag(kctx, "max-flows", f.MaxFlows, "want 16 or more")
 	}

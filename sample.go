@@ -84,6 +84,11 @@ type sampler struct {
 	last     map[string]counter // previous read, by interface name
 	totals   map[string]traffic // since start, by interface name
 	cur      []counter          // the latest read, kept for its flags
+	// fromZero counts an interface that appears after the first read
+	// from zero, as its counters do (serve: all of it is traffic since
+	// serve started), instead of taking its first read for a baseline
+	fromZero bool
+	read     bool // the first read is done
 }
 
 func newSampler(counters func() ([]counter, error)) *sampler {
@@ -104,7 +109,12 @@ func (s *sampler) sample() ([]usage, error) {
 		seen[c.name] = true
 		p, ok := s.last[c.name]
 		s.last[c.name] = c
-		if !ok {
+		switch {
+		case s.fromZero && s.read && (!ok || p.index != c.index):
+			// New since the first read, or deleted and made again
+			// since the last (another index): from zero.
+			p = counter{name: c.name, index: c.index}
+		case !ok:
 			continue
 		}
 		u := usage{
@@ -133,6 +143,7 @@ func (s *sampler) sample() ([]usage, error) {
 		}
 	}
 	s.cur = cs
+	s.read = true
 	slices.SortFunc(us, func(a, b usage) int { return strings.Compare(a.name, b.name) })
 	return us, nil
 }

@@ -132,7 +132,7 @@ func newServeDescs(by []string) serveDescs {
 // it may; without CAP_NET_RAW, or off Linux, it serves the interfaces
 // alone and says so once on stderr.
 func (a *app) newExporter(o options) (*exporter, error) {
-	e := &exporter{sampler: newSampler(a.counters), globs: o.globs, by: o.by,
+	e := &exporter{sampler: &sampler{counters: a.counters, last: map[string]counter{}, totals: map[string]traffic{}, fromZero: true}, globs: o.globs, by: o.by,
 		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{},
 		descs: newServeDescs(o.by)}
 	if _, err := e.sampler.sample(); err != nil {
@@ -347,16 +347,20 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 	go func() {
 		ticked <- tick(ctx, a.clock, options{interval: o.interval}, func(int) error { return e.refresh() })
 	}()
+	tickDone := false
 	select {
 	case err = <-served:
 	case err = <-ticked:
+		tickDone = true
 	case <-ctx.Done():
 	}
 	cancel()
 	stop, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	srv.Shutdown(stop)
-	<-ticked
+	if !tickDone {
+		<-ticked
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
