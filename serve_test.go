@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -98,20 +99,62 @@ func (s *syncBuffer) waitFor(ok func(string) bool, ended <-chan struct{}) (strin
 
 // fakeIfaces is the interfaces' counters as the test sets them.
 type fakeIfaces struct {
-	mu sync.Mutex // guards cs
-	cs []counter
+	mu    sync.Mutex // guards cs, reads and read
+	cs    []counter
+	reads int           // calls of counters
+	read  chan struct{} // closed by the next call
+	fail  error         // if not nil, counters returns it
+}
+
+func newFakeIfaces(cs ...counter) *fakeIfaces {
+	return &fakeIfaces{cs: cs, read: make(chan struct{})}
 }
 
 func (f *fakeIfaces) counters() ([]counter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
+	close(f.read)
+	f.read = make(chan struct{})
+	if f.fail != nil {
+		return nil, f.fail
+	}
 	return slices.Clone(f.cs), nil
 }
 
-func (f *fakeIfaces) set(cs []counter) {
+func (f *fakeIfaces) set(cs ...counter) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cs = slices.Clone(cs)
+}
+
+func (f *fakeIfaces) setFail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+}
+
+// waitReads waits until counters was called n times more, by serve's
+// ticker, or serveWait passed.
+func (f *fakeIfaces) waitReads(t *testing.T, n int) {
+	t.Helper()
+	f.mu.Lock()
+	until := f.reads + n
+	f.mu.Unlock()
+	deadline := time.After(serveWait)
+	for {
+		f.mu.Lock()
+		reads, read := f.reads, f.read
+		f.mu.Unlock()
+		if reads >= until {
+			return
+		}
+		select {
+		case <-read:
+		case <-deadline:
+			t.Fatalf("the counters were read %d times in %v; want %d: serve's ticker does not report", reads-(until-n), serveWait, n)
+		}
+	}
 }
 
 // ifc is an interface's counters: bytes and packets received and sent.
@@ -374,17 +417,21 @@ var ifaceSteps = []ifaceStep{
 	}},
 }
 
-// runIfaceSteps serves the steps' counters, scrapes after each, and
+// runIfaceSteps serves the steps' counters, scrapes after each (with
+// ticker, once serve's ticker reported twice more at -i 10ms), and
 // checks that every netuse_interface_* series is a counter, never went
 // down, and is the traffic its interface moved since serve started; an
 // interface gone keeps its last values.
-func runIfaceSteps(t *testing.T, steps []ifaceStep, clk clock, args ...string) {
+func runIfaceSteps(t *testing.T, steps []ifaceStep, ticker bool) {
 	t.Helper()
-	ifs := &fakeIfaces{}
-	ifs.set(steps[0].counters)
+	ifs := newFakeIfaces(steps[0].counters...)
 	a, stdout, stderr := serveApp(ifs, noCapture())
-	a.clock = clk
-	s := startServe(t, a, stderr, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	args := []string{"serve", "--listen", "127.0.0.1:0"}
+	if ticker {
+		a.clock = clock{now: time.Now, sleep: sleepCtx}
+		args = append(args, "--interval", "10ms")
+	}
+	s := startServe(t, a, stderr, args...)
 	moved := map[string]traffic{} // since serve started: none yet for those of the start
 	for _, c := range steps[0].counters {
 		moved[c.name] = traffic{}
@@ -392,7 +439,10 @@ func runIfaceSteps(t *testing.T, steps []ifaceStep, clk clock, args ...string) {
 	var prev map[string]float64
 	for i, step := range steps {
 		if i > 0 {
-			ifs.set(step.counters)
+			ifs.set(step.counters...)
+		}
+		if ticker {
+			ifs.waitReads(t, 2) // reports of the ticker's before the scrape's
 		}
 		for name, m := range step.moved {
 			tr := moved[name]
@@ -437,10 +487,10 @@ func runIfaceSteps(t *testing.T, steps []ifaceStep, clk clock, args ...string) {
 // between the scrapes change nothing.
 func TestServeInterfaces(t *testing.T) {
 	t.Run("scrapes", func(t *testing.T) {
-		runIfaceSteps(t, ifaceSteps, blockedClock)
+		runIfaceSteps(t, ifaceSteps, false)
 	})
 	t.Run("ticker", func(t *testing.T) {
-		runIfaceSteps(t, ifaceSteps, clock{now: time.Now, sleep: sleepCtx}, "--interval", "10ms")
+		runIfaceSteps(t, ifaceSteps, true)
 	})
 }
 
@@ -471,7 +521,7 @@ func TestServeInterfaceRecreated(t *testing.T) {
 		}, moved: map[string]traffic{
 			"veth2": {rxBytes: 1000, txBytes: 500, rxPackets: 10, txPackets: 5},
 		}},
-	}, blockedClock)
+	}, false)
 }
 
 // TestServeInterfaceAppears: an interface that first shows up while
@@ -509,18 +559,17 @@ func TestServeInterfaceAppears(t *testing.T) {
 			"tun0": {rxBytes: 1000, txBytes: 100, rxPackets: 10, txPackets: 1},
 			"wg0":  {rxBytes: 100, rxPackets: 1},
 		}},
-	}, blockedClock)
+	}, false)
 }
 
 // TestServeNoCapture: without CAP_NET_RAW serve runs on with the
 // interfaces alone, says so in one line, and says why in
 // netuse_process_metrics_enabled; it serves no process series.
 func TestServeNoCapture(t *testing.T) {
-	ifs := &fakeIfaces{}
-	ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20), ifc("lo", 1, 500, 500, 5, 5)})
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20), ifc("lo", 1, 500, 500, 5, 5))
 	a, stdout, stderr := serveApp(ifs, noCapture())
 	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0")
-	ifs.set([]counter{ifc("eth0", 2, 1500, 2600, 15, 26), ifc("lo", 1, 500, 500, 5, 5)})
+	ifs.set(ifc("eth0", 2, 1500, 2600, 15, 26), ifc("lo", 1, 500, 500, 5, 5))
 	for i := range 2 {
 		resp, body := scrape(t, http.DefaultClient, "http://"+s.addr+"/metrics", "")
 		if resp.StatusCode != http.StatusOK {
@@ -686,8 +735,7 @@ func TestServeProcesses(t *testing.T) {
 			proc := sc.procOS(src)
 			searched := make(chan struct{}, 1)
 			proc.owners = func(*registry, bool) owners { return searchedOwners{sc.owners, searched} }
-			ifs := &fakeIfaces{}
-			ifs.set([]counter{ifc("lo", 1, 0, 0, 0, 0), ifc("eth0", 2, 0, 0, 0, 0)})
+			ifs := newFakeIfaces(ifc("lo", 1, 0, 0, 0, 0), ifc("eth0", 2, 0, 0, 0, 0))
 			a, stdout, stderr := serveApp(ifs, proc)
 			s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0", "--owners", "proc", "--by", tt.by)
 
@@ -776,31 +824,43 @@ func TestServeProcesses(t *testing.T) {
 
 // waitSeries scrapes until the series that part picks out of the scrape
 // are want, or serveWait passed: a report carries a flow not yet settled
-// to the next one, and so a scrape may come too early.
+// to the next one, and so a scrape may come too early. No series may go
+// down meanwhile, and one more scrape must find the same: nothing carried
+// is counted twice.
 func waitSeries(t *testing.T, addr string, want map[string]float64, part func(map[string]float64) map[string]float64) map[string]float64 {
 	t.Helper()
 	deadline := time.Now().Add(serveWait)
+	var prev map[string]float64
 	for {
 		got := part(scrapeSeries(t, addr, "netuse_"))
+		for k, v := range prev {
+			if g, ok := got[k]; !ok || g < v {
+				t.Errorf("%s went from %v to %v (present %v); a counter never goes down, nor away", k, v, g, ok)
+			}
+		}
+		prev = got
 		if seriesDiff(want, got) == "" {
-			return got
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v, the series are not the traffic the capture moved:\n%s", serveWait, seriesDiff(want, got))
 		}
 		time.Sleep(5 * time.Millisecond) // a poll: each scrape is a report, which nudges the resolver
 	}
+	if d := seriesDiff(want, part(scrapeSeries(t, addr, "netuse_"))); d != "" {
+		t.Errorf("the scrape after the one that had the traffic the capture moved differs:\n%s", d)
+	}
+	return prev
 }
 
 // TestServeContentNegotiation: a scrape that asks for OpenMetrics gets it,
 // one that asks for nothing gets the classic text format, with the same
 // values; / is a page with a link to /metrics.
 func TestServeContentNegotiation(t *testing.T) {
-	ifs := &fakeIfaces{}
-	ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20)})
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 	a, _, stderr := serveApp(ifs, noCapture())
 	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0")
-	ifs.set([]counter{ifc("eth0", 2, 1500, 2600, 15, 26)})
+	ifs.set(ifc("eth0", 2, 1500, 2600, 15, 26))
 	url := "http://" + s.addr + "/metrics"
 
 	resp, classic := scrape(t, http.DefaultClient, url, "")
@@ -854,6 +914,10 @@ func TestServeContentNegotiation(t *testing.T) {
 	}
 	if err := s.stop(); err != nil {
 		t.Errorf("serve ended with %v; want nil", err)
+	}
+	if c, err := net.DialTimeout("tcp", s.addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s after serve ended", s.addr)
 	}
 }
 
@@ -924,11 +988,10 @@ func TestServeTLSBasicAuth(t *testing.T) {
 	}
 	config := writeFile(t, dir, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n", certFile, keyFile, user, hash))
 
-	ifs := &fakeIfaces{}
-	ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20)})
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 	a, stdout, stderr := serveApp(ifs, noCapture())
 	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0", "--web-config", config)
-	ifs.set([]counter{ifc("eth0", 2, 1500, 2600, 15, 26)})
+	ifs.set(ifc("eth0", 2, 1500, 2600, 15, 26))
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	defer tr.CloseIdleConnections()
@@ -1040,8 +1103,7 @@ func TestServeBadWebConfig(t *testing.T) {
 				path = writeFile(t, dir, "web.yml", tt.config)
 			}
 			addr := freePort(t)
-			ifs := &fakeIfaces{}
-			ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20)})
+			ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 			a, stdout, stderr := serveApp(ifs, noCapture())
 			code := mainWithin(t, a, "serve", "--listen", addr, "--web-config", path)
 			prefix := fmt.Sprintf("netuse: serve --web-config %q: ", path)
@@ -1089,8 +1151,7 @@ func TestServeBadListen(t *testing.T) {
 		{foreign + ":0", "bind: cannot assign requested address"},
 	} {
 		t.Run(tt.listen, func(t *testing.T) {
-			ifs := &fakeIfaces{}
-			ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20)})
+			ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 			a, stdout, stderr := serveApp(ifs, noCapture())
 			code := mainWithin(t, a, "serve", "--listen", tt.listen)
 			want := fmt.Sprintf("netuse: serve --listen %q: %s; want a free host:port of this machine, such as %s\n", tt.listen, tt.want, defaultListen)
@@ -1126,8 +1187,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--owners", "nobody"}, `--owners "nobody": want auto, bpf or proc`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			ifs := &fakeIfaces{}
-			ifs.set([]counter{ifc("eth0", 2, 1000, 2000, 10, 20)})
+			ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 			a, stdout, stderr := serveApp(ifs, noCapture())
 			code := mainWithin(t, a, tt.args...)
 			msg := stderr.String()
@@ -1138,5 +1198,99 @@ func TestServeUsageErrors(t *testing.T) {
 				t.Errorf("stdout = %q; want nothing", stdout)
 			}
 		})
+	}
+}
+
+// TestServeListenBadPort: a port that is no port (out of range, or a
+// service name that does not exist) is bad usage, as --listen nonsense
+// is: exit 2, one line, before serve reads anything.
+//
+// It fails as of fd4cc74: readServeFlags checks only that --listen
+// splits into host and port, and net.Listen's refusal is a failure at run
+// time, exit 1: netuse: serve --listen "127.0.0.1:99999": address 99999:
+// invalid port; want a free host:port of this machine, ...
+func TestServeListenBadPort(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:nosuchservice"} {
+		t.Run(listen, func(t *testing.T) {
+			a, stdout, stderr := serveApp(newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20)), noCapture())
+			code := mainWithin(t, a, "serve", "--listen", listen)
+			msg := stderr.String()
+			prefix := fmt.Sprintf("netuse: --listen %q: ", listen)
+			if code != 2 || !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, "; see 'netuse --help'\n") || strings.Count(msg, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want 2 and one line %s...; see 'netuse --help'", code, msg, prefix)
+			}
+			if stdout.String() != "" {
+				t.Errorf("stdout = %q; want nothing", stdout)
+			}
+		})
+	}
+}
+
+// TestServeIfaceGlobs: --iface picks the interfaces that have series; a
+// glob that matches none ends serve at start, exit 1, one line, and
+// nothing listens after.
+func TestServeIfaceGlobs(t *testing.T) {
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 1000, 10, 10), ifc("eth1", 3, 0, 0, 0, 0), ifc("wlan0", 4, 0, 0, 0, 0), ifc("lo", 1, 0, 0, 0, 0))
+	a, _, stderr := serveApp(ifs, noCapture())
+	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0", "--iface", "eth*", "--iface", "lo")
+	ifs.set(ifc("eth0", 2, 3000, 1000, 30, 10), ifc("eth1", 3, 0, 0, 0, 0), ifc("wlan0", 4, 700, 0, 7, 0), ifc("lo", 1, 0, 0, 0, 0))
+	want := map[string]float64{}
+	four(want, "netuse_interface", `device="eth0"`, traffic{rxBytes: 2000, rxPackets: 20})
+	four(want, "netuse_interface", `device="eth1"`, traffic{})
+	four(want, "netuse_interface", `device="lo"`, traffic{})
+	if d := seriesDiff(want, scrapeSeries(t, s.addr, "netuse_interface_")); d != "" {
+		t.Errorf("--iface eth* --iface lo: the interface series differ:\n%s", d)
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve ended with %v; want nil", err)
+	}
+
+	addr := freePort(t)
+	a, stdout, stderr := serveApp(newFakeIfaces(ifc("eth0", 2, 0, 0, 0, 0), ifc("lo", 1, 0, 0, 0, 0)), noCapture())
+	code := mainWithin(t, a, "serve", "--listen", addr, "--iface", "wlan*")
+	const want1 = "netuse: --iface \"wlan*\" matches no interface; there are: eth0, lo\n"
+	if code != 1 || stderr.String() != want1 || stdout.String() != "" {
+		t.Errorf("--iface wlan*: exit %d, stdout %q, stderr %q; want 1, nothing and %q", code, stdout, stderr, want1)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s after serve failed", addr)
+	}
+}
+
+// TestServeCountersFail: counters that can no longer be read end serve at
+// its ticker's next report: exit 1, the cause in one line, and nothing
+// listens after.
+//
+// It fails as of fd4cc74: serve never ends. runServe's select takes the
+// ticker goroutine's error from ticked, then waits on ticked again after
+// srv.Shutdown (serve.go:356), for a value that never comes.
+func TestServeCountersFail(t *testing.T) {
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
+	a, stdout, stderr := serveApp(ifs, noCapture())
+	a.clock = clock{now: time.Now, sleep: sleepCtx}
+	code := make(chan int, 1)
+	go func() { code <- a.main([]string{"serve", "--listen", "127.0.0.1:0", "--interval", "10ms"}) }()
+	text, ok := stderr.waitFor(func(s string) bool { return metricsLine.MatchString(s) }, nil)
+	if !ok {
+		t.Fatalf("no line netuse: serve: metrics on ADDR/metrics; stderr %q", text)
+	}
+	addr := metricsLine.FindStringSubmatch(text)[1]
+	ifs.setFail(errors.New("read interface counters: no /proc/net/dev"))
+	select {
+	case c := <-code:
+		lines := stderr.lines()
+		if last := lines[len(lines)-1]; c != 1 || last != "netuse: read interface counters: no /proc/net/dev" || len(lines) != 3 {
+			t.Errorf("exit %d, stderr %q; want 1, and after the warning and where the metrics are, one line: netuse: read interface counters: no /proc/net/dev", c, stderr)
+		}
+	case <-time.After(serveWait):
+		t.Fatalf("serve still runs %v after its counters failed", serveWait)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q; want nothing", stdout)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s after serve failed", addr)
 	}
 }
