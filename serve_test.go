@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -584,6 +585,10 @@ func TestServeNoCapture(t *testing.T) {
 				strings.HasPrefix(k, "netuse_unattributed_") || strings.HasPrefix(k, "netuse_capture_") {
 				t.Errorf("scrape %d: %s: no capture, yet a series of it", i+1, k)
 			}
+		}
+		build := `netuse_build_info{goversion="` + runtime.Version() + `",version="` + strings.TrimPrefix(versionLine(), "netuse ") + `"}`
+		if v, ok := got[build]; !ok || v != 1 || types["netuse_build_info"] != "gauge" {
+			t.Errorf("scrape %d: %s = %v (present %v, %s); want a gauge of 1", i+1, build, v, ok, types["netuse_build_info"])
 		}
 		if got[`netuse_interface_receive_bytes_total{device="eth0"}`] != 500 || got[`netuse_interface_transmit_bytes_total{device="eth0"}`] != 600 {
 			t.Errorf("scrape %d: eth0's series are not the traffic moved since start (rx 500, tx 600):\n%s", i+1, body)
@@ -1292,5 +1297,32 @@ func TestServeCountersFail(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
 		t.Errorf("something listens on %s after serve failed", addr)
+	}
+}
+
+// TestServeEnvironment: serve's flags come from NETUSE_ variables too
+// (NETUSE_LISTEN, NETUSE_BY), and
+// a variable of the flags serve refuses, meant for the other commands
+// (NETUSE_COUNT, NETUSE_JSON), is let be.
+func TestServeEnvironment(t *testing.T) {
+	t.Setenv("NETUSE_LISTEN", "127.0.0.1:0")
+	t.Setenv("NETUSE_BY", "pid")
+	t.Setenv("NETUSE_COUNT", "1")
+	t.Setenv("NETUSE_JSON", "true")
+	t.Setenv("NETUSE_FORMAT", "table")
+	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
+	a, stdout, stderr := serveApp(ifs, noCapture())
+	s := startServe(t, a, stderr, "serve")
+	if got := scrapeSeries(t, s.addr, "netuse_interface_receive_bytes_total"); len(got) != 1 {
+		t.Errorf("the interface series: %v; want eth0's", got)
+	}
+	if !strings.Contains(stderr.String(), "netuse: warning: serve --by pid: ") {
+		t.Errorf("stderr = %q; want the warning of --by pid, from NETUSE_BY=pid", stderr)
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve ended with %v; want nil", err)
+	}
+	if stdout.String() != "" {
+		t.Errorf("stdout = %q; want nothing", stdout)
 	}
 }
