@@ -179,7 +179,6 @@ func serveApp(ifs *fakeIfaces, proc procOS) (*app, *syncBuffer, *syncBuffer) {
 		stderr:   stderr,
 		clock:    blockedClock,
 		counters: ifs.counters,
-		termSize: func() (int, int, bool) { return 120, 24, true },
 		proc:     proc,
 	}
 	return a, stdout, stderr
@@ -195,11 +194,10 @@ func noCapture() procOS {
 
 // serving is a serve that runs in a goroutine.
 type serving struct {
-	addr   string // host:port it listens on, from its stderr line
-	cancel context.CancelFunc
-	ended  chan struct{} // closed when a.run returned
-	err    error         // a.run's error, once ended is closed
-	stop   func() error  // cancels it and waits for it; its error
+	addr  string        // host:port it listens on, from its stderr line
+	ended chan struct{} // closed when a.run returned
+	err   error         // a.run's error, once ended is closed
+	stop  func() error  // cancels it and waits for it; its error
 }
 
 // metricsLine is serve's line on stderr once it listens.
@@ -210,7 +208,7 @@ var metricsLine = regexp.MustCompile(`(?m)^netuse: serve: metrics on (\S+)/metri
 func startServe(t *testing.T, a *app, stderr *syncBuffer, args ...string) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &serving{cancel: cancel, ended: make(chan struct{})}
+	s := &serving{ended: make(chan struct{})}
 	go func() {
 		defer close(s.ended)
 		s.err = a.run(ctx, args)
