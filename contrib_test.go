@@ -15,17 +15,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,11 +79,10 @@ func TestContribPrometheusConfig(t *testing.T) {
 	dir := t.TempDir()
 	conf := tlsScrapeJob(t, readContrib(t, "prometheus.yml"))
 	conf = strings.ReplaceAll(conf, "/etc/prometheus/", dir+"/")
-	cert, _ := selfSigned(t)
-	writeFile(t, filepath.Join(dir, "netuse-ca.crt"), cert)
-	writeFile(t, filepath.Join(dir, "netuse.password"), []byte("contrib-test-password\n"))
-	writeFile(t, filepath.Join(dir, "netuse-rules.yml"), []byte(readContrib(t, "netuse-rules.yml")))
-	writeFile(t, filepath.Join(dir, "prometheus.yml"), []byte(conf))
+	selfSigned(t, dir, "netuse-ca")
+	writeFile(t, dir, "netuse.password", "contrib-test-password\n")
+	writeFile(t, dir, "netuse-rules.yml", readContrib(t, "netuse-rules.yml"))
+	writeFile(t, dir, "prometheus.yml", conf)
 	runTool(t, promtool, "check", "config", filepath.Join(dir, "prometheus.yml"))
 
 	// Prometheus logs in as the user web-config.yml lets in.
@@ -240,7 +231,7 @@ func TestContribUnitVerify(t *testing.T) {
 	for name, unit := range map[string]string{"plain": plain, "tls": tlsUnit(t, plain)} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "netuse.service")
-			writeFile(t, path, []byte(unit))
+			writeFile(t, filepath.Dir(path), filepath.Base(path), unit)
 			out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 			for line := range strings.Lines(string(out)) {
 				if strings.Contains(line, "netuse.service") {
@@ -258,7 +249,7 @@ func TestContribUnitVerify(t *testing.T) {
 	// with systemd 252. Offline analysis is systemd 250's.
 	t.Run("security", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "netuse.service")
-		writeFile(t, path, []byte(plain))
+		writeFile(t, filepath.Dir(path), filepath.Base(path), plain)
 		out, err := exec.Command(analyze, "security", "--offline=yes", "--no-pager", path).CombinedOutput()
 		if err != nil && strings.Contains(string(out), "offline") {
 			t.Skipf("systemd-analyze security --offline: %s", out)
@@ -288,16 +279,14 @@ func TestContribUnitServes(t *testing.T) {
 	})
 
 	creds := t.TempDir() // the unit's %d
-	cert, key := selfSigned(t)
-	writeFile(t, filepath.Join(creds, "netuse.crt"), cert)
-	writeFile(t, filepath.Join(creds, "netuse.key"), key)
+	_, _, pool := selfSigned(t, creds, "netuse")
 	web := readContrib(t, "web-config.yml")
 	const placeholder = "REPLACE-with-the-bcrypt-hash-of-the-password"
 	if !strings.Contains(web, placeholder) {
 		t.Fatalf("contrib/web-config.yml has no %q", placeholder)
 	}
 	t.Run("placeholder", func(t *testing.T) {
-		writeFile(t, filepath.Join(creds, "web-config.yml"), []byte(web))
+		writeFile(t, creds, "web-config.yml", web)
 		err := unitApp(t, nil).run(context.Background(), unitArgs(t, tlsUnit(t, unit), creds))
 		if err == nil || !strings.Contains(err.Error(), "bcrypt") {
 			t.Errorf("netuse serve with the placeholder hash: %v; want a bcrypt error", err)
@@ -306,11 +295,9 @@ func TestContribUnitServes(t *testing.T) {
 	t.Run("tls", func(t *testing.T) {
 		// bcrypt of "contrib-test-password", cost 4 (the least) to be quick.
 		const hash = "$2a$04$Zc0ngcVMlNfx4vNyfilnz.7K.VE5H.zHhIM6ph8kRDDQWZaEPz.oe"
-		writeFile(t, filepath.Join(creds, "web-config.yml"), []byte(strings.ReplaceAll(web, placeholder, hash)))
+		writeFile(t, creds, "web-config.yml", strings.ReplaceAll(web, placeholder, hash))
 		addr, stop := serveUnit(t, tlsUnit(t, unit), creds)
 		defer stop()
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(cert)
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 		get := func(user, pass string) (*http.Response, error) {
 			req, _ := http.NewRequest("GET", "https://"+addr+"/metrics", nil)
@@ -429,43 +416,6 @@ func checkScrape(t *testing.T, resp *http.Response, err error, want int) {
 	}
 	if want == http.StatusOK && !strings.Contains(string(body), `netuse_process_metrics_enabled{reason="no CAP_NET_RAW"} 0`) {
 		t.Errorf("GET %s: no netuse_process_metrics_enabled in:\n%s", resp.Request.URL, body)
-	}
-}
-
-// selfSigned returns a certificate for 127.0.0.1 that signed itself, and
-// its key, in PEM.
-func selfSigned(t *testing.T) (cert, key []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "netuse contrib test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func writeFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

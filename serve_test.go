@@ -746,6 +746,15 @@ func TestServeProcesses(t *testing.T) {
 			for _, g := range tt.groups {
 				four(want, "netuse_process", g.labels, g.traffic)
 			}
+			// Every reason has its series from the start, at zero until
+			// its first byte.
+			zeros := map[string]float64{}
+			for r := attributed + 1; r < numReasons; r++ {
+				for _, dir := range []string{"receive", "transmit"} {
+					k := `netuse_unattributed_` + dir + `_bytes_total{reason="` + reasonKey[r] + `"}`
+					want[k], zeros[k] = 0, 0
+				}
+			}
 			for _, u := range []struct {
 				reason string
 				rx, tx float64
@@ -768,8 +777,8 @@ func TestServeProcesses(t *testing.T) {
 			if v, ok := before[`netuse_process_metrics_enabled{reason=""}`]; !ok || v != 1 {
 				t.Errorf(`netuse_process_metrics_enabled{reason=""} = %v (present %v); want 1`, v, ok)
 			}
-			if g := traffics(before); len(g) > 0 {
-				t.Errorf("before any frame: %v; want no group and nothing unattributed", g)
+			if g := traffics(before); !maps.Equal(g, zeros) {
+				t.Errorf("before any frame: %v; want no group, and every reason of no process at zero", g)
 			}
 
 			src.feed(t, frames)
