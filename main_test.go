@@ -340,8 +340,8 @@ func TestVersionAndHelp(t *testing.T) {
 		usage string // the first line
 	}{
 		// total is the default: the usage line says so.
-		{[]string{"--help"}, "Usage: netuse [total|iface|proc|conn] [flags]"},
-		{[]string{"-h"}, "Usage: netuse [total|iface|proc|conn] [flags]"},
+		{[]string{"--help"}, "Usage: netuse [total|iface|proc|conn|serve] [flags]"},
+		{[]string{"-h"}, "Usage: netuse [total|iface|proc|conn|serve] [flags]"},
 		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
 		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
 	} {
@@ -560,6 +560,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		{"help total", "total --help"},
 		{"help iface", "iface --help"},
 		{"help proc", "proc --help"},
+		{"help serve", "serve --help"},
 		{"version", "-V"},
 	} {
 		code, out, errs := run(tt.cmd)
@@ -569,7 +570,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		}
 	}
 	code, out, errs := run("help bogus")
-	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
 	}
 }
