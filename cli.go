@@ -188,20 +188,40 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 		return badFlag(kctx, "listen", f.Listen, fmt.Sprintf("port %q: want a number from 0 to 65535 (0: any free port)", port))
 	}
 	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig}
-	if c.o.maxFlows, err = strconv.Atoi(f.MaxFlows); err != nil || c.o.maxFlows < 16 {
-		return badFlag(kctx, "max-flows", f.MaxFlows, "want 16 or more")
+	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
+		return err
 	}
-	switch c.o.owners = f.Owners; c.o.owners {
+	if f.By == "" {
+		return badFlag(kctx, "by", f.By, "serve groups processes by at least one key; want program, user, container, netns or pid")
+	}
+	return c.readBy(kctx, f.By, serveKeys, " for serve; want program, user, container, netns or pid")
+}
+
+// readOwners reads --max-flows and --owners, proc's, conn's and serve's.
+func (c *cli) readOwners(kctx *kong.Context, maxFlows, owners string) error {
+	var err error
+	if c.o.maxFlows, err = strconv.Atoi(maxFlows); err != nil || c.o.maxFlows < 16 {
+		return badFlag(kctx, "max-flows", maxFlows, "want 16 or more")
+	}
+	switch c.o.owners = owners; c.o.owners {
 	case "auto", "bpf", "proc":
 	default:
-		return badFlag(kctx, "owners", f.Owners, "want auto, bpf or proc")
+		return badFlag(kctx, "owners", owners, "want auto, bpf or proc")
 	}
-	for _, key := range strings.Split(f.By, ",") {
+	return nil
+}
+
+// readBy reads --by's keys, each one of keys, once; want says which.
+func (c *cli) readBy(kctx *kong.Context, by string, keys []string, want string) error {
+	if by == "" {
+		return nil
+	}
+	for _, key := range strings.Split(by, ",") {
 		switch {
-		case !slices.Contains(serveKeys, key):
-			return badFlag(kctx, "by", f.By, fmt.Sprintf("no key %q for serve; want program, user, container, netns or pid, or several joined by commas", key))
+		case !slices.Contains(keys, key):
+			return badFlag(kctx, "by", by, fmt.Sprintf("no key %q%s, or several joined by commas", key, want))
 		case slices.Contains(c.o.by, key):
-			return badFlag(kctx, "by", f.By, fmt.Sprintf("%q twice; want each key once", key))
+			return badFlag(kctx, "by", by, fmt.Sprintf("%q twice; want each key once", key))
 		}
 		c.o.by = append(c.o.by, key)
 	}
@@ -480,25 +500,11 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 
 // readCaptureFlags reads proc's and conn's own flags.
 func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error {
-	var err error
-	if c.o.maxFlows, err = strconv.Atoi(f.MaxFlows); err != nil || c.o.maxFlows < 16 {
-		return badFlag(kctx, "max-flows", f.MaxFlows, "want 16 or more")
+	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
+		return err
 	}
-	switch c.o.owners = f.Owners; c.o.owners {
-	case "auto", "bpf", "proc":
-	default:
-		return badFlag(kctx, "owners", f.Owners, "want auto, bpf or proc")
-	}
-	if f.By != "" {
-		for _, key := range strings.Split(f.By, ",") {
-			switch {
-			case !slices.Contains(groupKeys, key):
-				return badFlag(kctx, "by", f.By, fmt.Sprintf("no key %q; want program, user, container, netns or remote, or several joined by commas", key))
-			case slices.Contains(c.o.by, key):
-				return badFlag(kctx, "by", f.By, fmt.Sprintf("%q twice; want each key once", key))
-			}
-			c.o.by = append(c.o.by, key)
-		}
+	if err := c.readBy(kctx, f.By, groupKeys, "; want program, user, container, netns or remote"); err != nil {
+		return err
 	}
 	var ok bool
 	if c.o.resolve, ok = f.Resolve.on(); !ok {

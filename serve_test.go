@@ -498,7 +498,7 @@ func TestServeInterfaces(t *testing.T) {
 // zero: all of them are traffic moved since serve started, even when they
 // are above the old interface's counters.
 //
-// It fails as of fd4cc74: the sampler (sample.go) keys interfaces by name
+// It failed at fd4cc74 (fixed since): the sampler (sample.go) keys interfaces by name
 // and ignores counter.index, so it takes the new counters minus the old
 // interface's for the traffic moved, 100 bytes short here.
 func TestServeInterfaceRecreated(t *testing.T) {
@@ -527,7 +527,7 @@ func TestServeInterfaceRecreated(t *testing.T) {
 // serve runs (a VPN's tun), or that comes back after a scrape saw it gone,
 // was made after serve started: every byte of its counters moved since.
 //
-// It fails as of fd4cc74: serve takes the counters of an interface it
+// It failed at fd4cc74 (fixed since): serve takes the counters of an interface it
 // sees for the first time for a baseline, as iface mode does (sample.go),
 // so its series start at 0 a scrape later, without the traffic it moved
 // before that scrape.
@@ -1193,6 +1193,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--by", "remote"}, `--by "remote": no key "remote" for serve; want program, user, container, netns or pid, or several joined by commas`},
 		{[]string{"serve", "--by", "program,program"}, `--by "program,program": "program" twice; want each key once`},
 		{[]string{"serve", "--by", "program,"}, `--by "program,": no key "" for serve`},
+		{[]string{"serve", "--by", ""}, `--by "": serve groups processes by at least one key`},
 		{[]string{"serve", "--listen", "nonsense"}, `--listen "nonsense": want HOST:PORT, such as 127.0.0.1:9957 or :9957`},
 		{[]string{"serve", "--listen", ""}, `--listen "": want HOST:PORT, such as 127.0.0.1:9957`},
 		{[]string{"serve", "--max-flows", "8"}, `--max-flows "8": want 16 or more`},
@@ -1217,7 +1218,7 @@ func TestServeUsageErrors(t *testing.T) {
 // service name that does not exist) is bad usage, as --listen nonsense
 // is: exit 2, one line, before serve reads anything.
 //
-// It fails as of fd4cc74: readServeFlags checks only that --listen
+// It failed at fd4cc74 (fixed since): readServeFlags checks only that --listen
 // splits into host and port, and net.Listen's refusal is a failure at run
 // time, exit 1: netuse: serve --listen "127.0.0.1:99999": address 99999:
 // invalid port; want a free host:port of this machine, ...
@@ -1274,7 +1275,7 @@ func TestServeIfaceGlobs(t *testing.T) {
 // its ticker's next report: exit 1, the cause in one line, and nothing
 // listens after.
 //
-// It fails as of fd4cc74: serve never ends. runServe's select takes the
+// It failed at fd4cc74 (fixed since): serve never ends. runServe's select takes the
 // ticker goroutine's error from ticked, then waits on ticked again after
 // srv.Shutdown (serve.go:356), for a value that never comes.
 func TestServeCountersFail(t *testing.T) {
