@@ -218,9 +218,9 @@ func (sb *scrapeBench) interval() {
 	sb.sn.endBlock()
 }
 
-// get is one scrape: GET /metrics with accept, and with gzip as
-// Prometheus asks for it. It returns the body as sent (compressed with
-// gzip) and the bytes read.
+// get is one scrape: GET /metrics with accept, and with gzip, as
+// Prometheus asks for it, or without (identity). It returns the body as
+// sent, compressed or not, and its length.
 func (sb *scrapeBench) get(b *testing.B, accept string, gzip bool) ([]byte, int) {
 	req, err := http.NewRequest("GET", sb.srv.URL+"/metrics", nil)
 	if err != nil {
