@@ -98,6 +98,9 @@ type process struct {
 
 	cur   traffic // since the last report; guarded by accountant.mu
 	total traffic // since netuse started; guarded by accountant.mu
+
+	live   string    // the name at the last read of /proc (pipeline.nameNow); only the reporting goroutine touches these two
+	liveAt time.Time // when; zero: never read
 }
 
 // socketTables reads the kernel's socket tables and knows each network

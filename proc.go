@@ -229,10 +229,13 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	}
 	rows, conns, flows := p.acc.report(final)
 	// A row shows the name its process has now: exec and prctl rename a
-	// process, and the name recorded was its first.
+	// process, and the name recorded was its first. It is read again at
+	// most every liveNameEvery (a read of /proc/PID/stat is ~13 µs: 13 ms
+	// a report with 1,000 processes), and on a final report.
+	now := time.Now()
 	for i, u := range rows {
 		if u.proc != nil && u.proc.pid > 0 {
-			if name, ok := p.liveName(u.proc); ok {
+			if name := p.nameNow(u.proc, now, final); name != "" {
 				rows[i].name = name
 			}
 		}
@@ -251,6 +254,22 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	}
 	p.src.rescan() // interfaces that match from the next interval on
 	return rows, conns, c, nil
+}
+
+// liveNameEvery is how often a report reads a process's name again.
+const liveNameEvery = 5 * time.Second
+
+// nameNow returns the name process pr had at its last read, reading it
+// again if that was liveNameEvery ago or more, or if final; "" if it was
+// never read. Only the goroutine that reports calls it.
+func (p *pipeline) nameNow(pr *process, now time.Time, final bool) string {
+	if final || pr.liveAt.IsZero() || now.Sub(pr.liveAt) >= liveNameEvery {
+		pr.liveAt = now
+		if name, ok := p.liveName(pr); ok {
+			pr.live = name
+		}
+	}
+	return pr.live
 }
 
 // close stops the capture and waits for its goroutine, then ends the

@@ -33,8 +33,6 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 const (
@@ -77,7 +75,7 @@ func scrapeRemote(i int) netip.AddrPort {
 // interval, and the HTTP server of its handler.
 type scrapeBench struct {
 	e      *exporter
-	reg    *prometheus.Registry
+	reg    prometheus.Gatherer
 	sn     *sniffer
 	frames []frame
 	start  time.Time
@@ -129,8 +127,7 @@ func newScrapeBench(b *testing.B, by []string, readNames bool) *scrapeBench {
 	// As newExporter makes it, with the pipeline above in place of
 	// newPipeline's.
 	sb.e = &exporter{sampler: newSampler(counters), by: by, pipe: pipe, view: newView(modeServe, by, filter{}),
-		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{},
-		descs: newServeDescs(by)}
+		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{}}
 	if _, err := sb.e.sampler.sample(); err != nil {
 		b.Fatal(err)
 	}
@@ -172,14 +169,11 @@ func newScrapeBench(b *testing.B, by []string, readNames bool) *scrapeBench {
 	}
 	acc.takePending(now.Add(time.Hour)) // no retries left
 
-	sb.reg = prometheus.NewRegistry()
-	sb.reg.MustRegister(sb.e, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The handler of runServe.
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(sb.reg, promhttp.HandlerFor(sb.reg, promhttp.HandlerOpts{
-		EnableOpenMetrics: true,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	})))
+	var h http.Handler
+	h, sb.reg = metricsHandler(sb.e, log.New(io.Discard, "", 0))
+	mux.Handle("/metrics", h)
 	sb.srv = httptest.NewServer(mux)
 	b.Cleanup(sb.srv.Close)
 
