@@ -99,8 +99,8 @@ type process struct {
 	cur   traffic // since the last report; guarded by accountant.mu
 	total traffic // since netuse started; guarded by accountant.mu
 
-	live   string    // the name at the last read of /proc (pipeline.nameNow); only the reporting goroutine touches these two
-	liveAt time.Time // when; zero: never read
+	live     string // the name at the last read of /proc (pipeline.report); only the reporting goroutine touches these two
+	liveRead uint64 // the report that read it; 0: never read
 }
 
 // socketTables reads the kernel's socket tables and knows each network

@@ -215,3 +215,51 @@ func TestLaterTryKeepsDetail(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveNamesBudget: a report reads at most liveNameBudget names again,
+// those read longest ago first, so that with more processes each is read
+// in turn; with fewer, every one every report; a final report, all.
+func TestLiveNamesBudget(t *testing.T) {
+	reads := map[int]int{}
+	p := &pipeline{liveName: func(pr *process) (string, bool) {
+		reads[pr.pid]++
+		return "now-" + pr.name, true
+	}}
+	rows := func(n int) []usage {
+		us := make([]usage, n)
+		for i := range us {
+			us[i] = usage{name: "was", proc: &process{pid: i + 1, name: "was"}}
+		}
+		return us
+	}
+	few := rows(liveNameBudget)
+	for range 3 {
+		p.liveNames(few, false)
+	}
+	for _, u := range few {
+		if reads[u.proc.pid] != 3 || u.name != "now-was" {
+			t.Fatalf("%d processes, 3 reports: pid %d read %d times, named %q; want 3 and now-was", liveNameBudget, u.proc.pid, reads[u.proc.pid], u.name)
+		}
+	}
+
+	clear(reads)
+	many := rows(3 * liveNameBudget)
+	p.liveNames(many, false)
+	if len(reads) != liveNameBudget {
+		t.Fatalf("one report of %d processes read %d names; want %d", len(many), len(reads), liveNameBudget)
+	}
+	for range 2 {
+		p.liveNames(many, false)
+	}
+	for _, u := range many {
+		if n := reads[u.proc.pid]; n != 1 {
+			t.Fatalf("after 3 reports of %d processes, pid %d was read %d times; want each once, in turn", len(many), u.proc.pid, n)
+		}
+	}
+	p.liveNames(many, true)
+	for _, u := range many {
+		if n := reads[u.proc.pid]; n != 2 || u.name != "now-was" {
+			t.Fatalf("after the final report, pid %d read %d times, named %q; want 2 and now-was", u.proc.pid, n, u.name)
+		}
+	}
+}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -109,6 +111,7 @@ type pipeline struct {
 	rec      *ownerRecords // nil: owners are searched for in /proc only
 	source   string        // where owners come from: "bpf" or "proc"
 	liveName func(*process) (string, bool)
+	reports  uint64   // reports made; process.liveRead is one of them
 	closers  []func() // in the order to call them, after the goroutines ended
 
 	done       chan struct{}  // closed by close: the resolver's goroutines end
@@ -228,18 +231,7 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 		p.res.refreshStates()
 	}
 	rows, conns, flows := p.acc.report(final)
-	// A row shows the name its process has now: exec and prctl rename a
-	// process, and the name recorded was its first. It is read again at
-	// most every liveNameEvery (a read of /proc/PID/stat is ~13 µs: 13 ms
-	// a report with 1,000 processes), and on a final report.
-	now := time.Now()
-	for i, u := range rows {
-		if u.proc != nil && u.proc.pid > 0 {
-			if name := p.nameNow(u.proc, now, final); name != "" {
-				rows[i].name = name
-			}
-		}
-	}
+	p.liveNames(rows, final)
 	var lost uint64
 	if p.rec != nil {
 		_, _, lost = p.rec.book.stats()
@@ -256,21 +248,39 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	return rows, conns, c, nil
 }
 
-// liveNameEvery is how often a report reads a process's name again.
-const liveNameEvery = 5 * time.Second
-
-// nameNow returns the name process pr had at its last read, reading it
-// again if that was liveNameEvery ago or more, or if final; "" if it was
-// never read. Only the goroutine that reports calls it.
-func (p *pipeline) nameNow(pr *process, now time.Time, final bool) string {
-	if final || pr.liveAt.IsZero() || now.Sub(pr.liveAt) >= liveNameEvery {
-		pr.liveAt = now
+// liveNames gives each row the name its process has now: exec and prctl
+// rename a process, and the name recorded was its first. A read of
+// /proc/PID/stat takes ~13 µs, 13 ms a report of 1,000 processes: a
+// report reads at most liveNameBudget names, those read longest ago
+// first, and every name on a final report. Up to liveNameBudget
+// processes, each is read every report.
+func (p *pipeline) liveNames(rows []usage, final bool) {
+	p.reports++
+	read := make([]*process, 0, len(rows))
+	for _, u := range rows {
+		if u.proc != nil && u.proc.pid > 0 {
+			read = append(read, u.proc)
+		}
+	}
+	if !final && len(read) > liveNameBudget {
+		slices.SortFunc(read, func(a, b *process) int { return cmp.Compare(a.liveRead, b.liveRead) })
+		read = read[:liveNameBudget]
+	}
+	for _, pr := range read {
+		pr.liveRead = p.reports
 		if name, ok := p.liveName(pr); ok {
 			pr.live = name
 		}
 	}
-	return pr.live
+	for i, u := range rows {
+		if u.proc != nil && u.proc.pid > 0 && u.proc.live != "" {
+			rows[i].name = u.proc.live
+		}
+	}
 }
+
+// liveNameBudget is how many processes' names a report reads again.
+const liveNameBudget = 64
 
 // close stops the capture and waits for its goroutine, then ends the
 // resolver's goroutines and waits for them, then closes what they used:
