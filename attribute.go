@@ -370,7 +370,16 @@ func (r *resolver) findSockets(x *sockIndex, rs []resolution) map[uint64]*proces
 		case !ok:
 			res.why = noSocket
 		case s.inode == 0:
+			// No file: not accepted yet (its uid is the listener's), or
+			// closed and orphaned. Of a user netuse may not read, it says
+			// so, as the file would have: the bytes of a server's
+			// connection looked up before accept() count as not
+			// readable, not as no owner (TestProcLeastPrivilege, 1 run
+			// in 10).
 			res.why = noOwner
+			if r.readable != nil && !r.readable(s.uid) {
+				res.why = notReadable
+			}
 		default:
 			res.inode, res.uid = s.inode, s.uid
 			want[s.inode] = nil

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"slices"
 	"testing"
@@ -261,5 +262,27 @@ func TestLiveNamesBudget(t *testing.T) {
 		if n := reads[u.proc.pid]; n != 2 || u.name != "now-was" {
 			t.Fatalf("after the final report, pid %d read %d times, named %q; want 2 and now-was", u.proc.pid, n, u.name)
 		}
+	}
+}
+
+// TestFindSocketsNoFile: a socket without a file (not accepted yet, or
+// orphaned) has no owner; of a user netuse may not read, it is "not
+// readable", as its file would have been, so that a server's connection
+// looked up before accept() is not counted as no owner.
+func TestFindSocketsNoFile(t *testing.T) {
+	local := netip.MustParseAddrPort("192.0.2.1:7102")
+	mine := flow{proto: 6, local: local, remote: netip.MustParseAddrPort("192.0.2.2:40000")}
+	theirs := flow{proto: 6, local: local, remote: netip.MustParseAddrPort("192.0.2.2:40001")}
+	x := newSockIndex([]socket{
+		{proto: 6, local: mine.local, remote: mine.remote, uid: 65534, state: 1},
+		{proto: 6, local: theirs.local, remote: theirs.remote, uid: 0, state: 1},
+	}, nil)
+	r := &resolver{readable: func(uid uint32) bool { return uid == 65534 }}
+	rs := []resolution{{fl: mine}, {fl: theirs}}
+	if want := r.findSockets(x, rs); len(want) != 0 {
+		t.Errorf("searched /proc for %v; want no inode searched", want)
+	}
+	if rs[0].why != noOwner || rs[1].why != notReadable {
+		t.Errorf("readable user's socket without a file: %v, another user's: %v; want %v and %v", rs[0].why, rs[1].why, noOwner, notReadable)
 	}
 }
