@@ -46,7 +46,7 @@ import (
 //       attribute_conntrack_linux.go);
 //     - no_owner: a socket without a process (TIME_WAIT, closed, gone);
 //     - not_readable: the socket's process is another user's and netuse
-//       may not read it;
+//       may not read it (or the socket, without a file, is of such a user);
 //     - not_tcp_udp, fragment_unmatched: the sniffer found no flow
 //       (sniff_decode.go, sniff_frag.go);
 //     - not_for_host: a promiscuous interface's frame for another host;
