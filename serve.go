@@ -31,7 +31,7 @@ import (
 // also runs every --interval between scrapes, which keeps the flow table
 // settled and bounded however seldom Prometheus comes.
 //
-// Every series is a counter that never goes down while serve runs: an
+// Every series of traffic is a counter that never goes down while serve runs: an
 // interface that goes away keeps its series (up to maxIfaceSeries names;
 // past it those gone are forgotten), a group outlives its processes, and
 // groups past the view's bound (maxGroups) fold into one "(other)" group,
