@@ -96,12 +96,11 @@ func trafficNames(prefix, what string) (names, helps [4]string) {
 	return names, helps
 }
 
-// newExporter takes the interfaces' baseline and starts the capture if
+// startExporter takes the interfaces' baseline and starts the capture if
 // it may; without CAP_NET_RAW, or off Linux, it serves the interfaces
 // alone and says so once on stderr.
-func (a *app) newExporter(o options) (*exporter, error) {
-	e := &exporter{sampler: &sampler{counters: a.counters, last: map[string]counter{}, totals: map[string]traffic{}, fromZero: true}, globs: o.globs, by: o.by,
-		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{}}
+func (a *app) startExporter(o options) (*exporter, error) {
+	e := newExporter(a.counters, o.globs, o.by)
 	if _, err := e.sampler.sample(); err != nil {
 		return nil, err
 	}
@@ -125,6 +124,15 @@ func (a *app) newExporter(o options) (*exporter, error) {
 		e.view = newView(modeServe, o.by, filter{})
 	}
 	return e, nil
+}
+
+// newExporter is an exporter of counters and by's groups, without its
+// first read and without a capture yet.
+func newExporter(counters func() ([]counter, error), globs, by []string) *exporter {
+	s := newSampler(counters)
+	s.fromZero = true
+	return &exporter{sampler: s, globs: globs, by: by,
+		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{}}
 }
 
 // close stops the capture, if any.
@@ -328,17 +336,20 @@ func (fs *families) gauge(name, help string, ss []oneSeries) {
 	fs.add(name, help, dto.MetricType_GAUGE, ss)
 }
 
-// traffic adds the four families of prefix's traffic.
+// traffic adds the four families of prefix's traffic (add sorts each).
 func (fs *families) traffic(prefix, what string, ts []trafficSeries) {
-	slices.SortFunc(ts, func(a, b trafficSeries) int { return compareLabels(a.labels, b.labels) })
+	var ss [4][]oneSeries
+	for i := range ss {
+		ss[i] = make([]oneSeries, len(ts))
+	}
+	for j, t := range ts {
+		for i, v := range [4]uint64{t.t.rxBytes, t.t.txBytes, t.t.rxPackets, t.t.txPackets} {
+			ss[i][j] = oneSeries{t.labels, float64(v)}
+		}
+	}
 	names, helps := trafficNames(prefix, what)
 	for i := range names {
-		ss := make([]oneSeries, len(ts))
-		for j, t := range ts {
-			ss[j].labels = t.labels
-			ss[j].value = float64([]uint64{t.t.rxBytes, t.t.txBytes, t.t.rxPackets, t.t.txPackets}[i])
-		}
-		fs.counter(names[i], helps[i], ss)
+		fs.counter(names[i], helps[i], ss[i])
 	}
 }
 
@@ -403,7 +414,7 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 		return fmt.Errorf("serve --listen %q: %v; want a free host:port of this machine, such as %s", so.listen, err, defaultListen)
 	}
 	defer l.Close()
-	e, err := a.newExporter(o)
+	e, err := a.startExporter(o)
 	if err != nil {
 		return err
 	}

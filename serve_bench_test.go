@@ -124,10 +124,10 @@ func newScrapeBench(b *testing.B, by []string, readNames bool) *scrapeBench {
 		}
 		return cs, nil
 	}
-	// As newExporter makes it, with the pipeline above in place of
+	// As startExporter makes it, with the pipeline above in place of
 	// newPipeline's.
-	sb.e = &exporter{sampler: newSampler(counters), by: by, pipe: pipe, view: newView(modeServe, by, filter{}),
-		unattributed: map[reason]traffic{}, captured: map[string]uint64{}, dropped: map[string]uint64{}}
+	sb.e = newExporter(counters, nil, by)
+	sb.e.pipe, sb.e.view = pipe, newView(modeServe, by, filter{})
 	if _, err := sb.e.sampler.sample(); err != nil {
 		b.Fatal(err)
 	}
