@@ -425,24 +425,37 @@ func rowBytes(t *testing.T, table []byte) (sum [2]float64) {
 // scenario's frames, and returns what it wrote to stdout.
 func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 	t.Helper()
+	code, stdout, stderr := s.runOn(frames, nil, args...)
+	if code != 0 || stderr != "" {
+		t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+	}
+	return stdout
+}
+
+// runOn runs netuse with args as run does, and returns its exit status and
+// output; with term, stdout is a terminal of that size (columns, rows).
+func (s *scenario) runOn(frames []frame, term *[2]int, args ...string) (code int, stdout []byte, stderr string) {
 	src := &fileSource{frames: frames, ifaces: s.ifaces, fed: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
-	var stdout, stderr bytes.Buffer
+	var out, errs bytes.Buffer
 	now := epoch
 	a := &app{
-		stdout: &stdout,
-		stderr: &stderr,
+		stdout: &out,
+		stderr: &errs,
 		// The first interval ends once every frame was handed over.
 		clock: clock{now: func() time.Time { return now }, sleep: func(_ context.Context, d time.Duration) error {
 			<-src.fed
 			now = now.Add(d)
 			return nil
 		}},
-		proc: s.procOS(src),
+		proc:     s.procOS(src),
+		counters: func() ([]counter, error) { return nil, nil },
 	}
-	if code := a.main(args); code != 0 || stderr.Len() > 0 {
-		t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr.String())
+	if term != nil {
+		a.tty = true
+		a.termSize = func() (int, int, bool) { return term[0], term[1], true }
 	}
-	return stdout.Bytes()
+	code = a.main(args)
+	return code, out.Bytes(), errs.String()
 }
 
 // checkRowsAddUp checks that the rows of an NDJSON report (proc, conn or

@@ -163,6 +163,7 @@ func TestGolden(t *testing.T) {
 		{"host_total_glob_json", "host", false, "total --json -c 1 --iface veth* --iface br0"},
 		{"container_total_json", "container", false, "total --json -c 1"},
 		{"many_sort_rx_top3", "many", false, "iface -c 1 --sort rx --top 3"},
+		{"many_sort_rx_top1", "many", false, "iface -c 1 --sort rx --top 1"}, // (all) is every interface's
 		{"many_sort_total", "many", false, "iface -c 1 --sort total"},
 		{"many_sort_name_json", "many", false, "iface -c 1 --json --iface veth-* --iface eth*"},
 	}

@@ -48,6 +48,9 @@ type report struct {
 	// totalsSince is --state's start of the totals: the file's first run
 	totalsSince time.Time
 	summary     bool // the run's summary: elapsed is the run's length, rows its totals
+	// all is iface's "(all)" row: every row's traffic added up before
+	// --top cut them; nil with fewer than two rows, or in other modes
+	all *usage
 }
 
 // usage is one row of a report: an interface's traffic, or a process's
@@ -156,9 +159,7 @@ func (r *renderer) draw(f report, o options) {
 		}
 	}
 	sortRows(f.rows, r.sortBy, f.mode, r.cumulative, r.reverse, first)
-	if o.top > 0 && len(f.rows) > o.top {
-		f.rows = f.rows[:o.top]
-	}
+	f.cutTop(o.top)
 	switch {
 	case r.json:
 		r.writeJSON(f)
@@ -487,6 +488,8 @@ func (r *renderer) text(f report, u usage) []string {
 			switch {
 			case i == 0 && u.group.key == (groupKey{}) && u.name == "(other)":
 				v = u.name // groups folded away
+			case i == 0 && v == "" && u.group.key.reasonCell() != "":
+				v = u.group.key.reasonCell()
 			case v == "":
 				v = "-"
 			case b == "remote" && u.group.remoteName != "":
@@ -749,8 +752,8 @@ func (r *renderer) writeTable(f report) {
 		}
 		lines = append(lines, line)
 	}
-	if f.mode == modeIface && len(f.rows) > 1 {
-		lines = append(lines, r.row(textCols, []string{"(all)", ""}, numCols, pick(r.cells(f.mode, sumRows(f.rows), f.elapsed), keep)))
+	if f.all != nil {
+		lines = append(lines, r.row(textCols, []string{f.all.name, ""}, numCols, pick(r.cells(f.mode, *f.all, f.elapsed), keep)))
 	}
 	if !r.live {
 		if r.tty && f.partial {
@@ -850,6 +853,19 @@ func (r *renderer) redraw(lines []string, cols int, sized bool) {
 	}
 	r.drawn = len(lines) - 1
 	r.onScreen = true
+}
+
+// cutTop keeps the first top rows (0: all), after iface's "(all)" row
+// has added them all up: it is the machine's, whatever --top shows.
+func (f *report) cutTop(top int) {
+	if f.mode == modeIface && len(f.rows) > 1 {
+		all := sumRows(f.rows)
+		all.name = "(all)"
+		f.all = &all
+	}
+	if top > 0 && len(f.rows) > top {
+		f.rows = f.rows[:top]
+	}
 }
 
 // sumRows adds up rows into one: iface's "(all)" row.

@@ -87,6 +87,7 @@ type (
 		Netns      *uint64  `json:"netns,omitempty"`
 		Remote     *string  `json:"remote,omitempty"`
 		RemoteName string   `json:"remote_name,omitempty"`
+		Reason     string   `json:"reason,omitempty"` // a group of no process's traffic: why
 		Other      bool     `json:"other,omitempty"`
 		Members    int      `json:"members"`
 		trafficFields
@@ -262,6 +263,9 @@ func newGroupRecord(head recordHead, u usage, tf trafficFields) groupRecord {
 	if g.key == (groupKey{}) && u.name == "(other)" {
 		r.Other = true
 		return r
+	}
+	if g.key.reasonCell() != "" {
+		r.Reason = reasonKey[g.key.reason]
 	}
 	for _, b := range g.by {
 		v := g.key.value(b)

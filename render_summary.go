@@ -169,14 +169,15 @@ func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []
 	if !r.started || seq < 2 || r.prom {
 		return nil // the metrics of the last frame are the run's
 	}
-	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, summary: true}
+	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, by: o.by, summary: true}
 	live := r.live
 	if live {
 		r.closeLocked()
 		r.live = false // a plain block below the table
 	}
 	defer func() { r.live = live }()
-	sortRows(f.rows, r.sortBy, m, true, false, 0)
+	sortRows(f.rows, r.sortBy, m, true, r.reverse, o.top)
+	f.cutTop(o.top)
 	r.buf.Reset()
 	if r.json {
 		r.writeJSON(f)

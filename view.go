@@ -233,7 +233,23 @@ func (v *view) keyOf(u usage) groupKey {
 			k.pid = p.pid
 		}
 	}
+	if p.pid == 0 && (k.program != "" || !slices.Contains(v.by, "remote")) {
+		// Traffic of no process groups by why, whatever the keys: it has
+		// no user or container to share with processes. --by remote
+		// alone is iftop's view, by address, whoever sent it.
+		k.reason = p.reason
+	}
 	return k
+}
+
+// reasonCell returns what the first key's column of group k shows when
+// that key has no value: the reason of a group of no process's traffic,
+// or "" for a group of processes.
+func (k groupKey) reasonCell() string {
+	if k.pid != 0 || k.reason == attributed {
+		return ""
+	}
+	return reasonName[k.reason]
 }
 
 // newGroup makes the row of group k, whose first row is u.
@@ -250,6 +266,9 @@ func (k groupKey) label(by []string) string {
 	parts := make([]string, len(by))
 	for i, b := range by {
 		parts[i] = k.value(b)
+	}
+	if len(parts) > 0 && parts[0] == "" {
+		parts[0] = k.reasonCell()
 	}
 	return strings.Join(parts, "/")
 }
