@@ -402,6 +402,9 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	case "version":
 		return nil // as -V, which kong handles before the values are read
 	}
+	if err := refuseEmpty(kctx); err != nil {
+		return err
+	}
 	var iv interval
 	var bv *badValue
 	if err := iv.UnmarshalText([]byte(c.Interval)); errors.As(err, &bv) {
@@ -435,6 +438,44 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return err
 	}
 	return c.readFormat(kctx)
+}
+
+// refuseEmpty refuses a flag given on the command line with an empty
+// value, or with another flag for its value: both are what a shell makes
+// of an unset variable (--state $STATE, --state $STATE --json), and a
+// flag left empty would otherwise do nothing (a cron line that never
+// ends, serve without its TLS). An empty NETUSE_ variable stays unset, as
+// the shell's convention has it.
+func refuseEmpty(kctx *kong.Context) error {
+	flags := map[string]bool{}
+	for _, f := range kctx.Flags() {
+		flags["--"+f.Name] = true
+		if f.Short != 0 {
+			flags["-"+string(f.Short)] = true
+		}
+	}
+	for _, p := range kctx.Path {
+		if p.Flag == nil || p.Flag.IsBool() {
+			continue
+		}
+		var values []string
+		switch v := p.Flag.Target.Interface().(type) {
+		case string:
+			values = []string{v}
+		case globs:
+			values = v
+		}
+		for _, v := range values {
+			name, _, _ := strings.Cut(v, "=")
+			switch {
+			case v == "":
+				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("empty; want %s (an unset shell variable?)", p.Flag.FormatPlaceHolder())}
+			case flags[name]:
+				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("a flag, not a value; want %s before it (an unset shell variable?)", p.Flag.FormatPlaceHolder())}
+			}
+		}
+	}
+	return nil
 }
 
 // readFormat reads --format and --textfile.
