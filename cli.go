@@ -469,19 +469,32 @@ func refuseEmpty(kctx *kong.Context) error {
 			name, _, _ := strings.Cut(v, "=")
 			switch {
 			case v == "":
-				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("empty; want %s (an unset shell variable?)", p.Flag.FormatPlaceHolder())}
+				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("empty; want %s (an unset shell variable?)", placeholder(p.Flag))}
 			case flags[name]:
-				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("a flag, not a value; want %s before it (an unset shell variable?)", p.Flag.FormatPlaceHolder())}
+				return &badValue{"--" + p.Flag.Name, v, fmt.Sprintf("a flag, not a value; want %s before it (an unset shell variable?)", placeholder(p.Flag))}
 			}
 		}
 	}
 	return nil
 }
 
+// placeholder names what a flag wants: its placeholder when that is a
+// name (FILE), else an example of a value (1s).
+func placeholder(f *kong.Flag) string {
+	p := f.FormatPlaceHolder()
+	if strings.ToUpper(p) == p {
+		return p
+	}
+	return "a value such as " + p
+}
+
 // readFormat reads --format and --textfile.
 func (c *cli) readFormat(kctx *kong.Context) error {
 	switch c.Format {
 	case "", "table":
+		if c.json && c.Format == "table" {
+			return badFlag(kctx, "format", c.Format, "--json asks for NDJSON; give one of them")
+		}
 	case "json":
 		c.json = true
 	case "prometheus":
@@ -565,6 +578,9 @@ func (c *cli) readFilter(kctx *kong.Context, f captureFlags) error {
 		}
 		for _, v := range strings.Split(text, ",") {
 			if !read(v) {
+				if v == text {
+					return badFlag(kctx, long, text, want) // the value is said once
+				}
 				return badFlag(kctx, long, text, fmt.Sprintf("%q: %s", v, want))
 			}
 		}
@@ -654,8 +670,39 @@ func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
+	if commandOf(kctx) == "serve" {
+		b = *bytes.NewBuffer(dropFlags(b.Bytes(), serveFlagsRefused))
+	}
 	_, err = stdout.Write(b.Bytes())
 	return err
+}
+
+// dropFlags removes the flags named long from kong's help: each flag's
+// line, "  -c, --count=0   Report...", and the lines of its help below it,
+// indented further, with no flag of their own.
+func dropFlags(help []byte, long []string) []byte {
+	var out bytes.Buffer
+	dropping := false
+	for line := range bytes.Lines(help) {
+		trimmed := bytes.TrimLeft(line, " ")
+		indent := len(line) - len(trimmed)
+		if bytes.HasPrefix(trimmed, []byte("-")) && indent > 0 {
+			name, _, _ := strings.Cut(strings.TrimPrefix(string(trimmed), "-"), " ")
+			if strings.HasPrefix(name, "-") || strings.Contains(name, ",") {
+				// "--count=0" or "c, --count=0"
+				if i := strings.Index(string(trimmed), "--"); i >= 0 {
+					name = strings.FieldsFunc(string(trimmed[i+2:]), func(r rune) bool { return r == '=' || r == ' ' || r == '\n' })[0]
+				}
+			}
+			dropping = slices.Contains(long, name)
+		} else if indent == 0 || len(bytes.TrimSpace(line)) == 0 {
+			dropping = false
+		}
+		if !dropping {
+			out.Write(line)
+		}
+	}
+	return out.Bytes()
 }
 
 // versionLine is what -V and netuse version print.
@@ -705,12 +752,21 @@ func commandOf(kctx *kong.Context) string {
 
 // misplaced turns kong's "unknown flag --max-flows" into a word on where
 // the flag belongs, when it is proc's; other errors it returns as they are.
-func misplaced(err error) error {
+func misplaced(err error, args []string, app *kong.Application) error {
+	if flagForValue := flagAsValue(args, app); flagForValue != nil {
+		return flagForValue
+	}
+	if strings.Contains(err.Error(), "applies to the default command") && strings.HasPrefix(err.Error(), "flag --state ") {
+		return errors.New("--state is a flag of netuse total and iface: write it after the command")
+	}
 	var perr *kong.ParseError
 	if !errors.As(err, &perr) {
 		return err
 	}
 	if strings.HasPrefix(err.Error(), "unknown flag --state") {
+		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "total" && cmd.Name != "iface" {
+			return fmt.Errorf("--state is a flag of netuse total and iface, not of netuse %s", cmd.Name)
+		}
 		return errors.New("--state is a flag of netuse total and iface: write it after the command")
 	}
 	for _, long := range []string{"listen", "web-config"} {
@@ -733,6 +789,44 @@ func misplaced(err error) error {
 		return fmt.Errorf("--%s is a flag of netuse proc and conn: write it after the command", long)
 	}
 	return err
+}
+
+// flagAsValue finds, in args that kong refused, a flag that takes a value
+// followed by another flag, as a shell writes --web-config $WEB --listen
+// :9957 with WEB unset: kong takes --listen for the file and refuses
+// :9957, which would hide the cause. nil if there is none.
+func flagAsValue(args []string, app *kong.Application) error {
+	takes := map[string]*kong.Flag{}
+	isFlag := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		for _, f := range n.Flags {
+			isFlag["--"+f.Name] = true
+			if f.Short != 0 {
+				isFlag["-"+string(f.Short)] = true
+			}
+			if !f.IsBool() {
+				takes["--"+f.Name] = f
+				if f.Short != 0 {
+					takes["-"+string(f.Short)] = f
+				}
+			}
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(app.Node)
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "--" {
+			return nil
+		}
+		name, _, _ := strings.Cut(args[i+1], "=")
+		if f := takes[args[i]]; f != nil && isFlag[name] {
+			return &badValue{"--" + f.Name, args[i+1], fmt.Sprintf("a flag, not a value; want %s before it (an unset shell variable?)", placeholder(f))}
+		}
+	}
+	return nil
 }
 
 // usageError marks an error that is the caller's fault: exit status 2.

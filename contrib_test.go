@@ -350,6 +350,7 @@ func serveUnit(t *testing.T, unit, creds string) (addr string, stop func()) {
 				for range lines {
 				}
 			}()
+			_, a, _ = strings.Cut(a, "://") // http or https: the caller knows which it asked for
 			return strings.TrimSuffix(a, "/metrics"), stop
 		}
 	}

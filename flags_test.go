@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/alecthomas/kong"
 )
 
 // TestFlagsDocumented checks that the three lists of flags a user may read
@@ -166,4 +168,55 @@ func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[
 		t.Fatalf("%s: no flags found", where)
 	}
 	return flags
+}
+
+// TestEmptyValues gives every flag that takes a value, of every command,
+// an empty one, and another flag for one (what a shell makes of an unset
+// variable): each is refused with one line naming the flag, exit 2, and
+// nothing on stdout. --state, --textfile, --web-config, --sort and
+// --format did nothing with an empty value.
+func TestEmptyValues(t *testing.T) {
+	parser, err := kong.New(&cli{}, kong.Vars{"version": "test", "maxFlows": "65536", "listen": defaultListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, cmd := range parser.Model.Children {
+		if cmd.Name == "help" || cmd.Name == "version" {
+			continue
+		}
+		flags := slices.Clone(parser.Model.Flags)
+		for _, g := range cmd.Flags {
+			flags = append(flags, g)
+		}
+		for _, f := range flags {
+			if f.IsBool() || f.Name == "help" || f.Name == "version" {
+				continue
+			}
+			if cmd.Name == "serve" && slices.Contains(serveFlagsRefused, f.Name) {
+				continue // refused whatever its value
+			}
+			for _, tc := range []struct {
+				args []string
+				want string
+			}{
+				{[]string{cmd.Name, "--" + f.Name, ""}, `netuse: --` + f.Name + ` "": empty; want `},
+				{[]string{cmd.Name, "--" + f.Name, "--json"}, `netuse: --` + f.Name + ` "--json": a flag, not a value; want `},
+				{[]string{cmd.Name, "--" + f.Name, "--interval", "2s"}, `netuse: --` + f.Name + ` "--interval": a flag, not a value; want `},
+			} {
+				if cmd.Name == "serve" && tc.args[2] == "--json" {
+					continue // serve refuses --json itself
+				}
+				n++
+				a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
+				code := a.main(tc.args)
+				if code != 2 || stdout.Len() > 0 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), tc.want) {
+					t.Errorf("netuse %q: exit %d, stdout %q, stderr %q; want 2, nothing, and one line %s...", tc.args, code, stdout, stderr, tc.want)
+				}
+			}
+		}
+	}
+	if n < 40 {
+		t.Errorf("%d cases: the walk of kong's model missed flags", n)
+	}
 }

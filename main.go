@@ -214,7 +214,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		if isClosedPipe(err) {
 			return err // netuse --help | head -1: the reader had what it wanted
 		}
-		return usageError{misplaced(err)}
+		return usageError{misplaced(err, args, parser.Model)}
 	}
 	switch commandOf(kctx) {
 	case "help":
@@ -257,7 +257,13 @@ func checkTextfile(path string) error {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return fmt.Errorf("--textfile %q: cannot write in its directory (%v); want a file in a writable directory, such as node_exporter's --collector.textfile.directory", path, err)
+		dir, why := filepath.Dir(path), "no such directory"
+		if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+			why = fmt.Sprintf("it takes no new file: %v", err) // read-only, or /proc
+		} else if serr == nil {
+			why = "not a directory"
+		}
+		return fmt.Errorf("--textfile %q: cannot write in %q (%s); want a file in a writable directory, such as node_exporter's --collector.textfile.directory", path, dir, why)
 	}
 	f.Close()
 	return os.Remove(f.Name())

@@ -98,7 +98,7 @@ func TestTextfileReadOnlyDir(t *testing.T) {
 	if code := a.main([]string{"proc", "--textfile", path, "-c", "1"}); code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	want := `netuse: --textfile "` + path + `": cannot write in its directory (read-only file system); want`
+	want := `netuse: --textfile "` + path + `": cannot write in "` + filepath.Dir(path) + `" (it takes no new file: read-only file system); want`
 	if msg := stderr.String(); !strings.HasPrefix(msg, want) || strings.Count(msg, "\n") != 1 {
 		t.Errorf("stderr %q; want one line beginning %q", msg, want)
 	}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
 )
 
 // netuse serve: a Prometheus exporter. It reads the interfaces' counters
@@ -402,8 +405,9 @@ func metricsHandler(e *exporter, errLog *log.Logger) (http.Handler, prometheus.G
 
 // runServe runs netuse serve until ctx ends or the server fails.
 func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
-	if err := web.Validate(so.webConfig); err != nil {
-		return fmt.Errorf("serve --web-config %q: %v; want exporter-toolkit's web configuration (see the README's \"Serve\")", so.webConfig, oneLine(err))
+	scheme, err := checkWebConfig(so.webConfig)
+	if err != nil {
+		return fmt.Errorf("serve --web-config %q: %v", so.webConfig, err)
 	}
 	l, err := net.Listen("tcp", so.listen)
 	if err != nil {
@@ -443,7 +447,7 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 	go func() {
 		served <- web.Serve(l, srv, &web.FlagConfig{WebConfigFile: &so.webConfig}, logger)
 	}()
-	fmt.Fprintf(a.stderr, "netuse: serve: metrics on %s/metrics\n", l.Addr())
+	fmt.Fprintf(a.stderr, "netuse: serve: metrics on %s://%s/metrics\n", scheme, l.Addr())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -472,6 +476,38 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 }
 
 // oneLine joins an error's lines: yaml's errors run over several.
+// checkWebConfig checks --web-config's file as exporter-toolkit will read
+// it, and returns the scheme it serves: https with TLS, else http. A
+// password that is no bcrypt hash (the contrib file's placeholder) is said
+// in netuse's words, with the command that makes one, rather than
+// bcrypt's "hashedSecret too short".
+func checkWebConfig(path string) (scheme string, err error) {
+	if path == "" {
+		return "http", nil
+	}
+	const want = "; want exporter-toolkit's web configuration (see the README's \"Serve\")"
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%v%s", oneLine(err), want)
+	}
+	var c web.Config
+	if err := yaml.Unmarshal(text, &c); err != nil {
+		return "", fmt.Errorf("%v%s", oneLine(err), want)
+	}
+	for _, user := range slices.Sorted(maps.Keys(c.Users)) {
+		if !strings.HasPrefix(string(c.Users[user]), "$2") {
+			return "", fmt.Errorf("basic_auth_users: the password of %q is not a bcrypt hash; make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'", user)
+		}
+	}
+	if err := web.Validate(path); err != nil {
+		return "", fmt.Errorf("%v%s", oneLine(err), want)
+	}
+	if c.TLSConfig.IsEnabled() {
+		return "https", nil
+	}
+	return "http", nil
+}
+
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // servedAt matches serve's line once it listens.
-var servedAt = regexp.MustCompile(`^netuse: serve: metrics on (\S+)/metrics$`)
+var servedAt = regexp.MustCompile(`^netuse: serve: metrics on http://(\S+)/metrics$`)
 
 // TestServeWithoutPrivileges runs the real binary as nobody, without a
 // capability, as a user trying it would: serve must go on with the

@@ -343,7 +343,7 @@ func (e *promEnv) startServe(args ...string) {
 	addrs := make(chan string, 1)
 	argv := append([]string{netuseBinary(t), "serve", "--listen", "127.0.0.1:0"}, args...)
 	e.serve = startBg(t, e.ns, func(line string) {
-		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on "); ok {
+		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
 			if a, ok = strings.CutSuffix(a, "/metrics"); ok {
 				select {
 				case addrs <- a:

@@ -194,14 +194,15 @@ func noCapture() procOS {
 
 // serving is a serve that runs in a goroutine.
 type serving struct {
-	addr  string        // host:port it listens on, from its stderr line
-	ended chan struct{} // closed when a.run returned
-	err   error         // a.run's error, once ended is closed
-	stop  func() error  // cancels it and waits for it; its error
+	addr   string        // host:port it listens on, from its stderr line
+	scheme string        // http or https, from the same line
+	ended  chan struct{} // closed when a.run returned
+	err    error         // a.run's error, once ended is closed
+	stop   func() error  // cancels it and waits for it; its error
 }
 
 // metricsLine is serve's line on stderr once it listens.
-var metricsLine = regexp.MustCompile(`(?m)^netuse: serve: metrics on (\S+)/metrics$`)
+var metricsLine = regexp.MustCompile(`(?m)^netuse: serve: metrics on (https?)://(\S+)/metrics$`)
 
 // startServe runs netuse with args (serve and its flags) until the test
 // ends or stop is called, and waits for the line that says it listens.
@@ -237,7 +238,8 @@ func startServe(t *testing.T, a *app, stderr *syncBuffer, args ...string) *servi
 			t.Fatalf("netuse %s: no line %q on stderr after %v; stderr %q", strings.Join(args, " "), "netuse: serve: metrics on ADDR/metrics", serveWait, text)
 		}
 	}
-	s.addr = metricsLine.FindStringSubmatch(text)[1]
+	m := metricsLine.FindStringSubmatch(text)
+	s.scheme, s.addr = m[1], m[2]
 	if host, port, err := net.SplitHostPort(s.addr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf("serve says it listens on %q; want 127.0.0.1 and the port it was given", s.addr)
 	}
@@ -1003,6 +1005,9 @@ func TestServeTLSBasicAuth(t *testing.T) {
 	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 	a, stdout, stderr := serveApp(ifs, noCapture())
 	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0", "--web-config", config)
+	if s.scheme != "https" {
+		t.Errorf("serve with TLS says it serves %s://%s; want https", s.scheme, s.addr)
+	}
 	ifs.set(ifc("eth0", 2, 1500, 2600, 15, 26))
 
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
@@ -1193,9 +1198,11 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--by", "remote"}, `--by "remote": no key "remote" for serve; want program, user, container, netns or pid, or several joined by commas`},
 		{[]string{"serve", "--by", "program,program"}, `--by "program,program": "program" twice; want each key once`},
 		{[]string{"serve", "--by", "program,"}, `--by "program,": no key "" for serve`},
-		{[]string{"serve", "--by", ""}, `--by "": serve groups processes by at least one key`},
+		{[]string{"serve", "--by", ""}, `--by "": empty; want KEYS (an unset shell variable?)`},
 		{[]string{"serve", "--listen", "nonsense"}, `--listen "nonsense": want HOST:PORT, such as 127.0.0.1:9957 or :9957`},
-		{[]string{"serve", "--listen", ""}, `--listen "": want HOST:PORT, such as 127.0.0.1:9957`},
+		{[]string{"serve", "--listen", ""}, `--listen "": empty; want ADDR (an unset shell variable?)`},
+		{[]string{"serve", "--web-config", ""}, `--web-config "": empty; want FILE (an unset shell variable?)`},
+		{[]string{"serve", "--web-config", "--by", "user"}, `--web-config "--by": a flag, not a value; want FILE before it`},
 		{[]string{"serve", "--max-flows", "8"}, `--max-flows "8": want 16 or more`},
 		{[]string{"serve", "--owners", "nobody"}, `--owners "nobody": want auto, bpf or proc`},
 	} {
@@ -1288,7 +1295,7 @@ func TestServeCountersFail(t *testing.T) {
 	if !ok {
 		t.Fatalf("no line netuse: serve: metrics on ADDR/metrics; stderr %q", text)
 	}
-	addr := metricsLine.FindStringSubmatch(text)[1]
+	addr := metricsLine.FindStringSubmatch(text)[2]
 	ifs.setFail(errors.New("read interface counters: no /proc/net/dev"))
 	select {
 	case c := <-code:
