@@ -505,6 +505,9 @@ func (c *cli) readFormat(kctx *kong.Context) error {
 	default:
 		return badFlag(kctx, "format", c.Format, "want table, json or prometheus")
 	}
+	if (c.prom || c.Textfile != "") && slices.Contains(c.o.by, "remote") {
+		return badFlag(kctx, "by", strings.Join(c.o.by, ","), "remote has no metrics: a series per remote address would have no bound; group by program, user, container or netns")
+	}
 	if c.Textfile != "" {
 		if !strings.HasSuffix(c.Textfile, ".prom") {
 			return badFlag(kctx, "textfile", c.Textfile, "node_exporter reads only files whose name ends in .prom; want PATH.prom")

@@ -229,6 +229,8 @@ func TestUsageErrors(t *testing.T) {
 		{"conn --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
 		{"conn --by remote --sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
 		{"total --state f -c 3", 2, `--count "3": --state reports once, the traffic since the previous run: drop --count, or give 1`},
+		{"proc --by remote --format prometheus", 2, `--by "remote": remote has no metrics`},
+		{"conn --by user,remote --textfile x.prom", 2, `--by "user,remote": remote has no metrics`},
 		{"proc --state f", 2, `--state is a flag of netuse total and iface, not of netuse proc`},
 		{"--state f proc", 2, `--state is a flag of netuse total and iface: write it after the command`},
 		{"--format xml -c 1", 2, `--format "xml": want table, json or prometheus`},

@@ -47,18 +47,25 @@ var (
 		prometheus.NewDesc("netuse_edge_receive_packets_total", "Packets received across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
 		prometheus.NewDesc("netuse_edge_transmit_packets_total", "Packets sent across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
 	}
-	processDescs = [4]*prometheus.Desc{
-		prometheus.NewDesc("netuse_process_receive_bytes_total", "Bytes received by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
-		prometheus.NewDesc("netuse_process_transmit_bytes_total", "Bytes sent by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
-		prometheus.NewDesc("netuse_process_receive_packets_total", "Packets received by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
-		prometheus.NewDesc("netuse_process_transmit_packets_total", "Packets sent by the processes of this name, exited ones included"+metricHelpSuffix, []string{"groupname"}, nil),
-	}
+	processDescs = processDescsBy([]string{"groupname"})
 	unattributedDescs = [2]*prometheus.Desc{
 		prometheus.NewDesc("netuse_unattributed_receive_bytes_total", "Bytes received that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
 		prometheus.NewDesc("netuse_unattributed_transmit_bytes_total", "Bytes sent that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
 	}
 	buildInfoDesc = prometheus.NewDesc("netuse_build_info", "netuse's version and the Go it was built with; always 1.", []string{"version", "goversion"}, nil)
 )
+
+// processDescsBy returns the process families with these labels: the
+// group's keys (--by), by default the program's name alone (groupname).
+func processDescsBy(labels []string) [4]*prometheus.Desc {
+	help := ", exited ones included" + metricHelpSuffix
+	return [4]*prometheus.Desc{
+		prometheus.NewDesc("netuse_process_receive_bytes_total", "Bytes received by the processes of the group (by name unless --by says otherwise)"+help, labels, nil),
+		prometheus.NewDesc("netuse_process_transmit_bytes_total", "Bytes sent by the processes of the group (by name unless --by says otherwise)"+help, labels, nil),
+		prometheus.NewDesc("netuse_process_receive_packets_total", "Packets received by the processes of the group (by name unless --by says otherwise)"+help, labels, nil),
+		prometheus.NewDesc("netuse_process_transmit_packets_total", "Packets sent by the processes of the group (by name unless --by says otherwise)"+help, labels, nil),
+	}
+}
 
 // Collect sends the metrics of the rows.
 func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -82,8 +89,15 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	default:
 		byName := map[string]traffic{}
 		byReason := map[string]traffic{}
+		var groups []usage
 		for _, u := range c.rows {
 			switch {
+			case u.group != nil && u.group.key.reasonCell() != "":
+				t := byReason[reasonKey[u.group.key.reason]]
+				t.add(u.total)
+				byReason[reasonKey[u.group.key.reason]] = t
+			case u.group != nil:
+				groups = append(groups, u)
 			case u.proc == nil:
 			case u.proc.pid == 0 && u.proc.reason != attributed:
 				t := byReason[reasonKey[u.proc.reason]]
@@ -97,6 +111,25 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			send(processDescs, byName[name], name)
+		}
+		if len(groups) > 0 {
+			// --by: the groups' labels are serve's for the same keys.
+			by := groups[0].group.by
+			labels := make([]string, len(by))
+			for i, b := range by {
+				labels[i] = serveLabel[b]
+			}
+			descs := processDescsBy(labels)
+			values := make([]string, len(by))
+			for _, u := range groups {
+				for i, b := range by {
+					values[i] = u.group.key.value(b)
+					if u.group.key == (groupKey{}) && u.name == "(other)" {
+						values[i] = "(other)"
+					}
+				}
+				send(descs, u.total, values...)
+			}
 		}
 		for _, reason := range slices.Sorted(maps.Keys(byReason)) {
 			t := byReason[reason]

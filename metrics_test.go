@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,3 +103,77 @@ func ifaceRowsTotals(t *testing.T, ndjson string) (map[string][2]float64, int) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestFormatPrometheusBy runs proc with --by and --format prometheus (and
+// --textfile) on the mixed scenario: the process families carry the keys'
+// labels as serve's do (program as groupname), each group's counters equal
+// its NDJSON totals, and the groups of no process are the unattributed
+// families by reason. With --by, only netuse_build_info was written.
+func TestFormatPrometheusBy(t *testing.T) {
+	frames := loadScenario(t, "mixed").readFrames(t, filepath.Join("testdata", "capture", "mixed.pcapng"))
+	for _, by := range []string{"program", "user,program", "container"} {
+		t.Run(by, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "netuse.prom")
+			prom := loadScenario(t, "mixed").run(t, frames, "proc", "--count", "2", "--owners", "proc", "--by", by, "--format", "prometheus", "--textfile", file)
+			js := loadScenario(t, "mixed").run(t, frames, "proc", "--count", "2", "--owners", "proc", "--by", by, "--json")
+			// The groups' totals at the last interval, by label values.
+			want, reasons := map[string]float64{}, map[string]float64{}
+			for line := range bytes.Lines(js) {
+				var r struct {
+					Type, Reason  string
+					Seq           int
+					Program, User *string
+					Container     *string
+					RxTotal       float64 `json:"rx_total"`
+				}
+				if err := json.Unmarshal(line, &r); err != nil {
+					t.Fatal(err)
+				}
+				if r.Type != "group" {
+					continue // a group's last record has its totals: it may be idle at the last interval
+				}
+				if r.Reason != "" {
+					reasons[r.Reason] = r.RxTotal
+					continue
+				}
+				var key []string
+				for _, v := range []*string{r.Container, r.Program, r.User} { // labels in name order: container, groupname, user
+					if v != nil {
+						key = append(key, *v)
+					}
+				}
+				want[strings.Join(key, "/")] = r.RxTotal
+			}
+			fileText, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := prom[bytes.LastIndex(prom, []byte("# HELP netuse_build_info")):]
+			for what, text := range map[string][]byte{"stdout": last, "the textfile": fileText} {
+				parser := expfmt.NewTextParser(model.UTF8Validation)
+				mfs, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				got := map[string]float64{}
+				for _, m := range mfs["netuse_process_receive_bytes_total"].GetMetric() {
+					var key []string
+					for _, l := range m.Label {
+						key = append(key, l.GetValue())
+					}
+					got[strings.Join(key, "/")] = m.Counter.GetValue()
+					if len(m.Label) != len(strings.Split(by, ",")) {
+						t.Errorf("%s: labels %v; want one per key of %q", what, m.Label, by)
+					}
+				}
+				if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("%s: process series %v; want the groups' totals %v", what, got, want)
+				}
+				gotReasons := parseMetrics(t, text)["netuse_unattributed_receive_bytes_total"]
+				if len(reasons) == 0 || fmt.Sprint(gotReasons) != fmt.Sprint(reasons) {
+					t.Errorf("%s: unattributed %v; want %v", what, gotReasons, reasons)
+				}
+			}
+		})
+	}
+}
