@@ -44,7 +44,7 @@ type cli struct {
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
 	JSON     toggle    `name:"json" help:"Write NDJSON, one object per row per interval."`
 	Units    string    `default:"bytes" placeholder:"bytes" help:"Units of the table: bytes or bits."`
-	SI       toggle    `name:"si" help:"Powers of 1000 instead of 1024 in the table."`
+	SI       toggle    `name:"si" help:"Powers of 1000 instead of 1024 in the table (the default with --units bits; --si=false for 1024)."`
 	Ifaces   globs     `name:"iface" placeholder:"GLOB" help:"Interfaces to read, as shell globs (repeatable)."`
 	Sort     string    `placeholder:"COLUMN" help:"Sort rows by rx, tx, total or name (proc, conn: also pid); default name for iface, total for proc and conn."`
 	Top      string    `default:"0" placeholder:"0" help:"Show only the first N rows; 0 shows all."`
@@ -639,6 +639,9 @@ func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
 		if *t.on, ok = t.text.on(); !ok {
 			return badFlag(kctx, t.long, string(t.text), "want true or false")
 		}
+	}
+	if c.bits && c.SI == "" {
+		c.si = true // link speeds are sold in powers of 1000: 100 Mbit/s; --si=false for Kibit
 	}
 	for _, g := range c.Ifaces {
 		_, err := path.Match(g, "")

@@ -31,7 +31,7 @@
 //	-c, --count=N         report N intervals, then exit; 0 runs until interrupted
 //	    --json            write NDJSON instead of a table
 //	    --units=bytes     bytes or bits, for the table
-//	    --si              powers of 1000 instead of 1024, for the table
+//	    --si              powers of 1000 instead of 1024, for the table (the default with --units bits)
 //	    --iface=GLOB      interfaces to read (repeatable)
 //	    --sort=COLUMN     rx, tx, total or name (proc, conn: also pid)
 //	    --top=N           show only the first N rows

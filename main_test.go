@@ -152,7 +152,8 @@ func TestGolden(t *testing.T) {
 		{"iface_live", "basic", true, "iface -c 2"},
 		{"iface_noclear", "basic", true, "iface -c 2 --no-clear"},
 		{"iface_bits_si", "basic", false, "iface -c 2 --units bits --si"},
-		{"iface_bits", "basic", false, "iface -c 2 --units bits"},
+		{"iface_bits", "basic", false, "iface -c 2 --units bits"}, // SI, as links are sold
+		{"iface_bits_iec", "basic", false, "iface -c 2 --units bits --si=false"},
 		{"total_json", "basic", false, "--json -c 2"},
 		{"total_live", "basic", true, "total -c 2"},
 		{"total_plain", "basic", false, "total -c 2"},

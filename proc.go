@@ -350,7 +350,7 @@ type captured struct {
 // accountant counted, what the capture says of itself, and where owners
 // came from.
 func newCaptured(f flowTotals, st captureStats, owners string, ownersLost uint64) captured {
-	c := captured{traffic: f.traffic, ifaces: st.ifaces, drops: st.drops, dropsBy: st.dropsBy, inferred: f.inferred, flows: f.flows,
+	c := captured{traffic: f.traffic, ifaces: slices.Sorted(slices.Values(st.ifaces)), drops: st.drops, dropsBy: st.dropsBy, inferred: f.inferred, flows: f.flows,
 		evicted: f.evicted, owners: owners, ownersLost: ownersLost}
 	// Interfaces that moved nothing have a zero entry. An index without a
 	// name (an interface closed meanwhile) is named "#index".

@@ -276,6 +276,12 @@ func baselineRows(m mode, cs []counter, globs []string) []usage {
 // since the previous run, with the totals since the file's baseline, then
 // the file for the next.
 func (a *app) runState(m mode, o options, r *renderer) error {
+	// A file that is no state file is refused before its lock is made:
+	// --state /etc/hostname must leave no /etc/hostname.lock behind. It
+	// is read again under the lock, as another run may replace it.
+	if _, err := loadState(o.state); err != nil {
+		return err
+	}
 	unlock, err := lockState(o.state+".lock", a.stateWait)
 	if errors.Is(err, errStateBusy) {
 		return fmt.Errorf("--state %q: %w (its lock %q) and did not finish within %v; runs of one file take turns: space them further apart, or give each its own file", o.state, err, o.state+".lock", a.stateWait)

@@ -166,6 +166,9 @@ func TestStateRefusesBadFiles(t *testing.T) {
 			if b, _ := os.ReadFile(s.path); string(b) != tc.content {
 				t.Errorf("the file was changed to %q", b)
 			}
+			if _, err := os.Stat(s.path + ".lock"); err == nil {
+				t.Errorf("a refused file left its lock %s.lock behind", s.path)
+			}
 		})
 	}
 }
