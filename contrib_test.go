@@ -429,7 +429,7 @@ func TestContribReadme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^    (\*/5 \* \* \* \* netuse (iface .*) > /dev/null)$`).FindStringSubmatch(text)
+	m := regexp.MustCompile(`(?m)^    (\*/5 \* \* \* \* /usr/local/bin/netuse (iface .*) > /dev/null)$`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatal("contrib/README.md has no cron line")
 	}

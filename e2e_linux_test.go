@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,4 +104,108 @@ func TestTerminalInterrupt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadmeSummaryRecipe runs the README's recipe for the run's totals
+// per process, stopped with Ctrl-C, as written but for netuse's path and
+// a namespace of the test's: bash runs the pipeline in a process group of
+// its own, the test sends SIGINT to the whole group, as a terminal does,
+// once netuse has written three intervals and traffic came between them.
+// Written without the trap, jq died with netuse's and printed nothing.
+func TestReadmeSummaryRecipe(t *testing.T) {
+	n := newTestNet(t)
+	jq := needTool(t, "jq", "jq")
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "# the run's totals per process, once it is stopped (Ctrl-C)")
+	if !ok {
+		t.Fatal("the README has no recipe for the run's totals per process")
+	}
+	var recipe string
+	for _, line := range strings.Split(after, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "sudo netuse ") {
+			recipe = line
+			break
+		}
+	}
+	if !strings.Contains(recipe, "| ") {
+		t.Fatalf("recipe %q: no pipeline", recipe)
+	}
+	line := strings.Replace(recipe, "sudo netuse ", "ip netns exec "+n.a+" "+netuseBinary(t)+" ", 1)
+	line = strings.ReplaceAll(line, " jq ", " "+jq+" ")
+	cmd := exec.Command("bash", "-c", line)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out, errs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	writes := func() int {
+		// netuse's write calls: one frame per interval (render.go).
+		for _, pid := range groupPids(cmd.Process.Pid) {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != netuseBinary(t) {
+				continue
+			}
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+					var n int
+					fmt.Sscan(v, &n)
+					return n
+				}
+			}
+		}
+		return 0
+	}
+	waitWrites := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for writes() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("netuse wrote %d times in 20 s; want %d (stderr %q)", writes(), want, errs.String())
+			}
+			time.Sleep(20 * time.Millisecond) // polls for the sign: each turn reads /proc anew
+		}
+	}
+	waitWrites(1)
+	// UDP over the namespace's loopback, from a program named for it.
+	if b, err := exec.Command("ip", "netns", "exec", n.a, "bash", "-c", "for i in $(seq 20); do echo x > /dev/udp/127.0.0.1/9; done").CombinedOutput(); err != nil {
+		t.Fatalf("sending: %v: %s", err, b)
+	}
+	waitWrites(3)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the pipeline still runs 20 s after SIGINT; stdout %q", out.String())
+	}
+	if out.Len() == 0 {
+		t.Fatalf("the recipe printed nothing after Ctrl-C; stderr %q", errs.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !strings.HasPrefix(l, "{") || !strings.Contains(l, `"rx_bytes"`) {
+			t.Errorf("not a summary record: %q", l)
+		}
+	}
+}
+
+// groupPids returns the processes of process group pgid.
+func groupPids(pgid int) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := unix.Getpgid(pid); err == nil && g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
