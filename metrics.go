@@ -47,7 +47,7 @@ var (
 		prometheus.NewDesc("netuse_edge_receive_packets_total", "Packets received across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
 		prometheus.NewDesc("netuse_edge_transmit_packets_total", "Packets sent across the machine's edge interfaces"+metricHelpSuffix, nil, nil),
 	}
-	processDescs = processDescsBy([]string{"groupname"})
+	processDescs      = processDescsBy([]string{"groupname"})
 	unattributedDescs = [2]*prometheus.Desc{
 		prometheus.NewDesc("netuse_unattributed_receive_bytes_total", "Bytes received that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
 		prometheus.NewDesc("netuse_unattributed_transmit_bytes_total", "Bytes sent that no process could be credited with, by why"+metricHelpSuffix, []string{"reason"}, nil),
