@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -29,6 +30,8 @@ type nsTables struct {
 	mu       sync.Mutex // guards addrs and byCookie, read by isLocal and netnsByCookie from other goroutines
 	addrs    map[uint64]map[netip.Addr]bool
 	byCookie map[uint64]uint64 // a namespace's inode number by its cookie, as the owner records give it
+	warn     func(string)      // says once that netuse may not enter other namespaces
+	denied   bool              // warn was called
 }
 
 type nsTable struct {
@@ -44,8 +47,8 @@ const (
 	rescanGap = 200 * time.Millisecond
 )
 
-func newNSTables() *nsTables {
-	t := &nsTables{root: "/proc", ns: map[uint64]*nsTable{}, addrs: map[uint64]map[netip.Addr]bool{}}
+func newNSTables(warn func(string)) *nsTables {
+	t := &nsTables{root: "/proc", ns: map[uint64]*nsTable{}, addrs: map[uint64]map[netip.Addr]bool{}, warn: warn}
 	t.own, _ = netnsOf(t.root + "/self/ns/net")
 	return t
 }
@@ -154,6 +157,12 @@ func (t *nsTables) enumerate() {
 			a = interfaceAddrs()
 			return nil
 		})
+		if errors.Is(err, unix.EPERM) && !t.denied {
+			// setns(2) into another namespace needs CAP_SYS_ADMIN, which
+			// the README's setcap line leaves out.
+			t.denied = true
+			t.warn(`netuse may not enter other network namespaces (setns needs CAP_SYS_ADMIN, which its capabilities leave out): the sockets of processes in containers and other namespaces are not found, and their traffic counts as "(no socket)" or "(no owner)"; run it as root to credit them`)
+		}
 		if err != nil || nt == nil {
 			continue // the namespace went away, or netuse may not enter it
 		}

@@ -7,7 +7,7 @@ import "net/netip"
 // nsTables reads the kernel's socket tables: Linux only.
 type nsTables struct{}
 
-func newNSTables() *nsTables                                   { return &nsTables{} }
+func newNSTables(func(string)) *nsTables                       { return &nsTables{} }
 func (t *nsTables) read() ([]socket, error)                    { return nil, errNotLinux }
 func (t *nsTables) isLocal(netns uint64, addr netip.Addr) bool { return true }
 func (t *nsTables) isOurs(addr netip.Addr) bool                { return true }

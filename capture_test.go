@@ -495,7 +495,7 @@ func (s *scenario) procOS(src frameSource) procOS {
 		records: func(*registry, socketTables) (*ownerRecords, error) {
 			return nil, errors.New("a capture file has no owner records")
 		},
-		tables:    func() socketTables { return scenarioTables{s} },
+		tables:    func(func(string)) socketTables { return scenarioTables{s} },
 		lookup:    func() socketLookup { return noSocketLookup{} },
 		owners:    func(*registry, bool) owners { return s.owners },
 		conntrack: func() ([]natEntry, error) { return s.nat, nil },

@@ -393,7 +393,7 @@ func unitApp(t *testing.T, w io.Writer) *app {
 	}
 	a.clock = clock{now: time.Now, sleep: sleepCtx}
 	a.proc = procOS{
-		tables:  func() socketTables { return scenarioTables{&scenario{}} },
+		tables:  func(func(string)) socketTables { return scenarioTables{&scenario{}} },
 		records: func(*registry, socketTables) (*ownerRecords, error) { return nil, errors.New("no records in a test") },
 		capture: func([]string) (frameSource, error) { return nil, errNoCapRaw },
 	}

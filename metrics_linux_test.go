@@ -92,7 +92,7 @@ func TestTextfileReadOnlyDir(t *testing.T) {
 	a.proc = procOS{
 		records: func(*registry, socketTables) (*ownerRecords, error) { opened = true; return nil, errNoCapRaw },
 		capture: func([]string) (frameSource, error) { opened = true; return nil, errNoCapRaw },
-		tables:  func() socketTables { opened = true; return nil },
+		tables:  func(func(string)) socketTables { opened = true; return nil },
 	}
 	path := filepath.Join(dir, "netuse.prom")
 	if code := a.main([]string{"proc", "--textfile", path, "-c", "1"}); code != 1 {

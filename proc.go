@@ -30,7 +30,7 @@ import (
 type procOS struct {
 	capture   func(globs []string) (frameSource, error)                       // opens the capture on the interfaces globs pick
 	records   func(reg *registry, tables socketTables) (*ownerRecords, error) // starts the kernel's owner records
-	tables    func() socketTables                                             // a new reader of the kernel's socket tables
+	tables    func(warn func(string)) socketTables                            // a new reader of the kernel's socket tables; warn says what it may not read
 	lookup    func() socketLookup                                             // a new finder of the kernel's socket of one flow
 	owners    func(reg *registry, recent bool) owners                         // a new finder of socket owners in /proc
 	conntrack func() ([]natEntry, error)                                      // the NAT translations of netuse's namespace
@@ -44,7 +44,7 @@ func hostProc() procOS {
 	return procOS{
 		capture:   openCapture,
 		records:   startOwnerRecords,
-		tables:    func() socketTables { return newNSTables() },
+		tables:    func(warn func(string)) socketTables { return newNSTables(warn) },
 		lookup:    newLookup,
 		owners:    newFinder,
 		conntrack: readConntrack,
@@ -130,7 +130,7 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 	}()
 	p.acc.max, p.acc.conns = o.maxFlows, o.conns
 	reg := newRegistry()
-	tables := sys.tables()
+	tables := sys.tables(w.say)
 	p.closers = append(p.closers, tables.close)
 	// The kernel's owner records start before the capture: frames queue in
 	// the ring from the moment it opens, and a socket born before the
