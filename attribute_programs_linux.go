@@ -354,7 +354,7 @@ func openCgroup2() (*os.File, error) {
 	}
 	defer os.Remove(dir)
 	if err := unix.Mount("cgroup2", dir, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return nil, fmt.Errorf("no cgroup2 hierarchy is mounted, and mounting one failed: %w", err)
+		return nil, fmt.Errorf("%w, and mounting one failed: %w", errNoCgroup2, err)
 	}
 	defer unix.Unmount(dir, unix.MNT_DETACH)
 	return os.Open(dir)

@@ -69,7 +69,7 @@ func startKernelOwners(book *ownerBook) (*kernelOwners, error) {
 	}
 	root, err := openCgroup2()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoBPF, err)
+		return nil, fmt.Errorf("%w: %w", errNoBPF, err) // errNoCgroup2 is said apart
 	}
 	kept := false
 	defer func() {

@@ -357,3 +357,20 @@ func TestProcNetnsDenied(t *testing.T) {
 		t.Errorf("stderr %q; want one warning that netuse may not enter other network namespaces, naming CAP_SYS_ADMIN", msg)
 	}
 }
+
+// TestOwnersBPFNoCgroup2 runs proc --owners bpf with the kernel path's
+// capabilities where no cgroup2 hierarchy is mounted (ip netns exec's new
+// /sys) and none may be: the one line names the mount, not capabilities
+// the binary already has.
+func TestOwnersBPFNoCgroup2(t *testing.T) {
+	bin := capsBin(t, setcapCaps)
+	n := newTestNet(t)
+	p := launchProcArgv(t, n.a, append(append([]string{"setpriv"}, nobody...), bin), "--owners", "bpf", "--iface", "veth-a")
+	<-p.done
+	err := p.cmd.Wait()
+	msg := p.stderr.String()
+	if err == nil || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "no cgroup2 hierarchy is mounted") ||
+		!strings.Contains(msg, "mount -t cgroup2") || strings.Contains(msg, "CAP_BPF") {
+		t.Errorf("exit %v, stderr %q; want a failure and one line naming the cgroup2 mount, not capabilities", err, msg)
+	}
+}

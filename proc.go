@@ -140,6 +140,8 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 		if p.rec, bpfErr = sys.records(reg, tables); bpfErr == nil {
 			p.closers = append(p.closers, p.rec.close)
 			p.source = "bpf"
+		} else if o.owners == "bpf" && errors.Is(bpfErr, errNoCgroup2) {
+			return nil, fmt.Errorf("%s --owners bpf: %w; mount it (mount -t cgroup2 none /sys/fs/cgroup), or use --owners proc", o.mode, bpfErr)
 		} else if o.owners == "bpf" {
 			return nil, fmt.Errorf("%s --owners bpf: %w; run netuse as root or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (see the README), or use --owners proc", o.mode, bpfErr)
 		}
@@ -304,6 +306,10 @@ func (p *pipeline) closeAll() {
 // capturing, the kernel's owner records, and /proc for sockets older than
 // netuse (see the README's "Privileges").
 const setcapCaps = "cap_net_raw,cap_net_admin,cap_bpf,cap_perfmon,cap_dac_read_search,cap_sys_ptrace"
+
+// errNoCgroup2: the owner programs have no cgroup2 hierarchy to attach
+// to, which no capability mends.
+var errNoCgroup2 = errors.New("no cgroup2 hierarchy is mounted")
 
 // warner writes each distinct warning once, to stderr.
 type warner struct {
