@@ -75,6 +75,7 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 	if err := r.waiting(m, start.Add(o.interval)); err != nil {
 		return err
 	}
+	matched := false // a row passed the filter
 	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
 		// An interrupted interval is the last one, as is the count's.
 		procs, conns, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
@@ -83,12 +84,17 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 		}
 		now := a.clock.now()
 		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
-			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial}
+			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: o.filter.String()}
+		matched = matched || len(f.rows) > 0
 		last = now
 		return r.render(f, o)
 	})
 	if err != nil {
 		return err
+	}
+	if !matched && seqs > 0 && o.filter.String() != "" {
+		// NDJSON has no room for it: a pipeline would only see no rows.
+		fmt.Fprintf(a.stderr, "netuse: no row matched %s in %d intervals; netuse %s without them shows what there is\n", o.filter, seqs, m)
 	}
 	return r.writeSummary(m, start, a.clock.now(), seqs, nil, o)
 }

@@ -48,6 +48,7 @@ type report struct {
 	// totalsSince is --state's start of the totals: the file's first run
 	totalsSince time.Time
 	summary     bool // the run's summary: elapsed is the run's length, rows its totals
+	filter string // proc, conn: the filter's flags, "" for none; a table with no rows names it
 	// all is iface's "(all)" row: every row's traffic added up before
 	// --top cut them; nil with fewer than two rows, or in other modes
 	all *usage
@@ -744,6 +745,9 @@ func (r *renderer) writeTable(f report) {
 		head += "  CONTAINER"
 	}
 	lines = append(lines, head)
+	if len(f.rows) == 0 && f.filter != "" {
+		lines = append(lines, "(no row matches "+visible(f.filter, 0)+")")
+	}
 	for i, u := range drawn {
 		line := r.row(textCols, pick(texts[i], keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
 		if u.proc != nil && u.proc.foreign {

@@ -91,3 +91,27 @@ func TestSummaryTop(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterMatchesNothing: a filter that matches no row says so, in the
+// table of each interval and once on stderr at the end; NDJSON stays
+// records alone. It gave no hint.
+func TestFilterMatchesNothing(t *testing.T) {
+	frames := loadScenario(t, "mixed").readFrames(t, filepath.Join("testdata", "capture", "mixed.pcapng"))
+	for _, json := range []bool{false, true} {
+		args := []string{"proc", "--count", "2", "--owners", "proc", "--program", "nomatch"}
+		if json {
+			args = append(args, "--json")
+		}
+		code, out, stderr := loadScenario(t, "mixed").runOn(frames, nil, args...)
+		if code != 0 || stderr != "netuse: no row matched --program \"nomatch\" in 2 intervals; netuse proc without them shows what there is\n" {
+			t.Errorf("netuse %s: exit %d, stderr %q; want 0 and the hint", strings.Join(args, " "), code, stderr)
+		}
+		if hint := bytes.Count(out, []byte(`(no row matches --program "nomatch")`)); json && hint != 0 || !json && hint != 2 {
+			t.Errorf("netuse %s: %d hints in the output %q; want one per table, none in NDJSON", strings.Join(args, " "), hint, out)
+		}
+	}
+	// A filter that matches says nothing.
+	if code, _, stderr := loadScenario(t, "mixed").runOn(frames, nil, "proc", "--count", "1", "--owners", "proc", "--program", "curl"); code != 0 || stderr != "" {
+		t.Errorf("--program curl: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"path"
 	"slices"
@@ -32,6 +33,28 @@ type filter struct {
 	users    []string // user names, or uids as numbers
 	ports    []uint16 // either end's port (connections)
 	remotes  []netip.Prefix
+}
+
+// String says the filter as its flags would, "" for none: --program
+// "curl" --port "443".
+func (f filter) String() string {
+	var parts []string
+	add := func(flag string, n int, item func(i int) string) {
+		if n == 0 {
+			return
+		}
+		vals := make([]string, n)
+		for i := range vals {
+			vals[i] = item(i)
+		}
+		parts = append(parts, fmt.Sprintf("--%s %q", flag, strings.Join(vals, ",")))
+	}
+	add("pid", len(f.pids), func(i int) string { return strconv.Itoa(f.pids[i]) })
+	add("program", len(f.programs), func(i int) string { return f.programs[i] })
+	add("user", len(f.users), func(i int) string { return f.users[i] })
+	add("port", len(f.ports), func(i int) string { return strconv.Itoa(int(f.ports[i])) })
+	add("remote", len(f.remotes), func(i int) string { return f.remotes[i].String() })
+	return strings.Join(parts, " ")
 }
 
 // needsConns reports whether the filter looks at connections' endpoints.
