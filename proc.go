@@ -59,13 +59,16 @@ func hostProc() procOS {
 func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error {
 	v := newView(m, o.by, o.filter)
 	o.mode, o.conns, o.states = m, v.conns, m == modeConn
-	p, err := newPipeline(o, a.proc, newWarner(a.stderr))
+	w := newWarner(a.stderr)
+	p, err := newPipeline(o, a.proc, w)
 	if err != nil {
 		return err
 	}
 	defer p.close()
 	if o.resolve {
-		names := newNames(a.proc.resolve, resolveTimeout, resolveCache)
+		names := makeNames(a.proc.resolve, resolveTimeout, resolveCache)
+		names.warn = w.say
+		names.start()
 		defer names.close()
 		v.resolved = names.name
 	}

@@ -7,6 +7,8 @@ package main
 import (
 	"container/list"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -46,6 +48,10 @@ type names struct {
 	// stored, if not nil, is called by a worker after it has stored the
 	// answer for a (name "" for a failure); tests wait on it.
 	stored func(a netip.Addr, name string)
+	// warn, if not nil, is told once that no DNS server answered: every
+	// address is then shown as it is, which looks like a name never known.
+	warn   func(string)
+	warned sync.Once
 
 	queue  chan netip.Addr
 	ctx    context.Context // done at close: ends the workers and their lookups
@@ -174,8 +180,16 @@ func (n *names) work() {
 // resolve looks up one address and stores the answer.
 func (n *names) resolve(a netip.Addr) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.timeout)
-	got, _ := n.lookup(ctx, a.String())
+	got, err := n.lookup(ctx, a.String())
 	cancel()
+	var dnsErr *net.DNSError
+	if n.warn != nil && n.ctx.Err() == nil && len(got) == 0 && errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
+		// A timeout, a refused or failing server: not "this address has
+		// no name", which is an answer.
+		n.warned.Do(func() {
+			n.warn(fmt.Sprintf("--resolve: no DNS server answered (%v); remote addresses are shown as numbers while none does", oneLine(err)))
+		})
+	}
 	// The first answer, even beside an error: Go's resolver drops the
 	// records whose names are not valid and returns the others with an
 	// error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -407,5 +408,41 @@ func BenchmarkNamesHit(b *testing.B) {
 			b.Fatal("miss")
 		}
 		i++
+	}
+}
+
+// TestNamesWarnNoServer: a lookup that fails because no DNS server
+// answers (timeout, refused) is said once, however many addresses fail;
+// an address that has no name (NXDOMAIN) is an answer and says nothing.
+func TestNamesWarnNoServer(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		err   error
+		warns int
+	}{
+		{"timeout", &net.DNSError{Err: "i/o timeout", Name: "x", IsTimeout: true}, 1},
+		{"refused", &net.DNSError{Err: "read udp: connection refused", Name: "x", Server: "127.0.0.53:53"}, 1},
+		{"no name", &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var said []string
+			n := makeNames(func(context.Context, string) ([]string, error) { return nil, tc.err }, time.Second, 16)
+			n.warn = func(s string) { mu.Lock(); said = append(said, s); mu.Unlock() }
+			ch := make(chan storedName, 100)
+			n.stored = func(a netip.Addr, name string) { ch <- storedName{a, name} }
+			n.start()
+			defer n.close()
+			for i := range 5 {
+				a := netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
+				n.name(a)
+				waitStored(t, ch, a)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(said) != tc.warns || (tc.warns > 0 && !strings.Contains(said[0], "no DNS server answered")) {
+				t.Errorf("said %q; want %d warning(s) that no DNS server answered", said, tc.warns)
+			}
+		})
 	}
 }
