@@ -47,8 +47,8 @@ type report struct {
 	since    time.Time // --state: when the previous run read the counters
 	// totalsSince is --state's start of the totals: the file's first run
 	totalsSince time.Time
-	summary     bool // the run's summary: elapsed is the run's length, rows its totals
-	filter string // proc, conn: the filter's flags, "" for none; a table with no rows names it
+	summary     bool   // the run's summary: elapsed is the run's length, rows its totals
+	filter      string // proc, conn: the filter's flags, "" for none; a table with no rows names it
 	// all is iface's "(all)" row: every row's traffic added up before
 	// --top cut them; nil with fewer than two rows, or in other modes
 	all *usage
