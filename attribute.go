@@ -99,8 +99,9 @@ type process struct {
 	cur   traffic // since the last report; guarded by accountant.mu
 	total traffic // since netuse started; guarded by accountant.mu
 
-	live     string // the name at the last read of /proc (pipeline.report); only the reporting goroutine touches these two
+	live     string // the name at the last read of /proc (pipeline.report); only the reporting goroutine touches these three
 	liveRead uint64 // the report that read it; 0: never read
+	nsName   string // foreign: the name ip netns gives its namespace; "" if none
 }
 
 // socketTables reads the kernel's socket tables and knows each network

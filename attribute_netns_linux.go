@@ -286,3 +286,39 @@ func inNetns(path string, here bool, fn func() error) error {
 	}()
 	return <-done
 }
+
+// netnsNames names network namespaces as ip netns does: each file of
+// /run/netns is a bind mount of a namespace, whose inode number is the
+// namespace's.
+type netnsNames struct {
+	dir    string
+	mu     sync.Mutex // guards byIno and read
+	byIno  map[uint64]string
+	read   time.Time // the last listing of dir
+	listed bool
+}
+
+// netnsNamesGap bounds how often a namespace without a name lists dir
+// again: a container's namespace never has one.
+const netnsNamesGap = 2 * time.Second
+
+func newNetnsNames(dir string) *netnsNames { return &netnsNames{dir: dir} }
+
+// name returns the name of namespace ino, "" if it has none.
+func (n *netnsNames) name(ino uint64) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if name, ok := n.byIno[ino]; ok || (n.listed && time.Since(n.read) < netnsNamesGap) {
+		return name
+	}
+	n.read, n.listed = time.Now(), true
+	n.byIno = map[uint64]string{}
+	ents, _ := os.ReadDir(n.dir) // none: no namespace is named
+	for _, e := range ents {
+		var st unix.Stat_t
+		if unix.Stat(n.dir+"/"+e.Name(), &st) == nil {
+			n.byIno[st.Ino] = e.Name()
+		}
+	}
+	return n.byIno[ino]
+}

@@ -37,3 +37,9 @@ func readConntrack() ([]natEntry, error) { return nil, errNotLinux }
 
 // readableUsers tells whose processes netuse may read: Linux only.
 func readableUsers() func(uid uint32) bool { return nil }
+
+// netnsNames names network namespaces: Linux only.
+type netnsNames struct{}
+
+func newNetnsNames(string) *netnsNames { return &netnsNames{} }
+func (*netnsNames) name(uint64) string { return "" }

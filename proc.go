@@ -37,6 +37,7 @@ type procOS struct {
 	readable  func() func(uid uint32) bool                                    // whose processes netuse may read; nil: everyone's
 	liveName  func(*process) (string, bool)                                   // the name a process has now
 	resolve   func(ctx context.Context, addr string) ([]string, error)        // --resolve: the names of an address
+	nsName    func(netns uint64) string                                       // the name ip netns gives a namespace, "" if none; nil: none named
 }
 
 // hostProc is the procOS of the machine netuse runs on.
@@ -51,6 +52,7 @@ func hostProc() procOS {
 		readable:  readableUsers,
 		liveName:  liveName,
 		resolve:   systemLookup,
+		nsName:    newNetnsNames("/run/netns").name,
 	}
 }
 
@@ -120,6 +122,7 @@ type pipeline struct {
 	rec      *ownerRecords // nil: owners are searched for in /proc only
 	source   string        // where owners come from: "bpf" or "proc"
 	liveName func(*process) (string, bool)
+	nsName   func(netns uint64) string
 	reports  uint64   // reports made; process.liveRead is one of them
 	closers  []func() // in the order to call them, after the goroutines ended
 
@@ -130,7 +133,7 @@ type pipeline struct {
 
 // newPipeline opens the capture and starts proc mode's goroutines.
 func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
-	p := &pipeline{acc: newAccountant(), source: "proc", liveName: sys.liveName, done: make(chan struct{}), captureErr: make(chan error, 1)}
+	p := &pipeline{acc: newAccountant(), source: "proc", liveName: sys.liveName, nsName: sys.nsName, done: make(chan struct{}), captureErr: make(chan error, 1)}
 	started := false
 	defer func() {
 		if !started {
@@ -286,6 +289,9 @@ func (p *pipeline) liveNames(rows []usage, final bool) {
 	for i, u := range rows {
 		if u.proc != nil && u.proc.pid > 0 && u.proc.live != "" {
 			rows[i].name = u.proc.live
+		}
+		if p.nsName != nil && u.proc != nil && u.proc.foreign && u.proc.nsName == "" {
+			u.proc.nsName = p.nsName(u.proc.netns) // cached: a miss reads /run/netns at most every netnsNamesGap
 		}
 	}
 }

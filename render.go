@@ -752,7 +752,11 @@ func (r *renderer) writeTable(f report) {
 		line := r.row(textCols, pick(texts[i], keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
 		if u.proc != nil && u.proc.foreign {
 			// Last, so that its width does not move the other columns.
-			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
+			ns := fmt.Sprintf("net:[%d]", u.proc.netns)
+			if u.proc.nsName != "" {
+				ns = "netns:" + visible(u.proc.nsName, textWidth["NETNS"])
+			}
+			line += "  " + ns + " " + visible(u.proc.cgroup, maxCgroup)
 		}
 		lines = append(lines, line)
 	}

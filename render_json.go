@@ -50,6 +50,7 @@ type (
 		Cmdline   string `json:"cmdline"`
 		Reason    string `json:"reason,omitempty"`
 		Netns     uint64 `json:"netns"`
+		NetnsName string `json:"netns_name,omitempty"`
 		Cgroup    string `json:"cgroup"`
 		Container string `json:"container"`
 		trafficFields
@@ -73,6 +74,7 @@ type (
 		User       string `json:"user"`
 		Reason     string `json:"reason,omitempty"`
 		Netns      uint64 `json:"netns"`
+		NetnsName  string `json:"netns_name,omitempty"`
 		Cgroup     string `json:"cgroup"`
 		Container  string `json:"container"`
 		trafficFields
@@ -153,7 +155,7 @@ func (r *renderer) writeJSON(f report) {
 		case f.mode == modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: r.containerOf(p.cgroup), trafficFields: tf})
+				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: r.containerOf(p.cgroup), trafficFields: tf})
 		case f.mode == modeTotal:
 			ifaces := f.ifaces
 			if ifaces == nil {
@@ -237,7 +239,7 @@ func unixUTC(ns int64) string {
 func newConnRecord(head recordHead, u usage, tf trafficFields, container func(string) string) connRecord {
 	p := u.proc
 	r := connRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user,
-		Reason: reasonKey[p.reason], Netns: p.netns, Cgroup: p.cgroup, Container: container(p.cgroup), trafficFields: tf}
+		Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: container(p.cgroup), trafficFields: tf}
 	if c := u.conn; c != nil && c.proto != 0 {
 		r.Proto = "tcp"
 		if c.proto == 17 {
