@@ -107,11 +107,12 @@ func TestTerminalInterrupt(t *testing.T) {
 }
 
 // TestReadmeSummaryRecipe runs the README's recipe for the run's totals
-// per process, stopped with Ctrl-C, as written but for netuse's path and
-// a namespace of the test's: bash runs the pipeline in a process group of
-// its own, the test sends SIGINT to the whole group, as a terminal does,
-// once netuse has written three intervals and traffic came between them.
-// Written without the trap, jq died with netuse's and printed nothing.
+// per process, stopped with Ctrl-C, as written but for netuse's path, a
+// namespace of the test's and NETUSE_INTERVAL=100ms: bash runs the
+// pipeline in a process group of its own, and the test sends SIGINT to
+// the whole group, as a terminal does, once netuse has written several
+// intervals of traffic. Written without the trap, jq died with
+// netuse and printed nothing.
 func TestReadmeSummaryRecipe(t *testing.T) {
 	n := newTestNet(t)
 	jq := needTool(t, "jq", "jq")
@@ -135,7 +136,15 @@ func TestReadmeSummaryRecipe(t *testing.T) {
 	}
 	line := strings.Replace(recipe, "sudo netuse ", "ip netns exec "+n.a+" "+netuseBinary(t)+" ", 1)
 	line = strings.ReplaceAll(line, " jq ", " "+jq+" ")
+	// UDP over the namespace's loopback all along, so that every interval
+	// has rows; paced, so as to cost nothing.
+	sender := exec.Command("ip", "netns", "exec", n.a, "bash", "-c", "while :; do echo x > /dev/udp/127.0.0.1/9; sleep 0.05; done")
+	if err := sender.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Process.Kill(); sender.Wait() })
 	cmd := exec.Command("bash", "-c", line)
+	cmd.Env = append(os.Environ(), "NETUSE_INTERVAL=100ms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out, errs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errs
@@ -143,39 +152,36 @@ func TestReadmeSummaryRecipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-	writes := func() int {
-		// netuse's write calls: one frame per interval (render.go).
+	// The sign of intervals written: the bytes netuse wrote (wchar of
+	// /proc/PID/io), a frame being a capture record of some 400 bytes and
+	// more. Its other writes are the Go runtime's 8-byte wakeups: 4 KiB
+	// is several frames, whatever they add.
+	written := func() int {
 		for _, pid := range groupPids(cmd.Process.Pid) {
 			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != netuseBinary(t) {
 				continue
 			}
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
 			for _, l := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(l, "syscw: "); ok {
-					var n int
-					fmt.Sscan(v, &n)
+				if v, ok := strings.CutPrefix(l, "wchar: "); ok {
+					n, _ := strconv.Atoi(v)
 					return n
 				}
 			}
 		}
 		return 0
 	}
-	waitWrites := func(want int) {
+	waitWritten := func(want int) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
-		for writes() < want {
+		for written() < want {
 			if time.Now().After(deadline) {
-				t.Fatalf("netuse wrote %d times in 20 s; want %d (stderr %q)", writes(), want, errs.String())
+				t.Fatalf("netuse wrote %d bytes in 20 s; want %d (stderr %q)", written(), want, errs.String())
 			}
 			time.Sleep(20 * time.Millisecond) // polls for the sign: each turn reads /proc anew
 		}
 	}
-	waitWrites(1)
-	// UDP over the namespace's loopback, from a program named for it.
-	if b, err := exec.Command("ip", "netns", "exec", n.a, "bash", "-c", "for i in $(seq 20); do echo x > /dev/udp/127.0.0.1/9; done").CombinedOutput(); err != nil {
-		t.Fatalf("sending: %v: %s", err, b)
-	}
-	waitWrites(3)
+	waitWritten(4096)
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
