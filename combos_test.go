@@ -30,10 +30,14 @@ func TestFlagCombinations(t *testing.T) {
 	}
 	t.Logf("seed %d (-combos.seed %[1]d reruns these)", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
+	n := *combos
+	if testing.Short() {
+		n = min(n, 60)
+	}
 	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
 	frames := loadScenario(t, "mixed").readFrames(t, filepath.Join("testdata", "capture", "mixed.pcapng"))
 	terms := []*[2]int{nil, nil, {80, 24}, {60, 15}, {120, 40}, {40, 10}}
-	for i := range *combos {
+	for i := range n {
 		m := pick("total", "iface", "proc", "conn")
 		args := []string{m, "--count", pick("1", "2", "3")}
 		maybe := func(p float64, a ...string) {

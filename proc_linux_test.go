@@ -28,6 +28,9 @@ import (
 // needRoot skips a privileged test outside CI and fails it inside.
 func needRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: privileged")
+	}
 	if os.Geteuid() != 0 {
 		privSkip(t, "needs root")
 	}
