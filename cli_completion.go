@@ -297,7 +297,7 @@ func writeZsh(b *strings.Builder, app *kong.Application) {
 _netuse() {
 	local curcontext=$curcontext state state_descr line ret=1
 	typeset -A opt_args
-	_arguments -C -s : \
+	_arguments -C -s -A '-*' : \
 `)
 	for _, f := range commandFlags(app, nil) {
 		b.WriteString("\t\t" + zshSpec("", f) + " \\\n")

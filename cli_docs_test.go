@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/alecthomas/kong"
@@ -245,7 +247,7 @@ type completionCase struct {
 	want []string // the candidates, in any order
 }
 
-// completionCases are the cases both shells must agree on. The flags of
+// completionCases are the cases bash, zsh and fish must agree on. The flags of
 // each command come from commandFlags, and are checked against the cli
 // struct by the explicit cases after them.
 func completionCases(t *testing.T) []completionCase {
@@ -427,4 +429,52 @@ func newParserOK(t *testing.T) *kong.Kong {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// zshHarness types a line and a Tab into an interactive zsh in a
+// pseudo-terminal (zsh/zpty), with _netuse in $fpath ($1), and prints
+// the matches completion adds, one a line: compadd is wrapped to print
+// them (the calls with -O, -A or -D are _describe's own bookkeeping).
+// After completion, a function says it is done and ends the shell.
+// $2 is the line.
+const zshHarness = `zmodload zsh/zpty || exit 3
+zpty z zsh -f -i
+zpty -w z "PROMPT=; RPROMPT=; fpath=($1 \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z 'bindkey "^I" complete-word; zstyle ":completion:*" insert-tab false'
+zpty -w z 'compadd() { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi; local -a __m; builtin compadd -O __m "$@"; print -rl -- "" "<<"${^__m}; }'
+zpty -w z '__end() { print -rl -- "" "<<END"; exit }; comppostfuncs=(__end)'
+zpty -n -w z "$2"$'\t'
+while zpty -r z; do :; done 2>/dev/null | while IFS= read -r line; do
+	line=${line%$'\r'}
+	[[ $line == '<<END' ]] && exit 0
+	[[ $line == '<<'* ]] && print -r -- ${line#<<}
+done
+exit 4
+`
+
+// TestCompletionZsh has an interactive zsh complete each case.
+func TestCompletionZsh(t *testing.T) {
+	zsh := docTool(t, "zsh")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "_netuse"), []byte(docOutput(t, "completion", "zsh")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range completionCases(t) {
+		switch tt.line {
+		case "netuse serve --by user,":
+			// _values offers each key once, and the one being typed alone.
+			tt.want = []string{"program", "container", "netns", "pid"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, zsh, "-f", "-c", zshHarness, "zsh", dir, tt.line)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		cancel()
+		if err != nil {
+			t.Errorf("zsh, %q: %v\n%s%s", tt.line, err, out, stderr.Bytes())
+			continue
+		}
+		checkCandidates(t, "zsh", tt, strings.Fields(string(out)))
+	}
 }
