@@ -79,9 +79,9 @@ func valuesOf(cmd, long string) completion {
 	return completion{}
 }
 
-// argValues says how to complete the positional argument arg of cmd:
+// argValues says how to complete the argument of cmd, which has one:
 // help's command, completion's shell.
-func argValues(app *kong.Application, cmd *kong.Node, arg *kong.Positional) completion {
+func argValues(app *kong.Application, cmd *kong.Node) completion {
 	switch {
 	case cmd.Name == "help":
 		var names []string
@@ -227,7 +227,7 @@ _netuse() {
 			continue
 		}
 		// One argument each (help's command, completion's shell): the word after the command.
-		c := argValues(app, cmd, cmd.Positional[0])
+		c := argValues(app, cmd)
 		fmt.Fprintf(b, "\t%s) ((COMP_CWORD == at + 1)) && COMPREPLY=($(compgen -W '%s' -- \"$cur\")) ;;\n", cmd.Name, strings.Join(c.words, " "))
 	}
 	b.WriteString("\tesac\n}\n\ncomplete -F _netuse netuse\n")
@@ -318,7 +318,7 @@ _netuse() {
 			specs = append(specs, zshSpec(s.Name, f))
 		}
 		for i, arg := range s.Positional {
-			c := argValues(app, s, arg)
+			c := argValues(app, s)
 			specs = append(specs, zshQuote(fmt.Sprintf("%d:%s:%s", i+1, arg.Name, zshAction(c))))
 		}
 		return strings.Join(specs, " \\\n\t\t\t\t")
@@ -436,8 +436,8 @@ complete -c netuse -f
 		fmt.Fprintf(b, "complete -c netuse -n \"__netuse_using ''\" -a %s -d %s\n", cmd.Name, fishQuote(summary(cmd.Help)))
 	}
 	for _, cmd := range commands(app) {
-		for _, arg := range cmd.Positional {
-			c := argValues(app, cmd, arg)
+		if len(cmd.Positional) > 0 {
+			c := argValues(app, cmd)
 			fmt.Fprintf(b, "complete -c netuse -n '__netuse_using %s' -a %s\n", cmd.Name, fishQuote(strings.Join(c.words, " ")))
 		}
 	}

@@ -338,7 +338,6 @@ func TestCompletionBash(t *testing.T) {
 f=$(complete -p netuse) && f=${f#*-F } && f=${f%% *} || exit 1
 COMP_WORDS=(` + strings.Join(quoted, " ") + `)
 COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-COMP_LINE=` + quoted[0] + `
 "$f" netuse "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
 printf '%s\n' "${COMPREPLY[@]}"`
 		out, err := exec.Command(bash, "--norc", "--noprofile", "-c", driver, "bash", script).CombinedOutput()
