@@ -39,6 +39,10 @@ type cli struct {
 	Help  helpCmd  `cmd:"" help:"Print the help, or a command's: netuse help proc is netuse proc --help."`
 	// VersionCmd is netuse version, for those who do not think of -V.
 	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
+	// Man and Completion write netuse's docs (cli_docs.go); --help leaves
+	// them out, the README and the man page name them.
+	Man        manCmd        `cmd:"" hidden:"" help:"Write the man page, in roff, to stdout."`
+	Completion completionCmd `cmd:"" hidden:"" help:"Write the completion script of a shell (bash, zsh or fish) to stdout."`
 
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
@@ -395,12 +399,12 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	switch commandOf(kctx) {
 	case "help":
 		switch c.Help.Command {
-		case "", "total", "iface", "proc", "conn", "serve", "help", "version":
+		case "", "total", "iface", "proc", "conn", "serve", "help", "version", "man", "completion":
 			return nil
 		}
-		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, help or version", c.Help.Command)
-	case "version":
-		return nil // as -V, which kong handles before the values are read
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, help, version, man or completion", c.Help.Command)
+	case "version", "man", "completion":
+		return nil // as -V, which kong handles before the values are read: they read no flag
 	}
 	if err := refuseEmpty(kctx); err != nil {
 		return err
@@ -711,10 +715,27 @@ func dropFlags(help []byte, long []string) []byte {
 	return out.Bytes()
 }
 
-// versionLine is what -V and netuse version print.
+// versionLine is "netuse VERSION", VERSION one word (netuse_build_info's
+// label); -V and netuse version print versionText.
 func versionLine() string {
 	info, _ := debug.ReadBuildInfo()
 	return "netuse " + versionOf(version, info)
+}
+
+// versionText is what -V and netuse version print: versionLine, and
+// where to read how to stamp a version when the build stamped none. The
+// metrics' version label keeps versionLine's short "dev".
+func versionText() string {
+	info, _ := debug.ReadBuildInfo()
+	return versionSaid(versionOf(version, info))
+}
+
+// versionSaid is -V's line for the version v, as versionOf picked it.
+func versionSaid(v string) string {
+	if v == "dev" {
+		return "netuse dev (no version stamped: see the README's Install)"
+	}
+	return "netuse " + v
 }
 
 // versionOf picks netuse's version: the one -ldflags set; else the

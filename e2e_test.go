@@ -349,15 +349,54 @@ func TestVersionFromBuild(t *testing.T) {
 			stamp = append(stamp, s.Value[:min(12, len(s.Value))])
 		}
 	}
-	if len(stamp) == 0 {
-		t.Skip("go build stamped neither a version nor a commit (not built from a git checkout?)")
-	}
 	out, err := exec.Command(bin, "-V").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.TrimSpace(string(out))
+	if len(stamp) == 0 {
+		// Not built in a git checkout, or with GOFLAGS=-buildvcs=false:
+		// -V says where to read how to stamp a version.
+		if want := "netuse dev (no version stamped: see the README's Install)"; got != want {
+			t.Errorf("netuse -V = %q, want %q: go build stamped neither a version nor a commit", got, want)
+		}
+		return
+	}
 	if !strings.HasPrefix(got, "netuse ") || !strings.Contains(got, stamp[0]) {
 		t.Errorf("netuse -V = %q, want netuse and %q (from the build info: version %q)", got, stamp[0], info.Main.Version)
+	}
+}
+
+// TestVersionStamped runs the README's build line, which stamps the
+// version from git describe with -ldflags, and checks what -V says.
+func TestVersionStamped(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(readme), "\n") {
+		if l = strings.TrimSpace(l); strings.Contains(l, "go build -ldflags") && strings.HasSuffix(l, " -o netuse .") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatal("README.md: no line with go build -ldflags ... -o netuse .")
+	}
+	describe, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("git describe: %v (CI runs in a git clone)", err)
+		}
+		t.Skipf("git describe: %v (not a git checkout?)", err)
+	}
+	bin := filepath.Join(t.TempDir(), "netuse")
+	build := strings.TrimSuffix(line, " -o netuse .") + " -o " + bin + " ."
+	if out, err := exec.Command("sh", "-c", build).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", build, err, out)
+	}
+	out, err := exec.Command(bin, "-V").Output()
+	if want := "netuse " + string(describe); err != nil || string(out) != want {
+		t.Errorf("after %s: netuse -V = %q, %v; want %q", line, out, err, want)
 	}
 }

@@ -15,6 +15,12 @@
 //	serve   a Prometheus exporter: interface and process counters on /metrics
 //	help    the help, or a command's: netuse help proc
 //	version the version, as -V
+//	man     the man page, in roff (netuse man | man -l -)
+//	completion bash|zsh|fish
+//	        the shell's completion script (the README's Install says where it goes)
+//
+// man and completion are written from the same model as --help, which
+// does not list them.
 //
 // The first read of the counters is a baseline; every interval after it
 // netuse writes the bytes and packets moved during that interval, their
@@ -190,19 +196,7 @@ var errExit = errors.New("exit")
 func (a *app) run(ctx context.Context, args []string) error {
 	var c cli
 	exited := false
-	parser, err := kong.New(&c,
-		kong.Name("netuse"),
-		kong.Description("Report this machine's network usage: total, per interface, or per process."),
-		kong.Writers(a.stdout, a.stderr),
-		kong.Exit(func(int) { exited = true }),
-		kong.DefaultEnvars("NETUSE"),
-		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}}),
-		// As getopt does: the word after a flag is its value, even -1,
-		// which kong would otherwise take for a flag.
-		kong.WithHyphenPrefixedParameters(true),
-		kong.Vars{"version": versionLine(), "maxFlows": strconv.Itoa(maxFlows), "listen": defaultListen},
-	)
+	parser, err := newParser(&c, kong.Writers(a.stdout, a.stderr), kong.Exit(func(int) { exited = true }))
 	if err != nil {
 		return err // a bug in the cli struct
 	}
@@ -220,8 +214,12 @@ func (a *app) run(ctx context.Context, args []string) error {
 	case "help":
 		return a.run(ctx, append(strings.Fields(c.Help.Command), "--help"))
 	case "version":
-		_, err := fmt.Fprintln(a.stdout, versionLine())
+		_, err := fmt.Fprintln(a.stdout, versionText())
 		return err
+	case "man":
+		return writeMan(a.stdout, kctx.Model)
+	case "completion":
+		return writeCompletion(a.stdout, kctx.Model, c.Completion.Shell)
 	}
 	m := modeOf(kctx.Command())
 	o := c.o
@@ -245,6 +243,22 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.runState(m, o, r)
 	}
 	return runSampler(ctx, a.clock, m, o, newSampler(a.counters), r)
+}
+
+// newParser is kong's parser of the command line into c: the one model
+// that --help, the man page and the completions are all written from.
+func newParser(c *cli, options ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
+		kong.Name("netuse"),
+		kong.Description("Report this machine's network usage: total, per interface, or per process."),
+		kong.DefaultEnvars("NETUSE"),
+		kong.Help(printHelp),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}}),
+		// As getopt does: the word after a flag is its value, even -1,
+		// which kong would otherwise take for a flag.
+		kong.WithHyphenPrefixedParameters(true),
+		kong.Vars{"version": versionText(), "maxFlows": strconv.Itoa(maxFlows), "listen": defaultListen},
+	}, options...)...)
 }
 
 // mode is what netuse reports on, as its command names it.

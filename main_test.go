@@ -334,8 +334,9 @@ func TestEnvironmentErrors(t *testing.T) {
 func TestVersionAndHelp(t *testing.T) {
 	for _, args := range [][]string{{"-V"}, {"--version"}} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
-		// "netuse dev" for a test binary, which has no module version or commit.
-		want := versionLine() + "\n"
+		// "netuse dev (no version stamped: ...)" for a test binary, which
+		// has no module version or commit.
+		want := versionText() + "\n"
 		if code := a.main(args); code != 0 || stderr.Len() > 0 || stdout.String() != want {
 			t.Errorf("netuse %s: exit %d, stdout %q, stderr %q; want 0, %q, nothing", strings.Join(args, " "), code, stdout, stderr, want)
 		}
@@ -575,7 +576,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		}
 	}
 	code, out, errs := run("help bogus")
-	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, help, version, man or completion; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
 	}
 }
@@ -613,6 +614,29 @@ func TestVersionString(t *testing.T) {
 				t.Errorf("versionOf(%q, ...) = %q, want %q", tt.ldflags, got, tt.want)
 			}
 		})
+	}
+	// What -V says of each: the version, and where to read how to stamp
+	// one when there is none.
+	for _, tt := range []struct{ v, want string }{
+		{"v1.2.3", "netuse v1.2.3"},
+		{"0123456789ab+dirty", "netuse 0123456789ab+dirty"},
+		{"dev", "netuse dev (no version stamped: see the README's Install)"},
+	} {
+		if got := versionSaid(tt.v); got != tt.want {
+			t.Errorf("versionSaid(%q) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	// The README has that section, and it stamps with -ldflags.
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "\n## Install\n") || !strings.Contains(string(readme), `-ldflags "-X main.version=`) {
+		t.Errorf("README.md: no section \"## Install\" with a go build -ldflags \"-X main.version=...\" line, which netuse dev's version line points to")
+	}
+	// netuse_build_info's label stays one word: "dev", a version or a commit.
+	if v := strings.TrimPrefix(versionLine(), "netuse "); strings.ContainsAny(v, " ()") {
+		t.Errorf("versionLine() = %q: the metrics' version label would be %q", versionLine(), v)
 	}
 }
 
