@@ -32,6 +32,7 @@ type jsonRun struct {
 	newCapt chan struct{}
 	done    chan struct{}
 	stderr  strings.Builder
+	warns   string // a warning stop expects, once, on stderr; "" for none
 }
 
 // startJSON runs netuse with args (a command and its flags, --json added)
@@ -123,7 +124,11 @@ func (r *jsonRun) stop(t *testing.T) {
 	if err := r.cmd.Wait(); err != nil {
 		t.Errorf("netuse: %v: %s", err, r.stderr.String())
 	}
-	if r.stderr.Len() > 0 {
+	if want := r.warns; want != "" {
+		if strings.Count(r.stderr.String(), "\n") != 1 || !strings.HasPrefix(r.stderr.String(), "netuse: warning: "+want) {
+			t.Errorf("netuse wrote to stderr %q; want one warning %q", r.stderr.String(), want)
+		}
+	} else if r.stderr.Len() > 0 {
 		t.Errorf("netuse wrote to stderr: %s", r.stderr.String())
 	}
 	for _, c := range r.capts {
@@ -437,7 +442,8 @@ func TestConnResolve(t *testing.T) {
 // TestConnResolveNoAnswer runs netuse conn --resolve against a DNS
 // server that never answers: every report comes on time (a report that
 // waited for a lookup would take netuse's 2 s timeout), no row has a name,
-// and netuse ends at once after its count.
+// netuse says once on stderr that no DNS server answered, and it ends at
+// once after its count.
 func TestConnResolveNoAnswer(t *testing.T) {
 	n := newTestNet(t)
 	dns := startDNS(t, n.a, nil) // for its resolv.conf
@@ -465,6 +471,7 @@ func TestConnResolveNoAnswer(t *testing.T) {
 	srv.expect(t, "listening")
 	defer srv.cmd.Process.Kill()
 	c := startJSON(t, n.a, "conn", "--iface", "veth-a", "--interval", "200ms", "--count", "8", "--resolve")
+	c.warns = "--resolve: no DNS server answered"
 	for range 3 {
 		q := startHelper(t, n.a, "udp-query", "192.0.2.2:7303", "100", "500")
 		q.cmd.Wait()
