@@ -425,6 +425,13 @@ func rowBytes(t *testing.T, table []byte) (sum [2]float64) {
 // scenario's frames, and returns what it wrote to stdout.
 func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 	t.Helper()
+	return s.runWith(t, frames, nil, args...)
+}
+
+// runWith is run with setup, if not nil, changing the app first: a
+// terminal's size, say.
+func (s *scenario) runWith(t *testing.T, frames []frame, setup func(*app), args ...string) []byte {
+	t.Helper()
 	src := &fileSource{frames: frames, ifaces: s.ifaces, fed: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
 	var stdout, stderr bytes.Buffer
 	now := epoch
@@ -438,6 +445,9 @@ func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 			return nil
 		}},
 		proc: s.procOS(src),
+	}
+	if setup != nil {
+		setup(a)
 	}
 	if code := a.main(args); code != 0 || stderr.Len() > 0 {
 		t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr.String())

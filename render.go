@@ -635,7 +635,8 @@ func cut(s string, limit int) string {
 }
 
 // width of a number column: enough for the widest value the unit ladder
-// gives ("1023.9 Gibit/s"), so that the columns never jump between frames.
+// gives ("999.9 Gibit/s", size) and a space before it, so that the
+// columns never jump between frames.
 func (r *renderer) width(column string) int {
 	if strings.Contains(column, "pkt") {
 		return 9
@@ -728,29 +729,23 @@ func (r *renderer) writeTable(f report) {
 		texts[i] = r.text(f, u)
 	}
 	r.grow(f, textCols, texts)
-	keepText, keep := r.fitColumns(textCols, allNums, cols)
-	numCols := pick(allNums, keep)
-	textCols = pick(textCols, keepText)
-	lines := make([]string, 0, len(f.rows)+4)
+	tail := f.mode.captures() && f.by == nil // the CONTAINER column
+	l := r.fitColumns(textCols, allNums, tail, f.by != nil, cols)
+	lines := make([]string, 0, len(drawn)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
 		lines = append(lines, r.captureLine(f, cols))
 	}
-	head := r.row(textCols, textCols, numCols, numCols)
-	if f.mode.captures() && f.by == nil {
-		head += "  CONTAINER"
-	}
-	lines = append(lines, head)
+	lines = append(lines, r.row(l, allNums, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
 	for i, u := range drawn {
-		line := r.row(textCols, pick(texts[i], keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
+		container := ""
 		if u.proc != nil && u.proc.foreign {
-			// Last, so that its width does not move the other columns.
-			line += fmt.Sprintf("  net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
+			container = fmt.Sprintf("net:[%d] %s", u.proc.netns, visible(u.proc.cgroup, maxCgroup))
 		}
-		lines = append(lines, line)
+		lines = append(lines, r.row(l, allNums, texts[i], r.cells(f.mode, u, f.elapsed))+tailCell(l, tail, container))
 	}
 	if f.mode == modeIface && len(f.rows) > 1 {
-		lines = append(lines, r.row(textCols, []string{"(all)", ""}, numCols, pick(r.cells(f.mode, sumRows(f.rows), f.elapsed), keep)))
+		lines = append(lines, r.row(l, allNums, []string{"(all)", ""}, r.cells(f.mode, sumRows(f.rows), f.elapsed)))
 	}
 	if !r.live {
 		if r.tty && f.partial {
@@ -778,52 +773,143 @@ func (r *renderer) writeTable(f report) {
 	r.redraw(lines, cols, sized)
 }
 
-// fitColumns returns the indexes of the text and number columns to show
-// in cols characters (0: all): on a narrow terminal the packet rates go
-// first, then the totals, then proc's USER, so that a row is never cut
-// inside a number.
-func (r *renderer) fitColumns(textCols, numCols []string, cols int) (texts, nums []int) {
-	var allText, noUser, all, noPackets, ratesOnly []int
+// dropOrder is the order in which a narrow terminal loses columns, least
+// needed first, so that no row is cut by the screen's edge: CONTAINER
+// (proc's and conn's last column, shown only where a row of another
+// network namespace has a value), the packet rates (iface), the totals
+// (each pair goes together), USER, LOCAL, PROTO, STATE, REMOTE. What a
+// table is about is never dropped: the interface or the process (PID,
+// PROGRAM), --by's group columns, and the rates in and out. The columns
+// are chosen most needed first, each if it fits in the room the others
+// left: a narrower column may take room a wider one more needed could
+// not, and CONTAINER takes what room is left if it is at least its first
+// width.
+var dropOrder = []string{"CONTAINER", "pkt/s", "total", "USER", "LOCAL", "PROTO", "STATE", "REMOTE"}
+
+// minTextWidth is the narrowest a text column gets, its values cut with
+// "…", when even the columns never dropped do not fit.
+const minTextWidth = 8
+
+// layout is the columns of a table as one terminal's width allows.
+type layout struct {
+	text  []int // the text columns shown, by index, in order
+	width []int // the width of each of them
+	nums  []int // the number columns shown, by index, in order
+	tail  int   // the last column, CONTAINER's, width: -1 not shown, 0 as wide as its values
+}
+
+// dropRank is col's place in dropOrder, or -1 for a column never dropped.
+func dropRank(col string) int {
+	for i, d := range dropOrder {
+		if strings.HasSuffix(col, d) {
+			return i
+		}
+	}
+	return -1
+}
+
+// fitColumns chooses the columns of a table of textCols, numCols and, with
+// tail, a last CONTAINER column, in cols characters (0: all of them, as
+// wide as they grew). With groups, every text column is a group's key and
+// stays. A column that grows (LOCAL, REMOTE, CONTAINER) counts at its
+// first width, and takes more of what room is left up to the width it
+// grew to; CONTAINER last takes all that is left. A number's width
+// (renderer.width) holds its widest value and a space before it.
+func (r *renderer) fitColumns(textCols, numCols []string, tail, groups bool, cols int) layout {
+	var l layout
+	if cols <= 0 {
+		for i, c := range textCols {
+			l.text, l.width = append(l.text, i), append(l.width, r.textWidth(c))
+		}
+		for i := range numCols {
+			l.nums = append(l.nums, i)
+		}
+		if !tail {
+			l.tail = -1
+		}
+		return l
+	}
+	base := func(c string) int {
+		if _, grows := growWidth[c]; grows {
+			return min(textWidth[c], r.textWidth(c))
+		}
+		return r.textWidth(c)
+	}
+	keepText, keepNum, keepTail := make([]bool, len(textCols)), make([]bool, len(numCols)), false
+	used := -2 // the first text column has no space before it
 	for i, c := range textCols {
-		allText = append(allText, i)
-		if c != "USER" {
-			noUser = append(noUser, i)
+		if groups || dropRank(c) < 0 {
+			keepText[i], used = true, used+base(c)+2
 		}
 	}
 	for i, c := range numCols {
-		all = append(all, i)
-		if !strings.Contains(c, "pkt") {
-			noPackets = append(noPackets, i)
-		}
-		if strings.HasSuffix(c, "/s") && !strings.Contains(c, "pkt") {
-			ratesOnly = append(ratesOnly, i)
+		if dropRank(c) < 0 {
+			keepNum[i], used = true, used+r.width(c)
 		}
 	}
-	for _, keep := range []struct{ texts, nums []int }{{allText, all}, {allText, noPackets}, {allText, ratesOnly}, {noUser, ratesOnly}} {
-		width := 0
-		for i, t := range keep.texts {
-			width += r.textWidth(textCols[t])
-			if i > 0 {
-				width += 2
+	for rank := len(dropOrder) - 1; rank >= 0; rank-- {
+		cost, take := 0, func() {}
+		switch {
+		case dropOrder[rank] == "CONTAINER" && tail:
+			cost, take = 2+textWidth["CONTAINER"], func() { keepTail = true }
+		case !groups:
+			for i, c := range textCols {
+				if dropRank(c) == rank {
+					cost, take = base(c)+2, func() { keepText[i] = true }
+				}
 			}
 		}
-		for _, n := range keep.nums {
-			width += r.width(numCols[n])
+		var nums []int
+		for i, c := range numCols {
+			if dropRank(c) == rank {
+				cost, nums = cost+r.width(c), append(nums, i)
+			}
 		}
-		if cols <= 0 || width <= cols {
-			return keep.texts, keep.nums
+		if cost == 0 || used+cost > cols {
+			continue
+		}
+		used += cost
+		take()
+		for _, i := range nums {
+			keepNum[i] = true
 		}
 	}
-	return noUser, ratesOnly
-}
-
-// pick returns the elements of s at the indexes keep.
-func pick(s []string, keep []int) []string {
-	out := make([]string, len(keep))
-	for i, k := range keep {
-		out[i] = s[k]
+	room := cols - used
+	for i, c := range textCols {
+		if !keepText[i] {
+			continue
+		}
+		w := base(c)
+		if extra := min(r.textWidth(c)-w, room); extra > 0 {
+			w, room = w+extra, room-extra
+		}
+		l.text, l.width = append(l.text, i), append(l.width, w)
 	}
-	return out
+	// Too narrow even for what is never dropped: the widest text columns
+	// narrow, but for PID, whose digits are not cut.
+	for room < 0 {
+		widest := -1
+		for j, w := range l.width {
+			if textCols[l.text[j]] != "PID" && w > minTextWidth && (widest < 0 || w > l.width[widest]) {
+				widest = j
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		l.width[widest]--
+		room++
+	}
+	for i := range numCols {
+		if keepNum[i] {
+			l.nums = append(l.nums, i)
+		}
+	}
+	l.tail = -1
+	if keepTail {
+		l.tail = textWidth["CONTAINER"] + max(room, 0)
+	}
+	return l
 }
 
 // redraw writes lines over the previous frame on a terminal, each cut to
@@ -902,26 +988,35 @@ func (r *renderer) captureLine(f report, cols int) string {
 	return fitParts(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), cols)
 }
 
-// row aligns text cells left, each in its column's width (textWidth),
-// and number cells right.
-// A text longer than its column is cut.
-func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
+// row aligns the text cells of the columns l shows left, each in its
+// width, a longer one cut with "…", and their number cells right; texts
+// and numbers hold the cells of every column, numCols names them.
+func (r *renderer) row(l layout, numCols, texts, numbers []string) string {
 	var b strings.Builder
 	b.Grow(160)
-	for i, t := range texts {
-		if i > 0 {
+	for j, i := range l.text {
+		if j > 0 {
 			b.WriteString("  ")
 		}
-		w := r.textWidth(textCols[i])
-		t = cut(t, w)
+		t := cut(texts[i], l.width[j])
 		b.WriteString(t)
-		pad(&b, w-utf8.RuneCountInString(t))
+		pad(&b, l.width[j]-utf8.RuneCountInString(t))
 	}
-	for i, c := range numbers {
-		pad(&b, max(r.width(numCols[i])-utf8.RuneCountInString(c), 1))
-		b.WriteString(c)
+	for _, i := range l.nums {
+		pad(&b, max(r.width(numCols[i])-utf8.RuneCountInString(numbers[i]), 1))
+		b.WriteString(numbers[i])
 	}
 	return b.String()
+}
+
+// tailCell is the last column's cell, s, cut to its width, after the
+// others: nothing where it is not shown, or empty. It is last so that its
+// width moves no other column.
+func tailCell(l layout, shown bool, s string) string {
+	if !shown || l.tail < 0 || s == "" {
+		return ""
+	}
+	return "  " + cut(s, l.tail)
 }
 
 // pad writes n spaces.
@@ -941,8 +1036,7 @@ func pad(b *strings.Builder, n int) {
 func (r *renderer) writeTotalLine(f report) {
 	cols, _, sized := r.termSize()
 	textCols := []string{"TIME"}
-	_, keep := r.fitColumns(textCols, ifaceNumbers, cols)
-	numCols := pick(ifaceNumbers, keep)
+	l := r.fitColumns(textCols, ifaceNumbers, false, false, cols)
 	if r.headed && r.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1
@@ -959,11 +1053,11 @@ func (r *renderer) writeTotalLine(f report) {
 		if r.keys {
 			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols), cols, sized) + "\n")
 		}
-		r.buf.WriteString(clipIf(r.row(textCols, textCols, numCols, numCols), cols, sized) + "\n")
+		r.buf.WriteString(clipIf(r.row(l, ifaceNumbers, textCols, ifaceNumbers), cols, sized) + "\n")
 		r.staleHead, r.headed = false, true
 	}
 	r.onScreen = true
-	line := r.row(textCols, []string{f.at.Format("15:04:05")}, numCols, pick(r.cells(f.mode, f.rows[0], f.elapsed), keep))
+	line := r.row(l, ifaceNumbers, []string{f.at.Format("15:04:05")}, r.cells(f.mode, f.rows[0], f.elapsed))
 	r.buf.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
 }
 
@@ -995,7 +1089,7 @@ func (r *renderer) rateSize(bytesPerSecond float64) string {
 }
 
 // size formats a number of bytes, in bits if bits: "512 B", "1.5 MiB",
-// "12.0 Mibit". Volumes are always bytes, as iftop shows them: --units
+// "12.0 Mibit", at most 999.9 of a unit but the first. Volumes are always bytes, as iftop shows them: --units
 // bits is for rates, which links are sold in.
 func (r *renderer) size(bytes float64, bits bool) string {
 	base, units := r.ladder(bits)
@@ -1010,6 +1104,12 @@ func (r *renderer) size(bytes float64, bits bool) string {
 	}
 	if i == 0 {
 		return strconv.FormatFloat(v, 'f', 0, 64) + " " + units[0]
+	}
+	// 1000.0 KiB and up is 1.0 MiB: a value never fills its column
+	// (width), so a space always parts it from the one before.
+	if v >= 999.95 && i < len(units)-1 {
+		v /= base
+		i++
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }
