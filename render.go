@@ -101,6 +101,9 @@ type renderer struct {
 	sortBy     string            // the column chosen with s (or --sort); "" the mode's default
 	reverse    bool              // the order reversed with r
 	keys       bool              // keys are read: a hint line names them
+	hinted     bool              // live total: the hint line is above the column names
+	scroll     int               // live: the row at the top of the table, from 0; the arrow and page keys move it
+	page       int               // live: the rows the last frame showed, what PgUp and PgDn move by
 	staleHead  bool              // total: the header written once is out of date (units changed)
 	widths     map[string]int    // the growing columns' widths so far (grow)
 	prom       bool              // --format prometheus: the metrics of the run's rows, not the frame
@@ -148,11 +151,11 @@ func (r *renderer) draw(f report, o options) {
 	}
 	f.rows = slices.Clone(f.rows)
 	// Only the rows shown need their order: --top's, or on a live
-	// terminal those that fit.
+	// terminal those that fit, from the first scrolled to.
 	first := o.top
 	if r.live && !r.json && r.termSize != nil {
-		if _, rows, ok := r.termSize(); ok && (first == 0 || rows < first) {
-			first = rows
+		if _, rows, ok := r.termSize(); ok && (first == 0 || r.scroll+rows < first) {
+			first = r.scroll + rows
 		}
 	}
 	sortRows(f.rows, r.sortBy, f.mode, r.cumulative, r.reverse, first)
@@ -213,6 +216,14 @@ func (r *renderer) close() {
 
 func (r *renderer) closeLocked() {
 	if r.live && r.onScreen && !r.closed {
+		if r.keys && r.started {
+			// No key is read any more: the last frame again, without the
+			// line that names them.
+			r.keys, r.staleHead = false, true
+			r.buf.Reset()
+			r.draw(r.last, r.lastOpts)
+			r.flush() // as the line below: nothing to do if it fails
+		}
 		io.WriteString(r.w, "\n"+escShowCursor)
 	}
 	r.closed = true
@@ -719,10 +730,27 @@ func (r *renderer) writeTable(f report) {
 	if f.mode.captures() {
 		allNums = procNumbers
 	}
-	// The rows drawn: on a live terminal, those that may fit (see below).
-	drawn := f.rows
-	if r.live && sized && len(drawn) > rows {
-		drawn = drawn[:rows]
+	// The rows drawn: on a live terminal, those that fit, from the one
+	// scrolled to.
+	drawn, room := f.rows, rows-1 // the last line stays free: the cursor rests on it
+	if r.keys {
+		room--
+	}
+	if r.live && sized {
+		fit := room - 2 // the header and the column names
+		if f.capture != nil {
+			fit--
+		}
+		if f.mode == modeIface && len(f.rows) > 1 {
+			fit-- // (all)
+		}
+		if len(f.rows) > fit {
+			fit-- // the line that says what is not shown
+		}
+		fit = max(fit, 1)
+		r.scroll = max(min(r.scroll, len(f.rows)-fit), 0)
+		drawn = f.rows[r.scroll:min(r.scroll+fit, len(f.rows))]
+		r.page = len(drawn)
 	}
 	texts := make([][]string, len(drawn))
 	for i, u := range drawn {
@@ -758,17 +786,26 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteByte('\n')
 		return
 	}
-	room := rows - 1 // the last line stays free: the cursor rests on it
-	if r.keys {
-		room--
+	hidden := len(f.rows) - len(drawn)
+	if sized && len(lines) > room {
+		// A screen too short even for one row: the lines that fit.
+		hidden += len(lines) - max(room-1, 1)
+		lines = lines[:max(room-1, 1)]
 	}
-	if hidden := len(f.rows) - len(drawn); sized && len(lines)+hidden > room {
-		// More rows than the screen: say how many are not shown.
-		keep := max(room-1, 1)
-		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)+hidden-keep))
+	if sized && hidden > 0 {
+		// More rows than the screen: say how many are not shown, and how
+		// to see them.
+		more := fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", hidden)
+		if r.keys || r.scroll > 0 {
+			more = fmt.Sprintf("… %d more rows (%d-%d of %d shown)", hidden, r.scroll+1, r.scroll+len(drawn), len(f.rows))
+		}
+		if r.keys {
+			more = fitParts([]string{more, "↑↓ PgUp PgDn Home End scroll"}, cols)
+		}
+		lines = append(lines, more)
 	}
 	if r.keys {
-		lines = append(lines, r.keyHint(f.mode, cols))
+		lines = append(lines, r.keyHint(f.mode, cols, sized && hidden > 0))
 	}
 	r.redraw(lines, cols, sized)
 }
@@ -1040,7 +1077,7 @@ func (r *renderer) writeTotalLine(f report) {
 	if r.headed && r.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1
-		if r.keys {
+		if r.hinted {
 			up++
 		}
 		fmt.Fprintf(&r.buf, "\r"+escUpFmt+escClearDown, up+1)
@@ -1050,8 +1087,8 @@ func (r *renderer) writeTotalLine(f report) {
 			r.buf.WriteString(escHideCursor + "\r" + escClearLine) // as in redraw, and over the waiting line
 		}
 		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
-		if r.keys {
-			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols), cols, sized) + "\n")
+		if r.hinted = r.keys; r.keys {
+			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols, false), cols, sized) + "\n")
 		}
 		r.buf.WriteString(clipIf(r.row(l, ifaceNumbers, textCols, ifaceNumbers), cols, sized) + "\n")
 		r.staleHead, r.headed = false, true
