@@ -758,7 +758,7 @@ func (r *renderer) writeTable(f report) {
 	}
 	r.grow(f, textCols, texts)
 	tail := f.mode.captures() && f.by == nil // the CONTAINER column
-	l := r.fitColumns(textCols, allNums, tail, f.by != nil, cols)
+	l := r.fitColumns(textCols, allNums, tail, f.by != nil, r.cumulative || f.summary, cols)
 	lines := make([]string, 0, len(drawn)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
@@ -820,7 +820,8 @@ func (r *renderer) writeTable(f report) {
 // are chosen most needed first, each if it fits in the room the others
 // left: a narrower column may take room a wider one more needed could
 // not, and CONTAINER takes what room is left if it is at least its first
-// width.
+// width. In the totals view (the t key) and the summary, whose rows are
+// the totals, the totals come right after what is never dropped.
 var dropOrder = []string{"CONTAINER", "pkt/s", "total", "USER", "LOCAL", "PROTO", "STATE", "REMOTE"}
 
 // minTextWidth is the narrowest a text column gets, its values cut with
@@ -850,9 +851,11 @@ func dropRank(col string) int {
 // wide as they grew). With groups, every text column is a group's key and
 // stays. A column that grows (LOCAL, REMOTE, CONTAINER) counts at its
 // first width, and takes more of what room is left up to the width it
-// grew to; CONTAINER last takes all that is left. A number's width
+// grew to; CONTAINER last takes all that is left. With totalsFirst (the
+// totals view, the summary) the totals are the columns most needed after
+// those never dropped. A number's width
 // (renderer.width) holds its widest value and a space before it.
-func (r *renderer) fitColumns(textCols, numCols []string, tail, groups bool, cols int) layout {
+func (r *renderer) fitColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) layout {
 	var l layout
 	if cols <= 0 {
 		for i, c := range textCols {
@@ -884,7 +887,15 @@ func (r *renderer) fitColumns(textCols, numCols []string, tail, groups bool, col
 			keepNum[i], used = true, used+r.width(c)
 		}
 	}
+	ranks := make([]int, 0, len(dropOrder))
 	for rank := len(dropOrder) - 1; rank >= 0; rank-- {
+		ranks = append(ranks, rank)
+	}
+	if totalsFirst {
+		i := slices.Index(dropOrder, "total")
+		ranks = append([]int{i}, slices.DeleteFunc(ranks, func(r int) bool { return r == i })...)
+	}
+	for _, rank := range ranks {
 		cost, take := 0, func() {}
 		switch {
 		case dropOrder[rank] == "CONTAINER" && tail:
@@ -1073,7 +1084,7 @@ func pad(b *strings.Builder, n int) {
 func (r *renderer) writeTotalLine(f report) {
 	cols, _, sized := r.termSize()
 	textCols := []string{"TIME"}
-	l := r.fitColumns(textCols, ifaceNumbers, false, false, cols)
+	l := r.fitColumns(textCols, ifaceNumbers, false, false, r.cumulative, cols)
 	if r.headed && r.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1

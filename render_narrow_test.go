@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -245,5 +246,51 @@ func TestNarrowNumbers(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNarrowTotals: at 80 columns, where the rates leave no room for the
+// totals too, the totals view (the t key) and the summary show the totals
+// in place of what else there was: their rows are sorted by them, and the
+// summary is the run's totals (before, both showed only the rates).
+func TestNarrowTotals(t *testing.T) {
+	const name = "mixed"
+	frames := loadScenario(t, name).readFrames(t, filepath.Join("testdata", "capture", name+".pcapng"))
+	for _, mode := range []string{"proc", "conn"} {
+		out := loadScenario(t, name).runWith(t, frames, func(a *app) {
+			a.tty = true
+			a.termSize = func() (int, int, bool) { return 80, 24, true }
+		}, mode, "--count", "2", "--owners", "proc")
+		tm := newTerm(80, 24)
+		tm.write(string(out))
+		screen := tm.screen()
+		i := slices.IndexFunc(screen, func(l string) bool { return strings.HasPrefix(l, "netuse "+mode+" summary") })
+		if i < 0 {
+			t.Fatalf("%s: no summary:\n%s", mode, strings.Join(screen, "\n"))
+		}
+		head, rows := tableRows(screen[i:])
+		if cols := parseHead(head); len(rows) == 0 || !slices.ContainsFunc(cols, func(c column) bool { return c.name == "RX total" }) ||
+			!slices.ContainsFunc(cols, func(c column) bool { return c.name == "TX total" }) {
+			t.Errorf("%s: the summary at 80 columns has no totals:\n%s", mode, strings.Join(screen[i:], "\n"))
+		}
+		for _, o := range tm.overflow {
+			t.Errorf("%s: %s", mode, o)
+		}
+	}
+
+	tm := newTerm(80, 24)
+	r := newRenderer(termWriter{tm}, false, true, false, false)
+	r.tty, r.keys = true, true
+	r.termSize = func() (int, int, bool) { return 80, 24, true }
+	u := usage{name: "curl", proc: &process{pid: 4242, user: "alice", name: "curl"}}
+	u.interval.rxBytes, u.total.rxBytes = 300_000, 900_000
+	if err := r.render(report{mode: modeProc, seq: 1, elapsed: time.Second, rows: []usage{u}, capture: &captured{}}, options{}); err != nil {
+		t.Fatal(err)
+	}
+	r.key('t')
+	screen := tm.screen()
+	head, _ := tableRows(screen)
+	if !strings.Contains(head, "RX total") || !strings.Contains(strings.Join(screen, "\n"), "878.9 KiB") {
+		t.Errorf("the totals view at 80 columns shows no totals:\n%s", strings.Join(screen, "\n"))
 	}
 }
