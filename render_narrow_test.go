@@ -111,6 +111,21 @@ func parseHead(line string) []column {
 	return cols
 }
 
+// checkHead parses a table's head line, and fails the test if it holds
+// anything but whole column names (a name cut by the screen's edge).
+func checkHead(t *testing.T, head, screen string) []column {
+	t.Helper()
+	cols := parseHead(head)
+	rest := []rune(head)
+	for _, c := range cols {
+		copy(rest[c.start:c.end], []rune(strings.Repeat(" ", c.end-c.start)))
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		t.Errorf("column names cut: %q\n%s", head, screen)
+	}
+	return cols
+}
+
 // cells splits a row under head's columns: a text cell starts where its
 // column's name does, a number ends where its column's name does (a
 // number is two words: "29.3 KiB/s").
@@ -191,14 +206,7 @@ func TestNarrowTable(t *testing.T) {
 					t.Errorf("%s\nscreen:\n%s", o, screen)
 				}
 				head, rows := tableRows(tm.screen())
-				cols := parseHead(head)
-				rest := []rune(head)
-				for _, c := range cols {
-					copy(rest[c.start:c.end], []rune(strings.Repeat(" ", c.end-c.start)))
-				}
-				if strings.TrimSpace(string(rest)) != "" {
-					t.Errorf("column names cut: %q\n%s", head, screen)
-				}
+				cols := checkHead(t, head, screen)
 				for _, w := range want {
 					if !slices.ContainsFunc(cols, func(c column) bool { return c.name == w }) {
 						t.Errorf("no %s column:\n%s", w, screen)
