@@ -730,27 +730,13 @@ func (r *renderer) writeTable(f report) {
 	if f.mode.captures() {
 		allNums = procNumbers
 	}
-	// The rows drawn: on a live terminal, those that fit, from the one
-	// scrolled to.
-	drawn, room := f.rows, rows-1 // the last line stays free: the cursor rests on it
+	room := rows - 1 // the last line stays free: the cursor rests on it
 	if r.keys {
 		room--
 	}
+	drawn := f.rows
 	if r.live && sized {
-		fit := room - 2 // the header and the column names
-		if f.capture != nil {
-			fit--
-		}
-		if f.mode == modeIface && len(f.rows) > 1 {
-			fit-- // (all)
-		}
-		if len(f.rows) > fit {
-			fit-- // the line that says what is not shown
-		}
-		fit = max(fit, 1)
-		r.scroll = max(min(r.scroll, len(f.rows)-fit), 0)
-		drawn = f.rows[r.scroll:min(r.scroll+fit, len(f.rows))]
-		r.page = len(drawn)
+		drawn = r.window(f, room)
 	}
 	texts := make([][]string, len(drawn))
 	for i, u := range drawn {
@@ -793,21 +779,46 @@ func (r *renderer) writeTable(f report) {
 		lines = lines[:max(room-1, 1)]
 	}
 	if sized && hidden > 0 {
-		// More rows than the screen: say how many are not shown, and how
-		// to see them.
-		more := fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", hidden)
-		if r.keys || r.scroll > 0 {
-			more = fmt.Sprintf("… %d more rows (%d-%d of %d shown)", hidden, r.scroll+1, r.scroll+len(drawn), len(f.rows))
-		}
-		if r.keys {
-			more = fitParts([]string{more, "↑↓ PgUp PgDn Home End scroll"}, cols)
-		}
-		lines = append(lines, more)
+		lines = append(lines, r.moreRows(hidden, len(drawn), len(f.rows), cols))
 	}
 	if r.keys {
 		lines = append(lines, r.keyHint(f.mode, cols, sized && hidden > 0))
 	}
 	r.redraw(lines, cols, sized)
+}
+
+// window returns the rows of f a live table of room lines shows: as many
+// as fit below the header lines, from the one scrolled to, which it keeps
+// between the first row and the last screen of rows.
+func (r *renderer) window(f report, room int) []usage {
+	fit := room - 2 // the header and the column names
+	if f.capture != nil {
+		fit--
+	}
+	if f.mode == modeIface && len(f.rows) > 1 {
+		fit-- // (all)
+	}
+	if len(f.rows) > fit {
+		fit-- // the line that says what is not shown
+	}
+	fit = max(fit, 1)
+	r.scroll = max(min(r.scroll, len(f.rows)-fit), 0)
+	drawn := f.rows[r.scroll:min(r.scroll+fit, len(f.rows))]
+	r.page = len(drawn)
+	return drawn
+}
+
+// moreRows is the line under a live table that has more rows than the
+// screen: how many are not shown, which are, and how to see the others.
+func (r *renderer) moreRows(hidden, shown, all, cols int) string {
+	if !r.keys && r.scroll == 0 {
+		return fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", hidden)
+	}
+	more := fmt.Sprintf("… %d more rows (%d-%d of %d shown)", hidden, r.scroll+1, r.scroll+shown, all)
+	if r.keys {
+		more = fitParts([]string{more, "↑↓ PgUp PgDn Home End scroll"}, cols)
+	}
+	return more
 }
 
 // dropOrder is the order in which a narrow terminal loses columns, least
@@ -869,65 +880,13 @@ func (r *renderer) fitColumns(textCols, numCols []string, tail, groups, totalsFi
 		}
 		return l
 	}
-	base := func(c string) int {
-		if _, grows := growWidth[c]; grows {
-			return min(textWidth[c], r.textWidth(c))
-		}
-		return r.textWidth(c)
-	}
-	keepText, keepNum, keepTail := make([]bool, len(textCols)), make([]bool, len(numCols)), false
-	used := -2 // the first text column has no space before it
-	for i, c := range textCols {
-		if groups || dropRank(c) < 0 {
-			keepText[i], used = true, used+base(c)+2
-		}
-	}
-	for i, c := range numCols {
-		if dropRank(c) < 0 {
-			keepNum[i], used = true, used+r.width(c)
-		}
-	}
-	ranks := make([]int, 0, len(dropOrder))
-	for rank := len(dropOrder) - 1; rank >= 0; rank-- {
-		ranks = append(ranks, rank)
-	}
-	if totalsFirst {
-		i := slices.Index(dropOrder, "total")
-		ranks = append([]int{i}, slices.DeleteFunc(ranks, func(r int) bool { return r == i })...)
-	}
-	for _, rank := range ranks {
-		cost, take := 0, func() {}
-		switch {
-		case dropOrder[rank] == "CONTAINER" && tail:
-			cost, take = 2+textWidth["CONTAINER"], func() { keepTail = true }
-		case !groups:
-			for i, c := range textCols {
-				if dropRank(c) == rank {
-					cost, take = base(c)+2, func() { keepText[i] = true }
-				}
-			}
-		}
-		var nums []int
-		for i, c := range numCols {
-			if dropRank(c) == rank {
-				cost, nums = cost+r.width(c), append(nums, i)
-			}
-		}
-		if cost == 0 || used+cost > cols {
-			continue
-		}
-		used += cost
-		take()
-		for _, i := range nums {
-			keepNum[i] = true
-		}
-	}
+	keepText, keepNum, keepTail, used := r.chooseColumns(textCols, numCols, tail, groups, totalsFirst, cols)
 	room := cols - used
 	for i, c := range textCols {
 		if !keepText[i] {
 			continue
 		}
-		w := base(c)
+		w := r.baseWidth(c)
 		if extra := min(r.textWidth(c)-w, room); extra > 0 {
 			w, room = w+extra, room-extra
 		}
@@ -958,6 +917,69 @@ func (r *renderer) fitColumns(textCols, numCols []string, tail, groups, totalsFi
 		l.tail = textWidth["CONTAINER"] + max(room, 0)
 	}
 	return l
+}
+
+// baseWidth is the width col counts for among the columns: a growing
+// column's first width, which it may pass where there is room.
+func (r *renderer) baseWidth(col string) int {
+	if _, grows := growWidth[col]; grows {
+		return min(textWidth[col], r.textWidth(col))
+	}
+	return r.textWidth(col)
+}
+
+// chooseColumns is fitColumns' choice of columns: those never dropped,
+// then the others most needed first, each if it fits in what room is
+// left; used is the characters they take.
+func (r *renderer) chooseColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) (keepText, keepNum []bool, keepTail bool, used int) {
+	keepText, keepNum = make([]bool, len(textCols)), make([]bool, len(numCols))
+	used = -2 // the first text column has no space before it
+	for i, c := range textCols {
+		if groups || dropRank(c) < 0 {
+			keepText[i], used = true, used+r.baseWidth(c)+2
+		}
+	}
+	for i, c := range numCols {
+		if dropRank(c) < 0 {
+			keepNum[i], used = true, used+r.width(c)
+		}
+	}
+	ranks := make([]int, 0, len(dropOrder))
+	for rank := len(dropOrder) - 1; rank >= 0; rank-- {
+		ranks = append(ranks, rank)
+	}
+	if totalsFirst {
+		i := slices.Index(dropOrder, "total")
+		ranks = append([]int{i}, slices.DeleteFunc(ranks, func(r int) bool { return r == i })...)
+	}
+	for _, rank := range ranks {
+		cost, take := 0, func() {}
+		switch {
+		case dropOrder[rank] == "CONTAINER" && tail:
+			cost, take = 2+textWidth["CONTAINER"], func() { keepTail = true }
+		case !groups:
+			for i, c := range textCols {
+				if dropRank(c) == rank {
+					cost, take = r.baseWidth(c)+2, func() { keepText[i] = true }
+				}
+			}
+		}
+		var nums []int
+		for i, c := range numCols {
+			if dropRank(c) == rank {
+				cost, nums = cost+r.width(c), append(nums, i)
+			}
+		}
+		if cost == 0 || used+cost > cols {
+			continue
+		}
+		used += cost
+		take()
+		for _, i := range nums {
+			keepNum[i] = true
+		}
+	}
+	return keepText, keepNum, keepTail, used
 }
 
 // redraw writes lines over the previous frame on a terminal, each cut to
