@@ -864,8 +864,8 @@ func dropRank(col string) int {
 // first width, and takes more of what room is left up to the width it
 // grew to; CONTAINER last takes all that is left. With totalsFirst (the
 // totals view, the summary) the totals are the columns most needed after
-// those never dropped. A number's width
-// (renderer.width) holds its widest value and a space before it.
+// those never dropped. A number's width (renderer.width) holds its
+// widest value and a space before it.
 func (r *renderer) fitColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) layout {
 	var l layout
 	if cols <= 0 {
