@@ -7,18 +7,19 @@ import "slices"
 // netuse draws on it, and put back on every way out (keys_linux.go). Piped
 // output and --json never read stdin.
 //
-//	q        quit, as Ctrl-C does: the partial interval, then the summary
-//	s        sort by the next column (proc: total, rx, tx, name, pid)
-//	r        reverse the order
-//	t        totals since the start (every row of the run, idle and exited
-//	         processes too, sorted by them), or back to this interval
-//	u        units: bytes, bytes in powers of 1000, bits, bits in powers of 1000
-//	↑ ↓      scroll a table taller than the screen by a row
-//	PgUp PgDn  by a screen
-//	Home End to its first or last rows
+//	q          quit, as Ctrl-C does: the partial interval, then the summary
+//	s          sort by the next column (proc: total, rx, tx, name, pid)
+//	r          reverse the order
+//	t          totals since the start (every row of the run, idle and exited
+//	           processes too, sorted by them), or back to this interval
+//	u          units: bytes, bytes in powers of 1000, bits, bits in powers of 1000
+//	↑ ↓        scroll a table taller than the screen by a row
+//	PgUp PgDn  scroll it by a screen of rows
+//	Home End   its first rows, its last rows
 //
 // Other keys do nothing. The cursor and page keys come as escape
-// sequences (keyDecoder).
+// sequences (keyDecoder). When netuse ends, the last frame is drawn again
+// without the line that names the keys (renderer.close).
 
 // keyHint is the line under a live table that names the keys; with
 // scroll, rows are hidden and the hint names the keys that scroll too,
