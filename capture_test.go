@@ -425,7 +425,14 @@ func rowBytes(t *testing.T, table []byte) (sum [2]float64) {
 // scenario's frames, and returns what it wrote to stdout.
 func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 	t.Helper()
-	code, stdout, stderr := s.runOn(frames, nil, args...)
+	return s.runWith(t, frames, nil, args...)
+}
+
+// runWith is run with setup, if not nil, changing the app first: a
+// terminal's size, say.
+func (s *scenario) runWith(t *testing.T, frames []frame, setup func(*app), args ...string) []byte {
+	t.Helper()
+	code, stdout, stderr := s.runSetup(frames, setup, args...)
 	if code != 0 || stderr != "" {
 		t.Fatalf("netuse %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
 	}
@@ -435,6 +442,17 @@ func (s *scenario) run(t *testing.T, frames []frame, args ...string) []byte {
 // runOn runs netuse with args as run does, and returns its exit status and
 // output; with term, stdout is a terminal of that size (columns, rows).
 func (s *scenario) runOn(frames []frame, term *[2]int, args ...string) (code int, stdout []byte, stderr string) {
+	return s.runSetup(frames, func(a *app) {
+		if term != nil {
+			a.tty = true
+			a.termSize = func() (int, int, bool) { return term[0], term[1], true }
+		}
+	}, args...)
+}
+
+// runSetup runs netuse with args on the frames, setup (if not nil)
+// changing the app first, and returns its exit status and output.
+func (s *scenario) runSetup(frames []frame, setup func(*app), args ...string) (code int, stdout []byte, stderr string) {
 	src := &fileSource{frames: frames, ifaces: s.ifaces, fed: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
 	var out, errs bytes.Buffer
 	now := epoch
@@ -450,9 +468,8 @@ func (s *scenario) runOn(frames []frame, term *[2]int, args ...string) (code int
 		proc:     s.procOS(src),
 		counters: func() ([]counter, error) { return nil, nil },
 	}
-	if term != nil {
-		a.tty = true
-		a.termSize = func() (int, int, bool) { return term[0], term[1], true }
+	if setup != nil {
+		setup(a)
 	}
 	code = a.main(args)
 	return code, out.Bytes(), errs.String()

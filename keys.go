@@ -7,17 +7,24 @@ import "slices"
 // netuse draws on it, and put back on every way out (keys_linux.go). Piped
 // output and --json never read stdin.
 //
-//	q        quit, as Ctrl-C does: the partial interval, then the summary
-//	s        sort by the next column (proc: total, rx, tx, name, pid)
-//	r        reverse the order
-//	t        totals since the start (every row of the run, idle and exited
-//	         processes too, sorted by them), or back to this interval
-//	u        units: bytes, bytes in powers of 1000, bits, bits in powers of 1000
+//	q          quit, as Ctrl-C does: the partial interval, then the summary
+//	s          sort by the next column (proc: total, rx, tx, name, pid)
+//	r          reverse the order
+//	t          totals since the start (every row of the run, idle and exited
+//	           processes too, sorted by them), or back to this interval
+//	u          units: bytes, bytes in powers of 1000, bits, bits in powers of 1000
+//	↑ ↓        scroll a table taller than the screen by a row
+//	PgUp PgDn  scroll it by a screen of rows
+//	Home End   its first rows, its last rows
 //
-// Other keys do nothing.
+// Other keys do nothing. The cursor and page keys come as escape
+// sequences (keyDecoder). When netuse ends, the last frame is drawn again
+// without the line that names the keys (renderer.close).
 
-// keyHint is the line under a live table that names the keys.
-func (r *renderer) keyHint(m mode, cols int) string {
+// keyHint is the line under a live table that names the keys; with
+// scroll, rows are hidden and the hint names the keys that scroll too,
+// last (the line above it names them as well).
+func (r *renderer) keyHint(m mode, cols int, scroll bool) string {
 	view := "rates"
 	if r.cumulative {
 		view = "totals"
@@ -29,7 +36,11 @@ func (r *renderer) keyHint(m mode, cols int) string {
 	if m == modeTotal {
 		return fitParts([]string{"keys: q quit", "u units"}, cols) // one row: nothing to sort
 	}
-	return fitParts([]string{"keys: q quit", "s sort (" + r.sortColumn(m) + order + ")", "r reverse", "t totals/rates (" + view + ")", "u units"}, cols)
+	parts := []string{"keys: q quit", "s sort (" + r.sortColumn(m) + order + ")", "r reverse", "t totals/rates (" + view + ")", "u units"}
+	if scroll {
+		parts = append(parts, "↑↓ PgUp PgDn scroll")
+	}
+	return fitParts(parts, cols)
 }
 
 // sortColumns are the columns s cycles through, first the mode's default.
@@ -48,13 +59,80 @@ func (r *renderer) sortColumn(m mode) string {
 	return sortColumns(m)[0]
 }
 
+// key is a key pressed: a byte the terminal sent, or one of the keys
+// below that it sends as an escape sequence.
+type key int
+
+const (
+	keyUp key = 0x100 + iota
+	keyDown
+	keyPgUp
+	keyPgDn
+	keyHome
+	keyEnd
+)
+
+// seqKeys are the escape sequences of the keys that scroll, as xterm and
+// the Linux console send them: ECMA-48's CSI (ESC [) with a final byte or
+// a number and "~", or SS3 (ESC O) in the terminal's application cursor
+// mode. Home and End have a sequence of each kind.
+var seqKeys = map[string]key{
+	"\x1b[A": keyUp, "\x1bOA": keyUp,
+	"\x1b[B": keyDown, "\x1bOB": keyDown,
+	"\x1b[5~": keyPgUp, "\x1b[6~": keyPgDn,
+	"\x1b[H": keyHome, "\x1bOH": keyHome, "\x1b[1~": keyHome, "\x1b[7~": keyHome,
+	"\x1b[F": keyEnd, "\x1bOF": keyEnd, "\x1b[4~": keyEnd, "\x1b[8~": keyEnd,
+}
+
+// maxSeq bounds an escape sequence: past it, bytes that never end one
+// are dropped rather than kept.
+const maxSeq = 16
+
+// keyDecoder turns the bytes a terminal sends into keys. A sequence may
+// come over more than one read, so it keeps the one begun. A sequence it
+// does not know (F1, Ctrl-↑) is no key: its bytes are not letters. An ESC
+// followed by neither "[" nor "O" is the Escape key, and does nothing.
+type keyDecoder struct {
+	seq []byte // the escape sequence begun, from its ESC; empty: none
+}
+
+// feed takes the next byte and returns the key it ends, if any.
+func (d *keyDecoder) feed(b byte) (k key, ok bool) {
+	const esc = 0x1b
+	switch {
+	case len(d.seq) == 0 && b == esc:
+		d.seq = append(d.seq, b)
+		return 0, false
+	case len(d.seq) == 0:
+		return key(b), true
+	case len(d.seq) == 1 && (b == '[' || b == 'O'):
+		d.seq = append(d.seq, b)
+		return 0, false
+	case len(d.seq) == 1:
+		d.seq = d.seq[:0] // the Escape key, then b
+		return d.feed(b)
+	}
+	d.seq = append(d.seq, b)
+	// CSI's final byte is in 0x40-0x7e, after parameters and
+	// intermediates below it; SS3 has one byte after the O.
+	if b >= 0x40 && b <= 0x7e || d.seq[1] == 'O' {
+		k, ok = seqKeys[string(d.seq)]
+		d.seq = d.seq[:0]
+		return k, ok
+	}
+	if len(d.seq) >= maxSeq {
+		d.seq = d.seq[:0]
+	}
+	return 0, false
+}
+
 // key applies a key pressed while the table is live and redraws the last
 // frame with it. It reports whether the key asks netuse to quit.
-func (r *renderer) key(b byte) (quit bool) {
+func (r *renderer) key(k key) (quit bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := r.last.mode
-	switch b {
+	switch k {
 	case 'q', 'Q':
 		return true
 	case 's', 'S':
@@ -72,6 +150,19 @@ func (r *renderer) key(b byte) (quit bool) {
 		// bytes -> bytes, SI -> bits -> bits, SI -> bytes
 		r.bits, r.si = r.bits != r.si, !r.si
 		r.staleHead = true
+	// The table's redraw brings scroll back above its last screen of rows.
+	case keyUp:
+		r.scroll = max(r.scroll-1, 0)
+	case keyDown:
+		r.scroll++
+	case keyPgUp:
+		r.scroll = max(r.scroll-max(r.page, 1), 0)
+	case keyPgDn:
+		r.scroll += max(r.page, 1)
+	case keyHome:
+		r.scroll = 0
+	case keyEnd:
+		r.scroll = maxScroll
 	default:
 		return false
 	}
@@ -82,3 +173,7 @@ func (r *renderer) key(b byte) (quit bool) {
 	}
 	return false
 }
+
+// maxScroll is End's scroll: past any table's rows, which the table's
+// redraw brings back to its last screen of rows.
+const maxScroll = 1 << 30

@@ -59,6 +59,7 @@ func (k *keyReader) read(r *renderer, quit func()) {
 	defer k.running.Done()
 	fds := []unix.PollFd{{Fd: int32(k.fd), Events: unix.POLLIN}, {Fd: int32(k.wake[0]), Events: unix.POLLIN}}
 	var buf [64]byte
+	var dec keyDecoder
 	for {
 		fds[0].Revents, fds[1].Revents = 0, 0
 		if _, err := unix.Poll(fds, -1); err != nil {
@@ -78,7 +79,7 @@ func (k *keyReader) read(r *renderer, quit func()) {
 			return
 		}
 		for _, b := range buf[:max(n, 0)] {
-			if r.key(b) {
+			if k, ok := dec.feed(b); ok && r.key(k) {
 				quit()
 			}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -92,10 +93,9 @@ func TestLiveKeys(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("netuse did not quit on q")
 	}
+	// The screen's reader may be behind netuse's end: wait for the summary.
+	scr.waitFor(t, at, "netuse iface summary")
 	out := scr.String()
-	if !strings.Contains(out[at:], "netuse iface summary") {
-		t.Errorf("no summary after q:\n%q", out[at:])
-	}
 	if plain := escapes.ReplaceAllString(out, ""); strings.Contains(plain, "Z") {
 		t.Errorf("a key was echoed into the table:\n%q", plain)
 	}
@@ -187,5 +187,72 @@ func TestBackgroundNoKeys(t *testing.T) {
 	}
 	if strings.Contains(scr.String(), "keys: q quit") {
 		t.Errorf("netuse in the background offers keys it cannot read")
+	}
+}
+
+// TestLiveQuitErasesKeys: q on a live table leaves the last frame without
+// the line that names the keys (before, it stayed above the summary,
+// offering keys that nothing read any more).
+func TestLiveQuitErasesKeys(t *testing.T) {
+	ptm, pts := openPTY(t, 120, 30)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
+	cmd, scr := startOnTerminal(t, ptm, pts)
+	scr.waitFor(t, 0, "keys: q quit")
+	ptm.Write([]byte("q"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("q: %v, want status 0", err)
+	}
+	scr.waitFor(t, 0, "netuse iface summary")
+	tm := newTerm(120, 30)
+	tm.write(scr.String())
+	if all := strings.Join(tm.screen(), "\n"); strings.Contains(all, "keys:") || !strings.Contains(all, "IFACE") {
+		t.Errorf("after q the screen still names the keys, or lost the last frame:\n%s", all)
+	}
+}
+
+// TestLiveScroll runs netuse iface on a terminal of 8 lines in a network
+// namespace of 13 interfaces, and scrolls with the keys a terminal sends
+// as escape sequences: ↓, PgDn, End (in the application mode's form), Home;
+// ← does nothing and types nothing; q still quits.
+func TestLiveScroll(t *testing.T) {
+	needRoot(t)
+	ns := fmt.Sprintf("nu%d-scroll", os.Getpid())
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	cmds := [][]string{{"ip", "netns", "add", ns}}
+	for i := 0; i < 12; i += 2 {
+		cmds = append(cmds, []string{"ip", "-n", ns, "link", "add", fmt.Sprintf("veth%02d", i), "type", "veth", "peer", "name", fmt.Sprintf("veth%02d", i+1)})
+	}
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
+		}
+	}
+	ptm, pts := openPTY(t, 80, 8)
+	t.Cleanup(func() { ptm.Close(); pts.Close() })
+	cmd, scr := startOnTerminal(t, ptm, pts, "ip", "netns", "exec", ns, netuseBinary(t), "iface", "--interval", "200ms")
+	// 8 lines: the header, the column names, 2 rows, (all), the line of
+	// the rows not shown, the keys, the cursor's.
+	at := scr.waitFor(t, 0, "… 11 more rows (1-2 of 13 shown)")
+	for _, step := range []struct{ keys, want string }{
+		{"\x1b[B", "(2-3 of 13 shown)"},
+		{"\x1b[6~", "(4-5 of 13 shown)"},
+		{"\x1bOF", "(12-13 of 13 shown)"},
+		{"\x1b[H", "(1-2 of 13 shown)"},
+	} {
+		ptm.Write([]byte(step.keys))
+		at = scr.waitFor(t, at, step.want)
+	}
+	ptm.Write([]byte("\x1b[Dq"))
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("q: %v, want status 0", err)
+	}
+	scr.waitFor(t, at, "netuse iface summary")
+	tm := newTerm(80, 8)
+	tm.write(scr.String())
+	for _, o := range tm.overflow {
+		t.Errorf("%s", o)
+	}
+	if plain := escapes.ReplaceAllString(scr.String(), ""); strings.Contains(plain, "[D") || strings.Contains(plain, "[B") {
+		t.Errorf("a key's sequence reached the screen:\n%q", plain)
 	}
 }

@@ -105,6 +105,9 @@ type renderer struct {
 	sortBy     string            // the column chosen with s (or --sort); "" the mode's default
 	reverse    bool              // the order reversed with r
 	keys       bool              // keys are read: a hint line names them
+	hinted     bool              // live total: the hint line is above the column names
+	scroll     int               // live: the row at the top of the table, from 0; the arrow and page keys move it
+	page       int               // live: the rows the last frame showed, what PgUp and PgDn move by
 	staleHead  bool              // total: the header written once is out of date (units changed)
 	widths     map[string]int    // the growing columns' widths so far (grow)
 	prom       bool              // --format prometheus: the metrics of the run's rows, not the frame
@@ -152,11 +155,11 @@ func (r *renderer) draw(f report, o options) {
 	}
 	f.rows = slices.Clone(f.rows)
 	// Only the rows shown need their order: --top's, or on a live
-	// terminal those that fit.
+	// terminal those that fit, from the first scrolled to.
 	first := o.top
 	if r.live && !r.json && r.termSize != nil {
-		if _, rows, ok := r.termSize(); ok && (first == 0 || rows < first) {
-			first = rows
+		if _, rows, ok := r.termSize(); ok && (first == 0 || r.scroll+rows < first) {
+			first = r.scroll + rows
 		}
 	}
 	sortRows(f.rows, r.sortBy, f.mode, r.cumulative, r.reverse, first)
@@ -215,6 +218,14 @@ func (r *renderer) close() {
 
 func (r *renderer) closeLocked() {
 	if r.live && r.onScreen && !r.closed {
+		if r.keys && r.started {
+			// No key is read any more: the last frame again, without the
+			// line that names them.
+			r.keys, r.staleHead = false, true
+			r.buf.Reset()
+			r.draw(r.last, r.lastOpts)
+			r.flush() // as the line below: nothing to do if it fails
+		}
 		io.WriteString(r.w, "\n"+escShowCursor)
 	}
 	r.closed = true
@@ -639,7 +650,8 @@ func cut(s string, limit int) string {
 }
 
 // width of a number column: enough for the widest value the unit ladder
-// gives ("1023.9 Gibit/s"), so that the columns never jump between frames.
+// gives ("999.9 Gibit/s", size) and a space before it, so that the
+// columns never jump between frames.
 func (r *renderer) width(column string) int {
 	if strings.Contains(column, "pkt") {
 		return 9
@@ -722,46 +734,43 @@ func (r *renderer) writeTable(f report) {
 	if f.mode.captures() {
 		allNums = procNumbers
 	}
-	// The rows drawn: on a live terminal, those that may fit (see below).
+	room := rows - 1 // the last line stays free: the cursor rests on it
+	if r.keys {
+		room--
+	}
 	drawn := f.rows
-	if r.live && sized && len(drawn) > rows {
-		drawn = drawn[:rows]
+	if r.live && sized {
+		drawn = r.window(f, room)
 	}
 	texts := make([][]string, len(drawn))
 	for i, u := range drawn {
 		texts[i] = r.text(f, u)
 	}
 	r.grow(f, textCols, texts)
-	keepText, keep := r.fitColumns(textCols, allNums, cols)
-	numCols := pick(allNums, keep)
-	textCols = pick(textCols, keepText)
-	lines := make([]string, 0, len(f.rows)+4)
+	tail := f.mode.captures() && f.by == nil // the CONTAINER column
+	l := r.fitColumns(textCols, allNums, tail, f.by != nil, r.cumulative || f.summary, cols)
+	lines := make([]string, 0, len(drawn)+4)
 	lines = append(lines, r.header(f, cols))
 	if f.capture != nil {
 		lines = append(lines, r.captureLine(f, cols))
 	}
-	head := r.row(textCols, textCols, numCols, numCols)
-	if f.mode.captures() && f.by == nil {
-		head += "  CONTAINER"
-	}
-	lines = append(lines, head)
+	lines = append(lines, r.row(l, allNums, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
 	if len(f.rows) == 0 && f.filter != "" {
 		lines = append(lines, "(no row matches "+visible(f.filter, 0)+")")
 	}
 	for i, u := range drawn {
-		line := r.row(textCols, pick(texts[i], keepText), numCols, pick(r.cells(f.mode, u, f.elapsed), keep))
+		container := ""
 		if u.proc != nil && u.proc.foreign {
-			// Last, so that its width does not move the other columns.
 			ns := fmt.Sprintf("net:[%d]", u.proc.netns)
 			if u.proc.nsName != "" {
 				ns = "netns:" + visible(u.proc.nsName, textWidth["NETNS"])
 			}
-			line += "  " + ns + " " + visible(u.proc.cgroup, maxCgroup)
+			container = ns + " " + visible(u.proc.cgroup, maxCgroup)
 		}
-		lines = append(lines, line)
+		lines = append(lines, r.row(l, allNums, texts[i], r.cells(f.mode, u, f.elapsed))+tailCell(l, tail, container))
 	}
 	if f.all != nil {
-		lines = append(lines, r.row(textCols, []string{f.all.name, ""}, numCols, pick(r.cells(f.mode, *f.all, f.elapsed), keep)))
+		lines = append(lines, r.row(l, allNums, []string{f.all.name, ""}, r.cells(f.mode, *f.all, f.elapsed)))
 	}
 	if !r.live {
 		if r.tty && f.partial {
@@ -774,67 +783,214 @@ func (r *renderer) writeTable(f report) {
 		r.buf.WriteByte('\n')
 		return
 	}
-	room := rows - 1 // the last line stays free: the cursor rests on it
-	if r.keys {
-		room--
+	hidden := len(f.rows) - len(drawn)
+	if sized && len(lines) > room {
+		// A screen too short even for one row: the lines that fit.
+		hidden += len(lines) - max(room-1, 1)
+		lines = lines[:max(room-1, 1)]
 	}
-	if hidden := len(f.rows) - len(drawn); sized && len(lines)+hidden > room {
-		// More rows than the screen: say how many are not shown.
-		keep := max(room-1, 1)
-		lines = append(lines[:keep], fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", len(lines)+hidden-keep))
+	if sized && hidden > 0 {
+		lines = append(lines, r.moreRows(hidden, len(drawn), len(f.rows), cols))
 	}
 	if r.keys {
-		lines = append(lines, r.keyHint(f.mode, cols))
+		lines = append(lines, r.keyHint(f.mode, cols, sized && hidden > 0))
 	}
 	r.redraw(lines, cols, sized)
 }
 
-// fitColumns returns the indexes of the text and number columns to show
-// in cols characters (0: all): on a narrow terminal the packet rates go
-// first, then the totals, then proc's USER, so that a row is never cut
-// inside a number.
-func (r *renderer) fitColumns(textCols, numCols []string, cols int) (texts, nums []int) {
-	var allText, noUser, all, noPackets, ratesOnly []int
+// window returns the rows of f a live table of room lines shows: as many
+// as fit below the header lines, from the one scrolled to, which it keeps
+// between the first row and the last screen of rows.
+func (r *renderer) window(f report, room int) []usage {
+	fit := room - 2 // the header and the column names
+	if f.capture != nil {
+		fit--
+	}
+	if f.mode == modeIface && len(f.rows) > 1 {
+		fit-- // (all)
+	}
+	if len(f.rows) > fit {
+		fit-- // the line that says what is not shown
+	}
+	fit = max(fit, 1)
+	r.scroll = max(min(r.scroll, len(f.rows)-fit), 0)
+	drawn := f.rows[r.scroll:min(r.scroll+fit, len(f.rows))]
+	r.page = len(drawn)
+	return drawn
+}
+
+// moreRows is the line under a live table that has more rows than the
+// screen: how many are not shown, which are, and how to see the others.
+func (r *renderer) moreRows(hidden, shown, all, cols int) string {
+	if !r.keys && r.scroll == 0 {
+		return fmt.Sprintf("… %d more rows (a taller terminal, or --top, shows the first)", hidden)
+	}
+	more := fmt.Sprintf("… %d more rows (%d-%d of %d shown)", hidden, r.scroll+1, r.scroll+shown, all)
+	if r.keys {
+		more = fitParts([]string{more, "↑↓ PgUp PgDn Home End scroll"}, cols)
+	}
+	return more
+}
+
+// dropOrder is the order in which a narrow terminal loses columns, least
+// needed first, so that no row is cut by the screen's edge: CONTAINER
+// (proc's and conn's last column, shown only where a row of another
+// network namespace has a value), the packet rates (iface), the totals
+// (each pair goes together), USER, LOCAL, PROTO, STATE, REMOTE. What a
+// table is about is never dropped: the interface or the process (PID,
+// PROGRAM), --by's group columns, and the rates in and out. The columns
+// are chosen most needed first, each if it fits in the room the others
+// left: a narrower column may take room a wider one more needed could
+// not, and CONTAINER takes what room is left if it is at least its first
+// width. In the totals view (the t key) and the summary, whose rows are
+// the totals, the totals come right after what is never dropped.
+var dropOrder = []string{"CONTAINER", "pkt/s", "total", "USER", "LOCAL", "PROTO", "STATE", "REMOTE"}
+
+// minTextWidth is the narrowest a text column gets, its values cut with
+// "…", when even the columns never dropped do not fit.
+const minTextWidth = 8
+
+// layout is the columns of a table as one terminal's width allows.
+type layout struct {
+	text  []int // the text columns shown, by index, in order
+	width []int // the width of each of them
+	nums  []int // the number columns shown, by index, in order
+	tail  int   // the last column, CONTAINER's, width: -1 not shown, 0 as wide as its values
+}
+
+// dropRank is col's place in dropOrder, or -1 for a column never dropped.
+func dropRank(col string) int {
+	for i, d := range dropOrder {
+		if strings.HasSuffix(col, d) {
+			return i
+		}
+	}
+	return -1
+}
+
+// fitColumns chooses the columns of a table of textCols, numCols and, with
+// tail, a last CONTAINER column, in cols characters (0: all of them, as
+// wide as they grew). With groups, every text column is a group's key and
+// stays. A column that grows (LOCAL, REMOTE, CONTAINER) counts at its
+// first width, and takes more of what room is left up to the width it
+// grew to; CONTAINER last takes all that is left. With totalsFirst (the
+// totals view, the summary) the totals are the columns most needed after
+// those never dropped. A number's width (renderer.width) holds its
+// widest value and a space before it.
+func (r *renderer) fitColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) layout {
+	var l layout
+	if cols <= 0 {
+		for i, c := range textCols {
+			l.text, l.width = append(l.text, i), append(l.width, r.textWidth(c))
+		}
+		for i := range numCols {
+			l.nums = append(l.nums, i)
+		}
+		if !tail {
+			l.tail = -1
+		}
+		return l
+	}
+	keepText, keepNum, keepTail, used := r.chooseColumns(textCols, numCols, tail, groups, totalsFirst, cols)
+	room := cols - used
 	for i, c := range textCols {
-		allText = append(allText, i)
-		if c != "USER" {
-			noUser = append(noUser, i)
+		if !keepText[i] {
+			continue
+		}
+		w := r.baseWidth(c)
+		if extra := min(r.textWidth(c)-w, room); extra > 0 {
+			w, room = w+extra, room-extra
+		}
+		l.text, l.width = append(l.text, i), append(l.width, w)
+	}
+	// Too narrow even for what is never dropped: the widest text columns
+	// narrow, but for PID, whose digits are not cut.
+	for room < 0 {
+		widest := -1
+		for j, w := range l.width {
+			if textCols[l.text[j]] != "PID" && w > minTextWidth && (widest < 0 || w > l.width[widest]) {
+				widest = j
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		l.width[widest]--
+		room++
+	}
+	for i := range numCols {
+		if keepNum[i] {
+			l.nums = append(l.nums, i)
+		}
+	}
+	l.tail = -1
+	if keepTail {
+		l.tail = textWidth["CONTAINER"] + max(room, 0)
+	}
+	return l
+}
+
+// baseWidth is the width col counts for among the columns: a growing
+// column's first width, which it may pass where there is room.
+func (r *renderer) baseWidth(col string) int {
+	if _, grows := growWidth[col]; grows {
+		return min(textWidth[col], r.textWidth(col))
+	}
+	return r.textWidth(col)
+}
+
+// chooseColumns is fitColumns' choice of columns: those never dropped,
+// then the others most needed first, each if it fits in what room is
+// left; used is the characters they take.
+func (r *renderer) chooseColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) (keepText, keepNum []bool, keepTail bool, used int) {
+	keepText, keepNum = make([]bool, len(textCols)), make([]bool, len(numCols))
+	used = -2 // the first text column has no space before it
+	for i, c := range textCols {
+		if groups || dropRank(c) < 0 {
+			keepText[i], used = true, used+r.baseWidth(c)+2
 		}
 	}
 	for i, c := range numCols {
-		all = append(all, i)
-		if !strings.Contains(c, "pkt") {
-			noPackets = append(noPackets, i)
-		}
-		if strings.HasSuffix(c, "/s") && !strings.Contains(c, "pkt") {
-			ratesOnly = append(ratesOnly, i)
+		if dropRank(c) < 0 {
+			keepNum[i], used = true, used+r.width(c)
 		}
 	}
-	for _, keep := range []struct{ texts, nums []int }{{allText, all}, {allText, noPackets}, {allText, ratesOnly}, {noUser, ratesOnly}} {
-		width := 0
-		for i, t := range keep.texts {
-			width += r.textWidth(textCols[t])
-			if i > 0 {
-				width += 2
+	ranks := make([]int, 0, len(dropOrder))
+	for rank := len(dropOrder) - 1; rank >= 0; rank-- {
+		ranks = append(ranks, rank)
+	}
+	if totalsFirst {
+		i := slices.Index(dropOrder, "total")
+		ranks = append([]int{i}, slices.DeleteFunc(ranks, func(r int) bool { return r == i })...)
+	}
+	for _, rank := range ranks {
+		cost, take := 0, func() {}
+		switch {
+		case dropOrder[rank] == "CONTAINER" && tail:
+			cost, take = 2+textWidth["CONTAINER"], func() { keepTail = true }
+		case !groups:
+			for i, c := range textCols {
+				if dropRank(c) == rank {
+					cost, take = r.baseWidth(c)+2, func() { keepText[i] = true }
+				}
 			}
 		}
-		for _, n := range keep.nums {
-			width += r.width(numCols[n])
+		var nums []int
+		for i, c := range numCols {
+			if dropRank(c) == rank {
+				cost, nums = cost+r.width(c), append(nums, i)
+			}
 		}
-		if cols <= 0 || width <= cols {
-			return keep.texts, keep.nums
+		if cost == 0 || used+cost > cols {
+			continue
+		}
+		used += cost
+		take()
+		for _, i := range nums {
+			keepNum[i] = true
 		}
 	}
-	return noUser, ratesOnly
-}
-
-// pick returns the elements of s at the indexes keep.
-func pick(s []string, keep []int) []string {
-	out := make([]string, len(keep))
-	for i, k := range keep {
-		out[i] = s[k]
-	}
-	return out
+	return keepText, keepNum, keepTail, used
 }
 
 // redraw writes lines over the previous frame on a terminal, each cut to
@@ -926,26 +1082,35 @@ func (r *renderer) captureLine(f report, cols int) string {
 	return fitParts(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), cols)
 }
 
-// row aligns text cells left, each in its column's width (textWidth),
-// and number cells right.
-// A text longer than its column is cut.
-func (r *renderer) row(textCols, texts, numCols, numbers []string) string {
+// row aligns the text cells of the columns l shows left, each in its
+// width, a longer one cut with "…", and their number cells right; texts
+// and numbers hold the cells of every column, numCols names them.
+func (r *renderer) row(l layout, numCols, texts, numbers []string) string {
 	var b strings.Builder
 	b.Grow(160)
-	for i, t := range texts {
-		if i > 0 {
+	for j, i := range l.text {
+		if j > 0 {
 			b.WriteString("  ")
 		}
-		w := r.textWidth(textCols[i])
-		t = cut(t, w)
+		t := cut(texts[i], l.width[j])
 		b.WriteString(t)
-		pad(&b, w-utf8.RuneCountInString(t))
+		pad(&b, l.width[j]-utf8.RuneCountInString(t))
 	}
-	for i, c := range numbers {
-		pad(&b, max(r.width(numCols[i])-utf8.RuneCountInString(c), 1))
-		b.WriteString(c)
+	for _, i := range l.nums {
+		pad(&b, max(r.width(numCols[i])-utf8.RuneCountInString(numbers[i]), 1))
+		b.WriteString(numbers[i])
 	}
 	return b.String()
+}
+
+// tailCell is the last column's cell, s, cut to its width, after the
+// others: nothing where it is not shown, or empty. It is last so that its
+// width moves no other column.
+func tailCell(l layout, shown bool, s string) string {
+	if !shown || l.tail < 0 || s == "" {
+		return ""
+	}
+	return "  " + cut(s, l.tail)
 }
 
 // pad writes n spaces.
@@ -965,12 +1130,11 @@ func pad(b *strings.Builder, n int) {
 func (r *renderer) writeTotalLine(f report) {
 	cols, _, sized := r.termSize()
 	textCols := []string{"TIME"}
-	_, keep := r.fitColumns(textCols, ifaceNumbers, cols)
-	numCols := pick(ifaceNumbers, keep)
+	l := r.fitColumns(textCols, ifaceNumbers, false, false, r.cumulative, cols)
 	if r.headed && r.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1
-		if r.keys {
+		if r.hinted {
 			up++
 		}
 		fmt.Fprintf(&r.buf, "\r"+escUpFmt+escClearDown, up+1)
@@ -980,14 +1144,14 @@ func (r *renderer) writeTotalLine(f report) {
 			r.buf.WriteString(escHideCursor + "\r" + escClearLine) // as in redraw, and over the waiting line
 		}
 		r.buf.WriteString(clipIf(r.header(f, cols), cols, sized) + "\n")
-		if r.keys {
-			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols), cols, sized) + "\n")
+		if r.hinted = r.keys; r.keys {
+			r.buf.WriteString(clipIf(r.keyHint(f.mode, cols, false), cols, sized) + "\n")
 		}
-		r.buf.WriteString(clipIf(r.row(textCols, textCols, numCols, numCols), cols, sized) + "\n")
+		r.buf.WriteString(clipIf(r.row(l, ifaceNumbers, textCols, ifaceNumbers), cols, sized) + "\n")
 		r.staleHead, r.headed = false, true
 	}
 	r.onScreen = true
-	line := r.row(textCols, []string{f.at.Format("15:04:05")}, numCols, pick(r.cells(f.mode, f.rows[0], f.elapsed), keep))
+	line := r.row(l, ifaceNumbers, []string{f.at.Format("15:04:05")}, r.cells(f.mode, f.rows[0], f.elapsed))
 	r.buf.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
 }
 
@@ -1019,7 +1183,7 @@ func (r *renderer) rateSize(bytesPerSecond float64) string {
 }
 
 // size formats a number of bytes, in bits if bits: "512 B", "1.5 MiB",
-// "12.0 Mibit". Volumes are always bytes, as iftop shows them: --units
+// "12.0 Mibit", at most 999.9 of a unit but the first. Volumes are always bytes, as iftop shows them: --units
 // bits is for rates, which links are sold in.
 func (r *renderer) size(bytes float64, bits bool) string {
 	base, units := r.ladder(bits)
@@ -1034,6 +1198,12 @@ func (r *renderer) size(bytes float64, bits bool) string {
 	}
 	if i == 0 {
 		return strconv.FormatFloat(v, 'f', 0, 64) + " " + units[0]
+	}
+	// 1000.0 KiB and up is 1.0 MiB: a value never fills its column
+	// (width), so a space always parts it from the one before.
+	if v >= 999.95 && i < len(units)-1 {
+		v /= base
+		i++
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
 }
