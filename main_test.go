@@ -230,6 +230,8 @@ func TestUsageErrors(t *testing.T) {
 		{"conn --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
 		{"conn --by remote --sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
 		{"total --state f -c 3", 2, `--count "3": --state reports once, the traffic since the previous run: drop --count, or give 1`},
+		{"iface --json --format table", 2, `--format "table": --json asks for NDJSON; give one of them`},
+		{"--textfile /proc/netuse.prom -c 1", 1, `--textfile "/proc/netuse.prom": cannot write in "/proc" (it takes no new file:`},
 		{"proc --by remote --format prometheus", 2, `--by "remote": remote has no metrics`},
 		{"conn --by user,remote --textfile x.prom", 2, `--by "user,remote": remote has no metrics`},
 		{"proc --state f", 2, `--state is a flag of netuse total and iface, not of netuse proc`},

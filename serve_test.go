@@ -1110,7 +1110,7 @@ func TestServeBadWebConfig(t *testing.T) {
 		{"bad YAML", "tls_server_config: [cert_file: " + certFile + "\n", "yaml"},
 		{"a certificate file that does not exist", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", filepath.Join(dir, "missing.crt"), keyFile), "missing.crt"},
 		{"an unknown field", tls + "basic_auth_user:\n  prometheus: " + string(hash) + "\n", "basic_auth_user"},
-		{"a password that is no bcrypt hash", tls + "basic_auth_users:\n  prometheus: pass\n", "hash"},
+		{"a password that is no bcrypt hash", tls + "basic_auth_users:\n  prometheus: pass\n", `the password of "prometheus" is not a bcrypt hash; make one with: htpasswd -nBC 10`},
 		{"a key of another certificate", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", otherCert, keyFile), "key"},
 		{"no such file", "", "no such file"},
 	} {
