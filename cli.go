@@ -40,6 +40,8 @@ type cli struct {
 	// VersionCmd is netuse version, for those who do not think of -V.
 	VersionCmd struct{} `cmd:"" name:"version" help:"Print the version, as -V does."`
 
+	History historyCmd `cmd:"" help:"What serve kept: traffic per program, user, container or interface over hours, days, months."`
+
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
 	JSON     toggle    `name:"json" help:"Write NDJSON, one object per row per interval."`
@@ -60,6 +62,7 @@ type cli struct {
 	textfile          string // --textfile
 	bits              bool   // --units bits
 	serve             serveOptions
+	history           historyOptions
 }
 
 // The commands. Their Help is what netuse COMMAND --help says below the
@@ -161,6 +164,8 @@ type serveCmd struct {
 	By        string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
 	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
 	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
+	Db        string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
+	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"48h,90d,2y,forever" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets."`
 }
 
 // serveFlagsRefused are the flags of every command that serve has no use
@@ -187,7 +192,10 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return badFlag(kctx, "listen", f.Listen, fmt.Sprintf("port %q: want a number from 0 to 65535 (0: any free port)", port))
 	}
-	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig}
+	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig, db: f.Db}
+	if c.serve.keep, err = parseKeep(f.DbKeep); err != nil {
+		return badFlag(kctx, "db-keep", f.DbKeep, err.Error())
+	}
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
@@ -395,10 +403,10 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	switch commandOf(kctx) {
 	case "help":
 		switch c.Help.Command {
-		case "", "total", "iface", "proc", "conn", "serve", "help", "version":
+		case "", "total", "iface", "proc", "conn", "serve", "history", "help", "version":
 			return nil
 		}
-		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, help or version", c.Help.Command)
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, history, help or version", c.Help.Command)
 	case "version":
 		return nil // as -V, which kong handles before the values are read
 	}
@@ -425,8 +433,11 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return badFlag(kctx, "units", c.Units, "want bytes or bits")
 	}
 	c.bits = c.Units == "bits"
-	if commandOf(kctx) == "serve" {
+	switch commandOf(kctx) {
+	case "serve":
 		return c.readServeFlags(kctx)
+	case "history":
+		return c.readHistoryFlags(kctx)
 	}
 	if err := c.readModeFlags(kctx); err != nil {
 		return err

@@ -120,6 +120,8 @@ func main() {
 		bootID:    bootID,
 		uptime:    uptime,
 		stateWait: stateWait,
+
+		historyPath: defaultHistoryPath,
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -137,6 +139,7 @@ type app struct {
 	bootID         func() string                    // the kernel's boot id; "" if not known (--state)
 	uptime         func() (time.Duration, bool)     // since the machine booted (--state)
 	stateWait      time.Duration                    // how long --state waits for another run's lock
+	historyPath    func() string                    // serve's and history's default --db; nil: none (history off)
 }
 
 // main runs netuse and returns its exit status.
@@ -197,7 +200,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		kong.Exit(func(int) { exited = true }),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}, {Key: "history", Title: "Flags of history:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),
@@ -223,10 +226,20 @@ func (a *app) run(ctx context.Context, args []string) error {
 		_, err := fmt.Fprintln(a.stdout, versionLine())
 		return err
 	}
+	if commandOf(kctx) == "history" {
+		return a.runHistory(c.history)
+	}
 	m := modeOf(kctx.Command())
 	o := c.o
 	if m == modeServe {
-		return a.runServe(ctx, o, c.serve)
+		so := c.serve
+		if so.db == "" && a.historyPath != nil {
+			so.db = a.historyPath()
+		}
+		if so.db == "off" {
+			so.db = ""
+		}
+		return a.runServe(ctx, o, so)
 	}
 	// A --state run is one report: a block of its own, not a table redrawn.
 	r, ctx, done := a.newOutput(ctx, c.json || c.prom, c.noClear || o.state != "", c.bits, c.si)
