@@ -165,7 +165,7 @@ type serveCmd struct {
 	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
 	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
 	Db        string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
-	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"48h,90d,2y,forever" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets."`
+	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"SPANS" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets: four spans (48h, 90d, 2y) or forever, default 48h,90d,2y,forever."`
 }
 
 // serveFlagsRefused are the flags of every command that serve has no use

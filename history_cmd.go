@@ -171,7 +171,7 @@ type span struct {
 func planSpans(since, until, now time.Time, keep [numLevels]time.Duration, loc *time.Location) (spans []span, from, to time.Time) {
 	kept := func(l level, t time.Time) bool { return keep[l] <= 0 || !t.Before(now.Add(-keep[l])) }
 	first := level5m
-	for first < numLevels-1 && !kept(first, since) {
+	for first < numLevels-1 && !kept(first, bucketStart(first, since, loc)) {
 		first++
 	}
 	t := bucketStart(first, since, loc)
@@ -185,7 +185,12 @@ func planSpans(since, until, now time.Time, keep [numLevels]time.Duration, loc *
 			}
 		}
 		if l < 0 { // until falls inside every bucket starting at t: the shortest kept
-			for l = level5m; l < numLevels-1 && !(bucketStart(l, t, loc).Equal(t) && kept(l, t)); l++ {
+			l = numLevels - 1
+			for c := level5m; c < numLevels; c++ {
+				if bucketStart(c, t, loc).Equal(t) && kept(c, t) {
+					l = c
+					break
+				}
 			}
 		}
 		next := bucketNext(l, t, loc)

@@ -271,14 +271,19 @@ func openWriter(path string) (*sql.DB, error) {
 	// synchronous=NORMAL: in WAL mode a commit survives the process's
 	// crash (it is in the kernel's page cache); a power cut may lose the
 	// last commits, never the file.
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, fmt.Errorf("history %q: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // the pragmas are per connection; one writer
-	if err := checkHistory(db, path, true); err != nil {
+	err = checkHistory(db, path, true)
+	if err == nil {
+		// After the check: WAL rewrites the header of a file it must leave be.
+		_, err = db.Exec("PRAGMA journal_mode = WAL")
+	}
+	if err != nil {
 		db.Close()
-		return nil, err
+		return nil, historyErr(path, err)
 	}
 	return db, nil
 }
@@ -340,6 +345,9 @@ func (e *errCorrupt) Error() string {
 // historyErr wraps err with the file's name, as errCorrupt when SQLite
 // says the file is damaged or not a database.
 func historyErr(path string, err error) error {
+	if strings.HasPrefix(err.Error(), "history ") {
+		return err // said already
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {

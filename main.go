@@ -50,6 +50,11 @@
 //	    --state=FILE      total, iface: once, the traffic since the last run with FILE, totals since its first
 //	    --listen=ADDR     serve: the address to listen on (default 127.0.0.1:9957)
 //	    --web-config=FILE serve: TLS and basic auth (exporter-toolkit's web configuration)
+//	    --db=PATH         serve, history: the history file, or off (default under /var/lib/netuse)
+//	    --db-keep=SPANS   serve: how long history keeps 5m, hour, day and month buckets
+//	    --since=WHEN      history: from this long ago (24h, 7d) or this local date (default 24h)
+//	    --until=WHEN      history: up to this long ago or this local date (default now)
+//	    --every=LENGTH    history: a row per 5m, hour, day or month bucket
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
@@ -58,7 +63,9 @@
 // --state is total's and iface's; --listen and --web-config are serve's,
 // which also takes --by (program, user, container, netns or pid),
 // --owners, --max-flows, --iface and --interval (how often it reports
-// between scrapes), and refuses the flags of output.
+// between scrapes), and refuses the flags of output. history takes --by
+// (program, user, container, or iface or reason alone), --program and
+// --user, and the flags of output but --count and --format.
 // Filters apply before --by groups rows, and both before --sort and --top. The others may stand
 // before or after the command.
 //

@@ -570,7 +570,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		}
 	}
 	code, out, errs := run("help bogus")
-	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, history, help or version; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
 	}
 }
