@@ -248,6 +248,11 @@ func (s *historyStore) open() (moved string, err error) {
 		s.db = db
 		err = s.start(s.baseline)
 	}
+	if err == nil {
+		// At once, not a flush interval on: the file has the counters
+		// this run counts from before it can be killed.
+		err = s.write()
+	}
 	if err != nil {
 		if s.db != nil {
 			s.db.Close()
@@ -392,7 +397,6 @@ func (s *historyStore) start(cs []counter) error {
 	}
 	now := s.now()
 	for _, c := range cs {
-		s.counters[c.name] = c
 		p, ok := prev[c.name]
 		if !ok {
 			continue // not kept before: nothing known of its past

@@ -198,10 +198,15 @@ func TestHistoryRestartCrashReboot(t *testing.T) {
 			}
 		}
 	}
+	// Killed before its first flush: the file has the counters it
+	// started from all the same, and the next run credits what they moved.
 	s := startHistServe(t, path, hc, clk, "boot-1")
+	step(s, 3)
+	s.crash()
+	s = startHistServe(t, path, hc, clk, "boot-1")
 	step(s, 20)
 	s.e.closeHistory()
-	check("after a stop")
+	check("after a crash before the first flush, and a stop")
 
 	// Down for a while: what moved meanwhile is credited at the start.
 	d := traffic{999, 111, 9, 1}
