@@ -670,11 +670,15 @@ func (e *exporter) writeHistory() {
 	e.historySaid(moved, err)
 }
 
-// closeHistory writes what is pending and closes the file.
+// closeHistory takes a last report, writes what is pending and closes
+// the file: it ends with the counters as serve ends.
 func (e *exporter) closeHistory() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.hist != nil {
+		if e.err == nil {
+			e.err = e.report()
+		}
 		e.writeHistory()
 		e.hist.close()
 	}
