@@ -701,9 +701,13 @@ func (e *exporter) historyFamilies(fs *families) {
 }
 
 // defaultHistoryPath is where serve keeps history and history reads it
-// without --db: the contrib unit's StateDirectory for root, else the XDG
-// state directory.
+// without --db: the StateDirectory systemd gives a unit (the contrib
+// unit's, /var/lib/netuse, whose user is made for it), else
+// /var/lib/netuse for root, else the XDG state directory.
 func defaultHistoryPath() string {
+	if dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "history.db")
+	}
 	if os.Geteuid() == 0 {
 		return "/var/lib/netuse/history.db"
 	}
