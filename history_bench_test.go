@@ -100,13 +100,24 @@ func BenchmarkHistoryQuery90d(b *testing.B) {
 			size += fi.Size()
 		}
 	}
-	for _, args := range [][]string{
-		{"history", "--db", path, "--since", "90d", "--by", "program"},
-		{"history", "--db", path, "--since", "90d", "--by", "program", "--json"},
-		{"history", "--db", path, "--since", "24h", "--by", "program"},
+	// At the file's end, a month's first midnight, 90 days are days and
+	// months alone; 13h37m before it, hours and 5-minute buckets too.
+	midday := end.Add(-13*time.Hour - 37*time.Minute)
+	for _, c := range []struct {
+		name string
+		now  time.Time
+		args []string
+	}{
+		{"90d", end, []string{"--since", "90d", "--by", "program"}},
+		{"90d-json", end, []string{"--since", "90d", "--by", "program", "--json"}},
+		{"90d-midday", midday, []string{"--since", "90d", "--by", "program"}},
+		{"24h", end, []string{"--since", "24h", "--by", "program"}},
+		{"30d-by-day", end, []string{"--since", "30d", "--by", "iface", "--every", "day"}},
 	} {
-		b.Run(args[len(args)-1]+"/"+args[4], func(b *testing.B) {
-			a := &app{stdout: io.Discard, stderr: io.Discard, clock: clock{now: func() time.Time { return end }, sleep: func(context.Context, time.Duration) error { return nil }}}
+		args := append([]string{"history", "--db", path}, c.args...)
+		b.Run(c.name, func(b *testing.B) {
+			now := c.now
+			a := &app{stdout: io.Discard, stderr: io.Discard, clock: clock{now: func() time.Time { return now }, sleep: func(context.Context, time.Duration) error { return nil }}}
 			for b.Loop() {
 				if code := a.main(args); code != 0 {
 					b.Fatalf("exit %d", code)

@@ -38,8 +38,8 @@ func (historyCmd) Help() string {
 	return `What netuse serve kept: the traffic of each program (or user, container,
 interface, or reason no process was credited) over a span of time, from
 serve's history file, summed, or a row per 5 minutes, hour, day or month
-with --every. It reads while serve writes, and needs only read access to
-the file.
+with --every. It reads while serve writes (SQLite's WAL), and never
+writes the file.
 
 Examples:
 
