@@ -55,7 +55,7 @@ func historyJSONRun(t *testing.T, clk *histClock, args ...string) []historyRecor
 		t.Fatalf("netuse history --json %s: exit %d, %s", strings.Join(args, " "), code, stderr)
 	}
 	var recs []historyRecord
-	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+	for _, line := range strings.FieldsFunc(stdout.String(), func(r rune) bool { return r == '\n' }) {
 		var r historyRecord
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("line %q: %v", line, err)
@@ -91,6 +91,7 @@ func TestHistoryCmdJSON(t *testing.T) {
 			[]string{"<none>/<none>/<none>/<none>/no_socket 0 14400"}},
 		{"filtered", []string{"--since", "2026-11-29", "--program", "a*,zz", "--user", "root"},
 			[]string{"apt/<none>/<none>/<none>/<none> 1200 0"}},
+		{"by iface, none picked", []string{"--since", "2026-11-29", "--by", "iface", "--iface", "wl*"}, nil},
 		{"top 1", []string{"--since", "2026-11-29", "--top", "1"},
 			[]string{"curl/<none>/<none>/<none>/<none> 28800 0"}},
 		{"an hour: 5-minute buckets at both ends", []string{"--since", "2026-11-30 00:00", "--until", "2026-11-30 01:00"},

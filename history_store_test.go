@@ -378,6 +378,31 @@ func TestHistoryTwoWriters(t *testing.T) {
 	}
 }
 
+// TestHistoryServeTwice: serve with --db writes its history metrics, and
+// a second serve on the same file ends at once with one line, exit 1,
+// while the first goes on.
+func TestHistoryServeTwice(t *testing.T) {
+	if _, err := lockState(filepath.Join(t.TempDir(), "probe"), 0); err != nil {
+		t.Skip("no lock on this platform")
+	}
+	path := filepath.Join(t.TempDir(), "history.db")
+	a, _, stderr := serveApp(newFakeIfaces(ifc("eth0", 2, 100, 200, 1, 2)), noCapture())
+	s := startServe(t, a, stderr, "serve", "--listen", "127.0.0.1:0", "--db", path)
+	got := scrapeSeries(t, s.addr, "netuse_history_")
+	if got["netuse_history_write_errors_total{}"] != 0 || got["netuse_history_last_write_timestamp_seconds{}"] == 0 {
+		t.Errorf("metrics %v; want no write error and the write at start", got)
+	}
+	a2, stdout2, stderr2 := serveApp(newFakeIfaces(ifc("eth0", 2, 100, 200, 1, 2)), noCapture())
+	code := mainWithin(t, a2, "serve", "--listen", "127.0.0.1:0", "--db", path)
+	want := `netuse: history "` + path + `": another netuse serve writes it (its lock "` + path + `.lock"); give this one another --db, or --db off` + "\n"
+	if code != 1 || stdout2.String() != "" || !strings.HasSuffix(stderr2.String(), "\n"+want) { // after the capture's warning
+		t.Errorf("a second serve: exit %d, stderr %q; want 1 and %q", code, stderr2.String(), want)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHistoryRetention: past each length's retention its buckets go;
 // the longer ones keep the sums.
 func TestHistoryRetention(t *testing.T) {
