@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // netuse history: what serve kept (history_store.go), summed over a span
@@ -277,7 +279,28 @@ func openReader(file string) (*sql.DB, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("history %q: %w", file, err)
 	}
-	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=busy_timeout(5000)")
+	db, err := openRO(file, "")
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_READONLY || se.Code()&0xff == sqlite3.SQLITE_CANTOPEN) {
+		// A reader who may not write the directory cannot make the WAL's
+		// index (-shm). With no WAL either, serve is not writing and its
+		// last write is all in the file: read it as immutable.
+		if _, serr := os.Stat(file + "-wal"); errors.Is(serr, fs.ErrNotExist) {
+			db, err = openRO(file, "&immutable=1")
+		} else {
+			err = fmt.Errorf("history %q: serve is writing it, and this user may not open its index %q: run history as root or as serve's user", file, file+"-shm")
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// openRO opens the history file read-only, with SQLite's URI parameters
+// more, and checks its version.
+func openRO(file, more string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=ro&_pragma=busy_timeout(5000)"+more)
 	if err != nil {
 		return nil, fmt.Errorf("history %q: %w", file, err)
 	}

@@ -179,3 +179,37 @@ func TestHistorySQLiteOneLiner(t *testing.T) {
 		t.Errorf("sqlite3 said %q, want %q", out, want)
 	}
 }
+
+// TestHistoryReaderNotOwner: a user who may read the file but not write
+// its directory reads it once serve has ended (no WAL left), and is told
+// why not while serve writes it.
+func TestHistoryReaderNotOwner(t *testing.T) {
+	needRoot(t)
+	setpriv := needTool(t, "setpriv", "setpriv(1) from util-linux")
+	dir, err := os.MkdirTemp("", "netuse-history-ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // nobody may enter, not write
+	path := filepath.Join(dir, "history.db")
+	clk := &histClock{time.Now()}
+	h := startHistServe(t, path, &histCounters{cs: []counter{{name: "eth0", index: 2}}}, clk, "b")
+	h.e.hist.add(clk.t, histKey{kind: "app", name: "curl", user: "root"}, traffic{rxBytes: 1234})
+	h.e.writeHistory()
+	run := func() (string, error) {
+		out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", netuseBinary(t),
+			"history", "--db", path, "--json").CombinedOutput()
+		return string(out), err
+	}
+	os.Chmod(path, 0o644)
+	out, err := run()
+	if err == nil || !strings.Contains(out, "serve is writing it, and this user may not open its index") {
+		t.Errorf("while serve writes: %v %q; want an error that says why", err, out)
+	}
+	h.e.closeHistory()
+	out, err = run()
+	if err != nil || !strings.Contains(out, `"program":"curl","rx_bytes":1234`) {
+		t.Errorf("after serve ended: %v %q; want curl's row", err, out)
+	}
+}
