@@ -169,7 +169,8 @@ type span struct {
 // 90 days are some 90 days' and 48 hours' rows rather than 2,160 hours'.
 // Each end widens to a whole bucket: since to the start of the shortest
 // one still kept then, until to the end of the 5-minute bucket (or the
-// shortest kept) it falls in. from and to are the span covered.
+// shortest kept) it falls in. from and to are the span covered. keep is
+// serve's retention, which the file keeps (readKeep).
 func planSpans(since, until, now time.Time, keep [numLevels]time.Duration, loc *time.Location) (spans []span, from, to time.Time) {
 	kept := func(l level, t time.Time) bool { return keep[l] <= 0 || !t.Before(now.Add(-keep[l])) }
 	first := level5m
@@ -323,7 +324,11 @@ func queryHistory(db *sql.DB, h historyOptions, since, until, now time.Time, loc
 		}
 		spans = []span{{h.every, from.Unix(), to.Unix()}}
 	} else {
-		spans, from, to = planSpans(since, until, now, defaultKeep, loc)
+		keep, err := readKeep(db)
+		if err != nil {
+			return nil, from, to, err
+		}
+		spans, from, to = planSpans(since, until, now, keep, loc)
 	}
 	kinds := "'app', 'reason'"
 	switch {
@@ -404,6 +409,30 @@ func queryHistory(db *sql.DB, h historyOptions, since, until, now time.Time, loc
 		out = kept
 	}
 	return out, from, to, nil
+}
+
+// readKeep reads serve's retention from the file: each length's, or the
+// default where the file does not say.
+func readKeep(db *sql.DB) ([numLevels]time.Duration, error) {
+	keep := defaultKeep
+	rows, err := db.Query("SELECT level, keep_seconds FROM retention")
+	if err != nil {
+		return keep, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var secs int64
+		if err := rows.Scan(&name, &secs); err != nil {
+			return keep, err
+		}
+		for l, n := range levelName {
+			if n == name {
+				keep[l] = time.Duration(secs) * time.Second
+			}
+		}
+	}
+	return keep, rows.Err()
 }
 
 // reasonNameOf is the table's name of a reason's NDJSON key.

@@ -220,3 +220,30 @@ func TestHistoryPlanSpans(t *testing.T) {
 		t.Errorf("--since 24h: from %v at %s, want %v at 5m", from, levelName[spans[0].l], want)
 	}
 }
+
+// TestHistoryCmdRetention: history reads serve's --db-keep from the file:
+// with 5-minute buckets kept an hour, --since 3h begins at an hour's
+// bucket, and finds the traffic of the 5-minute buckets pruned in it.
+func TestHistoryCmdRetention(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	clk := &histClock{time.Date(2026, 11, 30, 7, 0, 0, 0, time.Local)}
+	e := newExporter((&histCounters{}).read, nil, nil)
+	e.sampler.sample()
+	keep := [numLevels]time.Duration{time.Hour, 48 * time.Hour, 0, 0}
+	var stderr bytes.Buffer
+	if err := e.openHistory(path, keep, clk.now, "b", &stderr); err != nil {
+		t.Fatal(err)
+	}
+	e.hist.loc = time.Local
+	for range 4 * 60 { // 07:00 to 11:00, a minute at a time
+		e.hist.add(clk.t, histKey{kind: "iface", name: "eth0"}, traffic{rxBytes: 1})
+		clk.t = clk.t.Add(time.Minute)
+		e.writeHistory()
+	}
+	e.closeHistory()
+	clk.t = time.Date(2026, 11, 30, 10, 37, 0, 0, time.Local)
+	recs := historyJSONRun(t, clk, "--db", path, "--since", "3h", "--by", "iface")
+	if len(recs) != 1 || recs[0].From != time.Date(2026, 11, 30, 7, 0, 0, 0, time.Local).Format(time.RFC3339) || recs[0].RxBytes != 220 {
+		t.Errorf("got %+v; want one record from 07:00 (an hour bucket) to 10:40 of 220 bytes", recs)
+	}
+}

@@ -68,6 +68,10 @@ CREATE TABLE counters (
 	tx_bytes   INTEGER NOT NULL,
 	rx_packets INTEGER NOT NULL,
 	tx_packets INTEGER NOT NULL
+);
+CREATE TABLE retention (
+	level        TEXT    PRIMARY KEY, -- how long serve keeps this length's buckets
+	keep_seconds INTEGER NOT NULL     -- 0: for ever
 );`,
 }
 
@@ -247,6 +251,10 @@ func (s *historyStore) open() (moved string, err error) {
 	if err == nil {
 		s.db = db
 		err = s.start(s.baseline)
+	}
+	for l := level5m; err == nil && l < numLevels; l++ {
+		// For history, which reads the buckets kept, not those pruned.
+		_, err = s.db.Exec("INSERT OR REPLACE INTO retention VALUES (?, ?)", levelName[l], int64(s.keep[l]/time.Second))
 	}
 	if err == nil {
 		// At once, not a flush interval on: the file has the counters
@@ -607,7 +615,7 @@ func (s *historyStore) close() {
 func (e *exporter) openHistory(path string, keep [numLevels]time.Duration, now func() time.Time, boot string, stderr io.Writer) error {
 	cs := slices.DeleteFunc(slices.Clone(e.sampler.cur), func(c counter) bool { return len(e.globs) > 0 && !matchAny(e.globs, c.name) })
 	e.hist = newHistoryStore(path, now, boot, cs)
-	e.hist.keep = keep
+	e.hist.keep = keep // before open, which writes it
 	e.stderr = stderr
 	moved, err := e.hist.open()
 	if errors.Is(err, errHistoryBusy) || errors.Is(err, errHistoryNewer) {
