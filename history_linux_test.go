@@ -250,10 +250,14 @@ func TestHistoryRealTraffic(t *testing.T) {
 		buckets = histBuckets(t, file)
 		next = bucketNext(level5m, bucketStart(level5m, lastWrite(t, n.a, addr), time.Local), time.Local)
 	}
+	span := []string{"--since", "2026-11-30", "--until", "2026-12-02"}
+	// Read while serve writes (WAL): the uploads flushed so far are there.
+	if live := historyOf(t, file, append(span, "--by", "program")...); live[senders[0]].txBytes == 0 {
+		t.Errorf("netuse history while serve runs: %v; want %s's upload", live, senders[0])
+	}
 	stopServe(t, serve)
 	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
 
-	span := []string{"--since", "2026-11-30", "--until", "2026-12-02"}
 	apps := historyOf(t, file, append(span, "--by", "program")...)
 	for _, comm := range senders {
 		within01(t, comm+" rx+tx", apps[comm].rxBytes+apps[comm].txBytes, moved[comm])
