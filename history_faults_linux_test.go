@@ -3,6 +3,7 @@ package main
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,14 @@ func TestHistoryFullDisk(t *testing.T) {
 	dir := mountTmpfs(t, "16m") // the WAL grows to 4 MB (1,000 pages) before SQLite reuses it
 	path := filepath.Join(dir, "history.db")
 	clk := &histClock{time.Date(2026, 11, 3, 10, 0, 0, 0, histLoc)}
-	h := startHistServe(t, path, &histCounters{}, clk, "b")
+	hc := &histCounters{cs: []counter{{name: "eth0", index: 2, traffic: traffic{5000, 7000, 50, 70}}}}
+	h := startHistServe(t, path, hc, clk, "b")
+	h.e.closeHistory()
+	// While serve was down eth0 moved d; the next serve credits it as
+	// it opens, and its write of that fails on the full disk: d once,
+	// however many tries it takes.
+	d := traffic{999, 111, 9, 1}
+	hc.move(0, d)
 	filler := filepath.Join(dir, "filler")
 	f, err := os.Create(filler)
 	if err != nil {
@@ -110,7 +118,20 @@ func TestHistoryFullDisk(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("filling the tmpfs: %v", err)
 	}
+	// Room for the open's small writes, not for the first flush: 5,000
+	// programs counted before it (20,000 rows).
+	fi, _ := os.Stat(filler)
+	os.Truncate(filler, fi.Size()-256<<10)
+	h = &histServe{e: newExporter(hc.read, nil, nil)}
+	h.e.sampler.sample()
+	h.e.hist = newHistoryStore(path, clk.now, "b", h.e.sampler.cur)
+	h.e.hist.loc, h.e.stderr = histLoc, &h.stderr
 	var want uint64
+	for p := range 5000 {
+		h.e.hist.add(clk.t, histKey{kind: "app", name: fmt.Sprintf("early-%s-%04d", strings.Repeat("q", 40), p)}, traffic{rxBytes: 1})
+		want++
+	}
+	h.e.writeHistory()
 	for i := range 20 {
 		if i == 15 {
 			os.Remove(filler)
@@ -141,6 +162,9 @@ func TestHistoryFullDisk(t *testing.T) {
 		db.QueryRow("SELECT sum(rx_bytes) FROM usage WHERE level = ? AND kind = 'app'", lvl).Scan(&got)
 		if got != want {
 			t.Errorf("%s: %d bytes, want %d", lvl, got, want)
+		}
+		if got := histSum(t, path, lvl, "iface", "eth0"); got != d {
+			t.Errorf("%s: eth0 %+v, want %+v: the credit at open once", lvl, got, d)
 		}
 	}
 }

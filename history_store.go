@@ -247,29 +247,28 @@ func (s *historyStore) open() (moved string, err error) {
 		}
 		db, err = openWriter(path)
 	}
+	for l := level5m; err == nil && l < numLevels; l++ {
+		// For history, which reads the buckets kept, not those pruned.
+		_, err = db.Exec("INSERT OR REPLACE INTO retention VALUES (?, ?)", levelName[l], int64(s.keep[l]/time.Second))
+	}
 	if err == nil {
 		s.db = db
 		err = s.start(s.baseline)
 	}
-	for l := level5m; err == nil && l < numLevels; l++ {
-		// For history, which reads the buckets kept, not those pruned.
-		_, err = s.db.Exec("INSERT OR REPLACE INTO retention VALUES (?, ?)", levelName[l], int64(s.keep[l]/time.Second))
-	}
-	if err == nil {
-		// At once, not a flush interval on: the file has the counters
-		// this run counts from before it can be killed.
-		err = s.write()
-	}
 	if err != nil {
-		if s.db != nil {
-			s.db.Close()
-			s.db = nil
+		if db != nil {
+			db.Close()
 		}
+		s.db = nil
 		unlock()
 		return moved, err
 	}
+	// Open from here on, whatever the write says: the credit is pending,
+	// and a second open would credit it again. At once, not a flush
+	// interval on: the file has the counters this run counts from before
+	// it can be killed.
 	s.unlock = unlock
-	return moved, nil
+	return moved, s.write()
 }
 
 // openWriter opens path read-write, mode 0640, in WAL mode (readers read
@@ -365,6 +364,10 @@ func historyErr(path string, err error) error {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
 			return &errCorrupt{path, err}
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR:
+			// IOERR too: a full disk shows as one when SQLite grows the
+			// WAL's index (-shm).
+			return fmt.Errorf("history %q: %w (is its file system full?)", path, err)
 		}
 	}
 	return fmt.Errorf("history %q: %w", path, err)
