@@ -476,6 +476,7 @@ func (s *historyStore) write() error {
 	}
 	if err != nil {
 		s.trimPending()
+		clear(s.known) // it may name keys of the rolled-back transaction: read them again
 		return historyErr(s.path, err)
 	}
 	s.lastWrite = now
