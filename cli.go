@@ -44,6 +44,8 @@ type cli struct {
 	Man        manCmd        `cmd:"" hidden:"" help:"Write the man page, in roff, to stdout."`
 	Completion completionCmd `cmd:"" hidden:"" help:"Write the completion script of a shell (bash, zsh or fish) to stdout."`
 
+	History historyCmd `cmd:"" help:"What serve kept: traffic per program, user, container or interface over hours, days, months."`
+
 	Interval string    `short:"i" default:"1s" placeholder:"1s" help:"Sampling period, from 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)."`
 	Count    string    `short:"c" default:"0" placeholder:"0" help:"Report this many intervals, then exit; 0 runs until interrupted."`
 	JSON     toggle    `name:"json" help:"Write NDJSON, one object per row per interval."`
@@ -64,6 +66,7 @@ type cli struct {
 	textfile          string // --textfile
 	bits              bool   // --units bits
 	serve             serveOptions
+	history           historyOptions
 }
 
 // The commands. Their Help is what netuse COMMAND --help says below the
@@ -165,20 +168,50 @@ type serveCmd struct {
 	By        string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
 	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
 	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
+	Db        string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
+	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"SPANS" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets: four spans (48h, 90d, 2y) or forever, default 48h,90d,2y,forever."`
 }
 
 // serveFlagsRefused are the flags of every command that serve has no use
 // for: it writes no rows.
 var serveFlagsRefused = []string{"count", "json", "units", "si", "sort", "top", "no-clear", "format", "textfile"}
 
+// historyFlagsRefused are the flags of every command that history has no
+// use for: it reads a span of time once, and writes a table or, with
+// --json, JSON records; no intervals, no metrics.
+var historyFlagsRefused = []string{"interval", "count", "no-clear", "format", "textfile"}
+
+// flagsRefused are the flags of every command that cmd refuses on its
+// command line; --help, the man page and completion leave them out.
+func flagsRefused(cmd string) []string {
+	switch cmd {
+	case "serve":
+		return serveFlagsRefused
+	case "history":
+		return historyFlagsRefused
+	}
+	return nil
+}
+
+// refuseFlags refuses the flags of every command that the command of kctx
+// has no use for, given on the command line (a NETUSE_ variable meant for
+// the other commands is let be); why says why and what to do.
+func refuseFlags(kctx *kong.Context, why string) error {
+	refused := flagsRefused(commandOf(kctx))
+	for _, p := range kctx.Path {
+		if p.Flag != nil && slices.Contains(refused, p.Flag.Name) {
+			return badFlag(kctx, p.Flag.Name, fmt.Sprint(p.Flag.Target.Interface()), why)
+		}
+	}
+	return nil
+}
+
 // readServeFlags reads serve's flags, and refuses the output flags given
 // on the command line (a NETUSE_ variable meant for the other commands is
 // let be).
 func (c *cli) readServeFlags(kctx *kong.Context) error {
-	for _, p := range kctx.Path {
-		if p.Flag != nil && slices.Contains(serveFlagsRefused, p.Flag.Name) {
-			return badFlag(kctx, p.Flag.Name, fmt.Sprint(p.Flag.Target.Interface()), "serve writes no rows, only /metrics; drop it")
-		}
+	if err := refuseFlags(kctx, "serve writes no rows, only /metrics; drop it"); err != nil {
+		return err
 	}
 	f := c.Serve
 	if f.Listen == "" {
@@ -191,7 +224,10 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return badFlag(kctx, "listen", f.Listen, fmt.Sprintf("port %q: want a number from 0 to 65535 (0: any free port)", port))
 	}
-	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig}
+	c.serve = serveOptions{listen: f.Listen, webConfig: f.WebConfig, db: f.Db}
+	if c.serve.keep, err = parseKeep(f.DbKeep); err != nil {
+		return badFlag(kctx, "db-keep", f.DbKeep, err.Error())
+	}
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
@@ -399,10 +435,10 @@ func (c *cli) Validate(kctx *kong.Context) error {
 	switch commandOf(kctx) {
 	case "help":
 		switch c.Help.Command {
-		case "", "total", "iface", "proc", "conn", "serve", "help", "version", "man", "completion":
+		case "", "total", "iface", "proc", "conn", "serve", "history", "help", "version", "man", "completion":
 			return nil
 		}
-		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, help, version, man or completion", c.Help.Command)
+		return fmt.Errorf("help %q: no such command; want total, iface, proc, conn, serve, history, help, version, man or completion", c.Help.Command)
 	case "version", "man", "completion":
 		return nil // as -V, which kong handles before the values are read: they read no flag
 	}
@@ -432,8 +468,11 @@ func (c *cli) Validate(kctx *kong.Context) error {
 		return badFlag(kctx, "units", c.Units, "want bytes or bits")
 	}
 	c.bits = c.Units == "bits"
-	if commandOf(kctx) == "serve" {
+	switch commandOf(kctx) {
+	case "serve":
 		return c.readServeFlags(kctx)
+	case "history":
+		return c.readHistoryFlags(kctx)
 	}
 	if err := c.readModeFlags(kctx); err != nil {
 		return err
@@ -670,7 +709,7 @@ func (c *cli) readSwitchesAndGlobs(kctx *kong.Context) error {
 func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
 	var b bytes.Buffer
 	if kctx.Selected() == nil {
-		b.WriteString("Usage: netuse [total|iface|proc|conn|serve] [flags]\n")
+		b.WriteString("Usage: netuse [total|iface|proc|conn|serve|history] [flags]\n")
 		o.NoAppSummary = true
 	}
 	stdout := kctx.Stdout
@@ -680,8 +719,8 @@ func printHelp(o kong.HelpOptions, kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	if commandOf(kctx) == "serve" {
-		b = *bytes.NewBuffer(dropFlags(b.Bytes(), serveFlagsRefused))
+	if refused := flagsRefused(commandOf(kctx)); refused != nil {
+		b = *bytes.NewBuffer(dropFlags(b.Bytes(), refused))
 	}
 	_, err = stdout.Write(b.Bytes())
 	return err

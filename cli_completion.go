@@ -67,11 +67,16 @@ func valuesOf(cmd, long string) completion {
 		}
 		return completion{completeWords, []string{"rx", "tx", "total", "name"}}
 	case "by":
-		if cmd == "serve" {
+		switch cmd {
+		case "serve":
 			return completion{completeList, serveKeys}
+		case "history":
+			return completion{completeList, historyKeys}
 		}
 		return completion{completeList, groupKeys}
-	case "state", "textfile", "web-config":
+	case "every":
+		return completion{completeWords, levelName[:]}
+	case "state", "textfile", "web-config", "db":
 		return completion{kind: completeFiles}
 	case "iface":
 		return completion{kind: completeIfaces}

@@ -60,8 +60,9 @@ func commands(app *kong.Application) []*kong.Node {
 
 // commandFlags are the flags cmd takes, the root's first; cmd nil is
 // netuse before a command. The root's flags are those of the commands
-// that report (modeNames), but for the output flags serve refuses; the
-// others (help, version, man, completion) take --help alone.
+// that report (modeNames) and history's, but for those the command
+// refuses (flagsRefused); the others (help, version, man, completion) take
+// --help alone.
 func commandFlags(app *kong.Application, cmd *kong.Node) []*kong.Flag {
 	var flags []*kong.Flag
 	for _, f := range app.Flags {
@@ -69,8 +70,8 @@ func commandFlags(app *kong.Application, cmd *kong.Node) []*kong.Flag {
 		case f.Hidden:
 		case cmd == nil, f == app.HelpFlag:
 			flags = append(flags, f)
-		case cmd.Name == "serve" && slices.Contains(serveFlagsRefused, f.Name):
-		case slices.Contains(modeNames[:], cmd.Name):
+		case slices.Contains(flagsRefused(cmd.Name), f.Name):
+		case slices.Contains(modeNames[:], cmd.Name), cmd.Name == "history":
 			flags = append(flags, f)
 		}
 	}
@@ -162,12 +163,12 @@ func manCommand(b *strings.Builder, app *kong.Application, cmd *kong.Node) {
 	if len(own) > 0 {
 		b.WriteString(".PP\nIts own flags: " + strings.Join(own, ", ") + ".\n")
 	}
-	if cmd.Name == "serve" {
+	if names := flagsRefused(cmd.Name); names != nil {
 		var refused []string
-		for _, name := range serveFlagsRefused {
+		for _, name := range names {
 			refused = append(refused, `\fB\-\-`+roffText(name)+`\fR`)
 		}
-		b.WriteString("It refuses the flags of output: " + strings.Join(refused, ", ") + ".\n")
+		b.WriteString("It refuses these flags of the other commands: " + strings.Join(refused, ", ") + ".\n")
 	}
 }
 

@@ -258,7 +258,7 @@ func completionCases(t *testing.T) []completionCase {
 	for i := range ifaces {
 		ifaces[i] = filepath.Base(ifaces[i])
 	}
-	cmds := []string{"total", "iface", "proc", "conn", "serve", "help", "version", "man", "completion"}
+	cmds := []string{"total", "iface", "proc", "conn", "serve", "history", "help", "version", "man", "completion"}
 	cases := []completionCase{
 		{"netuse proc --so", []string{"--sort"}},
 		{"netuse --units ", []string{"bytes", "bits"}},
@@ -272,7 +272,10 @@ func completionCases(t *testing.T) []completionCase {
 		{"netuse proc --owners ", []string{"auto", "bpf", "proc"}},
 		{"netuse proc --by ", []string{"program", "user", "container", "netns", "remote"}},
 		{"netuse serve --by user,", []string{"user,program", "user,user", "user,container", "user,netns", "user,pid"}},
-		{"netuse help ", []string{"total", "iface", "proc", "conn", "serve", "help", "version"}},
+		{"netuse help ", []string{"total", "iface", "proc", "conn", "serve", "history", "help", "version"}},
+		{"netuse history --every ", []string{"5m", "hour", "day", "month"}},
+		{"netuse history --by ", []string{"program", "user", "container", "iface", "reason"}},
+		{"netuse history --sort ", []string{"rx", "tx", "total", "name"}},
 		{"netuse completion ", []string{"bash", "zsh", "fish"}},
 		{"netuse proc --interval ", nil},
 		{"netuse --iface ", ifaces},
@@ -281,7 +284,7 @@ func completionCases(t *testing.T) []completionCase {
 		{"netuse total --st", []string{"--state"}},
 		{"netuse proc --st", nil},
 	}
-	for _, cmd := range []string{"", "total", "iface", "proc", "conn", "serve", "man"} {
+	for _, cmd := range []string{"", "total", "iface", "proc", "conn", "serve", "history", "man"} {
 		cases = append(cases, completionCase{strings.Join([]string{"netuse", cmd, "--"}, " "), longFlags(t, cmd)})
 	}
 	return cases
@@ -392,7 +395,7 @@ func TestCompletionValues(t *testing.T) {
 	app := testModel(t)
 	for _, s := range scopes(app) {
 		cmd := commandName(s)
-		if s != nil && !slices.Contains(modeNames[:], cmd) {
+		if s != nil && !slices.Contains(modeNames[:], cmd) && cmd != "history" {
 			continue
 		}
 		for _, f := range commandFlags(app, s) {
@@ -403,7 +406,7 @@ func TestCompletionValues(t *testing.T) {
 			// Every value offered anywhere for the flag, and every word of
 			// its help ("bytes or bits"), most of which are no values.
 			candidates := strings.FieldsFunc(f.Help, func(r rune) bool { return !unicode.IsLetter(r) })
-			for _, other := range modeNames {
+			for _, other := range append(modeNames[:], "history") {
 				candidates = append(candidates, valuesOf(other, f.Name).words...)
 			}
 			slices.Sort(candidates)

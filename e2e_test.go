@@ -61,6 +61,10 @@ func netuseBinary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	// Every serve a test starts, in this process or as the binary, keeps
+	// no history unless its test gives --db: not in /var/lib/netuse, and
+	// not one file for serves that run at once.
+	os.Setenv("NETUSE_DB", "off")
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -23,7 +23,7 @@ import (
 func TestFlagsDocumented(t *testing.T) {
 	help := map[string]flagLine{} // every command's flags
 	shared := map[string]bool{}   // the flags of netuse --help, which every command takes
-	for _, cmd := range []string{"", "total", "iface", "proc", "conn", "serve"} {
+	for _, cmd := range []string{"", "total", "iface", "proc", "conn", "serve", "history"} {
 		a, stdout, stderr := testApp(loadCounters(t, "basic"), false)
 		args := append(strings.Fields(cmd), "--help")
 		if code := a.main(args); code != 0 {
@@ -39,6 +39,9 @@ func TestFlagsDocumented(t *testing.T) {
 		}
 		if cmd == "serve" {
 			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of serve:"), helpFlag))
+		}
+		if cmd == "history" {
+			maps.Copy(flags, flagsOf(t, where, blockAfter(stdout.String(), "Flags of history:"), helpFlag))
 		}
 		for long, f := range flags {
 			help[long] = f
@@ -107,7 +110,7 @@ var (
 	// ownMark starts the meaning of a flag of some commands alone: "proc:
 	// ..." or "total, iface: ..." in the doc, "`proc`: ..." or "`total`,
 	// `iface`: ..." in the README.
-	ownMark = regexp.MustCompile("^`?(proc|total|serve)`?[:,]")
+	ownMark = regexp.MustCompile("^`?(proc|total|serve|history)`?[:,]")
 	// flagLike is any line that starts with a flag, in any of the three.
 	flagLike = regexp.MustCompile("^[ \t|`]*--?[a-zA-Z]")
 )
@@ -193,7 +196,7 @@ func TestEmptyValues(t *testing.T) {
 			if f.IsBool() || f.Name == "help" || f.Name == "version" {
 				continue
 			}
-			if cmd.Name == "serve" && slices.Contains(serveFlagsRefused, f.Name) {
+			if slices.Contains(flagsRefused(cmd.Name), f.Name) {
 				continue // refused whatever its value
 			}
 			for _, tc := range []struct {

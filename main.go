@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	netuse [total|iface|proc|conn|serve] [flags]
+//	netuse [total|iface|proc|conn|serve|history] [flags]
 //
 // With no command, netuse runs total.
 //
@@ -56,6 +56,11 @@
 //	    --state=FILE      total, iface: once, the traffic since the last run with FILE, totals since its first
 //	    --listen=ADDR     serve: the address to listen on (default 127.0.0.1:9957)
 //	    --web-config=FILE serve: TLS and basic auth (exporter-toolkit's web configuration)
+//	    --db=PATH         serve, history: the history file, or off (default under /var/lib/netuse)
+//	    --db-keep=SPANS   serve: how long history keeps 5m, hour, day and month buckets
+//	    --since=WHEN      history: from this long ago (24h, 7d) or this local date (default 24h)
+//	    --until=WHEN      history: up to this long ago or this local date (default now)
+//	    --every=LENGTH    history: a row per 5m, hour, day or month bucket
 //	-h, --help            print the help (after a command: that command's)
 //	-V, --version         print the version
 //
@@ -64,7 +69,9 @@
 // --state is total's and iface's; --listen and --web-config are serve's,
 // which also takes --by (program, user, container, netns or pid),
 // --owners, --max-flows, --iface and --interval (how often it reports
-// between scrapes), and refuses the flags of output.
+// between scrapes), and refuses the flags of output. history takes --by
+// (program, user, container, or iface or reason alone), --program and
+// --user, and the flags of output but --count and --format.
 // Filters apply before --by groups rows, and both before --sort and --top. The others may stand
 // before or after the command.
 //
@@ -126,6 +133,8 @@ func main() {
 		bootID:    bootID,
 		uptime:    uptime,
 		stateWait: stateWait,
+
+		historyPath: defaultHistoryPath,
 	}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -143,6 +152,7 @@ type app struct {
 	bootID         func() string                    // the kernel's boot id; "" if not known (--state)
 	uptime         func() (time.Duration, bool)     // since the machine booted (--state)
 	stateWait      time.Duration                    // how long --state waits for another run's lock
+	historyPath    func() string                    // serve's and history's default --db; nil: none (history off)
 }
 
 // main runs netuse and returns its exit status.
@@ -221,10 +231,20 @@ func (a *app) run(ctx context.Context, args []string) error {
 	case "completion":
 		return writeCompletion(a.stdout, kctx.Model, c.Completion.Shell)
 	}
+	if commandOf(kctx) == "history" {
+		return a.runHistory(c.history)
+	}
 	m := modeOf(kctx.Command())
 	o := c.o
 	if m == modeServe {
-		return a.runServe(ctx, o, c.serve)
+		so := c.serve
+		if so.db == "" && a.historyPath != nil {
+			so.db = a.historyPath()
+		}
+		if so.db == "off" {
+			so.db = ""
+		}
+		return a.runServe(ctx, o, so)
 	}
 	// A --state run is one report: a block of its own, not a table redrawn.
 	r, ctx, done := a.newOutput(ctx, c.json || c.prom, c.noClear || o.state != "", c.bits, c.si)
@@ -253,7 +273,7 @@ func newParser(c *cli, options ...kong.Option) (*kong.Kong, error) {
 		kong.Description("Report this machine's network usage: total, per interface, or per process."),
 		kong.DefaultEnvars("NETUSE"),
 		kong.Help(printHelp),
-		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}}),
+		kong.ExplicitGroups([]kong.Group{{Key: "proc", Title: "Flags of proc and conn:"}, {Key: "counters", Title: "Flags of total and iface:"}, {Key: "serve", Title: "Flags of serve:"}, {Key: "history", Title: "Flags of history:"}}),
 		// As getopt does: the word after a flag is its value, even -1,
 		// which kong would otherwise take for a flag.
 		kong.WithHyphenPrefixedParameters(true),

@@ -348,8 +348,8 @@ func TestVersionAndHelp(t *testing.T) {
 		usage string // the first line
 	}{
 		// total is the default: the usage line says so.
-		{[]string{"--help"}, "Usage: netuse [total|iface|proc|conn|serve] [flags]"},
-		{[]string{"-h"}, "Usage: netuse [total|iface|proc|conn|serve] [flags]"},
+		{[]string{"--help"}, "Usage: netuse [total|iface|proc|conn|serve|history] [flags]"},
+		{[]string{"-h"}, "Usage: netuse [total|iface|proc|conn|serve|history] [flags]"},
 		{[]string{"iface", "--help"}, "Usage: netuse iface [flags]"},
 		{[]string{"proc", "--help"}, "Usage: netuse proc [flags]"},
 	} {
@@ -578,7 +578,7 @@ func TestHelpAndVersionCommands(t *testing.T) {
 		}
 	}
 	code, out, errs := run("help bogus")
-	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, help, version, man or completion; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
+	if want := "netuse: help \"bogus\": no such command; want total, iface, proc, conn, serve, history, help, version, man or completion; see 'netuse --help'\n"; code != 2 || out != "" || errs != want {
 		t.Errorf("netuse help bogus: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, out, errs, want)
 	}
 }

@@ -64,6 +64,8 @@ const maxIfaceSeries = 1024
 type serveOptions struct {
 	listen    string
 	webConfig string // exporter-toolkit's web configuration file; "" for plain HTTP
+	db        string // the history file; "" keeps none
+	keep      [numLevels]time.Duration
 }
 
 // exporter is serve's state: the sources and the totals kept since start.
@@ -84,6 +86,9 @@ type exporter struct {
 	ownersLost   uint64
 	seq          int
 	err          error // the report that failed; serve ends with it
+
+	hist   *historyStore // nil: --db off
+	stderr io.Writer     // where the history's failures are said
 }
 
 // serveSince ends the help of serve's counters.
@@ -157,7 +162,8 @@ func (e *exporter) refresh() error {
 }
 
 func (e *exporter) report() error {
-	if _, err := e.sampler.sample(); err != nil {
+	us, err := e.sampler.sample()
+	if err != nil {
 		return err
 	}
 	if len(e.sampler.totals) > maxIfaceSeries {
@@ -168,12 +174,14 @@ func (e *exporter) report() error {
 		}
 	}
 	if e.pipe == nil {
+		e.historyReport(us, nil)
 		return nil
 	}
 	procs, _, c, err := e.pipe.report(false)
 	if err != nil {
 		return err
 	}
+	e.historyReport(us, procs)
 	kept := procs[:0:0]
 	for _, u := range procs {
 		if u.proc.pid == 0 && u.proc.reason != attributed {
@@ -219,6 +227,7 @@ func (e *exporter) families() ([]*dto.MetricFamily, error) {
 		}
 	}
 	fs.traffic("netuse_interface", "the interface", ifaces)
+	e.historyFamilies(&fs)
 	if e.pipe == nil {
 		fs.gauge("netuse_process_metrics_enabled", enabledHelp, []oneSeries{{labels: pairs("reason", e.off), value: 0}})
 		return fs.sorted(), nil
@@ -423,6 +432,16 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 		return err
 	}
 	defer e.close()
+	if so.db != "" {
+		boot := ""
+		if a.bootID != nil {
+			boot = a.bootID()
+		}
+		if err := e.openHistory(so.db, so.keep, a.clock.now, boot, a.stderr); err != nil {
+			return err
+		}
+		defer e.closeHistory()
+	}
 	if slices.Contains(o.by, "pid") {
 		fmt.Fprintln(a.stderr, "netuse: warning: serve --by pid: one series per process, without end as processes come and go; group by program, user or container for a fleet")
 	}
