@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,7 @@ func (a *app) servePage(mux *http.ServeMux, e *exporter, db string) {
 	mux.Handle("GET /{$}", guarded(files))
 	mux.Handle("GET /page/", guarded(http.StripPrefix("/page/", files)))
 	mux.Handle("GET /api/v1/now", guarded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.serveNow(w, e, db)
+		a.serveNow(w, r, e, db)
 	})))
 	mux.Handle("GET /api/v1/history", guarded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.serveHistory(w, r, db)
@@ -124,7 +125,32 @@ func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, db string) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Write(b.Bytes())
+	writeBody(w, r, b.Bytes())
+}
+
+// writeBody writes body, gzipped if the client takes it: a day of
+// 5-minute records is some 600 kB of JSON, and 40 kB gzipped.
+func writeBody(w http.ResponseWriter, r *http.Request, body []byte) {
+	w.Header().Add("Vary", "Accept-Encoding")
+	if len(body) < 1024 || !acceptsGzip(r) {
+		w.Write(body)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	z := gzip.NewWriter(w)
+	z.Write(body)
+	z.Close()
+}
+
+// acceptsGzip reports whether r's Accept-Encoding takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, e := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		name, q, _ := strings.Cut(strings.TrimSpace(e), ";")
+		if strings.TrimSpace(name) == "gzip" && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
 }
 
 // nowJSON is /api/v1/now: the totals serve keeps since it started, as of
@@ -153,7 +179,7 @@ type nowRow struct {
 // nowSchema is the version of /api/v1/now's object.
 const nowSchema = 1
 
-func (a *app) serveNow(w http.ResponseWriter, e *exporter, db string) {
+func (a *app) serveNow(w http.ResponseWriter, r *http.Request, e *exporter, db string) {
 	if err := e.refresh(); err != nil {
 		apiError(w, http.StatusInternalServerError, oneLine(err))
 		return
@@ -185,6 +211,8 @@ func (a *app) serveNow(w http.ResponseWriter, e *exporter, db string) {
 	e.mu.Unlock()
 	slices.SortFunc(n.Ifaces, func(a, b nowRow) int { return strings.Compare(a.Iface, b.Iface) })
 	slices.SortFunc(n.Groups, func(a, b nowRow) int { return cmp.Compare(b.RxTotal+b.TxTotal, a.RxTotal+a.TxTotal) })
+	var b bytes.Buffer
+	json.NewEncoder(&b).Encode(n)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(n)
+	writeBody(w, r, b.Bytes())
 }
