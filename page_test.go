@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -269,4 +270,9 @@ func TestPageAPIBasicAuth(t *testing.T) {
 			t.Errorf("GET %s with the password: %s %q; want 200", p, resp.Status, body)
 		}
 	}
+}
+
+// basicAuth is the credentials of an Authorization: Basic header.
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }

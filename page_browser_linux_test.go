@@ -1,0 +1,415 @@
+package main
+
+// The page in a real browser: Debian's chromium, headless, driven from go
+// test through github.com/chromedp/chromedp (the Chrome DevTools
+// Protocol from Go, no Node). The test serves a seeded history file, and
+// checks what a person would see against netuse history --json.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+var screenshot = flag.Bool("screenshot", false, "save the browser test's page as docs/page.png")
+
+// browser is a headless chromium tab and what it saw: console messages,
+// exceptions and log entries, the URLs it requested, and the bytes it
+// received.
+type browser struct {
+	ctx context.Context
+
+	mu       sync.Mutex // guards the fields below, which the listener writes
+	problems []string   // console errors and warnings, exceptions, log errors
+	urls     []string   // every request's URL
+	received float64    // bytes received over the network, headers included
+	statuses map[string]int64
+}
+
+// newBrowser starts chromium with a profile of its own, or skips the test
+// where there is none (fails it under CI, which installs it).
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path := ""
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no chromium on PATH: .ci/run installs it")
+		}
+		t.Skip("no chromium on PATH: apt-get install chromium")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+		chromedp.Flag("lang", "en-US"),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // chromium's sandbox refuses root
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{ctx: ctx, statuses: map[string]int64{}}
+	err := chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == "error" || ev.Type == "warning" || ev.Type == "assert" {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				b.problems = append(b.problems, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(args, " ")))
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			b.problems = append(b.problems, "exception: "+text)
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.EntryLevelError || ev.Entry.Level == log.EntryLevelWarning {
+				b.problems = append(b.problems, fmt.Sprintf("log %s: %s (%s)", ev.Entry.Level, ev.Entry.Text, ev.Entry.URL))
+			}
+		case *network.EventRequestWillBeSent:
+			b.urls = append(b.urls, ev.Request.URL)
+		case *network.EventResponseReceived:
+			b.statuses[ev.Response.URL] = ev.Response.Status
+		case *network.EventLoadingFinished:
+			b.received += ev.EncodedDataLength
+		}
+	})
+	if err != nil {
+		t.Fatalf("start chromium %s: %v", path, err)
+	}
+	return b
+}
+
+// seen returns what the browser saw so far, and forgets it.
+func (b *browser) seen() (problems, urls []string, received float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	problems, urls, received = b.problems, b.urls, b.received
+	b.problems, b.urls, b.received = nil, nil, 0
+	return problems, urls, received
+}
+
+func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates expr in the page into v.
+func (b *browser) eval(t *testing.T, expr string, v any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("evaluate %s: %v in %s", expr, err, raw)
+	}
+}
+
+// waitLoaded waits until the page drew the history of these switches
+// (page.js sets body's data-loaded when it has).
+func (b *browser) waitLoaded(t *testing.T, want string) {
+	t.Helper()
+	b.do(t, "wait for the page to draw "+want,
+		chromedp.Poll[chromedp.Void](fmt.Sprintf("document.body.dataset.loaded === %q && document.querySelectorAll('#now-ifaces tbody tr').length > 0", want)))
+}
+
+// choose sets a switch as a person would, and waits for the page to draw.
+func (b *browser) choose(t *testing.T, id, value, loaded string) {
+	t.Helper()
+	b.do(t, "choose "+value+" in #"+id,
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf("(() => { const s = document.getElementById(%q); s.value = %q; s.dispatchEvent(new Event('change')); })()", id, value)))
+	b.waitLoaded(t, loaded)
+}
+
+// drawn is what the page shows of a chart and its table.
+type drawn struct {
+	Rows []struct {
+		Name   string
+		Rx, Tx uint64
+	}
+	Rects []struct {
+		Name, From string
+		Rx, Tx     uint64
+	}
+	Legend []string
+}
+
+const drawnJS = `(() => { const box = document.getElementById(%q);
+  return {
+    rows: [...box.querySelector('tbody').rows].filter((r) => r.cells.length === 4).map((r) => ({name: r.cells[0].textContent, rx: +r.cells[1].dataset.bytes, tx: +r.cells[2].dataset.bytes})),
+    rects: [...box.querySelectorAll('svg rect')].map((r) => ({name: r.dataset.name, from: r.dataset.from, rx: +r.dataset.rx, tx: +r.dataset.tx})),
+    legend: [...box.querySelectorAll('.legend li')].map((l) => l.textContent),
+  }; })()`
+
+// pageFold is the page's chart of records, as the page should draw it:
+// the 8 keys of most traffic (or all, if one more), then (other).
+func pageFold(recs []historyRecord, by string) drawn {
+	key := func(r historyRecord) string {
+		p := map[string]*string{"program": r.Program, "user": r.User, "container": r.Container, "iface": r.Iface}[by]
+		if p == nil || *p == "" {
+			return "(none)"
+		}
+		return *p
+	}
+	totals := map[string][2]uint64{}
+	for _, r := range recs {
+		t := totals[key(r)]
+		totals[key(r)] = [2]uint64{t[0] + r.RxBytes, t[1] + r.TxBytes}
+	}
+	var names []string
+	for k := range totals {
+		if k != "(other)" {
+			names = append(names, k)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		x, y := totals[a][0]+totals[a][1], totals[b][0]+totals[b][1]
+		if x != y {
+			if x > y {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	if len(names) > 9 {
+		names = names[:8]
+	}
+	series := slices.Clone(names)
+	if len(names) < len(totals) {
+		series = append(series, "(other)")
+	}
+	var d drawn
+	sums := map[string][2]uint64{}
+	type cell struct{ from, name string }
+	cells := map[cell][2]uint64{}
+	var order []cell
+	for _, r := range recs {
+		s := key(r)
+		if !slices.Contains(names, s) {
+			s = "(other)"
+		}
+		c := cell{r.From, s}
+		if _, ok := cells[c]; !ok {
+			order = append(order, c)
+		}
+		cells[c] = [2]uint64{cells[c][0] + r.RxBytes, cells[c][1] + r.TxBytes}
+		sums[s] = [2]uint64{sums[s][0] + r.RxBytes, sums[s][1] + r.TxBytes}
+	}
+	for _, s := range series {
+		d.Rows = append(d.Rows, struct {
+			Name   string
+			Rx, Tx uint64
+		}{s, sums[s][0], sums[s][1]})
+	}
+	// The chart stacks each bucket's cells in the series' order.
+	slices.SortStableFunc(order, func(a, b cell) int {
+		if a.from != b.from {
+			return 0
+		}
+		return slices.Index(series, a.name) - slices.Index(series, b.name)
+	})
+	for _, c := range order {
+		d.Rects = append(d.Rects, struct {
+			Name, From string
+			Rx, Tx     uint64
+		}{c.name, c.from, cells[c][0], cells[c][1]})
+	}
+	d.Legend = series
+	return d
+}
+
+func parseRecords(t *testing.T, text string) []historyRecord {
+	t.Helper()
+	var recs []historyRecord
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var r historyRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// checkDrawn compares the chart and table in box with netuse history
+// --json args's records.
+func (b *browser) checkDrawn(t *testing.T, box, by string, now time.Time, args ...string) {
+	t.Helper()
+	want := pageFold(parseRecords(t, historyStdout(t, now, args...)), by)
+	var got drawn
+	b.eval(t, fmt.Sprintf(drawnJS, box), &got)
+	if len(want.Rows) == 0 {
+		t.Fatalf("netuse history --json %s: no records; the fixture should cover it", strings.Join(args, " "))
+	}
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{{"table", got.Rows, want.Rows}, {"legend", got.Legend, want.Legend}, {"chart", got.Rects, want.Rects}} {
+		g, _ := json.Marshal(c.got)
+		w, _ := json.Marshal(c.want)
+		if string(g) != string(w) {
+			t.Errorf("#%s's %s:\n%s\nwant, from netuse history --json %s:\n%s", box, c.what, g, strings.Join(args, " "), w)
+		}
+	}
+}
+
+func TestBrowserPage(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	path := pageFixture(t, now)
+	const user, password = "alice", "s3cret"
+	s, ifs := pageServe(t, now, "--db", path, "--web-config", pageAuthConfig(t, user, password))
+	origin := "http://" + s.addr
+	go func() { // the "now" table's interfaces move, as real ones do
+		var rx, tx uint64
+		for {
+			select {
+			case <-s.ended:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			rx, tx = rx+1_250_000/5, tx+180_000/5
+			ifs.set(ifc("eth0", 2, 1000+rx, 2000+tx, 10+rx/1000, 20+tx/1000), ifc("wlan0", 3, 500+rx/7, 100+tx/3, 5, 1))
+		}
+	}()
+	b := newBrowser(t)
+
+	// Without credentials: 401 (headless chromium, which has no one to ask
+	// for a password, then ends the navigation with an error).
+	for _, p := range []string{"/", "/api/v1/now", "/api/v1/history"} {
+		_, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(origin+p))
+		b.mu.Lock()
+		status := b.statuses[origin+p]
+		b.mu.Unlock()
+		if status != 401 {
+			t.Errorf("GET %s in chromium without credentials: status %d (%v); want 401", p, status, err)
+		}
+	}
+	b.do(t, "leave the error page", chromedp.Navigate("about:blank"))
+	b.seen()
+
+	// With them: the page, from its own origin alone, with no error.
+	auth := "Basic " + basicAuth(user, password)
+	if _, err := chromedp.Call(b.ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
+		t.Fatal(err)
+	}
+	b.do(t, "load the page", chromedp.Navigate(origin+"/"), chromedp.WaitVisible(chromedp.ID("controls")))
+	b.waitLoaded(t, "program day bytes iec")
+	problems, urls, received := b.seen()
+	t.Logf("first load: %d requests, %.0f bytes received", len(urls), received)
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
+
+	// The hostile name is text, and its script never ran.
+	var hostile struct {
+		Pwned  bool
+		Imgs   int
+		Names  []string
+		Hidden bool
+	}
+	b.eval(t, `({pwned: window.__pwned !== undefined, imgs: document.querySelectorAll('main img').length,
+		names: [...document.querySelectorAll('#apps tbody th')].map((th) => th.textContent)})`, &hostile)
+	if hostile.Pwned || hostile.Imgs != 0 {
+		t.Errorf("window.__pwned set: %v, <img> elements in the page: %d; want neither: the name %q ran as markup", hostile.Pwned, hostile.Imgs, pageHostile)
+	}
+	if !slices.Contains(hostile.Names, pageHostile) || !slices.Contains(hostile.Names, pagePrograms[8].name) {
+		t.Errorf("the table's programs %q; want %q and %q among them, as text", hostile.Names, pageHostile, pagePrograms[8].name)
+	}
+
+	// Each switch: the chart and the table say what netuse history --json says.
+	db := []string{"--db", path}
+	b.checkDrawn(t, "apps", "program", now, append(db, "--since", "24h", "--every", "5m", "--by", "program")...)
+	b.checkDrawn(t, "ifaces", "iface", now, append(db, "--since", "24h", "--every", "5m", "--by", "iface")...)
+	b.choose(t, "by", "user", "user day bytes iec")
+	b.checkDrawn(t, "apps", "user", now, append(db, "--since", "24h", "--every", "5m", "--by", "user")...)
+	b.choose(t, "range", "month", "user month bytes iec")
+	b.checkDrawn(t, "apps", "user", now, append(db, "--since", "30d", "--every", "day", "--by", "user")...)
+	b.checkDrawn(t, "ifaces", "iface", now, append(db, "--since", "30d", "--every", "day", "--by", "iface")...)
+	b.choose(t, "by", "container", "container month bytes iec")
+	b.choose(t, "range", "year", "container year bytes iec")
+	b.checkDrawn(t, "apps", "container", now, append(db, "--since", "1y", "--every", "month", "--by", "container")...)
+	b.checkDrawn(t, "ifaces", "iface", now, append(db, "--since", "1y", "--every", "month", "--by", "iface")...)
+
+	// Units as the CLI's: bits and SI.
+	b.choose(t, "units", "bits", "container year bits iec")
+	b.choose(t, "prefix", "si", "container year bits si")
+	var cell struct {
+		Text  string
+		Bytes uint64
+	}
+	b.eval(t, `(() => { const td = document.querySelector('#apps tbody tr td:nth-child(4)'); return {text: td.textContent, bytes: +td.dataset.bytes}; })()`, &cell)
+	if want := (&renderer{si: true, bits: true}).size(float64(cell.Bytes), true); cell.Text != want {
+		t.Errorf("the first row's total in bits, SI: %q; want %q, as netuse --units bits --si writes %d bytes", cell.Text, want, cell.Bytes)
+	}
+
+	// A header sorts its column.
+	b.do(t, "sort by received", chromedp.Click(chromedp.CSS("#apps thead th:nth-child(2) button")))
+	var rx []uint64
+	b.eval(t, `[...document.querySelectorAll('#apps tbody tr td:nth-child(2)')].map((td) => +td.dataset.bytes)`, &rx)
+	if !slices.IsSortedFunc(rx, func(a, b uint64) int { return int(int64(b) - int64(a)) }) || len(rx) < 2 {
+		t.Errorf("sorted by received: %v; want largest first", rx)
+	}
+
+	if *screenshot {
+		b.choose(t, "units", "bytes", "container year bytes si")
+		b.choose(t, "prefix", "iec", "container year bytes iec")
+		b.choose(t, "by", "program", "program year bytes iec")
+		b.choose(t, "range", "day", "program day bytes iec")
+		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("docs", "page.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	problems, urls, _ = b.seen()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
+}
