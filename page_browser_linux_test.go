@@ -6,10 +6,13 @@ package main
 // checks what a person would see against netuse history --json.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,7 +45,8 @@ type browser struct {
 
 // newBrowser starts chromium with a profile of its own, or skips the test
 // where there is none (fails it under CI, which installs it).
-func newBrowser(t *testing.T) *browser {
+// With ns not "", chromium runs in that network namespace.
+func newBrowser(t *testing.T, ns string) *browser {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -57,8 +61,16 @@ func newBrowser(t *testing.T) *browser {
 		}
 		t.Skip("no chromium on PATH: apt-get install chromium")
 	}
+	exe := path
+	if ns != "" {
+		// ip netns exec execs chromium, which keeps chromedp's pipe (fds 3, 4).
+		exe = filepath.Join(t.TempDir(), "chromium-in-"+ns)
+		if err := os.WriteFile(exe, []byte("#!/bin/sh\nexec ip netns exec "+ns+" "+path+" \"$@\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
+		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1200, 900),
 		chromedp.Flag("lang", "en-US"),
@@ -306,7 +318,7 @@ func TestBrowserPage(t *testing.T) {
 			ifs.set(ifc("eth0", 2, 1000+rx, 2000+tx, 10+rx/1000, 20+tx/1000), ifc("wlan0", 3, 500+rx/7, 100+tx/3, 5, 1))
 		}
 	}()
-	b := newBrowser(t)
+	b := newBrowser(t, "")
 
 	// Without credentials: 401 (headless chromium, which has no one to ask
 	// for a password, then ends the navigation with an error).
@@ -390,11 +402,68 @@ func TestBrowserPage(t *testing.T) {
 		t.Errorf("sorted by received: %v; want largest first", rx)
 	}
 
+	problems, urls, _ = b.seen()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
+}
+
+// TestBrowserLive serves live traffic: netuse serve in namespace a of a
+// test network, capturing veth-a, with the seeded history; chromium in a
+// too; a program named rsync sends to b, and one named curl receives
+// from it. The page's "now" shows them and veth-a moving. -screenshot
+// saves this page as docs/page.png.
+func TestBrowserLive(t *testing.T) {
+	n := newTestNet(t)
+	now := time.Now()
+	file := pageFixture(t, now)
+	listening := make(chan string, 1)
+	t.Setenv("NETUSE_TEST_PAGE_SERVE", "1")
+	serve := startBg(t, n.a, func(line string) {
+		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on "); ok {
+			listening <- strings.TrimSuffix(a, "/metrics")
+		}
+	}, os.Args[0], "-test.run=^TestPageServeHelper$", "--",
+		"serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")
+	var addr string
+	select {
+	case addr = <-listening:
+	case <-serve.done:
+		t.Fatalf("serve ended before it listened:\n%s", serve.tail())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not say it listens within 20 s:\n%s", serve.tail())
+	}
+	origin := "http://" + addr
+
+	// rsync uploads to b at 4 MB/s; curl downloads from b at 1 MB/s.
+	startStream(t, n.b, "backupd", "sink", "192.0.2.2:7301", 0)
+	startStream(t, n.a, "rsync", "send", "192.0.2.2:7301", 4_000_000)
+	startStream(t, n.b, "nginx", "serve", "192.0.2.2:7302", 1_000_000)
+	startStream(t, n.a, "curl", "recv", "192.0.2.2:7302", 0)
+
+	b := newBrowser(t, n.a)
+	b.do(t, "load the page", chromedp.Navigate(origin+"/"), chromedp.WaitVisible(chromedp.ID("controls")))
+	b.waitLoaded(t, "program day bytes iec")
+	// Rates need two polls; wait for rsync's and veth-a's.
+	b.do(t, "wait for rates", chromedp.Poll[chromedp.Void](`(() => {
+		const moving = (id, name) => [...document.querySelectorAll('#' + id + ' tbody tr')].some((r) => r.cells[0].textContent === name && +r.cells[2].dataset.bytes > 100000);
+		return moving('now-ifaces', 'veth-a') && moving('now-groups', 'rsync');
+	})()`, chromedp.WithPollingTimeout(20*time.Second)))
+	problems, urls, _ := b.seen()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
 	if *screenshot {
-		b.choose(t, "units", "bytes", "container year bytes si")
-		b.choose(t, "prefix", "iec", "container year bytes iec")
-		b.choose(t, "by", "program", "program year bytes iec")
-		b.choose(t, "range", "day", "program day bytes iec")
 		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
@@ -403,13 +472,81 @@ func TestBrowserPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	problems, urls, _ = b.seen()
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
+}
+
+// TestPageServeHelper is netuse, as main makes it: TestBrowserLive's
+// serve, in its namespace.
+func TestPageServeHelper(t *testing.T) {
+	if os.Getenv("NETUSE_TEST_PAGE_SERVE") == "" {
+		return
 	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+	args := os.Args
+	for len(args) > 0 && args[0] != "--" {
+		args = args[1:]
+	}
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, clock: clock{now: time.Now, sleep: sleepCtx}, counters: readCounters, termSize: terminalSize,
+		proc: hostProc(), bootID: bootID, uptime: uptime, stateWait: stateWait}
+	os.Exit(a.main(args[1:]))
+}
+
+// startStream runs a program named comm in ns that moves rate bytes a
+// second over TCP until the test ends: "send" dials addr and writes,
+// "serve" listens on addr and writes to the one who dials; "recv" dials
+// and reads, "sink" listens and reads.
+func startStream(t *testing.T, ns, comm, how, addr string, rate int) {
+	t.Helper()
+	cmd := inNS(ns, os.Args[0], "-test.run=^TestPageStreamHelper$", "--", how, addr, fmt.Sprint(rate))
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_PAGE_STREAM=1", "NETUSE_TEST_COMM="+comm)
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if sc := bufio.NewScanner(out); !sc.Scan() || !strings.HasPrefix(sc.Text(), "ready") {
+		t.Fatalf("%s in %s: no ready line", comm, ns)
+	}
+}
+
+// TestPageStreamHelper is startStream's program.
+func TestPageStreamHelper(t *testing.T) {
+	if os.Getenv("NETUSE_TEST_PAGE_STREAM") == "" {
+		return
+	}
+	if comm := os.Getenv("NETUSE_TEST_COMM"); comm != "" {
+		os.WriteFile("/proc/self/comm", []byte(comm), 0)
+	}
+	args := os.Args
+	for len(args) > 0 && args[0] != "--" {
+		args = args[1:]
+	}
+	how, addr := args[1], args[2]
+	var rate int
+	fmt.Sscan(args[3], &rate)
+	var c net.Conn
+	var err error
+	if how == "serve" || how == "sink" {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			fmt.Println("ready")
+			c, err = ln.Accept()
+		}
+	} else if c, err = net.Dial("tcp", addr); err == nil {
+		fmt.Println("ready")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stream:", err)
+		os.Exit(1)
+	}
+	if how == "recv" || how == "sink" {
+		io.Copy(io.Discard, c)
+		os.Exit(0)
+	}
+	// Pacing, not waiting: 20 writes a second of rate/20 bytes.
+	buf := make([]byte, rate/20)
+	for range time.Tick(50 * time.Millisecond) {
+		if _, err := c.Write(buf); err != nil {
+			os.Exit(0)
 		}
 	}
 }
