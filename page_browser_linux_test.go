@@ -41,6 +41,8 @@ type browser struct {
 	urls     []string   // every request's URL
 	received float64    // bytes received over the network, headers included
 	statuses map[string]int64
+	byURL    map[string]float64           // bytes received, by request URL
+	ids      map[network.RequestID]string // request URLs, by id
 }
 
 // newBrowser starts chromium with a profile of its own, or skips the test
@@ -81,7 +83,7 @@ func newBrowser(t *testing.T, ns string) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{ctx: ctx, statuses: map[string]int64{}}
+	b := &browser{ctx: ctx, statuses: map[string]int64{}, byURL: map[string]float64{}, ids: map[network.RequestID]string{}}
 	err := chromedp.Listen(ctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -107,10 +109,12 @@ func newBrowser(t *testing.T, ns string) *browser {
 			}
 		case *network.EventRequestWillBeSent:
 			b.urls = append(b.urls, ev.Request.URL)
+			b.ids[ev.RequestID] = ev.Request.URL
 		case *network.EventResponseReceived:
 			b.statuses[ev.Response.URL] = ev.Response.Status
 		case *network.EventLoadingFinished:
 			b.received += ev.EncodedDataLength
+			b.byURL[b.ids[ev.RequestID]] += ev.EncodedDataLength
 		}
 	})
 	if err != nil {
@@ -126,6 +130,15 @@ func (b *browser) seen() (problems, urls []string, received float64) {
 	problems, urls, received = b.problems, b.urls, b.received
 	b.problems, b.urls, b.received = nil, nil, 0
 	return problems, urls, received
+}
+
+// weights returns the bytes received by URL so far, and forgets them.
+func (b *browser) weights() map[string]float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := b.byURL
+	b.byURL = map[string]float64{}
+	return w
 }
 
 func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -333,6 +346,7 @@ func TestBrowserPage(t *testing.T) {
 	}
 	b.do(t, "leave the error page", chromedp.Navigate("about:blank"))
 	b.seen()
+	b.weights()
 
 	// With them: the page, from its own origin alone, with no error.
 	auth := "Basic " + basicAuth(user, password)
@@ -342,7 +356,10 @@ func TestBrowserPage(t *testing.T) {
 	b.do(t, "load the page", chromedp.Navigate(origin+"/"), chromedp.WaitVisible(chromedp.ID("controls")))
 	b.waitLoaded(t, "program day bytes iec")
 	problems, urls, received := b.seen()
-	t.Logf("first load: %d requests, %.0f bytes received", len(urls), received)
+	t.Logf("first load: %d requests, %.0f bytes received (headers included)", len(urls), received)
+	for u, n := range b.weights() {
+		t.Logf("  %6.0f  %s", n, strings.TrimPrefix(u, origin))
+	}
 	for _, p := range problems {
 		t.Errorf("chromium: %s", p)
 	}
