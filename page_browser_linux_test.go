@@ -567,3 +567,27 @@ func TestPageStreamHelper(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserHistoryOff: under --db off the page shows now, and says
+// history is off and how to turn it on.
+func TestBrowserHistoryOff(t *testing.T) {
+	s, _ := pageServe(t, time.Now())
+	origin := "http://" + s.addr
+	b := newBrowser(t, "")
+	b.do(t, "load the page", chromedp.Navigate(origin+"/"), chromedp.WaitVisible(chromedp.ID("history-off")))
+	var got struct {
+		Off          string
+		Ifaces       int
+		Apps, Charts bool
+	}
+	b.eval(t, `({off: document.getElementById('history-off').textContent,
+		ifaces: document.querySelectorAll('#now-ifaces tbody tr').length,
+		apps: !document.getElementById('apps').hidden, charts: document.querySelectorAll('svg').length > 0})`, &got)
+	if !strings.Contains(got.Off, "--db off") || !strings.Contains(got.Off, "--db PATH") || got.Ifaces != 2 || got.Apps || got.Charts {
+		t.Errorf("the page under --db off: %+v; want it to say history is off and how to turn it on, eth0 and wlan0 now, no chart", got)
+	}
+	problems, _, _ := b.seen()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+}

@@ -13,7 +13,7 @@
   const RANGES = {
     day: { since: '24h', every: '5m', what: 'last 24 hours, per 5 minutes' },
     month: { since: '30d', every: 'day', what: 'last 30 days, per day' },
-    year: { since: '1y', every: 'month', what: 'last 12 months, per month' },
+    year: { since: '1y', every: 'month', what: 'last year, per month' },
   };
   const state = { by: 'program', range: 'day', bits: false, si: false, history: null };
   const $ = (id) => document.getElementById(id);
