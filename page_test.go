@@ -238,8 +238,10 @@ func TestPageCSP(t *testing.T) {
 			t.Errorf("GET /: inline script or style, or no page.js:\n%s", body)
 		}
 	}
-	if resp, _ := get(t, "http://"+s.addr+"/page/nothing.js", "", ""); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("GET /page/nothing.js: %s; want 404", resp.Status)
+	for _, p := range []string{"/page/nothing.js", "/page/", "/index.html/x", "/favicon.ico"} {
+		if resp, body := get(t, "http://"+s.addr+p, "", ""); resp.StatusCode != http.StatusNotFound || strings.Contains(body, "page.js") {
+			t.Errorf("GET %s: %s %q; want 404, and no listing of the page's files", p, resp.Status, body)
+		}
 	}
 }
 

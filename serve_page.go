@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,7 +34,13 @@ func (a *app) servePage(mux *http.ServeMux, e *exporter, db string) {
 	sub, _ := fs.Sub(pageFiles, "page") // page is a literal directory of the embed
 	files := http.FileServerFS(sub)
 	mux.Handle("GET /{$}", guarded(files))
-	mux.Handle("GET /page/", guarded(http.StripPrefix("/page/", files)))
+	mux.Handle("GET /page/", guarded(http.StripPrefix("/page/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // the files, not a listing of them
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))))
 	mux.Handle("GET /api/v1/now", guarded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.serveNow(w, r, e, db)
 	})))
@@ -89,7 +96,7 @@ func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, db string) {
 		}
 		return def
 	}
-	f := historyCmd{Since: get("since", "24h"), Until: get("until", ""), By: get("by", "program"), Every: get("every", ""),
+	f := historyCmd{Since: get("since", historyDefault("Since")), Until: get("until", ""), By: get("by", historyDefault("By")), Every: get("every", ""),
 		Program: get("program", ""), User: get("user", ""), Db: db}
 	top, err := strconv.Atoi(get("top", "0"))
 	if err != nil || top < 0 {
@@ -151,6 +158,13 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// historyDefault is the default of history's flag field, from its kong
+// tag: the API's defaults are the command's.
+func historyDefault(field string) string {
+	f, _ := reflect.TypeFor[historyCmd]().FieldByName(field)
+	return f.Tag.Get("default")
 }
 
 // nowJSON is /api/v1/now: the totals serve keeps since it started, as of

@@ -7,6 +7,7 @@
 (function () {
   const SVGNS = 'http://www.w3.org/2000/svg';
   const POLL_MS = 3000; // how often "now" asks serve for its totals
+  const HISTORY_MS = 60000; // how often the history is read again: serve writes it every minute
   const TOP = 8; // series of a chart before the rest fold into (other)
   const OTHER = '(other)';
   // Each range asks the API what netuse history --since S --every E asks.
@@ -109,7 +110,7 @@
     $('now-groups').tBodies[0].replaceChildren(...list.slice(0, 10).map((g) => nowRow(g.name, g.rx, g.tx, g.r)));
     const key = n.by.join(', ');
     $('now-groups-key').textContent = key.charAt(0).toUpperCase() + key.slice(1);
-    $('now-groups-caption').textContent = 'Top ' + n.by.join(', ') + 's';
+    $('now-groups-caption').textContent = n.by.length === 1 ? 'Top ' + n.by[0] + 's' : 'Top groups by ' + key;
     let status = 'As of ' + new Date(n.ts).toLocaleTimeString() + '.';
     if (!n.capture) status += ' Serve does not capture packets (' + n.off + '): interfaces only; run it as root or with the capabilities the README gives.';
     $('now-status').textContent = status;
@@ -344,5 +345,10 @@
     state.by = $('by').value; state.range = $('range').value;
     state.bits = $('units').value === 'bits'; state.si = $('prefix').value === 'si';
     pollNow();
+    // The history's file takes serve's writes every minute: follow them.
+    setInterval(() => {
+      for (const k in cache) delete cache[k];
+      loadHistory();
+    }, HISTORY_MS);
   });
 })();
