@@ -278,19 +278,6 @@ func pageFold(recs []historyRecord, by string) drawn {
 	return d
 }
 
-func parseRecords(t *testing.T, text string) []historyRecord {
-	t.Helper()
-	var recs []historyRecord
-	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
-		var r historyRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		recs = append(recs, r)
-	}
-	return recs
-}
-
 // checkDrawn compares the chart and table in box with netuse history
 // --json args's records.
 func (b *browser) checkDrawn(t *testing.T, box, by string, now time.Time, args ...string) {
@@ -317,20 +304,8 @@ func TestBrowserPage(t *testing.T) {
 	now := time.Now().Truncate(time.Minute)
 	path := pageFixture(t, now)
 	const user, password = "alice", "s3cret"
-	s, ifs := pageServe(t, now, "--db", path, "--web-config", pageAuthConfig(t, user, password))
+	s, _ := pageServe(t, now, "--db", path, "--web-config", pageAuthConfig(t, user, password))
 	origin := "http://" + s.addr
-	go func() { // the "now" table's interfaces move, as real ones do
-		var rx, tx uint64
-		for {
-			select {
-			case <-s.ended:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			rx, tx = rx+1_250_000/5, tx+180_000/5
-			ifs.set(ifc("eth0", 2, 1000+rx, 2000+tx, 10+rx/1000, 20+tx/1000), ifc("wlan0", 3, 500+rx/7, 100+tx/3, 5, 1))
-		}
-	}()
 	b := newBrowser(t, "")
 
 	// Without credentials: 401 (headless chromium, which has no one to ask

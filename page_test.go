@@ -170,6 +170,35 @@ func TestPageAPIHistory(t *testing.T) {
 	}
 }
 
+// TestPageAPIUnflushed: the API answers up to serve's last report, not
+// its last write: what the interfaces moved a moment ago is there.
+func TestPageAPIUnflushed(t *testing.T) {
+	now := time.Date(2026, 11, 30, 14, 7, 0, 0, time.Local)
+	path := pageFixture(t, now)
+	s, ifs := pageServe(t, now, "--db", path)
+	before := historyStdout(t, now, "--db", path, "--since", "5m", "--by", "iface")
+	ifs.set(ifc("eth0", 2, 1000+123_456, 2000+654, 10, 20), ifc("wlan0", 3, 500, 100, 5, 1))
+	get(t, "http://"+s.addr+"/api/v1/now", "", "") // a report, as a scrape's
+	_, body := get(t, "http://"+s.addr+"/api/v1/history?since=5m&by=iface", "", "")
+	after := historyStdout(t, now, "--db", path, "--since", "5m", "--by", "iface")
+	if body != after || before == after {
+		t.Fatalf("GET /api/v1/history?since=5m&by=iface:\n%s\nnetuse history before:\n%s\nafter:\n%s\nwant the second, 123456 bytes more on eth0", body, before, after)
+	}
+	eth0 := func(recs []historyRecord) (rx, tx uint64) {
+		for _, r := range recs {
+			if *r.Iface == "eth0" {
+				return r.RxBytes, r.TxBytes
+			}
+		}
+		return 0, 0
+	}
+	rx0, tx0 := eth0(parseRecords(t, before))
+	rx1, tx1 := eth0(parseRecords(t, after))
+	if rx1-rx0 != 123_456 || tx1-tx0 != 654 {
+		t.Errorf("eth0 received %d, sent %d, then %d and %d; want 123456 and 654 bytes more", rx0, tx0, rx1, tx1)
+	}
+}
+
 func TestPageAPIBadParameters(t *testing.T) {
 	now := time.Date(2026, 11, 30, 14, 7, 0, 0, time.Local)
 	path := pageFixture(t, now)
@@ -277,4 +306,18 @@ func TestPageAPIBasicAuth(t *testing.T) {
 // basicAuth is the credentials of an Authorization: Basic header.
 func basicAuth(user, password string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// parseRecords reads netuse history --json's records.
+func parseRecords(t *testing.T, text string) []historyRecord {
+	t.Helper()
+	var recs []historyRecord
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var r historyRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
 }

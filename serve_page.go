@@ -45,7 +45,7 @@ func (a *app) servePage(mux *http.ServeMux, e *exporter, db string) {
 		a.serveNow(w, r, e, db)
 	})))
 	mux.Handle("GET /api/v1/history", guarded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.serveHistory(w, r, db)
+		a.serveHistory(w, r, e, db)
 	})))
 }
 
@@ -76,7 +76,7 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 // netuse history --json. Parameters: since, until, by, every, top, sort,
 // program, user, iface, as the flags; since defaults to 24h, by to
 // program, as the command's.
-func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, db string) {
+func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, e *exporter, db string) {
 	if db == "" {
 		apiError(w, http.StatusNotFound, "history is off: serve runs with --db off; start it without --db off (or with --db PATH) to keep history")
 		return
@@ -116,6 +116,7 @@ func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, db string) {
 		return
 	}
 	h.json = true
+	e.flushHistory()
 	rows, _, _, err := readHistory(h, a.clock.now())
 	var ue usageError
 	switch {
@@ -158,6 +159,16 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// flushHistory writes what serve's reports counted since its last write
+// (a minute's at most), so that the API answers up to the last report.
+func (e *exporter) flushHistory() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hist != nil && len(e.hist.pending) > 0 {
+		e.writeHistory()
+	}
 }
 
 // historyDefault is the default of history's flag field, from its kong

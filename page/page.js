@@ -321,7 +321,7 @@
       const fi = fold(ifaces, 'iface');
       drawChart($('ifaces'), fi, r.every);
       drawTable($('ifaces'), fi, 'Interface', r.what);
-      status.textContent = 'Up to serve\'s last write of its history file (every minute).';
+      status.textContent = 'Up to serve\'s last report; read again every minute.';
       document.body.dataset.loaded = state.by + ' ' + state.range + ' ' + (state.bits ? 'bits' : 'bytes') + ' ' + (state.si ? 'si' : 'iec');
     } catch (e) {
       if (mine === loading) status.textContent = 'Could not read the history: ' + e.message;
