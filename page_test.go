@@ -20,7 +20,7 @@ const pageHostile = "<img src=x onerror=window.__pwned=1>"
 
 // pagePrograms are the seeded history's programs: more than the page's
 // chart shows (8), so that some fold into (other); one name is markup,
-// one holds control characters.
+// one holds control characters, one a right-to-left override.
 var pagePrograms = []struct {
 	name, user, container string
 	rx, tx                uint64 // bytes per 5 minutes, before the bucket's own factor
@@ -32,7 +32,7 @@ var pagePrograms = []struct {
 	{"rsync", "backup", "backup.service", 20_000, 350_000},
 	{"dockerd", "root", "docker-3f2a.scope", 200_000, 100_000},
 	{"spotify", "bob", "", 250_000, 5_000},
-	{"git", "bob", "", 120_000, 30_000},
+	{"git\u202eabc", "bob", "", 120_000, 30_000},
 	{"ctl\x01\x1b[31mred", "bob", "", 80_000, 20_000},
 	{"python3", "alice", "", 40_000, 20_000},
 	{"curl", "root", "", 30_000, 2_000},

@@ -45,8 +45,22 @@
     return perSecond ? s + '/s' : s;
   }
 
-  // label is how a key's value shows: "" (a process in no container) as (none).
-  function label(v) { return v === '' || v === undefined ? '(none)' : v; }
+  // visible is the CLI's visible (render.go): control and format
+  // characters (an escape sequence, a right-to-left override) as Go
+  // escapes, so that "\x1b[2J" shows as those characters.
+  function visible(s) {
+    return s.replace(/[\u0000-\u001f\u007f-\u009f\p{Cf}]/gu, (c) => {
+      if (c === '\n') return '\\n';
+      if (c === '\t') return '\\t';
+      if (c === '\r') return '\\r';
+      const n = c.codePointAt(0);
+      return n < 0x80 ? '\\x' + n.toString(16).padStart(2, '0') : '\\u' + n.toString(16).padStart(4, '0');
+    });
+  }
+
+  // label is how a key's value shows: "" (a process in no container) as
+  // (none), the rest as visible makes it.
+  function label(v) { return v === '' || v === undefined ? '(none)' : visible(v); }
 
   async function fetchText(url) {
     const r = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
@@ -96,7 +110,7 @@
     const ibRows = [];
     for (const [name, r] of ifaces) {
       const o = prev && prev.ifaces.get(name);
-      ibRows.push(nowRow(name, rate(r.rx_total, o && o.rx_total, dt), rate(r.tx_total, o && o.tx_total, dt), r));
+      ibRows.push(nowRow(label(name), rate(r.rx_total, o && o.rx_total, dt), rate(r.tx_total, o && o.tx_total, dt), r));
     }
     ib.replaceChildren(...ibRows);
     const list = [];
