@@ -76,11 +76,6 @@ func (c *cli) readHistoryFlags(kctx *kong.Context) error {
 	if bad != nil {
 		return badFlag(kctx, bad.where, bad.value, bad.want)
 	}
-	switch c.Sort {
-	case "", "rx", "tx", "total", "name":
-	default:
-		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
-	}
 	if err := c.readSwitchesAndGlobs(kctx); err != nil {
 		return err
 	}
@@ -135,6 +130,11 @@ func (f historyCmd) options(ifaces []string, top int, sort string) (historyOptio
 	}
 	if (len(h.programs) > 0 || len(h.users) > 0) && (h.by[0] == "iface") {
 		return h, &badValue{"by", f.By, "--program and --user pick processes, and an interface's traffic is not split by process; drop them or group by program, user or container"}
+	}
+	switch sort {
+	case "", "rx", "tx", "total", "name":
+	default:
+		return h, &badValue{"sort", sort, "want rx, tx, total or name"}
 	}
 	return h, nil
 }
