@@ -103,14 +103,7 @@ func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, e *exporter, 
 		apiError(w, http.StatusBadRequest, "top "+strconv.Quote(get("top", ""))+": want 0 (all rows) or more")
 		return
 	}
-	sort := get("sort", "")
-	switch sort {
-	case "", "rx", "tx", "total", "name":
-	default:
-		apiError(w, http.StatusBadRequest, "sort "+strconv.Quote(sort)+": want rx, tx, total or name")
-		return
-	}
-	h, bad := f.options(splitList(get("iface", "")), top, sort)
+	h, bad := f.options(splitList(get("iface", "")), top, get("sort", ""))
 	if bad != nil {
 		apiError(w, http.StatusBadRequest, bad.where+" "+strconv.Quote(bad.value)+": "+bad.want)
 		return
