@@ -130,7 +130,8 @@ func (a *app) serveHistory(w http.ResponseWriter, r *http.Request, e *exporter, 
 }
 
 // writeBody writes body, gzipped if the client takes it: a day of
-// 5-minute records is some 600 kB of JSON, and 40 kB gzipped.
+// 5-minute records of a dozen programs is some 600 kB of JSON, and 16 kB
+// gzipped (BENCHMARKS.md, the page's weight).
 func writeBody(w http.ResponseWriter, r *http.Request, body []byte) {
 	w.Header().Add("Vary", "Accept-Encoding")
 	if len(body) < 1024 || !acceptsGzip(r) {
@@ -197,6 +198,7 @@ type nowRow struct {
 // nowSchema is the version of /api/v1/now's object.
 const nowSchema = 1
 
+// serveNow answers /api/v1/now: a report, then nowJSON of its totals.
 func (a *app) serveNow(w http.ResponseWriter, r *http.Request, e *exporter, db string) {
 	if err := e.refresh(); err != nil {
 		apiError(w, http.StatusInternalServerError, oneLine(err))
