@@ -96,9 +96,10 @@
     return tr;
   }
 
-  function rate(cur, old, dt) {
-    if (!old || dt <= 0) return null;
-    return Math.max(0, (cur - old) / dt);
+  // rate is bytes a second between the last poll's row o (if any) and r.
+  function rate(r, o, key, dt) {
+    if (!o || dt <= 0) return null;
+    return Math.max(0, (r[key] - o[key]) / dt);
   }
 
   function drawNow(n) {
@@ -110,14 +111,14 @@
     const ibRows = [];
     for (const [name, r] of ifaces) {
       const o = prev && prev.ifaces.get(name);
-      ibRows.push(nowRow(label(name), rate(r.rx_total, o && o.rx_total, dt), rate(r.tx_total, o && o.tx_total, dt), r));
+      ibRows.push(nowRow(label(name), rate(r, o, 'rx_total', dt), rate(r, o, 'tx_total', dt), r));
     }
     ib.replaceChildren(...ibRows);
     const list = [];
     for (const [name, r] of groups) {
       const o = prev && prev.groups.get(name);
-      const rx = rate(r.rx_total, o && o.rx_total, dt);
-      const tx = rate(r.tx_total, o && o.tx_total, dt);
+      const rx = rate(r, o, 'rx_total', dt);
+      const tx = rate(r, o, 'tx_total', dt);
       list.push({ name, r, rx, tx, sort: (rx || 0) + (tx || 0), total: r.rx_total + r.tx_total });
     }
     list.sort((a, b) => b.sort - a.sort || b.total - a.total || (a.name < b.name ? -1 : 1));
