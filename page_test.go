@@ -263,11 +263,23 @@ func TestPageCSP(t *testing.T) {
 		if got := resp.Header.Get("Content-Type"); got != c.ctype {
 			t.Errorf("GET %s: Content-Type %q; want %q", c.path, got, c.ctype)
 		}
+		if gz := resp.Uncompressed; gz != (len(body) >= 1024) {
+			t.Errorf("GET %s: %d bytes, gzipped %v; want gzip for 1 kB or more, as the client asks", c.path, len(body), gz)
+		}
 		if c.path == "/" && (strings.Contains(body, "<script>") || strings.Contains(body, "style=") || !strings.Contains(body, `<script src="page/page.js"`)) {
 			t.Errorf("GET /: inline script or style, or no page.js:\n%s", body)
 		}
 	}
-	for _, p := range []string{"/page/nothing.js", "/page/", "/index.html/x", "/favicon.ico"} {
+	// A reload asks with the ETag, and gets 304.
+	resp, _ := get(t, "http://"+s.addr+"/page/page.js", "", "")
+	req, _ := http.NewRequest("GET", "http://"+s.addr+"/page/page.js", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if again, err := http.DefaultClient.Do(req); err != nil || again.StatusCode != http.StatusNotModified || resp.Header.Get("ETag") == "" {
+		t.Errorf("GET /page/page.js with If-None-Match %q: %v %v; want 304", resp.Header.Get("ETag"), again.Status, err)
+	} else {
+		again.Body.Close()
+	}
+	for _, p := range []string{"/page/nothing.js", "/page/", "/page/index.html", "/index.html", "/favicon.ico"} {
 		if resp, body := get(t, "http://"+s.addr+p, "", ""); resp.StatusCode != http.StatusNotFound || strings.Contains(body, "page.js") {
 			t.Errorf("GET %s: %s %q; want 404, and no listing of the page's files", p, resp.Status, body)
 		}
