@@ -449,6 +449,16 @@ func TestBrowserLive(t *testing.T) {
 		const moving = (id, name) => [...document.querySelectorAll('#' + id + ' tbody tr')].some((r) => r.cells[0].textContent === name && +r.cells[2].dataset.bytes > 100000);
 		return moving('now-ifaces', 'veth-a') && moving('now-groups', 'rsync');
 	})()`, chromedp.WithPollingTimeout(20*time.Second)))
+	// The history goes up to serve's last report: veth-a's traffic of the
+	// last seconds is in it, though serve has not written it on its own.
+	b.choose(t, "range", "month", "program month bytes iec")
+	var vethA uint64
+	b.eval(t, `(() => { const r = [...document.querySelectorAll('#ifaces tbody tr')].find((r) => r.cells[0].textContent === 'veth-a');
+		return r ? +r.cells[3].dataset.bytes : 0; })()`, &vethA)
+	if vethA < 1_000_000 {
+		t.Errorf("veth-a in the history of the last 30 days: %d bytes; want the streams' megabytes of the last seconds", vethA)
+	}
+	b.choose(t, "range", "day", "program day bytes iec")
 	problems, urls, _ := b.seen()
 	for _, p := range problems {
 		t.Errorf("chromium: %s", p)
