@@ -151,8 +151,10 @@ started of every interface and, when it may capture packets (proc's
 privileges), of every group of processes (by program unless --by says
 otherwise), of the traffic no process could be credited with, and of the
 capture itself. Without CAP_NET_RAW it serves the interfaces alone and
-netuse_process_metrics_enabled says why. It listens on 127.0.0.1 unless
---listen says otherwise; --web-config adds TLS and basic auth.
+netuse_process_metrics_enabled says why. On / a page shows the live rates
+and the history serve keeps (from /api/v1/now and /api/v1/history, which
+scripts may read too). It listens on 127.0.0.1 unless --listen says
+otherwise; --web-config adds TLS and basic auth to all of it.
 
 Examples:
 

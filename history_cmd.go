@@ -75,53 +75,9 @@ func (c *cli) readHistoryFlags(kctx *kong.Context) error {
 	if err := refuseFlags(kctx, "history reads a span of time once and writes a table, or JSON records with --json; drop it"); err != nil {
 		return err
 	}
-	f := c.History
-	h := historyOptions{db: f.Db, since: f.Since, until: f.Until, every: numLevels, ifaces: c.Ifaces, top: c.o.top, sort: c.Sort}
-	now := time.Now()
-	if _, err := parseWhen(f.Since, now); err != nil {
-		return badFlag(kctx, "since", f.Since, err.Error())
-	}
-	if f.Until != "" {
-		if _, err := parseWhen(f.Until, now); err != nil {
-			return badFlag(kctx, "until", f.Until, err.Error())
-		}
-	}
-	for _, key := range strings.Split(f.By, ",") {
-		switch {
-		case !slices.Contains(historyKeys, key):
-			return badFlag(kctx, "by", f.By, fmt.Sprintf("no key %q; want program, user, container (several joined by commas), iface or reason", key))
-		case slices.Contains(h.by, key):
-			return badFlag(kctx, "by", f.By, fmt.Sprintf("%q twice; want each key once", key))
-		}
-		h.by = append(h.by, key)
-	}
-	if len(h.by) > 1 && (slices.Contains(h.by, "iface") || slices.Contains(h.by, "reason")) {
-		return badFlag(kctx, "by", f.By, "iface and reason go alone: an interface's traffic is not split by process; want iface, reason, or keys of program, user and container")
-	}
-	if f.Every != "" {
-		i := slices.Index(levelName[:], f.Every)
-		if i < 0 {
-			return badFlag(kctx, "every", f.Every, "want 5m, hour, day or month")
-		}
-		h.every = level(i)
-	}
-	for _, g := range splitList(f.Program) {
-		if _, err := path.Match(g, ""); err != nil || g == "" {
-			return badFlag(kctx, "program", f.Program, fmt.Sprintf("%q: want shell globs like curl or 'python*'", g))
-		}
-		h.programs = append(h.programs, g)
-	}
-	h.users = splitList(f.User)
-	if slices.Contains(h.users, "") {
-		return badFlag(kctx, "user", f.User, "want user names")
-	}
-	if (len(h.programs) > 0 || len(h.users) > 0) && (h.by[0] == "iface") {
-		return badFlag(kctx, "by", f.By, "--program and --user pick processes, and an interface's traffic is not split by process; drop them or group by program, user or container")
-	}
-	switch c.Sort {
-	case "", "rx", "tx", "total", "name":
-	default:
-		return badFlag(kctx, "sort", c.Sort, "want rx, tx, total or name")
+	h, bad := c.History.options(c.Ifaces, c.o.top, c.Sort)
+	if bad != nil {
+		return badFlag(kctx, bad.where, bad.value, bad.want)
 	}
 	if err := c.readSwitchesAndGlobs(kctx); err != nil {
 		return err
@@ -130,6 +86,60 @@ func (c *cli) readHistoryFlags(kctx *kong.Context) error {
 	h.r = &renderer{si: c.si, bits: c.bits}
 	c.history = h
 	return nil
+}
+
+// options reads history's flags (and --iface, --top, --sort, read
+// already) into historyOptions; a bad one is returned with where the
+// flag's long name. serve's /api/v1/history reads its query through it.
+func (f historyCmd) options(ifaces []string, top int, sort string) (historyOptions, *badValue) {
+	h := historyOptions{db: f.Db, since: f.Since, until: f.Until, every: numLevels, ifaces: ifaces, top: top, sort: sort}
+	now := time.Now()
+	if _, err := parseWhen(f.Since, now); err != nil {
+		return h, &badValue{"since", f.Since, err.Error()}
+	}
+	if f.Until != "" {
+		if _, err := parseWhen(f.Until, now); err != nil {
+			return h, &badValue{"until", f.Until, err.Error()}
+		}
+	}
+	for _, key := range strings.Split(f.By, ",") {
+		switch {
+		case !slices.Contains(historyKeys, key):
+			return h, &badValue{"by", f.By, fmt.Sprintf("no key %q; want program, user, container (several joined by commas), iface or reason", key)}
+		case slices.Contains(h.by, key):
+			return h, &badValue{"by", f.By, fmt.Sprintf("%q twice; want each key once", key)}
+		}
+		h.by = append(h.by, key)
+	}
+	if len(h.by) > 1 && (slices.Contains(h.by, "iface") || slices.Contains(h.by, "reason")) {
+		return h, &badValue{"by", f.By, "iface and reason go alone: an interface's traffic is not split by process; want iface, reason, or keys of program, user and container"}
+	}
+	if f.Every != "" {
+		i := slices.Index(levelName[:], f.Every)
+		if i < 0 {
+			return h, &badValue{"every", f.Every, "want 5m, hour, day or month"}
+		}
+		h.every = level(i)
+	}
+	for _, g := range splitList(f.Program) {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			return h, &badValue{"program", f.Program, fmt.Sprintf("%q: want shell globs like curl or 'python*'", g)}
+		}
+		h.programs = append(h.programs, g)
+	}
+	h.users = splitList(f.User)
+	if slices.Contains(h.users, "") {
+		return h, &badValue{"user", f.User, "want user names"}
+	}
+	if (len(h.programs) > 0 || len(h.users) > 0) && (h.by[0] == "iface") {
+		return h, &badValue{"by", f.By, "--program and --user pick processes, and an interface's traffic is not split by process; drop them or group by program, user or container"}
+	}
+	switch sort {
+	case "", "rx", "tx", "total", "name":
+	default:
+		return h, &badValue{"sort", sort, "want rx, tx, total or name"}
+	}
+	return h, nil
 }
 
 func splitList(s string) []string {
@@ -243,23 +253,9 @@ func (a *app) runHistory(h historyOptions) error {
 	if h.db == "" || h.db == "off" {
 		return usageError{errors.New("history: no history file: give --db PATH, the file netuse serve --db writes")}
 	}
-	now := a.clock.now()
-	since, _ := parseWhen(h.since, now)
-	until := now
-	if h.until != "" {
-		until, _ = parseWhen(h.until, now)
-	}
-	if !since.Before(until) {
-		return usageError{fmt.Errorf("--since %q is not before --until %q", h.since, h.until)}
-	}
-	db, err := openReader(h.db)
+	rows, from, to, err := readHistory(h, a.clock.now())
 	if err != nil {
 		return err
-	}
-	defer db.Close()
-	rows, from, to, err := queryHistory(db, h, since, until, now, time.Local)
-	if err != nil {
-		return historyErr(h.db, err)
 	}
 	w := bufio.NewWriter(a.stdout)
 	if h.json {
@@ -271,6 +267,29 @@ func (a *app) runHistory(h historyOptions) error {
 		return err
 	}
 	return w.Flush()
+}
+
+// readHistory returns the rows h asks for, at now, from h.db: what
+// netuse history writes, and serve's /api/v1/history.
+func readHistory(h historyOptions, now time.Time) (rows []historyRow, from, to time.Time, err error) {
+	since, _ := parseWhen(h.since, now)
+	until := now
+	if h.until != "" {
+		until, _ = parseWhen(h.until, now)
+	}
+	if !since.Before(until) {
+		return nil, from, to, usageError{fmt.Errorf("--since %q is not before --until %q", h.since, h.until)}
+	}
+	db, err := openReader(h.db)
+	if err != nil {
+		return nil, from, to, err
+	}
+	defer db.Close()
+	rows, from, to, err = queryHistory(db, h, since, until, now, time.Local)
+	if err != nil {
+		return nil, from, to, historyErr(h.db, err)
+	}
+	return rows, from, to, nil
 }
 
 // openReader opens the history file read-only, saying how to make one if

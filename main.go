@@ -12,7 +12,7 @@
 //	iface   one row per network interface
 //	proc    one row per process, from packet capture (Linux only)
 //	conn    one row per connection, from packet capture, with its process (Linux only)
-//	serve   a Prometheus exporter: interface and process counters on /metrics
+//	serve   a Prometheus exporter: interface and process counters on /metrics, a page on /
 //	help    the help, or a command's: netuse help proc
 //	version the version, as -V
 //	man     the man page, in roff (netuse man | man -l -)

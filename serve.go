@@ -449,17 +449,7 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 	mux := http.NewServeMux()
 	h, _ := metricsHandler(e, log.New(a.stderr, "netuse: serve: ", 0))
 	mux.Handle("/metrics", h)
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        "netuse",
-		Description: "This machine's network usage, per interface and per group of processes.",
-		Version:     versionLine(),
-		Profiling:   "false",
-		Links:       []web.LandingLinks{{Address: "/metrics", Text: "Metrics"}},
-	})
-	if err != nil {
-		return err
-	}
-	mux.Handle("/", landing)
+	a.servePage(mux, e, so.db)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(a.stderr, "netuse: serve: ", 0)}
 	logger := slog.New(lineHandler{w: a.stderr})
 	served := make(chan error, 1)
