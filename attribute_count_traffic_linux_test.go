@@ -1,0 +1,567 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// countNet is two network namespaces joined by a veth pair, IPv4 only
+// (IPv6 off, so that no MLD or ND packet is sent) and with static ARP
+// entries: every packet on the veths is one a test sends, or the
+// kernel's answer to one.
+type countNet struct {
+	a, b           string // namespace names
+	netnsA, netnsB uint64 // their cookies
+	ifA, ifB       uint32 // the veth ends' indexes, in a and b
+}
+
+func newCountNet(t *testing.T) *countNet {
+	t.Helper()
+	needRoot(t)
+	netSeq++
+	n := &countNet{a: fmt.Sprintf("nuc%d-%da", os.Getpid(), netSeq), b: fmt.Sprintf("nuc%d-%db", os.Getpid(), netSeq)}
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", n.a).Run()
+		exec.Command("ip", "netns", "del", n.b).Run()
+	})
+	run := func(argv ...string) string {
+		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	for _, ns := range []string{n.a, n.b} {
+		run("ip", "netns", "add", ns)
+		run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+			"net.ipv4.ping_group_range=0 2147483647")
+	}
+	run("ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b)
+	run("ip", "-n", n.a, "addr", "add", "192.0.2.1/24", "dev", "veth-a")
+	run("ip", "-n", n.b, "addr", "add", "192.0.2.2/24", "dev", "veth-b")
+	macA := run("ip", "netns", "exec", n.a, "cat", "/sys/class/net/veth-a/address")
+	macB := run("ip", "netns", "exec", n.b, "cat", "/sys/class/net/veth-b/address")
+	run("ip", "-n", n.a, "neigh", "replace", "192.0.2.2", "lladdr", macB, "dev", "veth-a", "nud", "permanent")
+	run("ip", "-n", n.b, "neigh", "replace", "192.0.2.1", "lladdr", macA, "dev", "veth-b", "nud", "permanent")
+	run("ip", "-n", n.a, "link", "set", "veth-a", "up")
+	run("ip", "-n", n.b, "link", "set", "veth-b", "up")
+	idx := func(ns, dev string) uint32 {
+		v, err := strconv.ParseUint(run("ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/ifindex"), 10, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint32(v)
+	}
+	n.ifA, n.ifB = idx(n.a, "veth-a"), idx(n.b, "veth-b")
+	cookie := func(ns string) uint64 {
+		cmd := inNS(ns, os.Args[0], "-test.run=^TestHelperProcess$", "--", "count-netns")
+		cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("count-netns in %s: %v", ns, err)
+		}
+		v, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(string(out)), "netns "), 10, 64)
+		if err != nil {
+			t.Fatalf("count-netns said %q", out)
+		}
+		return v
+	}
+	n.netnsA, n.netnsB = cookie(n.a), cookie(n.b)
+	return n
+}
+
+// vethCounters are an interface's counters, from sysfs.
+type vethCounters struct{ rxPackets, rxBytes, txPackets, txBytes uint64 }
+
+func readVeth(t *testing.T, ns, dev string) vethCounters {
+	t.Helper()
+	var v vethCounters
+	for _, f := range []struct {
+		name string
+		dst  *uint64
+	}{{"rx_packets", &v.rxPackets}, {"rx_bytes", &v.rxBytes}, {"tx_packets", &v.txPackets}, {"tx_bytes", &v.txBytes}} {
+		out, err := inNS(ns, "cat", "/sys/class/net/"+dev+"/statistics/"+f.name).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*f.dst, _ = strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+	}
+	return v
+}
+
+func (v vethCounters) minus(o vethCounters) vethCounters {
+	return vethCounters{v.rxPackets - o.rxPackets, v.rxBytes - o.rxBytes, v.txPackets - o.txPackets, v.txBytes - o.txBytes}
+}
+
+// countCgroup makes a cgroup for the test under the cgroup2 root, with the
+// counting programs attached to it, and removes it at the end.
+func countCgroup(t *testing.T, p *countPrograms) *os.File {
+	t.Helper()
+	path := filepath.Join(testCgroup2Root(t), fmt.Sprintf("netuse-count-%d-%d", os.Getpid(), netSeq))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.Open(path)
+	if err != nil {
+		os.Remove(path)
+		t.Fatal(err)
+	}
+	links, err := p.attach(dir)
+	if err != nil {
+		dir.Close()
+		os.Remove(path)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, l := range links {
+			l.Close()
+		}
+		dir.Close()
+		// The helpers have exited (their cleanups ran first): the cgroup
+		// is empty, but the kernel may take a moment to say so.
+		for deadline := time.Now().Add(5 * time.Second); os.Remove(path) != nil && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return dir
+}
+
+// startCounted runs a helper in namespace ns inside cgroup cg, from its
+// first instruction on (CLONE_INTO_CGROUP).
+func startCounted(t *testing.T, cg *os.File, ns string, args ...string) *helper {
+	t.Helper()
+	cmd := inNS(ns, append([]string{os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)...)
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	t.Cleanup(func() { h.end() })
+	return h
+}
+
+// end closes the helper's standard input and waits for it to exit.
+func (h *helper) end() {
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cookieOf reads the cookie a helper printed ("cookie N").
+func cookieOf(t *testing.T, h *helper) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(strings.TrimPrefix(h.expect(t, "cookie"), "cookie "), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestCountTraffic attaches the counting programs to a cgroup of the
+// test's own, runs TCP, UDP (datagrams under and over the MTU), ICMP echo
+// from a ping socket and from a raw socket, and raw IP of protocol 253
+// from processes in it, between two namespaces, and checks:
+//   - each short-lived socket's counts, read after it closed (drained),
+//     are what it sent and received, and its entries are gone;
+//   - in the sender's namespace, where every packet is a counted socket's,
+//     the programs' sums equal the veth's counters exactly, by the rule of
+//     a veth with TSO on (the default): skbs, fragments as packets, 14
+//     bytes of Ethernet header each;
+//   - in the peer's namespace, the veth's counters less the sums are the
+//     ICMP echoes the kernel answered, exactly (the kernel's replies go
+//     through its own control socket, outside any cgroup).
+func TestCountTraffic(t *testing.T) {
+	n := newCountNet(t)
+	p, err := loadCountPrograms(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	for _, m := range []struct {
+		netns   uint64
+		ifindex uint32
+	}{{n.netnsA, n.ifA}, {n.netnsB, n.ifB}} {
+		if err := p.setMTU(m.netns, m.ifindex, 1500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.grace = 100 * time.Millisecond
+	cg := countCgroup(t, p)
+	beforeA, beforeB := readVeth(t, n.a, "veth-a"), readVeth(t, n.b, "veth-b")
+
+	// The receivers in b, then each sender in a in turn, to its end.
+	const (
+		tcpBytes  = 3 << 20
+		udpSmall  = 200 // datagrams of 1,000 bytes
+		udpBig    = 20  // datagrams of 6,000 bytes: 5 fragments each
+		echoes    = 20  // of each ICMP sender
+		raws      = 50  // protocol-253 packets of 200 bytes
+		rawsBig   = 10  // of 3,000 bytes: 3 fragments each
+		echoBytes = 84  // an echo request of 56 bytes of data, as IPv4 packet
+	)
+	tcpSrv := startCounted(t, cg, n.b, "count-tcp-recv", "192.0.2.2:7401")
+	tcpSrv.expect(t, "listening")
+	udpSrv := startCounted(t, cg, n.b, "count-bind", "udp", "192.0.2.2:7402")
+	udpSrv.expect(t, "listening")
+	rawSrv := startCounted(t, cg, n.b, "count-bind", "raw253", "192.0.2.2")
+	rawSrv.expect(t, "listening")
+	want := map[uint64]struct{ tx, rx countHalf }{} // the short-lived sockets' counts, exactly
+	senders := [][]string{
+		{"count-tcp-send", "192.0.2.2:7401", strconv.Itoa(tcpBytes)},
+		{"count-udp-send", "192.0.2.2:7402", "1000", strconv.Itoa(udpSmall)},
+		{"count-udp-send", "192.0.2.2:7402", "6000", strconv.Itoa(udpBig)},
+		{"count-ping", "dgram", "192.0.2.2", strconv.Itoa(echoes)},
+		{"count-ping", "raw", "192.0.2.2", strconv.Itoa(echoes)},
+		{"count-raw253", "192.0.2.2", "200", strconv.Itoa(raws)},
+		{"count-raw253", "192.0.2.2", "3000", strconv.Itoa(rawsBig)},
+	}
+	var tcpCookie uint64
+	for _, args := range senders {
+		h := startCounted(t, cg, n.a, args...)
+		cookie := cookieOf(t, h)
+		h.expect(t, "done")
+		h.end()
+		switch args[0] {
+		case "count-tcp-send":
+			tcpCookie = cookie
+		case "count-udp-send":
+			size, _ := strconv.Atoi(args[2])
+			k, _ := strconv.Atoi(args[3])
+			w := countHalf{Packets: uint64(k), Bytes: uint64(k * (size + 28)), Segs: uint64(k), Wire: uint64(k * (size + 28))}
+			if size+28 > 1500 {
+				frags := (size + 8 + 1479) / 1480
+				w.Segs, w.Wire = uint64(k*frags), uint64(k*(size+8+20*frags))
+				w.Frags, w.FragBytes = uint64(k*(frags-1)), uint64(k*20*(frags-1))
+			}
+			want[cookie] = struct{ tx, rx countHalf }{tx: w}
+		case "count-ping":
+			e := countHalf{Packets: echoes, Bytes: echoes * echoBytes, Segs: echoes, Wire: echoes * echoBytes}
+			want[cookie] = struct{ tx, rx countHalf }{tx: e, rx: e}
+		case "count-raw253":
+			size, _ := strconv.Atoi(args[2])
+			k, _ := strconv.Atoi(args[3])
+			w := countHalf{Packets: uint64(k), Bytes: uint64(k * (size + 20)), Segs: uint64(k), Wire: uint64(k * (size + 20))}
+			if size+20 > 1500 {
+				frags := (size + 1479) / 1480
+				w.Segs, w.Wire = uint64(k*frags), uint64(k*(size+20*frags))
+				w.Frags, w.FragBytes = uint64(k*(frags-1)), uint64(k*20*(frags-1))
+			}
+			want[cookie] = struct{ tx, rx countHalf }{tx: w}
+		}
+	}
+	got := tcpSrv.expect(t, "got")
+	if got != "got "+strconv.Itoa(tcpBytes) {
+		t.Errorf("the TCP receiver said %q, want got %d", got, tcpBytes)
+	}
+	for _, h := range []*helper{tcpSrv, udpSrv, rawSrv} {
+		h.end()
+	}
+
+	// Collect until every sender's socket is drained and the sender's
+	// side adds up (the sign that the last packets are in), or 5 s.
+	type sum struct{ tx, rx countHalf }
+	bySocket := map[uint64]*sum{}
+	byNS := map[uint64]*sum{}
+	drained := map[uint64]bool{}
+	var deltas []countDelta
+	var afterA, afterB vethCounters
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		deltas, err = c.collect(deltas[:0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deltas {
+			for _, to := range []struct {
+				m map[uint64]*sum
+				k uint64
+			}{{bySocket, d.Cookie}, {byNS, d.netns<<32 | uint64(d.Ifindex)}} {
+				if to.m[to.k] == nil {
+					to.m[to.k] = &sum{}
+				}
+				to.m[to.k].tx.add(d.tx)
+				to.m[to.k].rx.add(d.rx)
+			}
+			if d.closed {
+				drained[d.Cookie] = true
+			}
+		}
+		afterA, afterB = readVeth(t, n.a, "veth-a"), readVeth(t, n.b, "veth-b")
+		a := byNS[n.netnsA<<32|uint64(n.ifA)]
+		all := drained[tcpCookie]
+		for cookie := range want {
+			all = all && drained[cookie]
+		}
+		if all && a != nil && skbView(a.tx, 14).txPackets == afterA.minus(beforeA).txPackets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("after 5 s: drained %v of the senders' sockets (want %d and tcp %d)", drained, len(want), tcpCookie)
+			break
+		}
+	}
+	for cookie, w := range want {
+		g := bySocket[cookie]
+		if g == nil {
+			t.Errorf("socket %d: nothing counted", cookie)
+			continue
+		}
+		if g.tx != w.tx || g.rx != w.rx {
+			t.Errorf("socket %d: counted tx %+v rx %+v, want tx %+v rx %+v", cookie, g.tx, g.rx, w.tx, w.rx)
+		}
+	}
+	if g := bySocket[tcpCookie]; g == nil || g.tx.Bytes < tcpBytes {
+		t.Errorf("the TCP sender's socket %d: counted %+v, want at least %d bytes out", tcpCookie, g, tcpBytes)
+	}
+	// Nothing of a drained socket is left in the map.
+	var k countKey
+	it := p.counts.Iterate()
+	vals := make([]countValue, c.ncpu)
+	for it.Next(&k, &vals) {
+		if drained[k.Cookie] {
+			t.Errorf("socket %d drained, but its entry on device %d is still in the map", k.Cookie, k.Ifindex)
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if full, ring, err := c.lost(); err != nil || full != 0 || ring != 0 {
+		t.Errorf("lost: map full %d, ring full %d, %v; want none", full, ring, err)
+	}
+
+	sumOf := func(netns uint64, ifindex uint32) sum {
+		if s := byNS[netns<<32|uint64(ifindex)]; s != nil {
+			return *s
+		}
+		return sum{}
+	}
+	a, b := sumOf(n.netnsA, n.ifA), sumOf(n.netnsB, n.ifB)
+	gotA := vethCounters{rxPackets: skbView(a.rx, 14).txPackets, rxBytes: skbView(a.rx, 14).txBytes,
+		txPackets: skbView(a.tx, 14).txPackets, txBytes: skbView(a.tx, 14).txBytes}
+	if wantA := afterA.minus(beforeA); gotA != wantA {
+		t.Errorf("veth-a in %s: the programs counted %+v, the veth %+v", n.a, gotA, wantA)
+	}
+	// In b, the kernel answered each echo request of both ICMP senders:
+	// on veth-b, 2·echoes requests in and 2·echoes replies out that no
+	// socket of b sent or was handed.
+	echo := vethCounters{rxPackets: 2 * echoes, rxBytes: 2 * echoes * (echoBytes + 14), txPackets: 2 * echoes, txBytes: 2 * echoes * (echoBytes + 14)}
+	gotB := vethCounters{rxPackets: skbView(b.rx, 14).txPackets, rxBytes: skbView(b.rx, 14).txBytes,
+		txPackets: skbView(b.tx, 14).txPackets, txBytes: skbView(b.tx, 14).txBytes}
+	if wantB := afterB.minus(beforeB).minus(echo); gotB != wantB {
+		t.Errorf("veth-b in %s, less the kernel's echo replies: the programs counted %+v, the veth %+v", n.b, gotB, wantB)
+	}
+	t.Logf("veth-a %+v, veth-b %+v; sockets %d", afterA.minus(beforeA), afterB.minus(beforeB), len(bySocket))
+}
+
+// skbView is one direction's counts as a device that counts skbs (a veth
+// with TSO on) counts them: a GSO skb as one packet, IP fragments each as
+// one, l2 bytes of link header each. The result is in the tx fields.
+func skbView(h countHalf, l2 uint64) vethCounters {
+	pkts := h.Packets + h.Frags
+	return vethCounters{txPackets: pkts, txBytes: h.Bytes + h.FragBytes + l2*pkts}
+}
+
+// countHelper runs the helpers of the counting tests; false if args names
+// none of them. Each sender prints "cookie N" (its socket's SO_COOKIE)
+// and "done" once its socket is closed.
+func countHelper(args []string) (bool, error) {
+	num := func(i int) int { v, _ := strconv.Atoi(args[i]); return v }
+	switch args[0] {
+	case "count-netns":
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			return true, err
+		}
+		defer unix.Close(fd)
+		v, err := netnsCookie(fd)
+		fmt.Println("netns", v)
+		return true, err
+	case "count-tcp-recv":
+		ln, err := net.Listen("tcp4", args[1])
+		if err != nil {
+			return true, err
+		}
+		fmt.Println("listening")
+		c, err := ln.Accept()
+		if err != nil {
+			return true, err
+		}
+		got, err := io.Copy(io.Discard, c)
+		c.Close()
+		ln.Close()
+		fmt.Println("got", got)
+		return true, err
+	case "count-bind":
+		proto := map[string]int{"udp": unix.IPPROTO_UDP, "raw253": 253}[args[1]]
+		typ := unix.SOCK_DGRAM
+		sa := &unix.SockaddrInet4{}
+		if args[1] == "udp" {
+			ap := netip.MustParseAddrPort(args[2])
+			sa.Addr, sa.Port = ap.Addr().As4(), int(ap.Port())
+		} else {
+			typ = unix.SOCK_RAW
+			sa.Addr = netip.MustParseAddr(args[2]).As4()
+		}
+		fd, err := unix.Socket(unix.AF_INET, typ, proto)
+		if err != nil {
+			return true, err
+		}
+		if err := unix.Bind(fd, sa); err != nil {
+			return true, err
+		}
+		fmt.Println("listening")
+		io.Copy(io.Discard, os.Stdin) // packets are counted whether read or not
+		return true, unix.Close(fd)
+	case "count-tcp-send":
+		c, err := net.Dial("tcp4", args[1])
+		if err != nil {
+			return true, err
+		}
+		printCookie(connFd(c))
+		if _, err := c.Write(make([]byte, num(2))); err != nil {
+			return true, err
+		}
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c) // until the receiver closes
+		c.Close()
+		fmt.Println("done")
+		return true, nil
+	case "count-udp-send":
+		c, err := net.Dial("udp4", args[1])
+		if err != nil {
+			return true, err
+		}
+		printCookie(connFd(c))
+		buf := make([]byte, num(2))
+		for range num(3) {
+			if _, err := c.Write(buf); err != nil {
+				return true, err
+			}
+		}
+		c.Close()
+		fmt.Println("done")
+		return true, nil
+	case "count-ping":
+		return true, pingHelper(args[1], args[2], num(3))
+	case "count-raw253":
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, 253)
+		if err != nil {
+			return true, err
+		}
+		printCookie(fd)
+		dst := &unix.SockaddrInet4{Addr: netip.MustParseAddr(args[1]).As4()}
+		buf := make([]byte, num(2))
+		for range num(3) {
+			if err := unix.Sendto(fd, buf, 0, dst); err != nil {
+				return true, err
+			}
+		}
+		unix.Close(fd)
+		fmt.Println("done")
+		return true, nil
+	}
+	return false, nil
+}
+
+// pingHelper sends n echo requests of 56 bytes of data to dst from a ping
+// socket (kind "dgram") or a raw ICMP socket ("raw"), one at a time, each
+// answered before the next, then closes the socket.
+func pingHelper(kind, dst string, n int) error {
+	typ := unix.SOCK_DGRAM
+	if kind == "raw" {
+		typ = unix.SOCK_RAW
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ, unix.IPPROTO_ICMP)
+	if err != nil {
+		return err
+	}
+	printCookie(fd)
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	to := &unix.SockaddrInet4{Addr: netip.MustParseAddr(dst).As4()}
+	buf := make([]byte, 1500)
+	for seq := range n {
+		msg := make([]byte, 8+56)
+		msg[0] = 8 // echo request
+		binary.BigEndian.PutUint16(msg[4:], 0x4e55)
+		binary.BigEndian.PutUint16(msg[6:], uint16(seq))
+		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+		if err := unix.Sendto(fd, msg, 0, to); err != nil {
+			return err
+		}
+		for {
+			m, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return fmt.Errorf("echo %d: %w", seq, err)
+			}
+			reply := buf[:m]
+			if typ == unix.SOCK_RAW {
+				reply = reply[int(reply[0]&0xf)*4:] // a raw socket reads the IP header too
+			}
+			if len(reply) >= 8 && reply[0] == 0 && binary.BigEndian.Uint16(reply[6:]) == uint16(seq) {
+				break
+			}
+		}
+	}
+	unix.Close(fd)
+	fmt.Println("done")
+	return nil
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+func printCookie(fd int) {
+	v, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper: SO_COOKIE:", err)
+	}
+	fmt.Println("cookie", v)
+}
+
+// connFd returns the file descriptor of a net.Conn, valid while c is open.
+func connFd(c net.Conn) int {
+	var fd int
+	raw, _ := c.(syscall.Conn).SyscallConn()
+	raw.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
