@@ -70,7 +70,10 @@ const (
 	fragFloor = 576
 
 	closedBytes = 1 << 20 // 43,690 records of 16 bytes and an 8-byte header: the sockets that may close between two collects
-	countBatch  = 4096    // entries per BPF_MAP_LOOKUP_BATCH: fewer ENOSPC retries on a bucket of many, one syscall per 4,096 sockets
+	// countBatch entries per BPF_MAP_LOOKUP_BATCH: 128 to 16,384 took the
+	// same time a walk (2.4-2.6 ms for 10,000 entries, 39-61 ms for
+	// 100,000); 1,024 keeps the buffer at 1,024·(16+104·CPUs) bytes.
+	countBatch = 1024
 )
 
 // Offsets on the counting programs' stack, below the frame pointer.
@@ -593,8 +596,11 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		tot.Tx.add(v.Tx)
 		tot.Rx.add(v.Rx)
 	}
-	last := c.prev[k]
+	last, seen := c.prev[k]
 	if !closed {
+		if seen && tot == last {
+			return out
+		}
 		c.prev[k] = tot
 	}
 	d := countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}
