@@ -20,10 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// countNet is two network namespaces joined by a veth pair, IPv4 only
-// (IPv6 off, so that no MLD or ND packet is sent) and with static ARP
-// entries: every packet on the veths is one a test sends, or the
-// kernel's answer to one.
+// countNet is two network namespaces joined by a veth pair whose ends
+// share one MAC address and do no ARP (IFF_NOARP): a NOARP device sends
+// to its own address, which is its peer's, and joins no solicited-node
+// group, so neither ARP nor ND nor MLD is ever sent (IPv6 link-local
+// addresses, DAD and router solicitations are off as well). Every packet
+// on the veths is one a test sends, or the kernel's answer to one.
 type countNet struct {
 	a, b           string // namespace names
 	netnsA, netnsB uint64 // their cookies
@@ -53,18 +55,20 @@ func newCountNet(t testing.TB) *countNet {
 	}
 	for _, ns := range []string{n.a, n.b} {
 		run("ip", "netns", "add", ns)
-		run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-			"net.ipv4.ping_group_range=0 2147483647")
+		run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.default.accept_ra=0",
+			"net.ipv6.conf.default.accept_dad=0", "net.ipv4.ping_group_range=0 2147483647")
 	}
-	run("ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b)
-	run("ip", "-n", n.a, "addr", "add", "192.0.2.1/24", "dev", "veth-a")
-	run("ip", "-n", n.b, "addr", "add", "192.0.2.2/24", "dev", "veth-b")
-	macA := run("ip", "netns", "exec", n.a, "cat", "/sys/class/net/veth-a/address")
-	macB := run("ip", "netns", "exec", n.b, "cat", "/sys/class/net/veth-b/address")
-	run("ip", "-n", n.a, "neigh", "replace", "192.0.2.2", "lladdr", macB, "dev", "veth-a", "nud", "permanent")
-	run("ip", "-n", n.b, "neigh", "replace", "192.0.2.1", "lladdr", macA, "dev", "veth-b", "nud", "permanent")
-	run("ip", "-n", n.a, "link", "set", "veth-a", "up")
-	run("ip", "-n", n.b, "link", "set", "veth-b", "up")
+	const mac = "02:00:00:00:75:01"
+	run("ip", "-n", n.a, "link", "add", "veth-a", "address", mac, "type", "veth", "peer", "name", "veth-b", "address", mac, "netns", n.b)
+	for _, c := range [][]string{
+		{n.a, "veth-a", "192.0.2.1/24", "2001:db8::1/64"},
+		{n.b, "veth-b", "192.0.2.2/24", "2001:db8::2/64"},
+	} {
+		run("ip", "-n", c[0], "link", "set", c[1], "arp", "off")
+		run("ip", "-n", c[0], "addr", "add", c[2], "dev", c[1])
+		run("ip", "-n", c[0], "addr", "add", c[3], "dev", c[1], "nodad")
+		run("ip", "-n", c[0], "link", "set", c[1], "up")
+	}
 	idx := func(ns, dev string) uint32 {
 		v, err := strconv.ParseUint(run("ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/ifindex"), 10, 32)
 		if err != nil {
@@ -204,7 +208,8 @@ func cookieOf(t testing.TB, h *helper) uint64 {
 // TestCountTraffic attaches the counting programs to a cgroup of the
 // test's own, runs TCP, UDP (datagrams under and over the MTU), ICMP echo
 // from a ping socket and from a raw socket, and raw IP of protocol 253
-// from processes in it, between two namespaces, and checks:
+// (under and over the MTU) from processes in it, between two namespaces,
+// over IPv4 and over IPv6, and checks:
 //   - each short-lived socket's counts, read after it closed (drained),
 //     are what it sent and received, and its entries are gone;
 //   - in the sender's namespace, where every packet is a counted socket's,
@@ -215,6 +220,38 @@ func cookieOf(t testing.TB, h *helper) uint64 {
 //     ICMP echoes the kernel answered, exactly (the kernel's replies go
 //     through its own control socket, outside any cgroup).
 func TestCountTraffic(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { testCountTraffic(t, ipv4Sizes) })
+	t.Run("ipv6", func(t *testing.T) { testCountTraffic(t, ipv6Sizes) })
+}
+
+// ipSizes are a family's addresses and header sizes, for the counts a
+// test expects.
+type ipSizes struct {
+	a, b    string // the addresses of namespaces a and b
+	l3, fh  int    // the IP header; a fragment's IP header (and fragment header)
+	udp     int    // IP and UDP headers
+	echo    int    // an echo request or reply with 56 bytes of data, as an IP packet
+	maxFrag int    // payload bytes a fragment carries at MTU 1500
+}
+
+var (
+	ipv4Sizes = ipSizes{a: "192.0.2.1", b: "192.0.2.2", l3: 20, fh: 20, udp: 28, echo: 84, maxFrag: 1480}
+	ipv6Sizes = ipSizes{a: "2001:db8::1", b: "2001:db8::2", l3: 40, fh: 48, udp: 48, echo: 104, maxFrag: 1448}
+)
+
+// ip returns the IP packet of payload bytes (after the IP header) as the
+// programs count it, by the facts file's rules.
+func (f ipSizes) ip(payload, k int) countHalf {
+	h := countHalf{Packets: uint64(k), Bytes: uint64(k * (f.l3 + payload)), Segs: uint64(k), Wire: uint64(k * (f.l3 + payload))}
+	if f.l3+payload > 1500 {
+		frags := (payload + f.maxFrag - 1) / f.maxFrag
+		h.Segs, h.Wire = uint64(k*frags), uint64(k*(payload+f.fh*frags))
+		h.Frags, h.FragBytes = uint64(k*(frags-1)), uint64(k*(f.fh*frags-f.l3))
+	}
+	return h
+}
+
+func testCountTraffic(t *testing.T, f ipSizes) {
 	n := newCountNet(t)
 	p, err := loadCountPrograms(4096)
 	if err != nil {
@@ -240,29 +277,29 @@ func TestCountTraffic(t *testing.T) {
 
 	// The receivers in b, then each sender in a in turn, to its end.
 	const (
-		tcpBytes  = 3 << 20
-		udpSmall  = 200 // datagrams of 1,000 bytes
-		udpBig    = 20  // datagrams of 6,000 bytes: 5 fragments each
-		echoes    = 20  // of each ICMP sender
-		raws      = 50  // protocol-253 packets of 200 bytes
-		rawsBig   = 10  // of 3,000 bytes: 3 fragments each
-		echoBytes = 84  // an echo request of 56 bytes of data, as IPv4 packet
+		tcpBytes = 3 << 20
+		udpSmall = 200 // datagrams of 1,000 bytes
+		udpBig   = 20  // datagrams of 6,000 bytes: 5 fragments each
+		echoes   = 20  // of each ICMP sender
+		raws     = 50  // protocol-253 packets of 200 bytes
+		rawsBig  = 10  // of 3,000 bytes: 3 fragments each
 	)
-	tcpSrv := startCounted(t, cg, n.b, "count-tcp-recv", "192.0.2.2:7401")
+	tcpAddr, udpAddr := net.JoinHostPort(f.b, "7401"), net.JoinHostPort(f.b, "7402")
+	tcpSrv := startCounted(t, cg, n.b, "count-tcp-recv", tcpAddr)
 	tcpSrv.expect(t, "listening")
-	udpSrv := startCounted(t, cg, n.b, "count-bind", "udp", "192.0.2.2:7402")
+	udpSrv := startCounted(t, cg, n.b, "count-bind", "udp", udpAddr)
 	udpSrv.expect(t, "listening")
-	rawSrv := startCounted(t, cg, n.b, "count-bind", "raw253", "192.0.2.2")
+	rawSrv := startCounted(t, cg, n.b, "count-bind", "raw253", f.b)
 	rawSrv.expect(t, "listening")
 	want := map[uint64]struct{ tx, rx countHalf }{} // the short-lived sockets' counts, exactly
 	senders := [][]string{
-		{"count-tcp-send", "192.0.2.2:7401", strconv.Itoa(tcpBytes)},
-		{"count-udp-send", "192.0.2.2:7402", "1000", strconv.Itoa(udpSmall)},
-		{"count-udp-send", "192.0.2.2:7402", "6000", strconv.Itoa(udpBig)},
-		{"count-ping", "dgram", "192.0.2.2", strconv.Itoa(echoes)},
-		{"count-ping", "raw", "192.0.2.2", strconv.Itoa(echoes)},
-		{"count-raw253", "192.0.2.2", "200", strconv.Itoa(raws)},
-		{"count-raw253", "192.0.2.2", "3000", strconv.Itoa(rawsBig)},
+		{"count-tcp-send", tcpAddr, strconv.Itoa(tcpBytes)},
+		{"count-udp-send", udpAddr, "1000", strconv.Itoa(udpSmall)},
+		{"count-udp-send", udpAddr, "6000", strconv.Itoa(udpBig)},
+		{"count-ping", "dgram", f.b, strconv.Itoa(echoes)},
+		{"count-ping", "raw", f.b, strconv.Itoa(echoes)},
+		{"count-raw253", f.b, "200", strconv.Itoa(raws)},
+		{"count-raw253", f.b, "3000", strconv.Itoa(rawsBig)},
 	}
 	var tcpCookie uint64
 	for _, args := range senders {
@@ -276,26 +313,14 @@ func TestCountTraffic(t *testing.T) {
 		case "count-udp-send":
 			size, _ := strconv.Atoi(args[2])
 			k, _ := strconv.Atoi(args[3])
-			w := countHalf{Packets: uint64(k), Bytes: uint64(k * (size + 28)), Segs: uint64(k), Wire: uint64(k * (size + 28))}
-			if size+28 > 1500 {
-				frags := (size + 8 + 1479) / 1480
-				w.Segs, w.Wire = uint64(k*frags), uint64(k*(size+8+20*frags))
-				w.Frags, w.FragBytes = uint64(k*(frags-1)), uint64(k*20*(frags-1))
-			}
-			want[cookie] = struct{ tx, rx countHalf }{tx: w}
+			want[cookie] = struct{ tx, rx countHalf }{tx: f.ip(8+size, k)}
 		case "count-ping":
-			e := countHalf{Packets: echoes, Bytes: echoes * echoBytes, Segs: echoes, Wire: echoes * echoBytes}
+			e := f.ip(f.echo-f.l3, echoes)
 			want[cookie] = struct{ tx, rx countHalf }{tx: e, rx: e}
 		case "count-raw253":
 			size, _ := strconv.Atoi(args[2])
 			k, _ := strconv.Atoi(args[3])
-			w := countHalf{Packets: uint64(k), Bytes: uint64(k * (size + 20)), Segs: uint64(k), Wire: uint64(k * (size + 20))}
-			if size+20 > 1500 {
-				frags := (size + 1479) / 1480
-				w.Segs, w.Wire = uint64(k*frags), uint64(k*(size+20*frags))
-				w.Frags, w.FragBytes = uint64(k*(frags-1)), uint64(k*20*(frags-1))
-			}
-			want[cookie] = struct{ tx, rx countHalf }{tx: w}
+			want[cookie] = struct{ tx, rx countHalf }{tx: f.ip(size, k)}
 		}
 	}
 	got := tcpSrv.expect(t, "got")
@@ -392,7 +417,8 @@ func TestCountTraffic(t *testing.T) {
 	// In b, the kernel answered each echo request of both ICMP senders:
 	// on veth-b, 2·echoes requests in and 2·echoes replies out that no
 	// socket of b sent or was handed.
-	echo := vethCounters{rxPackets: 2 * echoes, rxBytes: 2 * echoes * (echoBytes + 14), txPackets: 2 * echoes, txBytes: 2 * echoes * (echoBytes + 14)}
+	e := uint64(f.echo + 14)
+	echo := vethCounters{rxPackets: 2 * echoes, rxBytes: 2 * echoes * e, txPackets: 2 * echoes, txBytes: 2 * echoes * e}
 	gotB := vethCounters{rxPackets: skbView(b.rx, 14).txPackets, rxBytes: skbView(b.rx, 14).txBytes,
 		txPackets: skbView(b.tx, 14).txPackets, txBytes: skbView(b.tx, 14).txBytes}
 	if wantB := afterB.minus(beforeB).minus(echo); gotB != wantB {
@@ -425,7 +451,7 @@ func countHelper(args []string) (bool, error) {
 		fmt.Println("netns", v)
 		return true, err
 	case "count-tcp-recv":
-		ln, err := net.Listen("tcp4", args[1])
+		ln, err := net.Listen("tcp", args[1])
 		if err != nil {
 			return true, err
 		}
@@ -440,17 +466,16 @@ func countHelper(args []string) (bool, error) {
 		fmt.Println("got", got)
 		return true, err
 	case "count-bind":
-		proto := map[string]int{"udp": unix.IPPROTO_UDP, "raw253": 253}[args[1]]
-		typ := unix.SOCK_DGRAM
-		sa := &unix.SockaddrInet4{}
+		proto, typ := 253, unix.SOCK_RAW
+		var ap netip.AddrPort
 		if args[1] == "udp" {
-			ap := netip.MustParseAddrPort(args[2])
-			sa.Addr, sa.Port = ap.Addr().As4(), int(ap.Port())
+			proto, typ = unix.IPPROTO_UDP, unix.SOCK_DGRAM
+			ap = netip.MustParseAddrPort(args[2])
 		} else {
-			typ = unix.SOCK_RAW
-			sa.Addr = netip.MustParseAddr(args[2]).As4()
+			ap = netip.AddrPortFrom(netip.MustParseAddr(args[2]), 0)
 		}
-		fd, err := unix.Socket(unix.AF_INET, typ, proto)
+		family, sa := sockaddr(ap)
+		fd, err := unix.Socket(family, typ, proto)
 		if err != nil {
 			return true, err
 		}
@@ -461,7 +486,7 @@ func countHelper(args []string) (bool, error) {
 		io.Copy(io.Discard, os.Stdin) // packets are counted whether read or not
 		return true, unix.Close(fd)
 	case "count-tcp-send":
-		c, err := net.Dial("tcp4", args[1])
+		c, err := net.Dial("tcp", args[1])
 		if err != nil {
 			return true, err
 		}
@@ -475,7 +500,7 @@ func countHelper(args []string) (bool, error) {
 		fmt.Println("done")
 		return true, nil
 	case "count-udp-send":
-		c, err := net.Dial("udp4", args[1])
+		c, err := net.Dial("udp", args[1])
 		if err != nil {
 			return true, err
 		}
@@ -492,12 +517,12 @@ func countHelper(args []string) (bool, error) {
 	case "count-ping":
 		return true, pingHelper(args[1], args[2], num(3))
 	case "count-raw253":
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, 253)
+		family, dst := sockaddr(netip.AddrPortFrom(netip.MustParseAddr(args[1]), 0))
+		fd, err := unix.Socket(family, unix.SOCK_RAW, 253)
 		if err != nil {
 			return true, err
 		}
 		printCookie(fd)
-		dst := &unix.SockaddrInet4{Addr: netip.MustParseAddr(args[1]).As4()}
 		buf := make([]byte, num(2))
 		for range num(3) {
 			if err := unix.Sendto(fd, buf, 0, dst); err != nil {
@@ -511,6 +536,14 @@ func countHelper(args []string) (bool, error) {
 	return false, nil
 }
 
+// sockaddr returns the family and socket address of ap.
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+}
+
 // pingHelper sends n echo requests of 56 bytes of data to dst from a ping
 // socket (kind "dgram") or a raw ICMP socket ("raw"), one at a time, each
 // answered before the next, then closes the socket.
@@ -519,21 +552,27 @@ func pingHelper(kind, dst string, n int) error {
 	if kind == "raw" {
 		typ = unix.SOCK_RAW
 	}
-	fd, err := unix.Socket(unix.AF_INET, typ, unix.IPPROTO_ICMP)
+	family, to := sockaddr(netip.AddrPortFrom(netip.MustParseAddr(dst), 0))
+	proto, request, reply := unix.IPPROTO_ICMP, byte(8), byte(0)
+	if family == unix.AF_INET6 {
+		proto, request, reply = unix.IPPROTO_ICMPV6, 128, 129 // the kernel sums ICMPv6 itself
+	}
+	fd, err := unix.Socket(family, typ, proto)
 	if err != nil {
 		return err
 	}
 	printCookie(fd)
 	tv := unix.Timeval{Sec: 2}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	to := &unix.SockaddrInet4{Addr: netip.MustParseAddr(dst).As4()}
 	buf := make([]byte, 1500)
 	for seq := range n {
 		msg := make([]byte, 8+56)
-		msg[0] = 8 // echo request
+		msg[0] = request
 		binary.BigEndian.PutUint16(msg[4:], 0x4e55)
 		binary.BigEndian.PutUint16(msg[6:], uint16(seq))
-		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+		if family == unix.AF_INET {
+			binary.BigEndian.PutUint16(msg[2:], icmpChecksum(msg))
+		}
 		if err := unix.Sendto(fd, msg, 0, to); err != nil {
 			return err
 		}
@@ -542,11 +581,11 @@ func pingHelper(kind, dst string, n int) error {
 			if err != nil {
 				return fmt.Errorf("echo %d: %w", seq, err)
 			}
-			reply := buf[:m]
-			if typ == unix.SOCK_RAW {
-				reply = reply[int(reply[0]&0xf)*4:] // a raw socket reads the IP header too
+			got := buf[:m]
+			if typ == unix.SOCK_RAW && family == unix.AF_INET {
+				got = got[int(got[0]&0xf)*4:] // a raw IPv4 socket reads the IP header too
 			}
-			if len(reply) >= 8 && reply[0] == 0 && binary.BigEndian.Uint16(reply[6:]) == uint16(seq) {
+			if len(got) >= 8 && got[0] == reply && binary.BigEndian.Uint16(got[6:]) == uint16(seq) {
 				break
 			}
 		}
