@@ -479,9 +479,9 @@ type countDelta struct {
 type sockCounter struct {
 	progs  *countPrograms
 	reader *ringbuf.Reader
-	grace  time.Duration           // a closed socket's entry is drained this long after its close
-	now    func() int64            // CLOCK_MONOTONIC, ns
-	prev   map[countKey]countValue // each entry's totals at the last collect
+	grace  time.Duration          // a closed socket's entry is drained this long after its close
+	now    func() int64           // CLOCK_MONOTONIC, ns
+	prev   map[countKey]countSeen // each entry's totals at the last collect
 	// closing holds the cookies of closed sockets, and when they closed
 	// (CLOCK_MONOTONIC ns), until their entries are drained
 	closing map[uint64]int64
@@ -499,10 +499,24 @@ type sockCounter struct {
 // after close() (facts #6: 1 packet egress, 1 ingress after the release);
 // 2 s covers a round trip and a retransmission at the 1 s initial RTO.
 // Packets later still are kept by drainKeep.
+//
+// idleEvict: an entry that has not moved for this long is read and
+// deleted as a closed socket's is. Nothing is lost (the socket's next
+// packet makes a new entry, whose counts are all new), the map keeps the
+// sockets that move, and a socket whose close went unrecorded (a full
+// ring) does not keep its entry for ever.
 const (
 	countGrace = 2 * time.Second
 	drainKeep  = time.Minute
+	idleEvict  = 5 * time.Minute
 )
+
+// countSeen is an entry's totals at the last collect, and when they last
+// changed (CLOCK_MONOTONIC ns).
+type countSeen struct {
+	countValue
+	moved int64
+}
 
 func newSockCounter(p *countPrograms) (*sockCounter, error) {
 	ncpu, err := ebpf.PossibleCPU()
@@ -513,7 +527,7 @@ func newSockCounter(p *countPrograms) (*sockCounter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countValue{},
+	return &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countSeen{},
 		closing: map[uint64]int64{}, drained: map[uint64]int64{},
 		keys: make([]countKey, countBatch), vals: make([]countValue, countBatch*ncpu), ncpu: ncpu}, nil
 }
@@ -529,7 +543,7 @@ func (c *sockCounter) close() { c.reader.Close() }
 // collect appends to out what each socket moved on each device since the
 // last collect (entries that moved nothing are left out), the last counts
 // of the sockets closed more than grace ago (closed set), and deletes
-// their entries.
+// their entries and those idle for idleEvict.
 func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
 	if err := c.readClosed(); err != nil {
 		return out, err
@@ -542,17 +556,25 @@ func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
 		_, ok := c.drained[cookie]
 		return ok
 	}
-	var drain []countKey
+	type drainKey struct {
+		countKey
+		closed bool
+	}
+	var drain []drainKey
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := c.progs.counts.BatchLookup(&cursor, c.keys, c.vals, nil)
 		for i := range n {
 			k := c.keys[i]
 			if due(k.Cookie) {
-				drain = append(drain, k)
+				drain = append(drain, drainKey{k, true})
 				continue
 			}
-			out = c.delta(out, k, c.vals[i*c.ncpu:(i+1)*c.ncpu], false)
+			var moved bool
+			out, moved = c.delta(out, k, c.vals[i*c.ncpu:(i+1)*c.ncpu], false, now)
+			if !moved && now-c.prev[k].moved >= int64(idleEvict) {
+				drain = append(drain, drainKey{k, false})
+			}
 		}
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			break
@@ -565,11 +587,11 @@ func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
 	// and a delete would be lost.
 	one := c.vals[:c.ncpu]
 	for _, k := range drain {
-		if err := c.progs.counts.LookupAndDelete(k, one); err != nil {
+		if err := c.progs.counts.LookupAndDelete(k.countKey, one); err != nil {
 			continue // gone already
 		}
-		out = c.delta(out, k, one, true)
-		delete(c.prev, k)
+		out, _ = c.delta(out, k.countKey, one, k.closed, now)
+		delete(c.prev, k.countKey)
 	}
 	for cookie, t := range c.closing {
 		if now-t >= int64(c.grace) {
@@ -586,8 +608,10 @@ func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
 }
 
 // delta appends entry k's counts since the last collect, its per-CPU
-// values summed, and keeps the totals.
-func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, closed bool) []countDelta {
+// values summed, keeps the totals, and reports whether they moved. A
+// closed socket's delta is appended even if it moved nothing: it says
+// the socket is done.
+func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, closed bool, now int64) ([]countDelta, bool) {
 	var tot countValue
 	for _, v := range perCPU {
 		if v.Netns != 0 {
@@ -597,17 +621,14 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		tot.Rx.add(v.Rx)
 	}
 	last, seen := c.prev[k]
-	if !closed {
-		if seen && tot == last {
-			return out
-		}
-		c.prev[k] = tot
+	moved := !seen || tot != last.countValue
+	if moved {
+		c.prev[k] = countSeen{tot, now}
 	}
-	d := countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}
-	if d.tx.Packets == 0 && d.rx.Packets == 0 && !closed {
-		return out
+	if !moved && !closed {
+		return out, false
 	}
-	return append(out, d)
+	return append(out, countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}), moved
 }
 
 func (h *countHalf) add(o countHalf) {

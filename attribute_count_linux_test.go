@@ -172,3 +172,53 @@ func TestCountProgramsRun(t *testing.T) {
 		})
 	}
 }
+
+// TestCountIdleEvicted: an entry that has not moved for idleEvict is read
+// and deleted without a delta (it moved nothing), one that moved since the
+// last collect is not, and a deleted one's counts start again from zero.
+func TestCountIdleEvicted(t *testing.T) {
+	needRoot(t)
+	p, err := loadCountPrograms(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	now := int64(1e12)
+	c.now = func() int64 { return now }
+	send := func() {
+		t.Helper()
+		if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipv4Packet(17, 100, 8)}); err != nil || ret != 1 {
+			t.Fatalf("run: %d, %v", ret, err)
+		}
+	}
+	entries := func() int {
+		var k countKey
+		v := make([]countValue, c.ncpu)
+		n := 0
+		for it := p.counts.Iterate(); it.Next(&k, &v); {
+			n++
+		}
+		return n
+	}
+	send()
+	if d, err := c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 100 {
+		t.Fatalf("first collect: %+v, %v; want one delta of 100 bytes", d, err)
+	}
+	now += int64(idleEvict) - 1
+	send() // another socket (BPF_PROG_TEST_RUN makes one a run), moving now
+	if d, err := c.collect(nil); err != nil || len(d) != 1 || entries() != 2 {
+		t.Fatalf("before idleEvict: %d deltas, %d entries, %v; want 1 and 2", len(d), entries(), err)
+	}
+	now += 1
+	if d, err := c.collect(nil); err != nil || len(d) != 0 || entries() != 1 {
+		t.Fatalf("at idleEvict: %d deltas, %d entries, %v; want 0 and 1 (the idle one gone)", len(d), entries(), err)
+	}
+	if len(c.prev) != 1 {
+		t.Errorf("%d totals kept, want 1", len(c.prev))
+	}
+}
