@@ -222,3 +222,35 @@ func TestCountIdleEvicted(t *testing.T) {
 		t.Errorf("%d totals kept, want 1", len(c.prev))
 	}
 }
+
+// TestCountMapFull: a socket's first packet that finds the map full is
+// allowed, and counted in lost, not silently dropped.
+func TestCountMapFull(t *testing.T) {
+	needRoot(t)
+	p, err := loadCountPrograms(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i := range 5 { // five sockets: BPF_PROG_TEST_RUN makes one a run
+		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipv4Packet(6, 60, 20)}); err != nil || ret != 1 {
+			t.Fatalf("run %d: %d, %v; want 1 (allow) on a full map too", i, ret, err)
+		}
+	}
+	full, ring, err := c.lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.collect(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full != 3 || ring != 0 || len(d) != 2 {
+		t.Errorf("lost %d (map full), %d (ring); %d entries; want 3, 0 and 2", full, ring, len(d))
+	}
+}

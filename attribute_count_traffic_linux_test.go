@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -427,6 +428,122 @@ func testCountTraffic(t *testing.T, f ipSizes) {
 	t.Logf("veth-a %+v, veth-b %+v; sockets %d", afterA.minus(beforeA), afterB.minus(beforeB), len(bySocket))
 }
 
+// TestCountLoopback: TCP and UDP over lo, IPv4 and IPv6, both ends in
+// the cgroup. lo counts each packet once at transmit and once at receive,
+// L3 bytes only (facts #1f, #2); the programs see each packet twice, at
+// the sender's egress and the receiver's ingress. lo's counters must
+// equal the ingress sums, skb for skb: that is the side to reconcile lo
+// with. The egress sums are not exact on lo and are only logged: lo
+// passes a GSO skb whole when it fits lo's own GSO limit and segments
+// one that does not, so neither the skb nor the segment view is lo's
+// count (three runs: 850-894 segments and 733-758 skbs for 848-893 packets).
+func TestCountLoopback(t *testing.T) {
+	n := newCountNet(t)
+	if out, err := exec.Command("ip", "-n", n.a, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v: %s", err, out)
+	}
+	p, err := loadCountPrograms(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	cg := countCgroup(t, p.attach)
+	before := readVeth(t, n.a, "lo")
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		tcpAddr, udpAddr := net.JoinHostPort(host, "7411"), net.JoinHostPort(host, "7412")
+		srv := startCounted(t, cg, n.a, "count-tcp-recv", tcpAddr)
+		srv.said(t, "listening")
+		udp := startCounted(t, cg, n.a, "count-bind", "udp", udpAddr)
+		udp.said(t, "listening")
+		for _, args := range [][]string{{"count-tcp-send", tcpAddr, strconv.Itoa(8 << 20)}, {"count-udp-send", udpAddr, "1000", "200"}} {
+			h := startCounted(t, cg, n.a, args...)
+			h.said(t, "cookie")
+			h.said(t, "done")
+			h.end()
+		}
+		srv.said(t, "got")
+		srv.end()
+		udp.end()
+	}
+	var tx, rx countHalf
+	var deltas []countDelta
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if deltas, err = c.collect(deltas[:0]); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range deltas {
+			if d.netns != n.netnsA || d.Ifindex != 1 {
+				t.Errorf("a delta of netns %d, device %d: want only lo (1) of %d", d.netns, d.Ifindex, n.netnsA)
+				continue
+			}
+			tx.add(d.tx)
+			rx.add(d.rx)
+		}
+		lo := readVeth(t, n.a, "lo").minus(before)
+		if rx.Packets == lo.rxPackets && rx.Bytes == lo.rxBytes {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	lo := readVeth(t, n.a, "lo").minus(before)
+	if lo.txPackets != lo.rxPackets || lo.txBytes != lo.rxBytes || rx.Packets != lo.rxPackets || rx.Bytes != lo.rxBytes {
+		t.Errorf("lo %+v; the ingress program counted %d packets, %d bytes", lo, rx.Packets, rx.Bytes)
+	}
+	if rx.Packets < 400+2*(8<<20)/65536 { // the datagrams, and the data at one skb per 64 KiB at least
+		t.Errorf("lo moved %d packets: less than the test sent", rx.Packets)
+	}
+	t.Logf("lo %+v; egress %d skbs, %d bytes, %d segments, %d bytes of them", lo, tx.Packets, tx.Bytes, tx.Segs, tx.Wire)
+}
+
+// TestCountProgramsGoneAfterKill: a process that attached the counting
+// programs to a cgroup and is killed with SIGKILL leaves nothing
+// attached: the links die with their last fd, nothing is pinned.
+func TestCountProgramsGoneAfterKill(t *testing.T) {
+	needRoot(t)
+	path := filepath.Join(testCgroup2Root(t), fmt.Sprintf("netuse-count-kill-%d", os.Getpid()))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	attached := func() int {
+		dir, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dir.Close()
+		n := 0
+		for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress, ebpf.AttachCgroupInetSockRelease} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: int(dir.Fd()), Attach: at})
+			if err != nil {
+				t.Fatalf("query %s: %v", at, err)
+			}
+			n += len(res.Programs)
+		}
+		return n
+	}
+	h := startHelper(t, "", "count-attach", path)
+	h.expect(t, "attached")
+	if n := attached(); n != 3 {
+		t.Fatalf("%d programs attached to %s, want 3", n, path)
+	}
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+	// The kernel frees a link's attachment from a work queue: look until
+	// it has.
+	for deadline := time.Now().Add(5 * time.Second); attached() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after SIGKILL, %d programs are still attached to %s", attached(), path)
+		}
+	}
+}
+
 // skbView is one direction's counts as a device that counts skbs (a veth
 // with TSO on) counts them: a GSO skb as one packet, IP fragments each as
 // one, l2 bytes of link header each. The result is in the tx fields.
@@ -441,6 +558,23 @@ func skbView(h countHalf, l2 uint64) vethCounters {
 func countHelper(args []string) (bool, error) {
 	num := func(i int) int { v, _ := strconv.Atoi(args[i]); return v }
 	switch args[0] {
+	case "count-attach":
+		// count-attach CGROUP: attach the counting programs to the cgroup
+		// directory, say so, and hold them until killed.
+		p, err := loadCountPrograms(1024)
+		if err != nil {
+			return true, err
+		}
+		dir, err := os.Open(args[1])
+		if err != nil {
+			return true, err
+		}
+		if _, err := p.attach(dir); err != nil {
+			return true, err
+		}
+		fmt.Println("attached")
+		io.Copy(io.Discard, os.Stdin)
+		return true, nil
 	case "count-netns":
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 		if err != nil {
