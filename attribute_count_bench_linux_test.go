@@ -63,7 +63,7 @@ func benchCountPrograms(b *testing.B, load func(b *testing.B, n *countNet, cg *o
 			if variant == "empty" {
 				progs, attach = emptySKB(b)
 			} else {
-				p, err := loadCountPrograms(countEntries)
+				p, err := loadCountPrograms(countEntries, 0)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -153,7 +153,7 @@ func BenchmarkCountCollect(b *testing.B) {
 		privSkip2(b)
 	}
 	for _, entries := range []int{10000, 100000} {
-		p, err := loadCountPrograms(131072)
+		p, err := loadCountPrograms(131072, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

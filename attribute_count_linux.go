@@ -373,8 +373,12 @@ type countPrograms struct {
 const countEntries = 65536
 
 // loadCountPrograms creates the maps, entries the size of the counting
-// map, and loads the programs, without attaching them.
-func loadCountPrograms(entries uint32) (*countPrograms, error) {
+// map and ring bytes the closed sockets' ring (0: closedBytes), and loads
+// the programs, without attaching them.
+func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
+	if ring == 0 {
+		ring = closedBytes
+	}
 	p := &countPrograms{}
 	var err error
 	for _, m := range []struct {
@@ -386,7 +390,7 @@ func loadCountPrograms(entries uint32) (*countPrograms, error) {
 		// counted as if it never fragmented
 		{&ebpf.MapSpec{Name: "netuse_mtus", Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: 4096}, &p.mtus},
 		{&ebpf.MapSpec{Name: "netuse_clost", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}, &p.lost},
-		{&ebpf.MapSpec{Name: "netuse_closed", Type: ebpf.RingBuf, MaxEntries: closedBytes}, &p.closed},
+		{&ebpf.MapSpec{Name: "netuse_closed", Type: ebpf.RingBuf, MaxEntries: ring}, &p.closed},
 	} {
 		if *m.dst, err = ebpf.NewMap(m.spec); err != nil {
 			p.close()

@@ -88,7 +88,7 @@ func ipv6Packet(proto uint8, total, l4 int) []byte {
 // allowed and counted as said, in its own socket's entry.
 func TestCountProgramsRun(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024)
+	p, err := loadCountPrograms(1024, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestCountProgramsRun(t *testing.T) {
 // last collect is not, and a deleted one's counts start again from zero.
 func TestCountIdleEvicted(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024)
+	p, err := loadCountPrograms(1024, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestCountIdleEvicted(t *testing.T) {
 // allowed, and counted in lost, not silently dropped.
 func TestCountMapFull(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(2)
+	p, err := loadCountPrograms(2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
