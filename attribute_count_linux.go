@@ -33,7 +33,15 @@ import (
 // that fragmentation added, because a veth with TSO on counts GSO skbs as
 // one packet but fragments as many. The L2 header is the reader's to add:
 // it depends on the device (14 on Ethernet and veth, 0 on lo and on veth's
-// NAPI path).
+// NAPI path). Reconciled with a device's counters: a veth with TSO on
+// counts skbs, fragments each one, plus 14 bytes a packet (packets +
+// frags, bytes + fragBytes); without TSO and GRO it counts segments
+// (segs, wire, plus 14 each). lo counts each packet at transmit and
+// again at receive, L3 bytes only, and equals the ingress sums; its
+// egress sums are neither view, as lo passes a GSO skb whole when it fits
+// lo's own GSO limit and segments one that does not. A packet the kernel
+// sends itself (an ICMP reply, a RST, a TIME_WAIT ACK) runs no program:
+// it goes out through a control socket outside every cgroup.
 //
 // The same rules as the owner programs (attribute_records_linux.go): every
 // path returns 1, "allow" (a cgroup_skb program that returns 0 drops the
