@@ -23,7 +23,8 @@ import (
 // and deleted (drained) once the packets that follow a close (a passive
 // closer's FIN, the last ACK) are in.
 //
-// What the hooks see (measured on Linux 6.18, and checked by the tests):
+// What the hooks see (measured on Linux 6.18, and checked by TestCountTraffic
+// with offloads on and off, and TestCountLoopback):
 // `len` is the L3 length of an skb; egress runs before GSO segmentation
 // and IP fragmentation, ingress after GRO and reassembly. So each entry
 // keeps two views: the skbs as the hooks saw them (packets, bytes), and

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -221,8 +222,10 @@ func cookieOf(t testing.TB, h *helper) uint64 {
 //     ICMP echoes the kernel answered, exactly (the kernel's replies go
 //     through its own control socket, outside any cgroup).
 func TestCountTraffic(t *testing.T) {
-	t.Run("ipv4", func(t *testing.T) { testCountTraffic(t, ipv4Sizes) })
-	t.Run("ipv6", func(t *testing.T) { testCountTraffic(t, ipv6Sizes) })
+	t.Run("ipv4", func(t *testing.T) { testCountTraffic(t, ipv4Sizes, true) })
+	t.Run("ipv6", func(t *testing.T) { testCountTraffic(t, ipv6Sizes, true) })
+	t.Run("ipv4_offload_off", func(t *testing.T) { testCountTraffic(t, ipv4Sizes, false) })
+	t.Run("ipv6_offload_off", func(t *testing.T) { testCountTraffic(t, ipv6Sizes, false) })
 }
 
 // ipSizes are a family's addresses and header sizes, for the counts a
@@ -252,8 +255,23 @@ func (f ipSizes) ip(payload, k int) countHalf {
 	return h
 }
 
-func testCountTraffic(t *testing.T, f ipSizes) {
+// testCountTraffic runs the traffic of TestCountTraffic over family f,
+// with the veths' TSO, GSO and GRO on (the default), or all off: a veth
+// counts skbs in the first case and segments in the second (facts #2,
+// rules A and B).
+func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 	n := newCountNet(t)
+	view := skbView
+	if !offload {
+		view = segView
+		for _, end := range [][2]string{{n.a, "veth-a"}, {n.b, "veth-b"}} {
+			cmd := inNS(end[0], os.Args[0], "-test.run=^TestHelperProcess$", "--", "count-offload", end[1], "0")
+			cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("offload off on %s: %v: %s", end[1], err, out)
+			}
+		}
+	}
 	p, err := loadCountPrograms(4096, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +384,7 @@ func testCountTraffic(t *testing.T, f ipSizes) {
 		for cookie := range want {
 			all = all && drained[cookie]
 		}
-		if all && a != nil && skbView(a.tx, 14).txPackets == afterA.minus(beforeA).txPackets {
+		if all && a != nil && view(a.tx, 14).txPackets == afterA.minus(beforeA).txPackets {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -410,8 +428,8 @@ func testCountTraffic(t *testing.T, f ipSizes) {
 		return sum{}
 	}
 	a, b := sumOf(n.netnsA, n.ifA), sumOf(n.netnsB, n.ifB)
-	gotA := vethCounters{rxPackets: skbView(a.rx, 14).txPackets, rxBytes: skbView(a.rx, 14).txBytes,
-		txPackets: skbView(a.tx, 14).txPackets, txBytes: skbView(a.tx, 14).txBytes}
+	gotA := vethCounters{rxPackets: view(a.rx, 14).txPackets, rxBytes: view(a.rx, 14).txBytes,
+		txPackets: view(a.tx, 14).txPackets, txBytes: view(a.tx, 14).txBytes}
 	if wantA := afterA.minus(beforeA); gotA != wantA {
 		t.Errorf("veth-a in %s: the programs counted %+v, the veth %+v", n.a, gotA, wantA)
 	}
@@ -420,8 +438,8 @@ func testCountTraffic(t *testing.T, f ipSizes) {
 	// socket of b sent or was handed.
 	e := uint64(f.echo + 14)
 	echo := vethCounters{rxPackets: 2 * echoes, rxBytes: 2 * echoes * e, txPackets: 2 * echoes, txBytes: 2 * echoes * e}
-	gotB := vethCounters{rxPackets: skbView(b.rx, 14).txPackets, rxBytes: skbView(b.rx, 14).txBytes,
-		txPackets: skbView(b.tx, 14).txPackets, txBytes: skbView(b.tx, 14).txBytes}
+	gotB := vethCounters{rxPackets: view(b.rx, 14).txPackets, rxBytes: view(b.rx, 14).txBytes,
+		txPackets: view(b.tx, 14).txPackets, txBytes: view(b.tx, 14).txBytes}
 	if wantB := afterB.minus(beforeB).minus(echo); gotB != wantB {
 		t.Errorf("veth-b in %s, less the kernel's echo replies: the programs counted %+v, the veth %+v", n.b, gotB, wantB)
 	}
@@ -586,6 +604,13 @@ func skbView(h countHalf, l2 uint64) vethCounters {
 	return vethCounters{txPackets: pkts, txBytes: h.Bytes + h.FragBytes + l2*pkts}
 }
 
+// segView is one direction's counts as a device that counts segments
+// (a veth without TSO and GRO) counts them: each GSO segment and each IP
+// fragment one packet with its own headers, l2 bytes of link header each.
+func segView(h countHalf, l2 uint64) vethCounters {
+	return vethCounters{txPackets: h.Segs, txBytes: h.Wire + l2*h.Segs}
+}
+
 // countHelper runs the helpers of the counting tests; false if args names
 // none of them. Each sender prints "cookie N" (its socket's SO_COOKIE)
 // and "done" once its socket is closed.
@@ -620,6 +645,10 @@ func countHelper(args []string) (bool, error) {
 		}
 		fmt.Println("done")
 		return true, nil
+	case "count-offload":
+		// count-offload DEV 0|1: TSO, GSO and GRO of DEV off or on, by
+		// the ethtool ioctl (ETHTOOL_STSO, _SGSO, _SGRO)
+		return true, setOffload(args[1], uint32(num(2)))
 	case "count-netns":
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 		if err != nil {
@@ -713,6 +742,30 @@ func countHelper(args []string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// setOffload sets a device's TSO, GSO and GRO with the ethtool ioctl's
+// legacy commands: no ethtool(8) needed.
+func setOffload(dev string, on uint32) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for _, cmd := range []uint32{0x1f, 0x24, 0x2c} { // ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO
+		value := struct{ cmd, data uint32 }{cmd, on}
+		var ifr struct {
+			name [unix.IFNAMSIZ]byte
+			data uintptr
+			_    [16]byte
+		}
+		copy(ifr.name[:], dev)
+		ifr.data = uintptr(unsafe.Pointer(&value))
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+			return fmt.Errorf("ethtool command %#x on %s: %w", cmd, dev, errno)
+		}
+	}
+	return nil
 }
 
 // sockaddr returns the family and socket address of ap.
