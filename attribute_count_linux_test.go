@@ -254,3 +254,22 @@ func TestCountMapFull(t *testing.T) {
 		t.Errorf("lost %d (map full), %d (ring); %d entries; want 3, 0 and 2", full, ring, len(d))
 	}
 }
+
+// TestCountViews: a delta as each kind of interface counts it.
+func TestCountViews(t *testing.T) {
+	d := countDelta{tx: countHalf{Packets: 2, Bytes: 3000, Segs: 5, Wire: 3100, Frags: 1, FragBytes: 20},
+		rx: countHalf{Packets: 4, Bytes: 400, Segs: 4, Wire: 400}}
+	for _, c := range []struct {
+		ifc  kernelIface
+		want traffic
+	}{
+		{kernelIface{kind: countsSkbs, l2: 14}, traffic{txPackets: 3, txBytes: 3020 + 3*14, rxPackets: 4, rxBytes: 400 + 4*14}},
+		{kernelIface{kind: countsSegments, l2: 14}, traffic{txPackets: 5, txBytes: 3100 + 5*14, rxPackets: 4, rxBytes: 400 + 4*14}},
+		{kernelIface{kind: countsSegments}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
+		{kernelIface{kind: countsLoopback}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
+	} {
+		if got := c.ifc.view(d); got != c.want {
+			t.Errorf("kind %d, l2 %d: %+v, want %+v", c.ifc.kind, c.ifc.l2, got, c.want)
+		}
+	}
+}
