@@ -1,7 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,12 +83,22 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 		}
 		return ids
 	}
-	before := attached()
 	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	// netuse's programs are those of its own fds (other netuse processes
+	// on this machine attach theirs to the same root): a link's fdinfo
+	// names its program.
 	var ours []ebpf.ProgramID
-	for id := range attached() {
-		if !before[id] {
-			ours = append(ours, id)
+	now := attached()
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", p.cmd.Process.Pid))
+	for _, fd := range fds {
+		b, _ := os.ReadFile(fd)
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				id, _ := strconv.Atoi(strings.TrimSpace(v))
+				if now[ebpf.ProgramID(id)] && !slices.Contains(ours, ebpf.ProgramID(id)) {
+					ours = append(ours, ebpf.ProgramID(id))
+				}
+			}
 		}
 	}
 	if len(ours) != 4 { // egress, ingress, and two releases: the owners' and the counting's
