@@ -69,14 +69,21 @@ type ownerBook struct {
 	ring    []flow               // the keys of closed, in the order they closed, for eviction
 	next    int                  // the ring's oldest entry once it is full
 	dropped uint64               // records dropped to stay in the bounds
-	lost    func() uint64        // records the kernel could not write; nil: none
+	// gone holds closed sockets' owners by cookie, for --source kernel's
+	// last counts of a socket, if keepGone; goneRing their cookies, oldest
+	// first, to keep at most maxClosed
+	keepGone bool
+	gone     map[uint64]sockOwner
+	goneRing []uint64
+	goneNext int
+	lost     func() uint64 // records the kernel could not write; nil: none
 	// catchUp returns once the records written so far are in the book;
 	// nil: they always are
 	catchUp func()
 }
 
 func newOwnerBook() *ownerBook {
-	return &ownerBook{open: map[uint64]sockOwner{}, inodes: map[uint64]uint64{}, closed: map[flow][]sockOwner{}}
+	return &ownerBook{open: map[uint64]sockOwner{}, inodes: map[uint64]uint64{}, closed: map[flow][]sockOwner{}, gone: map[uint64]sockOwner{}}
 }
 
 // add takes one record.
@@ -111,6 +118,9 @@ func (b *ownerBook) add(ev ownerEvent) {
 	// recorded, and for one inherited it is the last holder, who moved its
 	// bytes (the creator's record keeps its opening time).
 	o.closed = ev.at
+	if o.pid != 0 && b.keepGone {
+		b.addGone(ev.cookie, o)
+	}
 	if ev.pid == 0 || !ev.local.IsValid() {
 		return
 	}
@@ -123,6 +133,27 @@ func (b *ownerBook) add(ev ownerEvent) {
 		b.next = (b.next + 1) % maxClosed
 	}
 	b.closed[key] = append(b.closed[key], o)
+}
+
+// addGone keeps closed socket c's owner by its cookie, the oldest
+// dropped past maxClosed.
+func (b *ownerBook) addGone(c uint64, o sockOwner) {
+	if len(b.goneRing) < maxClosed {
+		b.goneRing = append(b.goneRing, c)
+	} else {
+		delete(b.gone, b.goneRing[b.goneNext])
+		b.goneRing[b.goneNext] = c
+		b.goneNext = (b.goneNext + 1) % maxClosed
+	}
+	b.gone[c] = o
+}
+
+// goneOwner returns the owner of the closed socket with cookie c.
+func (b *ownerBook) goneOwner(c uint64) (sockOwner, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, ok := b.gone[c]
+	return o, ok
 }
 
 // forgetOpen drops the open socket with cookie c.

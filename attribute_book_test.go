@@ -167,3 +167,30 @@ func TestFlowReusedEndpoints(t *testing.T) {
 		t.Fatalf("a packet after the close: pending %v, owner %v; want the flow queued anew, without owner", got, a.flows[fl].owner)
 	}
 }
+
+// TestBookGone: with keepGone, a closed socket's owner is kept by its
+// cookie (the closer, as by its endpoints), the oldest dropped past
+// maxClosed; without it, nothing is kept.
+func TestBookGone(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		b := newOwnerBook()
+		b.keepGone = keep
+		b.add(ownerEvent{cookie: 7, pid: 10, name: "maker"})
+		b.add(ownerEvent{release: true, cookie: 7, pid: 11, name: "closer"})
+		o, ok := b.goneOwner(7)
+		if ok != keep || (keep && o.pid != 11) {
+			t.Errorf("keepGone %v: goneOwner(7) = %+v, %v", keep, o, ok)
+		}
+	}
+	b := newOwnerBook()
+	b.keepGone = true
+	for c := uint64(1); c <= maxClosed+1; c++ {
+		b.add(ownerEvent{release: true, cookie: c, pid: 1})
+	}
+	if _, ok := b.goneOwner(1); ok {
+		t.Error("the oldest of maxClosed+1 closed sockets is still kept")
+	}
+	if _, ok := b.goneOwner(maxClosed + 1); !ok || len(b.gone) != maxClosed {
+		t.Errorf("the newest is kept: %v; %d kept, want %d", ok, len(b.gone), maxClosed)
+	}
+}

@@ -280,6 +280,7 @@ type (
 	}
 	captureFlags struct {
 		Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+		Source   string `default:"capture" placeholder:"capture" group:"proc" help:"proc: where bytes are counted: capture (frames captured on the interfaces), kernel (per socket, by eBPF programs; in progress, see the README), auto (capture, for now)."`
 		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 300 bytes each); new flows past it count as flow_table_full."`
 		By       string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
 		Resolve  toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
@@ -297,7 +298,7 @@ type helpCmd struct {
 }
 
 // procOnly are the long names of captureFlags's flags, proc's and conn's.
-var procOnly = []string{"owners", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
+var procOnly = []string{"owners", "source", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
 
 // versionOK is kong's version flag; the name keeps it apart from the
 // version variable.
@@ -604,6 +605,14 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error {
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
+	}
+	switch c.o.source = f.Source; {
+	case f.Source == "auto":
+		c.o.source = "capture" // until the kernel source is complete
+	case f.Source == "kernel" && m == modeConn:
+		return badFlag(kctx, "source", f.Source, "conn counts from the capture only, for now")
+	case f.Source != "capture" && f.Source != "kernel":
+		return badFlag(kctx, "source", f.Source, "want capture, kernel or auto")
 	}
 	if err := c.readBy(kctx, f.By, groupKeys, "; want program, user, container, netns or remote"); err != nil {
 		return err

@@ -61,6 +61,11 @@ func valuesOf(cmd, long string) completion {
 		return completion{completeWords, []string{"table", "json", "prometheus"}}
 	case "owners":
 		return completion{completeWords, []string{"auto", "bpf", "proc"}}
+	case "source":
+		if cmd == "conn" {
+			return completion{completeWords, []string{"capture", "auto"}}
+		}
+		return completion{completeWords, []string{"capture", "kernel", "auto"}}
 	case "sort":
 		if modeOf(cmd).captures() {
 			return completion{completeWords, []string{"rx", "tx", "total", "name", "pid"}}

@@ -260,7 +260,9 @@ func completionCases(t *testing.T) []completionCase {
 	}
 	cmds := []string{"total", "iface", "proc", "conn", "serve", "history", "help", "version", "man", "completion"}
 	cases := []completionCase{
-		{"netuse proc --so", []string{"--sort"}},
+		{"netuse proc --so", []string{"--sort", "--source"}},
+		{"netuse proc --source ", []string{"capture", "kernel", "auto"}},
+		{"netuse conn --source ", []string{"capture", "auto"}},
 		{"netuse --units ", []string{"bytes", "bits"}},
 		{"netuse --units b", []string{"bytes", "bits"}},
 		{"netuse ", cmds},

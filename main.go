@@ -45,6 +45,7 @@
 //	    --format=table    table, json (as --json) or prometheus (text format)
 //	    --textfile=PATH   also write the metrics to PATH.prom each interval
 //	    --owners=auto     proc: where socket owners come from: auto, bpf or proc
+//	    --source=capture  proc: where bytes are counted: capture, kernel (in progress) or auto (capture)
 //	    --max-flows=N     proc: flows kept at once (default 65536)
 //	    --by=KEYS         proc: one row per group: program, user, container, netns, remote
 //	    --resolve         proc: remote hosts by name (conn, and --by remote)
@@ -341,6 +342,7 @@ type options struct {
 	top      int           // rows to show; 0 means all
 	maxFlows int           // proc: flow ends the accountant keeps at once
 	owners   string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
+	source   string        // proc: where bytes are counted: "capture" or "kernel" ("auto" is read as capture)
 	by       []string      // proc, conn: --by's keys, in its order; none: no groups
 	filter   filter        // proc, conn: the rows to keep
 	resolve  bool          // conn, proc --by remote: names for remote addresses

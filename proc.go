@@ -38,6 +38,15 @@ type procOS struct {
 	liveName  func(*process) (string, bool)                                   // the name a process has now
 	resolve   func(ctx context.Context, addr string) ([]string, error)        // --resolve: the names of an address
 	nsName    func(netns uint64) string                                       // the name ip netns gives a namespace, "" if none; nil: none named
+	kernel    func(globs []string, rec *ownerRecords) (kernelCounts, error)   // --source kernel: starts the counting programs
+}
+
+// kernelCounts is --source kernel's source of bytes: it captures nothing
+// (a frameSource whose run waits for stop) and makes the rows each report
+// from the kernel's counts (attribute_count_source_linux.go).
+type kernelCounts interface {
+	frameSource
+	reportKernel(rows []usage, totals flowTotals) ([]usage, flowTotals, error)
 }
 
 // hostProc is the procOS of the machine netuse runs on.
@@ -53,6 +62,7 @@ func hostProc() procOS {
 		liveName:  liveName,
 		resolve:   systemLookup,
 		nsName:    newNetnsNames("/run/netns").name,
+		kernel:    startKernelSource,
 	}
 }
 
@@ -120,6 +130,7 @@ type pipeline struct {
 	acc      *accountant
 	res      *resolver
 	rec      *ownerRecords // nil: owners are searched for in /proc only
+	kern     kernelCounts  // --source kernel; nil: the capture counts
 	source   string        // where owners come from: "bpf" or "proc"
 	liveName func(*process) (string, bool)
 	nsName   func(netns uint64) string
@@ -159,7 +170,20 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 		}
 	}
 	var err error
-	p.src, err = sys.capture(o.globs)
+	if o.source == "kernel" {
+		if p.rec == nil && bpfErr == nil {
+			return nil, fmt.Errorf("%s --source kernel: needs the kernel's owner records, which --owners proc turns off", o.mode)
+		}
+		if p.rec == nil {
+			return nil, fmt.Errorf("%s --source kernel: needs the kernel's owner records: %w", o.mode, bpfErr)
+		}
+		if p.kern, err = sys.kernel(o.globs, p.rec); err != nil {
+			return nil, fmt.Errorf("%s --source kernel: %w", o.mode, err)
+		}
+		p.src = p.kern
+	} else {
+		p.src, err = sys.capture(o.globs)
+	}
 	if errors.Is(err, errNoCapRaw) {
 		exe, _ := os.Executable()
 		return nil, fmt.Errorf("%s: %w: run it with sudo, or grant it once with: sudo setcap %s+ep %s", o.mode, err, setcapCaps, exe)
@@ -245,6 +269,11 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 		p.res.refreshStates()
 	}
 	rows, conns, flows := p.acc.report(final)
+	if p.kern != nil {
+		if rows, flows, err = p.kern.reportKernel(rows, flows); err != nil {
+			return nil, nil, captured{}, err
+		}
+	}
 	p.liveNames(rows, final)
 	var lost uint64
 	if p.rec != nil {

@@ -996,6 +996,9 @@ func runHelper(args []string) error {
 	if ok, err := connHelper(args); ok {
 		return err
 	}
+	if ok, err := countHelper(args); ok {
+		return err
+	}
 	return fmt.Errorf("unknown helper %q", args)
 }
 

@@ -1,0 +1,693 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// Bytes and packets counted per socket in the kernel. Two cgroup_skb
+// programs, one at egress and one at ingress, run for every packet a
+// socket of the cgroup sends or is handed, and add it to the socket's
+// entry in a per-CPU hash keyed by the socket's cookie and the device's
+// index; a cgroup/sock_release program writes the cookie of each socket
+// that closes to a ring buffer, so that its entry is read one last time
+// and deleted (drained) once the packets that follow a close (a passive
+// closer's FIN, the last ACK) are in.
+//
+// What the hooks see (measured on Linux 6.18, and checked by TestCountTraffic
+// with offloads on and off, and TestCountLoopback):
+// `len` is the L3 length of an skb; egress runs before GSO segmentation
+// and IP fragmentation, ingress after GRO and reassembly. So each entry
+// keeps two views: the skbs as the hooks saw them (packets, bytes), and
+// the packets they are on the wire (segs, wire: GSO segments, each with
+// its own copy of the IP and TCP/UDP headers, and IP fragments, each with
+// its own IP header); frags and fragBytes keep the part of the second
+// that fragmentation added, because a veth with TSO on counts GSO skbs as
+// one packet but fragments as many. The L2 header is the reader's to add:
+// it depends on the device (14 on Ethernet and veth, 0 on lo and on veth's
+// NAPI path). Reconciled with a device's counters: a veth with TSO on
+// counts skbs, fragments each one, plus 14 bytes a packet (packets +
+// frags, bytes + fragBytes); without TSO and GRO it counts segments
+// (segs, wire, plus 14 each). lo counts each packet at transmit and
+// again at receive, L3 bytes only, and equals the ingress sums; its
+// egress sums are neither view, as lo passes a GSO skb whole when it fits
+// lo's own GSO limit and segments one that does not. A packet the kernel
+// sends itself (an ICMP reply, a RST, a TIME_WAIT ACK) runs no program:
+// it goes out through a control socket outside every cgroup.
+//
+// The same rules as the owner programs (attribute_records_linux.go): every
+// path returns 1, "allow" (a cgroup_skb program that returns 0 drops the
+// packet), proved by TestCountProgramsAllow; the programs run through
+// BPF_PROG_TEST_RUN and on a cgroup of the test's own before anything else
+// (TestCountProgramsRun, TestCountTraffic); links are never pinned.
+
+// Offsets in the key and value of the counting map.
+const (
+	ckCookie  = 0  // u64 socket cookie
+	ckIfindex = 8  // u32 the device's index in the socket's namespace: at egress the output device, at ingress the receiving one
+	ckSize    = 16 // with 4 bytes of padding, zero
+
+	cvNetns     = 0 // u64 the socket's network namespace cookie
+	cvTx        = 8 // the egress half
+	cvRx        = cvTx + chSize
+	cvSize      = cvRx + chSize
+	chPackets   = 0  // u64 skbs
+	chBytes     = 8  // u64 Σ len: L3 bytes of the skbs
+	chSegs      = 16 // u64 packets on the wire: Σ max(gso_segs, 1), a fragmented skb as its fragments
+	chWire      = 24 // u64 L3 bytes on the wire: len + (segs-1)·(L3+L4 header), or the fragments' bytes
+	chFrags     = 32 // u64 of segs, those IP fragmentation added: Σ (fragments - 1)
+	chFragBytes = 40 // u64 of wire, the bytes IP fragmentation added: Σ (fragments·fragment header - L3 header)
+	chSize      = 48
+
+	// lost's indexes, in a per-CPU array
+	lostMapFull = 0 // a socket's first packet on a device found the counting map full: counted nowhere
+	lostRing    = 1 // a closed socket's record found the ring full: its entry is never drained
+
+	// fragFloor: an skb of at most 576 bytes, the datagram every IPv4
+	// host must accept (RFC 791), is taken as one packet without looking
+	// up its device's MTU; a device with a smaller MTU is counted as if
+	// it had none.
+	fragFloor = 576
+
+	closedBytes = 1 << 20 // 43,690 records of 16 bytes and an 8-byte header: the sockets that may close between two collects
+	// countBatch entries per BPF_MAP_LOOKUP_BATCH: 128 to 16,384 took the
+	// same time a walk (2.4-2.6 ms for 10,000 entries, 39-61 ms for
+	// 100,000); 1,024 keeps the buffer at 1,024·(16+104·CPUs) bytes.
+	countBatch = 1024
+)
+
+// Offsets on the counting programs' stack, below the frame pointer.
+const (
+	fpKey       = -16               // the map key
+	fpHdr       = -40               // 16 bytes of the packet's headers
+	fpLostKey   = -44               // u32 an index of lost
+	fpFrags     = -56               // u64 this skb's chFrags
+	fpFragBytes = -64               // u64 this skb's chFragBytes
+	fpL3        = -72               // u64 the L3 header's length, kept across a call
+	fpMTUKey    = -88               // 16 bytes: netns cookie, ifindex, padding
+	fpValue     = fpMTUKey - cvSize // a new entry's value
+)
+
+// countKey and countValue are the map's key and per-CPU value, as laid out
+// above; exported fields, so that cilium/ebpf copies them without
+// reflection.
+type countKey struct {
+	Cookie  uint64
+	Ifindex uint32
+	_       uint32
+}
+
+// countHalf is one direction's counts; see the ch* offsets.
+type countHalf struct {
+	Packets, Bytes, Segs, Wire, Frags, FragBytes uint64
+}
+
+type countValue struct {
+	Netns  uint64
+	Tx, Rx countHalf
+}
+
+// mtuKey is the key of the map of the devices' MTUs.
+type mtuKey struct {
+	Netns   uint64
+	Ifindex uint32
+	_       uint32
+}
+
+// countProgram returns the instructions of the egress (half cvTx) or
+// ingress (half cvRx) program. R6 holds the skb, R7 its len, R8 its
+// packets on the wire, R9 their L3 bytes. Every path ends in "return 1".
+func countProgram(half int16) asm.Instructions {
+	ld := func(dst asm.Register, off int16, size asm.Size) asm.Instruction {
+		return asm.LoadMem(dst, asm.R6, off, size)
+	}
+	// loadBytes copies n bytes of the packet at offset R2 to fpHdr.
+	loadBytes := func(n int32) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, fpHdr),
+			asm.Mov.Imm(asm.R4, n),
+			asm.FnSkbLoadBytes.Call(),
+		}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpFrags, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpFragBytes, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, fpKey+ckCookie, asm.R0, asm.DWord),
+		ld(asm.R1, 40, asm.Word), // __sk_buff.ifindex
+		asm.StoreMem(asm.RFP, fpKey+ckIfindex, asm.R1, asm.Word),
+		ld(asm.R7, 0, asm.Word),   // __sk_buff.len
+		ld(asm.R8, 164, asm.Word), // __sk_buff.gso_segs
+		asm.Mov.Reg(asm.R9, asm.R7),
+		asm.JGT.Imm(asm.R8, 1, "gso"),
+		asm.Mov.Imm(asm.R8, 1),
+		asm.JLE.Imm(asm.R7, fragFloor, "count"),
+
+		// Longer than its device's MTU, a datagram leaves (and came) in
+		// fragments: ⌈payload / ((mtu - fh) &^ 7)⌉ of them, each with a
+		// header of fh bytes (IPv4: the first one's length; IPv6: 40 and
+		// an 8-byte fragment header).
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.StoreMem(asm.RFP, fpMTUKey, asm.R0, asm.DWord),
+		ld(asm.R1, 40, asm.Word),
+		asm.StoreMem(asm.RFP, fpMTUKey+8, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, fpMTUKey+12, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("mtus"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpMTUKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "count"),
+		asm.LoadMem(asm.R8, asm.R0, 0, asm.Word), // R8: the MTU, for now
+		asm.JLE.Reg(asm.R7, asm.R8, "one"),
+		asm.Mov.Imm(asm.R2, 0),
+	}
+	insns = append(insns, loadBytes(1)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "one"),
+		asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JEq.Imm(asm.R1, 4, "frag4"),
+		asm.JNE.Imm(asm.R1, 6, "one"),
+		asm.Mov.Imm(asm.R2, 40), // R2: the L3 header
+		asm.Mov.Imm(asm.R3, 48), // R3: a fragment's header
+		asm.Ja.Label("frag"),
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.Byte).WithSymbol("frag4"),
+		asm.And.Imm(asm.R2, 0xf),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.Mov.Reg(asm.R4, asm.R8).WithSymbol("frag"),
+		asm.Sub.Reg(asm.R4, asm.R3),
+		asm.And.Imm(asm.R4, -8), // R4: payload bytes a fragment carries
+		asm.JSLE.Imm(asm.R4, 0, "one"),
+		asm.Mov.Reg(asm.R5, asm.R7),
+		asm.Sub.Reg(asm.R5, asm.R2), // R5: the payload
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.Add.Reg(asm.R0, asm.R4),
+		asm.Sub.Imm(asm.R0, 1),
+		asm.Div.Reg(asm.R0, asm.R4),
+		asm.JLE.Imm(asm.R0, 1, "one"),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.Mov.Reg(asm.R9, asm.R0),
+		asm.Mul.Reg(asm.R9, asm.R3),
+		asm.Add.Reg(asm.R9, asm.R5),
+		asm.Mov.Reg(asm.R1, asm.R8),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, fpFrags, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R9),
+		asm.Sub.Reg(asm.R1, asm.R7),
+		asm.StoreMem(asm.RFP, fpFragBytes, asm.R1, asm.DWord),
+		asm.Ja.Label("count"),
+		asm.Mov.Imm(asm.R8, 1).WithSymbol("one"),
+		asm.Ja.Label("count"),
+
+		// A GSO skb leaves (or came) as gso_segs segments, each with its
+		// own IP and TCP (or UDP) header: wire = len + (segs-1)·hdr. IPv6
+		// extension headers are not counted in hdr.
+		asm.Mov.Imm(asm.R2, 0).WithSymbol("gso"),
+	)
+	insns = append(insns, loadBytes(16)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "count"),
+		asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JEq.Imm(asm.R1, 6, "gso6"),
+		asm.JNE.Imm(asm.R1, 4, "count"),
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.Byte),
+		asm.And.Imm(asm.R2, 0xf),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.LoadMem(asm.R3, asm.RFP, fpHdr+9, asm.Byte), // IPv4 protocol
+		asm.Ja.Label("l4"),
+		asm.Mov.Imm(asm.R2, 40).WithSymbol("gso6"),
+		asm.LoadMem(asm.R3, asm.RFP, fpHdr+6, asm.Byte), // IPv6 next header
+		asm.JNE.Imm(asm.R3, unix.IPPROTO_UDP, "tcp").WithSymbol("l4"),
+		asm.Add.Imm(asm.R2, 8),
+		asm.Ja.Label("hdr"),
+		asm.JNE.Imm(asm.R3, unix.IPPROTO_TCP, "count").WithSymbol("tcp"),
+		asm.StoreMem(asm.RFP, fpL3, asm.R2, asm.DWord),
+		asm.Add.Imm(asm.R2, 12), // TCP data offset
+	)
+	insns = append(insns, loadBytes(1)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "count"),
+		asm.LoadMem(asm.R2, asm.RFP, fpL3, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Add.Reg(asm.R2, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R8).WithSymbol("hdr"),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.Mul.Reg(asm.R1, asm.R2),
+		asm.Add.Reg(asm.R9, asm.R1),
+
+		// Add to the entry, or make it.
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts").WithSymbol("count"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "insert"),
+	)
+	xadd := func(off int16, src asm.Register) asm.Instruction {
+		// StoreXAdd writes at dst+0; an offset needs the raw instruction.
+		ins := asm.StoreXAdd(asm.R0, src, asm.DWord)
+		ins.Offset = off
+		return ins
+	}
+	// addTo adds this skb to the entry at R0. Atomic: the same socket's
+	// packets may come in an interrupt on this CPU while a program for it
+	// runs (a TCP ACK sent from softirq).
+	addTo := func() asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Imm(asm.R1, 1),
+			xadd(half+chPackets, asm.R1),
+			xadd(half+chBytes, asm.R7),
+			xadd(half+chSegs, asm.R8),
+			xadd(half+chWire, asm.R9),
+			asm.LoadMem(asm.R1, asm.RFP, fpFrags, asm.DWord),
+			asm.JEq.Imm(asm.R1, 0, "allow"),
+			xadd(half+chFrags, asm.R1),
+			asm.LoadMem(asm.R1, asm.RFP, fpFragBytes, asm.DWord),
+			xadd(half+chFragBytes, asm.R1),
+			asm.Ja.Label("allow"),
+		}
+	}
+	insns = append(insns, addTo()...)
+	// A new entry: this CPU's value is this skb, the other CPUs' zero.
+	insns = append(insns, asm.Mov.Imm(asm.R1, 0).WithSymbol("insert"))
+	for off := int16(0); off < cvSize; off += 8 {
+		insns = append(insns, asm.StoreMem(asm.RFP, fpValue+off, asm.R1, asm.DWord))
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.StoreMem(asm.RFP, fpValue+cvNetns, asm.R0, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, fpValue+half+chPackets, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chBytes, asm.R7, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chSegs, asm.R8, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chWire, asm.R9, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpFrags, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chFrags, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpFragBytes, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chFragBytes, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, fpValue),
+		asm.Mov.Imm(asm.R4, unix.BPF_NOEXIST),
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		// Made meanwhile by an interrupt on this CPU, or the map is full.
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "full"),
+	)
+	insns = append(insns, addTo()...)
+	insns = append(insns, countLost(lostMapFull, "full")...)
+	return append(insns,
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+		asm.Return(),
+	)
+}
+
+// countLost returns the instructions, starting at label, that add one to
+// lost[index] and go on to "allow".
+func countLost(index int32, label string) asm.Instructions {
+	inc := asm.StoreXAdd(asm.R0, asm.R1, asm.DWord)
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, fpLostKey, int64(index), asm.Word).WithSymbol(label),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("lost"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpLostKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		asm.Mov.Imm(asm.R1, 1),
+		inc,
+	}
+}
+
+// closedProgram returns the instructions of the cgroup/sock_release
+// program: the socket's cookie and the time to the ring (BPF_RB_NO_WAKEUP:
+// the reader looks at each collect), or one more lost record.
+func closedProgram() asm.Instructions {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, -16, asm.R0, asm.DWord),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("closed"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.Mov.Imm(asm.R3, 16),
+		asm.Mov.Imm(asm.R4, 1), // BPF_RB_NO_WAKEUP
+		asm.FnRingbufOutput.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+	}
+	insns = append(insns, countLost(lostRing, "ringfull")...)
+	return append(insns,
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+		asm.Return(),
+	)
+}
+
+// countPrograms are the kernel objects of the counting.
+type countPrograms struct {
+	counts, mtus, lost, closed *ebpf.Map
+	egress, ingress, release   *ebpf.Program
+}
+
+// countEntries is the default size of the counting map: sockets times the
+// devices each uses. Preallocated (an LRU map would evict live counters
+// silently), it takes about (104·CPUs + 64) bytes an entry of kernel
+// memory, 17 MiB on 2 CPUs, 220 MiB on 32.
+const countEntries = 65536
+
+// loadCountPrograms creates the maps, entries the size of the counting
+// map and ring bytes the closed sockets' ring (0: closedBytes), and loads
+// the programs, without attaching them.
+func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
+	if ring == 0 {
+		ring = closedBytes
+	}
+	p := &countPrograms{}
+	var err error
+	for _, m := range []struct {
+		spec *ebpf.MapSpec
+		dst  **ebpf.Map
+	}{
+		{&ebpf.MapSpec{Name: "netuse_counts", Type: ebpf.PerCPUHash, KeySize: ckSize, ValueSize: cvSize, MaxEntries: entries}, &p.counts},
+		// 4,096 devices of all namespaces: one without an entry is
+		// counted as if it never fragmented
+		{&ebpf.MapSpec{Name: "netuse_mtus", Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: 4096}, &p.mtus},
+		{&ebpf.MapSpec{Name: "netuse_clost", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}, &p.lost},
+		{&ebpf.MapSpec{Name: "netuse_closed", Type: ebpf.RingBuf, MaxEntries: ring}, &p.closed},
+	} {
+		if *m.dst, err = ebpf.NewMap(m.spec); err != nil {
+			p.close()
+			return nil, fmt.Errorf("create map %s: %w", m.spec.Name, err)
+		}
+	}
+	maps := map[string]*ebpf.Map{"counts": p.counts, "mtus": p.mtus, "lost": p.lost, "closed": p.closed}
+	for _, pr := range []struct {
+		name   string
+		typ    ebpf.ProgramType
+		attach ebpf.AttachType
+		insns  asm.Instructions
+		dst    **ebpf.Program
+	}{
+		{"netuse_egress", ebpf.CGroupSKB, ebpf.AttachCGroupInetEgress, countProgram(cvTx), &p.egress},
+		{"netuse_ingress", ebpf.CGroupSKB, ebpf.AttachCGroupInetIngress, countProgram(cvRx), &p.ingress},
+		{"netuse_closed", ebpf.CGroupSock, ebpf.AttachCgroupInetSockRelease, closedProgram(), &p.release},
+	} {
+		for name, m := range maps {
+			if err := pr.insns.AssociateMap(name, m); err != nil && !errors.Is(err, asm.ErrUnreferencedSymbol) {
+				p.close()
+				return nil, err
+			}
+		}
+		*pr.dst, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: pr.name, Type: pr.typ, AttachType: pr.attach,
+			Instructions: pr.insns, License: bpfLicense})
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("load the %s program: %w", pr.attach, err)
+		}
+	}
+	return p, nil
+}
+
+func (p *countPrograms) close() {
+	for _, pr := range []*ebpf.Program{p.egress, p.ingress, p.release} {
+		if pr != nil {
+			pr.Close()
+		}
+	}
+	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed} {
+		if m != nil {
+			m.Close()
+		}
+	}
+}
+
+// attach links the three programs to the cgroup dir; closing the links
+// detaches them. Links, never pinned: they die with netuse.
+func (p *countPrograms) attach(dir *os.File) ([]*link.RawLink, error) {
+	var links []*link.RawLink
+	for _, pr := range []struct {
+		prog   *ebpf.Program
+		attach ebpf.AttachType
+	}{
+		{p.release, ebpf.AttachCgroupInetSockRelease}, // first: a socket counted is a socket whose close is seen
+		{p.egress, ebpf.AttachCGroupInetEgress},
+		{p.ingress, ebpf.AttachCGroupInetIngress},
+	} {
+		l, err := link.AttachRawLink(link.RawLinkOptions{Target: int(dir.Fd()), Program: pr.prog, Attach: pr.attach})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			return nil, fmt.Errorf("attach %s to cgroup %s: %w", pr.attach, dir.Name(), err)
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// setMTU tells the programs the MTU of device ifindex of the namespace
+// with cookie netns, for their count of fragments.
+func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
+	return p.mtus.Put(mtuKey{Netns: netns, Ifindex: ifindex}, mtu)
+}
+
+// countDelta is what one socket moved on one device since the last
+// collect.
+type countDelta struct {
+	countKey
+	netns  uint64
+	tx, rx countHalf
+	closed bool // the socket closed, and this is the last of it
+}
+
+// sockCounter reads the counting map: each collect, every entry's counts
+// since the last, and the closed sockets' last counts. One goroutine at a
+// time calls it.
+type sockCounter struct {
+	progs  *countPrograms
+	reader *ringbuf.Reader
+	grace  time.Duration          // a closed socket's entry is drained this long after its close
+	now    func() int64           // CLOCK_MONOTONIC, ns
+	prev   map[countKey]countSeen // each entry's totals at the last collect
+	// closing holds the cookies of closed sockets, and when they closed
+	// (CLOCK_MONOTONIC ns), until their entries are drained
+	closing map[uint64]int64
+	// drained holds the cookies drained, and when, for drainKeep: an
+	// entry of one made again (a packet later than the grace) is read and
+	// deleted at the next collect
+	drained map[uint64]int64
+	keys    []countKey
+	vals    []countValue // countBatch entries of a value per CPU
+	ncpu    int
+	rec     ringbuf.Record
+}
+
+// countGrace: a passive closer's FIN and the last ACK come a round trip
+// after close() (facts #6: 1 packet egress, 1 ingress after the release);
+// 2 s covers a round trip and a retransmission at the 1 s initial RTO.
+// Packets later still are kept by drainKeep.
+//
+// idleEvict: an entry that has not moved for this long is read and
+// deleted as a closed socket's is. Nothing is lost (the socket's next
+// packet makes a new entry, whose counts are all new), the map keeps the
+// sockets that move, and a socket whose close went unrecorded (a full
+// ring) does not keep its entry for ever.
+const (
+	countGrace = 2 * time.Second
+	drainKeep  = time.Minute
+	idleEvict  = 5 * time.Minute
+)
+
+// countSeen is an entry's totals at the last collect, and when they last
+// changed (CLOCK_MONOTONIC ns).
+type countSeen struct {
+	countValue
+	moved int64
+}
+
+func newSockCounter(p *countPrograms) (*sockCounter, error) {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	r, err := ringbuf.NewReader(p.closed)
+	if err != nil {
+		return nil, err
+	}
+	return &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countSeen{},
+		closing: map[uint64]int64{}, drained: map[uint64]int64{},
+		keys: make([]countKey, countBatch), vals: make([]countValue, countBatch*ncpu), ncpu: ncpu}, nil
+}
+
+func monoNow() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+func (c *sockCounter) close() { c.reader.Close() }
+
+// collect appends to out what each socket moved on each device since the
+// last collect (entries that moved nothing are left out), the last counts
+// of the sockets closed more than grace ago (closed set), and deletes
+// their entries and those idle for idleEvict.
+func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
+	if err := c.readClosed(); err != nil {
+		return out, err
+	}
+	now := c.now()
+	due := func(cookie uint64) bool {
+		if t, ok := c.closing[cookie]; ok && now-t >= int64(c.grace) {
+			return true
+		}
+		_, ok := c.drained[cookie]
+		return ok
+	}
+	type drainKey struct {
+		countKey
+		closed bool
+	}
+	var drain []drainKey
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := c.progs.counts.BatchLookup(&cursor, c.keys, c.vals, nil)
+		for i := range n {
+			k := c.keys[i]
+			if due(k.Cookie) {
+				drain = append(drain, drainKey{k, true})
+				continue
+			}
+			var moved bool
+			out, moved = c.delta(out, k, c.vals[i*c.ncpu:(i+1)*c.ncpu], false, now)
+			if !moved && now-c.prev[k].moved >= int64(idleEvict) {
+				drain = append(drain, drainKey{k, false})
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("read the counting map: %w", err)
+		}
+	}
+	// Read and delete in one call each: a packet counted between a read
+	// and a delete would be lost.
+	one := c.vals[:c.ncpu]
+	for _, k := range drain {
+		if err := c.progs.counts.LookupAndDelete(k.countKey, one); err != nil {
+			continue // gone already
+		}
+		out, _ = c.delta(out, k.countKey, one, k.closed, now)
+		delete(c.prev, k.countKey)
+	}
+	for cookie, t := range c.closing {
+		if now-t >= int64(c.grace) {
+			delete(c.closing, cookie)
+			c.drained[cookie] = now
+		}
+	}
+	for cookie, t := range c.drained {
+		if now-t >= int64(drainKeep) {
+			delete(c.drained, cookie)
+		}
+	}
+	return out, nil
+}
+
+// delta appends entry k's counts since the last collect, its per-CPU
+// values summed, keeps the totals, and reports whether they moved. A
+// closed socket's delta is appended even if it moved nothing: it says
+// the socket is done.
+func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, closed bool, now int64) ([]countDelta, bool) {
+	var tot countValue
+	for _, v := range perCPU {
+		if v.Netns != 0 {
+			tot.Netns = v.Netns
+		}
+		tot.Tx.add(v.Tx)
+		tot.Rx.add(v.Rx)
+	}
+	last, seen := c.prev[k]
+	moved := !seen || tot != last.countValue
+	if moved {
+		c.prev[k] = countSeen{tot, now}
+	}
+	if !moved && !closed {
+		return out, false
+	}
+	return append(out, countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}), moved
+}
+
+func (h *countHalf) add(o countHalf) {
+	h.Packets += o.Packets
+	h.Bytes += o.Bytes
+	h.Segs += o.Segs
+	h.Wire += o.Wire
+	h.Frags += o.Frags
+	h.FragBytes += o.FragBytes
+}
+
+func (h countHalf) minus(o countHalf) countHalf {
+	return countHalf{h.Packets - o.Packets, h.Bytes - o.Bytes, h.Segs - o.Segs, h.Wire - o.Wire, h.Frags - o.Frags, h.FragBytes - o.FragBytes}
+}
+
+// readClosed moves the closed sockets' records from the ring to closing.
+func (c *sockCounter) readClosed() error {
+	if err := c.reader.Flush(); err != nil {
+		return fmt.Errorf("read closed sockets: %w", err)
+	}
+	for {
+		err := c.reader.ReadInto(&c.rec)
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read closed sockets: %w", err)
+		}
+		if b := c.rec.RawSample; len(b) >= 16 {
+			c.closing[binary.NativeEndian.Uint64(b)] = int64(binary.NativeEndian.Uint64(b[8:]))
+		}
+	}
+}
+
+// lost returns the counts lost for want of room: first packets of a
+// socket on a device that found the counting map full, and closed
+// sockets' records that found the ring full.
+func (c *sockCounter) lost() (mapFull, ring uint64, err error) {
+	var per []uint64
+	for i, dst := range []*uint64{&mapFull, &ring} {
+		if err := c.progs.lost.Lookup(uint32(i), &per); err != nil {
+			return 0, 0, err
+		}
+		for _, n := range per {
+			*dst += n
+		}
+	}
+	return mapFull, ring, nil
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// TestCountProgramsAllow proves, without privileges, that the counting
+// programs return "allow" on every path (a cgroup_skb program that
+// returns 0 drops the packet), and that the check sees a path that does
+// not.
+func TestCountProgramsAllow(t *testing.T) {
+	progs := map[string]asm.Instructions{"egress": countProgram(cvTx), "ingress": countProgram(cvRx), "release": closedProgram()}
+	for name, insns := range progs {
+		bad, err := exitCodes(insns)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s: exits at %v may return other than 1", name, bad)
+		}
+	}
+	// The check itself: a copy whose path past a full map returns what
+	// the lookup returned.
+	for name, insns := range progs {
+		insns = append(asm.Instructions(nil), insns...)
+		for i := range insns {
+			if insns[i].Symbol() == "allow" {
+				insns[i] = asm.FnKtimeGetNs.Call().WithSymbol("allow")
+			}
+		}
+		if bad, err := exitCodes(insns); err != nil || len(bad) == 0 {
+			t.Errorf("%s: a program that returns the time was passed: %v, %v", name, bad, err)
+		}
+	}
+}
+
+// countCase is one packet for BPF_PROG_TEST_RUN and what the program must
+// count of it.
+type countCase struct {
+	name    string
+	half    int16 // cvTx or cvRx
+	pkt     []byte
+	gsoSegs uint32
+	gsoSize uint32
+	want    countHalf
+}
+
+// ipv4Packet returns an Ethernet frame of an IPv4 packet of protocol
+// proto, L3 length total, with an L4 header of l4 bytes (a TCP header's
+// data offset says l4).
+func ipv4Packet(proto uint8, total, l4 int) []byte {
+	b := make([]byte, 14+total)
+	binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IP)
+	ip := b[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(min(total, 65535)))
+	ip[8], ip[9] = 64, proto
+	copy(ip[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+	if proto == unix.IPPROTO_TCP {
+		ip[20+12] = byte(l4/4) << 4
+	}
+	return b
+}
+
+func ipv6Packet(proto uint8, total, l4 int) []byte {
+	b := make([]byte, 14+total)
+	binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IPV6)
+	ip := b[14:]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(total-40))
+	ip[6], ip[7] = proto, 64
+	ip[23], ip[39] = 1, 1
+	if proto == unix.IPPROTO_TCP {
+		ip[40+12] = byte(l4/4) << 4
+	}
+	return b
+}
+
+// TestCountProgramsRun runs both skb programs through the verifier and
+// BPF_PROG_TEST_RUN, on packets whose counts are worked out by hand from
+// the rules of the facts file (GSO: len + (segs-1)·hdr; fragments:
+// ⌈payload/((mtu-fh)&^7)⌉, each with an fh-byte header): each must be
+// allowed and counted as said, in its own socket's entry.
+func TestCountProgramsRun(t *testing.T) {
+	needRoot(t)
+	p, err := loadCountPrograms(1024, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	netns, err := netnsCookie(fd)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// BPF_PROG_TEST_RUN's skb is on lo, index 1, of the caller's namespace.
+	if err := p.setMTU(netns, 1, 1500); err != nil {
+		t.Fatal(err)
+	}
+	cases := []countCase{
+		{name: "tcp4 gso", half: cvTx, pkt: ipv4Packet(6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,
+			want: countHalf{Packets: 1, Bytes: 2948, Segs: 2, Wire: 2948 + 52}},
+		{name: "tcp6 gso", half: cvRx, pkt: ipv6Packet(6, 40+20+3*1000, 20), gsoSegs: 3, gsoSize: 1000,
+			want: countHalf{Packets: 1, Bytes: 3060, Segs: 3, Wire: 3060 + 2*60}},
+		// (BPF_PROG_TEST_RUN takes at most a page less the skb's
+		// head- and tailroom: about 3,700 bytes.)
+		{name: "udp4 gso", half: cvTx, pkt: ipv4Packet(17, 20+8+3*1000, 8), gsoSegs: 3, gsoSize: 1000,
+			want: countHalf{Packets: 1, Bytes: 3028, Segs: 3, Wire: 3028 + 2*28}},
+		// 2,980 bytes of payload in fragments of 1,480: 3, 20 bytes of
+		// header each.
+		{name: "udp4 fragments", half: cvTx, pkt: ipv4Packet(17, 3000, 8),
+			want: countHalf{Packets: 1, Bytes: 3000, Segs: 3, Wire: 2980 + 3*20, Frags: 2, FragBytes: 40}},
+		// 2,960 bytes in fragments of (1500-48)&^7 = 1,448: 3, 48 bytes
+		// of header each.
+		{name: "udp6 fragments", half: cvRx, pkt: ipv6Packet(17, 3000, 8),
+			want: countHalf{Packets: 1, Bytes: 3000, Segs: 3, Wire: 2960 + 3*48, Frags: 2, FragBytes: 3*48 - 40}},
+		{name: "udp4 at the mtu", half: cvRx, pkt: ipv4Packet(17, 1500, 8),
+			want: countHalf{Packets: 1, Bytes: 1500, Segs: 1, Wire: 1500}},
+		{name: "icmp small", half: cvTx, pkt: ipv4Packet(1, 84, 8),
+			want: countHalf{Packets: 1, Bytes: 84, Segs: 1, Wire: 84}},
+		{name: "raw 253 fragments", half: cvTx, pkt: ipv4Packet(253, 3020, 0),
+			want: countHalf{Packets: 1, Bytes: 3020, Segs: 3, Wire: 3000 + 3*20, Frags: 2, FragBytes: 40}},
+	}
+	for _, cs := range cases {
+		t.Run(cs.name, func(t *testing.T) {
+			prog := p.egress
+			if cs.half == cvRx {
+				prog = p.ingress
+			}
+			ctx := make([]byte, 192) // struct __sk_buff
+			binary.NativeEndian.PutUint32(ctx[164:], cs.gsoSegs)
+			binary.NativeEndian.PutUint32(ctx[176:], cs.gsoSize)
+			ret, err := prog.Run(&ebpf.RunOptions{Data: cs.pkt, Context: ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ret != 1 {
+				t.Errorf("returned %d, want 1 (allow)", ret)
+			}
+			got, err := c.collect(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d entries moved, want 1: %+v", len(got), got)
+			}
+			d := got[0]
+			mine, other := d.tx, d.rx
+			if cs.half == cvRx {
+				mine, other = d.rx, d.tx
+			}
+			if mine != cs.want || other != (countHalf{}) {
+				t.Errorf("counted %+v (other way %+v), want %+v", mine, other, cs.want)
+			}
+			if d.netns != netns || d.Ifindex != 1 || d.Cookie == 0 {
+				t.Errorf("entry of cookie %d, netns %d, ifindex %d; want a cookie, netns %d, ifindex 1", d.Cookie, d.netns, d.Ifindex, netns)
+			}
+		})
+	}
+}
+
+// TestCountIdleEvicted: an entry that has not moved for idleEvict is read
+// and deleted without a delta (it moved nothing), one that moved since the
+// last collect is not, and a deleted one's counts start again from zero.
+func TestCountIdleEvicted(t *testing.T) {
+	needRoot(t)
+	p, err := loadCountPrograms(1024, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	now := int64(1e12)
+	c.now = func() int64 { return now }
+	send := func() {
+		t.Helper()
+		if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipv4Packet(17, 100, 8)}); err != nil || ret != 1 {
+			t.Fatalf("run: %d, %v", ret, err)
+		}
+	}
+	entries := func() int {
+		var k countKey
+		v := make([]countValue, c.ncpu)
+		n := 0
+		for it := p.counts.Iterate(); it.Next(&k, &v); {
+			n++
+		}
+		return n
+	}
+	send()
+	if d, err := c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 100 {
+		t.Fatalf("first collect: %+v, %v; want one delta of 100 bytes", d, err)
+	}
+	now += int64(idleEvict) - 1
+	send() // another socket (BPF_PROG_TEST_RUN makes one a run), moving now
+	if d, err := c.collect(nil); err != nil || len(d) != 1 || entries() != 2 {
+		t.Fatalf("before idleEvict: %d deltas, %d entries, %v; want 1 and 2", len(d), entries(), err)
+	}
+	now += 1
+	if d, err := c.collect(nil); err != nil || len(d) != 0 || entries() != 1 {
+		t.Fatalf("at idleEvict: %d deltas, %d entries, %v; want 0 and 1 (the idle one gone)", len(d), entries(), err)
+	}
+	if len(c.prev) != 1 {
+		t.Errorf("%d totals kept, want 1", len(c.prev))
+	}
+}
+
+// TestCountMapFull: a socket's first packet that finds the map full is
+// allowed, and counted in lost, not silently dropped.
+func TestCountMapFull(t *testing.T) {
+	needRoot(t)
+	p, err := loadCountPrograms(2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i := range 5 { // five sockets: BPF_PROG_TEST_RUN makes one a run
+		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipv4Packet(6, 60, 20)}); err != nil || ret != 1 {
+			t.Fatalf("run %d: %d, %v; want 1 (allow) on a full map too", i, ret, err)
+		}
+	}
+	full, ring, err := c.lost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.collect(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full != 3 || ring != 0 || len(d) != 2 {
+		t.Errorf("lost %d (map full), %d (ring); %d entries; want 3, 0 and 2", full, ring, len(d))
+	}
+}
+
+// TestCountViews: a delta as each kind of interface counts it.
+func TestCountViews(t *testing.T) {
+	d := countDelta{tx: countHalf{Packets: 2, Bytes: 3000, Segs: 5, Wire: 3100, Frags: 1, FragBytes: 20},
+		rx: countHalf{Packets: 4, Bytes: 400, Segs: 4, Wire: 400}}
+	for _, c := range []struct {
+		ifc  kernelIface
+		want traffic
+	}{
+		{kernelIface{kind: countsSkbs, l2: 14}, traffic{txPackets: 3, txBytes: 3020 + 3*14, rxPackets: 4, rxBytes: 400 + 4*14}},
+		{kernelIface{kind: countsSegments, l2: 14}, traffic{txPackets: 5, txBytes: 3100 + 5*14, rxPackets: 4, rxBytes: 400 + 4*14}},
+		{kernelIface{kind: countsSegments}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
+		{kernelIface{kind: countsLoopback}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
+	} {
+		if got := c.ifc.view(d); got != c.want {
+			t.Errorf("kind %d, l2 %d: %+v, want %+v", c.ifc.kind, c.ifc.l2, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// TestProcSourceKernel runs netuse proc --source kernel on veth-a while a
+// process in a uploads over TCP and another sends UDP datagrams: the
+// programs, attached to the cgroup2 root by netuse (after
+// TestCountProgramsAllow, TestCountProgramsRun and TestCountTraffic have
+// run them on a cgroup of their own), credit each process with its bytes
+// as the veth counts them (the UDP sender exactly: 100 datagrams of 1,000
+// bytes and the 3-byte end, each with 28 bytes of IPv4 and UDP header and
+// 14 of Ethernet), the rest of the veth's bytes go to "(no socket)", and
+// every interval's rows add up to the veth's counters.
+func TestProcSourceKernel(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	udpSrv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7452")
+	udpSrv.expect(t, "listening")
+	udp := startHelper(t, n.a, "send", "udp", "192.0.2.2:7452", "100000")
+	udp.expect(t, "sent") // all counted at egress, however many the receiver gets
+	tcp, _ := upload(t, n.a, n.b, "192.0.2.2:7451", transfer)
+	p.intervals(t, 3)
+	p.stop(t) // the rows add up to the capture record in every interval, nothing on stderr
+	ifRx, ifTx := p.ifaceTotal("veth-a")
+	var rowsRx, rowsTx uint64
+	for _, r := range p.procs {
+		rowsRx += r.RxBytes
+		rowsTx += r.TxBytes
+	}
+	if rowsRx != ifRx || rowsTx != ifTx {
+		t.Errorf("the rows add up to rx %d tx %d, veth-a counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
+	}
+	_, udpTx, _ := p.credited(udp.cmd.Process.Pid)
+	if udpTx != 100*(1000+28+14)+(3+28+14) {
+		t.Errorf("the UDP sender was credited with tx %d, want %d", udpTx, 100*(1000+28+14)+(3+28+14))
+	}
+	// The TCP sender: every byte of the veth's but the UDP sender's and
+	// what no socket sent (an ARP request), which is little.
+	_, tcpTx, _ := p.credited(tcp.cmd.Process.Pid)
+	_, noneTx, _ := p.credited(0)
+	if tcpTx < transfer || tcpTx != ifTx-udpTx-noneTx || noneTx > 1000 {
+		t.Errorf("the TCP sender was credited with tx %d (it sent %d), the UDP sender %d, no socket %d, veth-a counted %d", tcpTx, transfer, udpTx, noneTx, ifTx)
+	}
+	for _, c := range p.capts {
+		if c.Owners != "bpf" {
+			t.Fatalf("interval %d: owner_source %q, want bpf", c.Seq, c.Owners)
+		}
+	}
+}
+
+// TestProcSourceKernelGoneAfterKill: netuse proc --source kernel attaches
+// its three counting programs to the cgroup2 root (besides the owner
+// programs), and SIGKILL detaches them all: links, never pinned.
+func TestProcSourceKernelGoneAfterKill(t *testing.T) {
+	n := newTestNet(t)
+	root, err := os.Open(testCgroup2Root(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	attached := func() map[ebpf.ProgramID]bool {
+		ids := map[ebpf.ProgramID]bool{}
+		for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetEgress, ebpf.AttachCGroupInetIngress, ebpf.AttachCgroupInetSockRelease} {
+			res, err := link.QueryPrograms(link.QueryOptions{Target: int(root.Fd()), Attach: at})
+			if err != nil {
+				t.Fatalf("query %s: %v", at, err)
+			}
+			for _, p := range res.Programs {
+				ids[p.ID] = true
+			}
+		}
+		return ids
+	}
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	// netuse's programs are those of its own fds (other netuse processes
+	// on this machine attach theirs to the same root): a link's fdinfo
+	// names its program.
+	var ours []ebpf.ProgramID
+	now := attached()
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", p.cmd.Process.Pid))
+	for _, fd := range fds {
+		b, _ := os.ReadFile(fd)
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				id, _ := strconv.Atoi(strings.TrimSpace(v))
+				if now[ebpf.ProgramID(id)] && !slices.Contains(ours, ebpf.ProgramID(id)) {
+					ours = append(ours, ebpf.ProgramID(id))
+				}
+			}
+		}
+	}
+	if len(ours) != 4 { // egress, ingress, and two releases: the owners' and the counting's
+		t.Fatalf("netuse attached %d programs (%v), want 4", len(ours), ours)
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		now, left := attached(), 0
+		for _, id := range ours {
+			if now[id] {
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after SIGKILL, %d of netuse's programs are still attached", left)
+		}
+	}
+}
