@@ -101,6 +101,40 @@ func (t *nsTables) read() ([]socket, error) {
 	return socks, nil
 }
 
+// find looks fl's socket up in each namespace, netuse's own first, by
+// exact requests (the kernel's hash lookups: the connection's socket, else
+// the listening or unconnected one of its local end), without a dump. A
+// socket bound to a wildcard is taken only if fl's local address is one of
+// its namespace's, as sockIndex.listener does.
+func (t *nsTables) find(fl flow) (socket, bool) {
+	if time.Since(t.lastEnum) >= enumGap {
+		t.lastEnum = time.Now()
+		t.enumerate()
+	}
+	try := func(ns uint64, nt *nsTable) (socket, bool) {
+		s, ok := nt.diag.lookup(fl)
+		if !ok || (s.remote.Port() == 0 && s.local.Addr().IsUnspecified() && !t.isLocal(ns, fl.local.Addr())) {
+			return socket{}, false
+		}
+		s.netns = ns
+		return s, true
+	}
+	if nt := t.ns[t.own]; nt != nil {
+		if s, ok := try(t.own, nt); ok {
+			return s, true
+		}
+	}
+	for ns, nt := range t.ns {
+		if ns == t.own {
+			continue
+		}
+		if s, ok := try(ns, nt); ok {
+			return s, true
+		}
+	}
+	return socket{}, false
+}
+
 // rescan lists the namespaces in use again, unless that was done within
 // rescanGap, and reports whether a new one is in use.
 func (t *nsTables) rescan() bool {

@@ -14,6 +14,7 @@ func (t *nsTables) isOurs(addr netip.Addr) bool                { return true }
 func (t *nsTables) ownAddr(netns uint64, addr netip.Addr) bool { return false }
 func (t *nsTables) netnsByCookie(cookie uint64) uint64         { return 0 }
 func (t *nsTables) rescan() bool                               { return false }
+func (t *nsTables) find(flow) (socket, bool)                   { return socket{}, false }
 func (t *nsTables) close()                                     {}
 
 // newLookup finds the kernel's socket of one flow: Linux only.

@@ -15,27 +15,34 @@ import (
 
 // Offsets in the record the programs write (struct ownerEvent in Go terms).
 const (
-	evCookie   = 0   // u64 socket cookie
-	evNetns    = 8   // u64 network namespace cookie
-	evTime     = 16  // u64 CLOCK_MONOTONIC ns
-	evStart    = 24  // u64 the thread group leader's start_boottime, ns
-	evTgid     = 32  // u32
-	evUID      = 36  // u32
-	evComm     = 40  // [16]byte, the thread group leader's comm
-	evKind     = 56  // u8: evCreate or evRelease
-	evFamily   = 58  // u16 AF_INET or AF_INET6
-	evProto    = 60  // u32 IPPROTO_TCP, IPPROTO_UDP, ...
-	evAddrs    = 64  // at release: sock_common's skc_daddr, skc_rcv_saddr, skc_hash, skc_dport (be), skc_num
-	evV6Daddr  = 80  // [16]byte skc_v6_daddr
-	evV6Saddr  = 96  // [16]byte skc_v6_rcv_saddr
-	evInode    = 112 // u64 the socket's inode number, as /proc/<pid>/fd and sock_diag show it
-	evCgroup   = 120 // u64 the process's cgroup2 id: its directory's inode number
-	evSize     = 128
-	evScratch  = evSize + 8 // stack slot for the leader pointer, below the record
-	evLostKey  = evSize + 12
-	evCreate   = 1
-	evRelease  = 2
-	ringBytes  = 256 << 10 // 2,048 records (120 bytes and an 8-byte header each) waiting for netuse
+	evCookie  = 0   // u64 socket cookie
+	evNetns   = 8   // u64 network namespace cookie
+	evTime    = 16  // u64 CLOCK_MONOTONIC ns
+	evStart   = 24  // u64 the thread group leader's start_boottime, ns
+	evTgid    = 32  // u32
+	evUID     = 36  // u32
+	evComm    = 40  // [16]byte, the thread group leader's comm
+	evKind    = 56  // u8: evCreate or evRelease
+	evFamily  = 58  // u16 AF_INET or AF_INET6
+	evProto   = 60  // u32 IPPROTO_TCP, IPPROTO_UDP, ...
+	evAddrs   = 64  // at release: sock_common's skc_daddr, skc_rcv_saddr, skc_hash, skc_dport (be), skc_num
+	evV6Daddr = 80  // [16]byte skc_v6_daddr
+	evV6Saddr = 96  // [16]byte skc_v6_rcv_saddr
+	evInode   = 112 // u64 the socket's inode number, as /proc/<pid>/fd and sock_diag show it
+	evCgroup  = 120 // u64 the process's cgroup2 id: its directory's inode number
+	evSize    = 128
+	evScratch = evSize + 8 // stack slot for the leader pointer, below the record
+	evLostKey = evSize + 12
+	evCreate  = 1
+	evRelease = 2
+	// ringBytes holds 1,927 records (128 bytes and an 8-byte header each)
+	// waiting for netuse; 1 MiB at first, 256 KiB took 0.75 MiB off the
+	// peak RSS of bench/run.sh's workload 6.
+	ringBytes = 256 << 10
+	// ringWakeAt is the bytes waiting in the ring at which a program wakes
+	// the reader: a quarter, leaving three quarters (1,445 records) for
+	// the time the reader takes to wake.
+	ringWakeAt = ringBytes / 4
 	bpfLicense = "Dual MIT/GPL"
 )
 
@@ -195,15 +202,22 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		insns = append(insns, read(evV6Saddr, 16, asm.R6, off.v6Saddr)...)
 	}
 	insns = append(insns,
+		// BPF_RB_NO_WAKEUP while the ring holds less than ringWakeAt:
+		// waking the reader for each record cost the process that made
+		// the socket 6 to 23 us of CPU, ten times the programs' own work
+		// (BenchmarkOwnerPrograms). The reader reads when the resolver
+		// asks (catchUp), or when this wakes it (BPF_RB_FORCE_WAKEUP) with
+		// the ring a quarter full; it sleeps otherwise, however long.
 		asm.LoadMapPtr(asm.R1, 0).WithReference("events"),
+		asm.Mov.Imm(asm.R2, 0), // BPF_RB_AVAIL_DATA
+		asm.FnRingbufQuery.Call(),
+		asm.Mov.Imm(asm.R4, 1), // BPF_RB_NO_WAKEUP
+		asm.JLT.Imm(asm.R0, ringWakeAt, "output"),
+		asm.Mov.Imm(asm.R4, 2), // BPF_RB_FORCE_WAKEUP
+		asm.LoadMapPtr(asm.R1, 0).WithReference("events").WithSymbol("output"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -evSize),
 		asm.Mov.Imm(asm.R3, evSize),
-		// BPF_RB_NO_WAKEUP: waking the reader for each record cost the
-		// process that made the socket 6 to 23 us of CPU, ten times the
-		// programs' own work (BenchmarkOwnerPrograms); the reader looks
-		// every readEvery instead, and at once when the resolver asks.
-		asm.Mov.Imm(asm.R4, 1),
 		asm.FnRingbufOutput.Call(),
 		asm.JEq.Imm(asm.R0, 0, "allow"),
 		// The ring was full: count the record lost.

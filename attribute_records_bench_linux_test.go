@@ -275,9 +275,9 @@ func (o *ownerBench) withOwners(fn func(k *kernelOwners) error) error {
 }
 
 // startBenchOwners is startKernelOwners for the cgroup dir, which it
-// cannot be given: the same kernelOwners, read by the same loop (a look
-// every readEvery, as the programs never wake it), but never attached to
-// the cgroup2 root.
+// cannot be given: the same kernelOwners, read by the same loop (woken
+// by catchUp, or by the programs at ringWakeAt), but never attached to the
+// cgroup2 root.
 func startBenchOwners(dir *os.File) (*kernelOwners, error) {
 	progs, err := loadOwnerPrograms()
 	if err != nil {

@@ -106,14 +106,14 @@ func (k *kernelOwners) run() {
 	defer k.done.Done()
 	clk := newMonoClock()
 	var rec ringbuf.Record
-	k.reader.SetDeadline(time.Now().Add(readEvery))
 	for {
+		// No deadline: the reader sleeps until catchUp flushes it or a
+		// program wakes it (ringWakeAt). Reading every 10 ms woke an idle
+		// netuse a hundred times a second.
 		if err := k.reader.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrClosed):
 				return
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				k.reader.SetDeadline(time.Now().Add(readEvery))
 			case errors.Is(err, ringbuf.ErrFlushed):
 				select {
 				case k.drained <- struct{}{}:
@@ -145,14 +145,6 @@ func (k *kernelOwners) catchUp() {
 	case <-time.After(catchUpWait):
 	}
 }
-
-// readEvery is how often the reader looks for records: the programs do
-// not wake it. At 2,048 records the ring holds 1,024 sockets' lives, so
-// at 10 ms a machine may open and close 100,000 sockets a second before
-// records are lost (and counted in owner_records_lost). The ring was
-// 1 MiB at first; 256 KiB took 0.75 MiB off the peak RSS of bench/run.sh's
-// workload 6, which has to stay under 50 MiB.
-const readEvery = 10 * time.Millisecond
 
 // catchUpWait bounds catchUp: the reader takes microseconds a record.
 const catchUpWait = 50 * time.Millisecond

@@ -243,6 +243,84 @@ func TestOwnerPrograms(t *testing.T) {
 	}
 }
 
+// TestOwnerRecordsWake: the reader of the owner records sleeps while the
+// ring holds less than ringWakeAt (an idle netuse is not woken a hundred
+// times a second), catchUp hands over what waits, and the programs wake
+// the reader once the ring holds ringWakeAt, without a catchUp. On a
+// cgroup of the test's own, with a child in it that opens and closes UDP
+// sockets on request.
+func TestOwnerRecordsWake(t *testing.T) {
+	needRoot(t)
+	cg := filepath.Join(testCgroup2Root(t), fmt.Sprintf("netuse-test-wake-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cg)
+	dir, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	k, err := startBenchOwners(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "udp-churn")
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1", "NETUSE_TEST_COMM=nu-churn")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	lines := bufio.NewScanner(stdout)
+	churn := func(n int) {
+		t.Helper()
+		fmt.Fprintln(stdin, n)
+		if !lines.Scan() || lines.Text() != fmt.Sprintf("made %d", n) {
+			t.Fatalf("the child in the cgroup said %q, %v; want \"made %d\"", lines.Text(), lines.Err(), n)
+		}
+	}
+	const record = evSize + 8            // and the ring's header
+	below := ringWakeAt / record / 2 / 2 // sockets whose two records fill half of ringWakeAt
+	churn(below)
+	if open, closed, _ := k.book.stats(); open+closed != 0 {
+		t.Errorf("the book has %d open and %d closed sockets before catchUp, with the ring under ringWakeAt; want none (the reader woken)", open, closed)
+	}
+	k.catchUp()
+	if _, closed, lost := k.book.stats(); closed < below || lost != 0 {
+		t.Fatalf("after catchUp the book has %d closed sockets, %d records lost; want %d, none lost", closed, lost, below)
+	}
+	// Past ringWakeAt: the programs wake the reader; nobody calls catchUp.
+	above := 2 * ringWakeAt / record / 2 // twice ringWakeAt, well under the ring
+	churn(above)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		_, closed, lost := k.book.stats()
+		if lost != 0 {
+			t.Fatalf("%d records lost", lost)
+		}
+		if closed >= below+ringWakeAt/record/4 { // half of what the ring held at the wakeup, at least
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the book has %d closed sockets 10 s after %d more closed; want at least %d: the programs did not wake the reader", closed, above, below+ringWakeAt/record/4)
+		}
+		time.Sleep(time.Millisecond) // polling the book for the sign
+	}
+}
+
 // childStart reads the start time the sockets helper printed.
 func childStart(t *testing.T, out []byte) uint64 {
 	t.Helper()

@@ -128,10 +128,17 @@ func (d *sockDiag) query(family, proto uint8, fl *flow, fn func([]byte)) (interr
 	ne.PutUint32(r[4:], allTCPStates)
 	if fl != nil {
 		// inet_diag_sockid: ports and addresses in network byte order.
-		binary.BigEndian.PutUint16(r[8:], fl.local.Port())
-		binary.BigEndian.PutUint16(r[10:], fl.remote.Port())
-		putDiagAddr(r[12:28], fl.local.Addr(), family)
-		putDiagAddr(r[28:44], fl.remote.Addr(), family)
+		// TCP's lookup takes the source as the socket's end; UDP's, as a
+		// datagram's source, the far end (udp_dump_one, "swapped for
+		// historical reasons"): local first, it found no UDP socket.
+		near, far := fl.local, fl.remote
+		if proto == unix.IPPROTO_UDP {
+			near, far = far, near
+		}
+		binary.BigEndian.PutUint16(r[8:], near.Port())
+		binary.BigEndian.PutUint16(r[10:], far.Port())
+		putDiagAddr(r[12:28], near.Addr(), family)
+		putDiagAddr(r[28:44], far.Addr(), family)
 		ne.PutUint32(r[48:], diagNoCookie)
 		ne.PutUint32(r[52:], diagNoCookie)
 	}

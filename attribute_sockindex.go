@@ -35,8 +35,7 @@ func newSockIndex(socks []socket, isLocal func(uint64, netip.Addr) bool) *sockIn
 	x := &sockIndex{exact: make(map[flow]socket, len(socks)), bound: map[boundKey][]socket{}, isLocal: isLocal}
 	for _, s := range socks {
 		if s.remote.Port() == 0 {
-			k := boundKey{s.proto, s.local.Addr(), s.local.Port()}
-			x.bound[k] = append(x.bound[k], s)
+			x.addBound(s)
 			continue
 		}
 		fl := flow{s.proto, s.local, s.remote}
@@ -45,6 +44,12 @@ func newSockIndex(socks []socket, isLocal func(uint64, netip.Addr) bool) *sockIn
 		}
 	}
 	return x
+}
+
+// addBound adds the listening or unconnected socket s.
+func (x *sockIndex) addBound(s socket) {
+	k := boundKey{s.proto, s.local.Addr(), s.local.Port()}
+	x.bound[k] = append(x.bound[k], s)
 }
 
 var (

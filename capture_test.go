@@ -538,7 +538,18 @@ func (t scenarioTables) isOurs(a netip.Addr) bool {
 func (t scenarioTables) ownAddr(uint64, netip.Addr) bool { return false }
 func (t scenarioTables) netnsByCookie(uint64) uint64     { return 0 }
 func (t scenarioTables) rescan() bool                    { return false }
-func (t scenarioTables) close()                          {}
+
+// find is the kernel's lookup of one flow on the scenario's table: the
+// connection's socket, else the listening or unconnected one of its local
+// end.
+func (t scenarioTables) find(fl flow) (socket, bool) {
+	x := newSockIndex(t.s.sockets, nil)
+	if s, ok := x.exact[fl]; ok {
+		return s, true
+	}
+	return x.listener(fl)
+}
+func (t scenarioTables) close() {}
 
 // noSocketLookup finds no socket: a capture file has no live sockets.
 type noSocketLookup struct{}

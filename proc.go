@@ -210,6 +210,7 @@ func (p *pipeline) newResolver(sys procOS, reg *registry, tables socketTables, w
 	res := &resolver{
 		acc:       p.acc,
 		sockets:   tables.read,
+		find:      tables.find,
 		rescan:    tables.rescan,
 		isLocal:   tables.isLocal,
 		conntrack: sys.conntrack,

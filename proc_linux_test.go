@@ -980,6 +980,25 @@ func runHelper(args []string) error {
 		return flood(args[1], args[2], args[3])
 	case "sockets":
 		return socketsHelper()
+	case "udp-churn":
+		// Each line of stdin, a number N: open and close N UDP sockets,
+		// each bound to a port of its own, then say "made N".
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			n, err := strconv.Atoi(in.Text())
+			if err != nil {
+				return err
+			}
+			for range n {
+				c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				c.Close()
+			}
+			fmt.Printf("made %d\n", n)
+		}
+		return in.Err()
 	case "recv":
 		c, err := net.Dial("tcp", args[1])
 		if err != nil {
