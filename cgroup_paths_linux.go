@@ -81,8 +81,12 @@ func walkCgroups(root fs.FS) map[uint64]string {
 	return byID
 }
 
-// close closes the root; path names no cgroup after.
+// close closes the root; path names no cgroup after. A nil c has
+// nothing to close (the benchmarks' kernelOwners name no cgroups).
 func (c *cgroupPaths) close() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.root != nil {
