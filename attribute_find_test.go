@@ -32,6 +32,11 @@ func TestPassFindsEachWithoutDump(t *testing.T) {
 		b.add(ownerEvent{cookie: 3, inode: 13, pid: 102, start: 7, name: "avahi", at: now - 2e9, proto: 17})
 		return b
 	}
+	// Past findEachMax flows, one read serves them all.
+	many := []flow{curl, gone, dns}
+	for i := range findEachMax {
+		many = append(many, flow{6, netip.AddrPortFrom(curl.local.Addr(), uint16(50000+i)), curl.remote})
+	}
 	for _, c := range []struct {
 		name  string
 		flows []flow
@@ -39,6 +44,7 @@ func TestPassFindsEachWithoutDump(t *testing.T) {
 	}{
 		{"open, closed and unconnected sockets, all recorded", []flow{curl, gone, dns}, 0},
 		{"and a forwarded flow, of no socket", []flow{curl, gone, dns, forwarded}, 1},
+		{"more than findEachMax flows", many, 1},
 	} {
 		a := newAccountant()
 		for _, fl := range c.flows {

@@ -40,9 +40,11 @@ const (
 	// peak RSS of bench/run.sh's workload 6.
 	ringBytes = 256 << 10
 	// ringWakeAt is the bytes waiting in the ring at which a program wakes
-	// the reader: a quarter, leaving three quarters (1,445 records) for
-	// the time the reader takes to wake.
-	ringWakeAt = ringBytes / 4
+	// the reader: an eighth, leaving 1,686 records for the time the
+	// reader takes to wake and drain while the sockets' processes keep
+	// the cores busy. With a quarter, 10,000 sockets closed at once by 10
+	// processes on 2 cores lost 1,796 records (bench/run.sh's workload 6).
+	ringWakeAt = ringBytes / 8
 	bpfLicense = "Dual MIT/GPL"
 )
 
@@ -206,8 +208,8 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		// waking the reader for each record cost the process that made
 		// the socket 6 to 23 us of CPU, ten times the programs' own work
 		// (BenchmarkOwnerPrograms). The reader reads when the resolver
-		// asks (catchUp), or when this wakes it (BPF_RB_FORCE_WAKEUP) with
-		// the ring a quarter full; it sleeps otherwise, however long.
+		// asks (catchUp), or when this wakes it (BPF_RB_FORCE_WAKEUP) once
+		// the ring holds ringWakeAt; it sleeps otherwise, however long.
 		asm.LoadMapPtr(asm.R1, 0).WithReference("events"),
 		asm.Mov.Imm(asm.R2, 0), // BPF_RB_AVAIL_DATA
 		asm.FnRingbufQuery.Call(),
