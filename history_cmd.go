@@ -68,6 +68,7 @@ type historyOptions struct {
 	sort         string
 	json         bool
 	r            *renderer // units: --units and --si
+	none         string    // the table's line when no row came; "" for the usual one
 }
 
 // readHistoryFlags reads history's flags into c.history.
@@ -253,9 +254,28 @@ func (a *app) runHistory(h historyOptions) error {
 	if h.db == "" || h.db == "off" {
 		return usageError{errors.New("history: no history file: give --db PATH, the file netuse serve --db writes")}
 	}
-	rows, from, to, err := readHistory(h, a.clock.now())
+	now := a.clock.now()
+	rows, from, to, err := readHistory(h, now)
 	if err != nil {
 		return err
+	}
+	if len(rows) == 0 && !h.json && h.by[0] != "iface" && h.by[0] != "reason" && len(h.programs)+len(h.users) == 0 {
+		// Nothing per process, not even a reason row: serve kept the
+		// interfaces alone, if they moved anything. Say so, not just
+		// "no traffic".
+		hi := h
+		hi.by, hi.every, hi.top = []string{"iface"}, numLevels, 0
+		if irows, _, _, err := readHistory(hi, now); err == nil {
+			var moved traffic
+			for _, r := range irows {
+				moved.add(r.t)
+			}
+			if n := moved.rxBytes + moved.txBytes; n > 0 {
+				h.none = fmt.Sprintf("no traffic of processes kept in that span, while the interfaces moved %s: serve was not capturing "+
+					"(it needs CAP_NET_RAW: see its stderr and netuse_process_metrics_enabled); --by iface shows the interfaces",
+					strings.TrimSpace(h.r.size(float64(n), false)))
+			}
+		}
 	}
 	w := bufio.NewWriter(a.stdout)
 	if h.json {

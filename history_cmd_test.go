@@ -253,3 +253,41 @@ func TestHistoryCmdRetention(t *testing.T) {
 		t.Errorf("got %+v; want one record from 07:00 (an hour bucket) to 10:40 of 220 bytes", recs)
 	}
 }
+
+// TestHistoryCmdInterfacesOnly: a file where serve kept the interfaces
+// alone (it could not capture) answers --by program with why, not with
+// "no traffic"; a span where nothing moved says no traffic.
+func TestHistoryCmdInterfacesOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	start := time.Date(2026, 11, 29, 0, 0, 0, 0, time.Local)
+	clk := &histClock{start}
+	hc := &histCounters{cs: []counter{{name: "eth0", index: 2}}}
+	s := startHistServe(t, path, hc, clk, "b")
+	s.e.hist.loc = time.Local
+	for m := range 60 {
+		hc.move(0, traffic{1000, 24, 10, 1})
+		clk.t = start.Add(time.Duration(m)*time.Minute + 59*time.Second)
+		if err := s.e.refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.e.closeHistory()
+	clk.t = start.Add(2 * time.Hour)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--since", "2026-11-29", "--by", "program", "--si"}, "no traffic of processes kept in that span, while the interfaces moved 61.4 kB: serve was not capturing"},
+		{[]string{"--since", "2026-11-29", "--by", "user,container"}, "no traffic of processes kept in that span, while the interfaces moved"},
+		{[]string{"--since", "2026-11-28", "--until", "2026-11-29"}, "no traffic kept in that span\n"},
+		{[]string{"--since", "2026-11-29", "--by", "program", "--program", "curl"}, "no traffic kept in that span\n"},
+	} {
+		a, stdout, stderr := historyApp(clk)
+		if code := a.main(append([]string{"history", "--db", path}, c.args...)); code != 0 {
+			t.Fatalf("history %s: exit %d: %s", strings.Join(c.args, " "), code, stderr)
+		}
+		if _, line, _ := strings.Cut(stdout.String(), "\n"); !strings.HasPrefix(line, c.want) {
+			t.Errorf("history %s: %q; want its second line to start %q", strings.Join(c.args, " "), stdout, c.want)
+		}
+	}
+}

@@ -88,7 +88,11 @@ func writeHistoryTable(w io.Writer, h historyOptions, rows []historyRow, from, t
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s to %s\n", from.Format(timeLayout), to.Format(timeLayout))
 	if len(rows) == 0 {
-		b.WriteString("no traffic kept in that span\n")
+		if h.none != "" {
+			b.WriteString(h.none + "\n")
+		} else {
+			b.WriteString("no traffic kept in that span\n")
+		}
 	} else {
 		total := make([]string, len(head))
 		total[0] = "total"
