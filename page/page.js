@@ -12,9 +12,11 @@
   const OTHER = '(other)';
   // Each range asks the API what netuse history --since S --every E asks.
   const RANGES = {
-    day: { since: '24h', every: '5m', what: 'last 24 hours, per 5 minutes' },
-    month: { since: '30d', every: 'day', what: 'last 30 days, per day' },
-    year: { since: '1y', every: 'month', what: 'last year, per month' },
+    // span: the time the chart's axis shows, ending now, whatever the
+    // buckets kept: a day serve did not run is a gap, not a missing bar.
+    day: { since: '24h', every: '5m', what: 'last 24 hours, per 5 minutes', span: 24 * 3600e3 },
+    month: { since: '30d', every: 'day', what: 'last 30 days, per day', span: 30 * 86400e3 },
+    year: { since: '1y', every: 'month', what: 'last year, per month', span: 365 * 86400e3 },
   };
   const state = { by: 'program', range: 'day', bits: false, si: false, history: null };
   const $ = (id) => document.getElementById(id);
@@ -160,7 +162,9 @@
   function fold(recs, by) {
     const totals = new Map();
     const buckets = [];
+    const ends = new Map(); // each bucket's end, as the API's "to"
     for (const r of recs) {
+      ends.set(r.from, r.to);
       const k = label(r[by]);
       const t = totals.get(k) || { rx: 0, tx: 0 };
       t.rx += r.rx_bytes; t.tx += r.tx_bytes;
@@ -184,7 +188,7 @@
       c.set(s, t);
       sums.get(s).rx += r.rx_bytes; sums.get(s).tx += r.tx_bytes;
     }
-    return { buckets, series, cells, sums };
+    return { buckets, ends, series, cells, sums };
   }
 
   function cls(series, i) { return series[i] === OTHER ? 'sother' : 's' + (i % 9); }
@@ -196,10 +200,18 @@
     return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   }
 
-  function drawChart(box, f, every) {
+  // drawChart draws a bar per bucket where its time is on an axis of the
+  // range's span up to now (or the buckets' own, where they go beyond).
+  function drawChart(box, f, range) {
+    const every = range.every;
     const W = 1000, H = 260, L = 80, B = 24, T = 8;
-    const n = Math.max(f.buckets.length, 1);
-    const bw = (W - L) / n;
+    const now = Date.now();
+    let t0 = now - range.span, t1 = now;
+    for (const b of f.buckets) {
+      t0 = Math.min(t0, Date.parse(b));
+      t1 = Math.max(t1, Date.parse(f.ends.get(b)));
+    }
+    const x = (t) => L + (t - t0) / (t1 - t0) * (W - L);
     let max = 0;
     for (const c of f.cells.values()) {
       let s = 0;
@@ -215,16 +227,23 @@
       t.textContent = size(v, false);
       s.append(t);
     }
-    const step = Math.ceil(n / 8);
-    f.buckets.forEach((b, i) => {
+    for (let i = 0; i < 6; i++) { // six labels, evenly in time
+      const at = t0 + (t1 - t0) * i / 6;
+      const t = svg('text', { x: x(at).toFixed(2), y: H - 6 });
+      t.textContent = bucketLabel(new Date(at).toISOString(), every);
+      s.append(t);
+    }
+    f.buckets.forEach((b) => {
       const c = f.cells.get(b);
+      const bx = x(Date.parse(b));
+      const bw = x(Date.parse(f.ends.get(b))) - bx;
       let base = 0;
       f.series.forEach((name, j) => {
         const t = c.get(name);
         if (!t) return;
         const v = t.rx + t.tx;
         const r = svg('rect', {
-          class: cls(f.series, j), x: (L + i * bw).toFixed(2), width: Math.max(bw - (bw > 4 ? 1 : 0), 0.5).toFixed(2),
+          class: cls(f.series, j), x: bx.toFixed(2), width: Math.max(bw - (bw > 4 ? 1 : 0), 0.5).toFixed(2),
           y: y(base + v).toFixed(2), height: (y(base) - y(base + v)).toFixed(2),
           'data-name': name, 'data-from': b, 'data-rx': String(t.rx), 'data-tx': String(t.tx),
         });
@@ -234,11 +253,6 @@
         s.append(r);
         base += v;
       });
-      if (i % step === 0) {
-        const t = svg('text', { x: (L + i * bw).toFixed(2), y: H - 6 });
-        t.textContent = bucketLabel(b, every);
-        s.append(t);
-      }
     });
     box.querySelector('.chart').replaceChildren(s);
     box.querySelector('.legend').replaceChildren(...f.series.map((name, j) => {
@@ -331,10 +345,10 @@
       $('apps-h').textContent = 'Usage per ' + state.by + ', ' + r.what;
       $('ifaces-h').textContent = 'Usage per interface, ' + r.what;
       const fa = fold(apps, state.by);
-      drawChart($('apps'), fa, r.every);
+      drawChart($('apps'), fa, r);
       drawTable($('apps'), fa, keyName, r.what);
       const fi = fold(ifaces, 'iface');
-      drawChart($('ifaces'), fi, r.every);
+      drawChart($('ifaces'), fi, r);
       drawTable($('ifaces'), fi, 'Interface', r.what);
       status.textContent = 'Up to serve\'s last report; read again every minute.';
       document.body.dataset.loaded = state.by + ' ' + state.range + ' ' + (state.bits ? 'bits' : 'bytes') + ' ' + (state.si ? 'si' : 'iec');
