@@ -208,7 +208,11 @@ const passCostShare = 4
 // until done is closed, in passes spaced by minGap and passCostShare.
 // (Connection openings do not wait for it: see syn.)
 func (r *resolver) loop(done <-chan struct{}) {
-	retry := time.NewTicker(retryGap)
+	// retry runs only while some flow waits to be tried again: a ticker
+	// woke an idle netuse four times a second for nothing. Flows a report
+	// queues again come with its nudge.
+	retry := time.NewTimer(retryGap)
+	retry.Stop()
 	defer retry.Stop()
 	due := time.NewTimer(time.Hour)
 	defer due.Stop()
@@ -231,6 +235,9 @@ func (r *resolver) loop(done <-chan struct{}) {
 			continue
 		}
 		r.pass()
+		if r.acc.hasRetries() {
+			retry.Reset(retryGap)
+		}
 	}
 }
 

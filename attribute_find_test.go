@@ -77,3 +77,56 @@ func TestPassFindsEachWithoutDump(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopRetries: a flow the first pass left without an owner is tried
+// again retryGap later with nothing else to wake the loop (its timer runs
+// only while such a flow waits); the second try finds the socket, which
+// has come since.
+func TestLoopRetries(t *testing.T) {
+	fl := flow{6, netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")}
+	server := &process{pid: 300, name: "late"}
+	a := newAccountant()
+	a.flows[fl] = &flowState{near: true, first: time.Now().UnixNano()}
+	a.pending = append(a.pending, fl)
+	reads := make(chan int, 16)
+	n := 0
+	r := &resolver{acc: a, owners: fixedOwners{55: server}, minGap: time.Millisecond, kick: make(chan struct{}, 1),
+		sockets: func() ([]socket, error) {
+			n++
+			reads <- n
+			if n == 1 {
+				return nil, nil // not there yet
+			}
+			return []socket{{proto: 6, local: fl.local, remote: fl.remote, inode: 55}}, nil
+		}}
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() { r.loop(done); close(ended) }()
+	defer func() { close(done); <-ended }()
+	a.wake <- struct{}{}
+	start := time.Now()
+	for want := 1; want <= 2; want++ {
+		select {
+		case got := <-reads:
+			if got != want {
+				t.Fatalf("read %d; want %d", got, want)
+			}
+		case <-time.After(10 * retryGap):
+			t.Fatalf("no read %d within %v: the loop did not try the flow again", want, 10*retryGap)
+		}
+	}
+	if d := time.Since(start); d < retryGap {
+		t.Errorf("tried again after %v; want retryGap, %v", d, retryGap)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		owner := a.flows[fl].owner
+		a.mu.Unlock()
+		if owner == server {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the flow's owner %+v; want %+v", owner, server)
+		}
+	}
+}

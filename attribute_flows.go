@@ -233,6 +233,13 @@ func (a *accountant) takePending(now time.Time) []flow {
 	return p
 }
 
+// hasRetries reports whether some flow waits to be tried again.
+func (a *accountant) hasRetries() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.retries) > 0
+}
+
 // takeRetries returns the flows to be tried again, due or not.
 func (a *accountant) takeRetries() []flow {
 	a.mu.Lock()
