@@ -24,7 +24,8 @@ import (
 // traffic, ARP and ND, the kernel's own replies and RSTs, other packet
 // sockets' frames), to the "(no socket)" row: the rows add up to the
 // interfaces' counters. A socket with no record (older than netuse, or
-// accepted and still open) goes to "(no owner)".
+// accepted and still open) goes to "(no owner)". Every IP protocol's
+// sockets are credited alike: TCP, UDP, ping and raw sockets.
 //
 // Not yet: sockets of other namespaces (a container's traffic crossing a
 // host's veth is "(no socket)" here, where the capture credits it to the

@@ -60,6 +60,44 @@ func TestProcSourceKernel(t *testing.T) {
 	}
 }
 
+// TestProcSourceKernelICMPRaw: --source kernel credits what no capture
+// can (issue 20: 0 bytes of these credited on the capture's path): echo
+// requests and their replies on a raw ICMP socket, and raw IP of protocol
+// 253, each to the process that held the socket, exactly as the veth
+// counts them (20 bytes of IPv4 header and 14 of Ethernet a packet).
+// Protocol 253 has a raw socket in b too, so b's kernel sends no
+// "protocol unreachable" back, which the raw ICMP socket would also read.
+func TestProcSourceKernelICMPRaw(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	recv := startHelper(t, n.b, "count-bind", "raw253", "192.0.2.2")
+	recv.expect(t, "listening")
+	const raws, rawSize, echoes = 50, 200, 20
+	raw := startHelper(t, n.a, "count-raw253", "192.0.2.2", strconv.Itoa(rawSize), strconv.Itoa(raws))
+	raw.expect(t, "done")
+	ping := startHelper(t, n.a, "count-ping", "raw", "192.0.2.2", strconv.Itoa(echoes))
+	ping.expect(t, "done") // every echo answered
+	p.intervals(t, 3)
+	p.stop(t)
+	rawRx, rawTx, _ := p.credited(raw.cmd.Process.Pid)
+	if want := uint64(raws * (rawSize + 20 + 14)); rawRx != 0 || rawTx != want {
+		t.Errorf("the protocol-253 sender was credited with rx %d tx %d, want 0 and %d", rawRx, rawTx, want)
+	}
+	pingRx, pingTx, _ := p.credited(ping.cmd.Process.Pid)
+	if want := uint64(echoes * (8 + 56 + 20 + 14)); pingRx != want || pingTx != want {
+		t.Errorf("the pinger was credited with rx %d tx %d, want %d each way", pingRx, pingTx, want)
+	}
+	ifRx, ifTx := p.ifaceTotal("veth-a")
+	var rowsRx, rowsTx uint64
+	for _, r := range p.procs {
+		rowsRx += r.RxBytes
+		rowsTx += r.TxBytes
+	}
+	if rowsRx != ifRx || rowsTx != ifTx {
+		t.Errorf("the rows add up to rx %d tx %d, veth-a counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
+	}
+}
+
 // TestProcSourceKernelGoneAfterKill: netuse proc --source kernel attaches
 // its three counting programs to the cgroup2 root (besides the owner
 // programs), and SIGKILL detaches them all: links, never pinned.

@@ -182,8 +182,11 @@ func newMonoClock() monoClock {
 
 func (c monoClock) wall(mono uint64) int64 { return int64(mono) + c.offset }
 
-// parseOwnerEvent reads one record of the programs. Only TCP and UDP
-// sockets of IPv4 and IPv6 are kept.
+// parseOwnerEvent reads one record of the programs: sockets of IPv4 and
+// IPv6 of every protocol, TCP, UDP, ping and raw sockets alike (--source
+// kernel credits each by its cookie; the capture's flows are TCP's and
+// UDP's, whose keys the others never match). A raw socket's "port" is its
+// protocol, a ping socket's its echo identifier, as the kernel keeps them.
 func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
 	if len(b) < evSize {
 		return ownerEvent{}, false
@@ -194,7 +197,7 @@ func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
 		proto = unix.IPPROTO_TCP // Go listens with MPTCP; its packets are TCP's
 	}
 	family := ne.Uint16(b[evFamily:])
-	if (proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP) || (family != unix.AF_INET && family != unix.AF_INET6) {
+	if family != unix.AF_INET && family != unix.AF_INET6 {
 		return ownerEvent{}, false
 	}
 	comm := b[evComm : evComm+16]

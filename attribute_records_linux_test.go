@@ -480,7 +480,8 @@ func TestProcOwnersProc(t *testing.T) {
 }
 
 // FuzzParseOwnerEvent: any bytes from the ring are read without a panic,
-// and what is kept is a TCP or UDP socket with endpoints of one family.
+// and what is kept is a socket of IPv4 or IPv6 (any protocol, MPTCP read
+// as TCP) with endpoints of one family.
 func FuzzParseOwnerEvent(f *testing.F) {
 	rec := make([]byte, evSize)
 	binary.NativeEndian.PutUint32(rec[evProto:], unix.IPPROTO_MPTCP)
@@ -494,8 +495,16 @@ func FuzzParseOwnerEvent(f *testing.F) {
 		if !ok {
 			return
 		}
-		if len(b) < evSize || (ev.proto != 6 && ev.proto != 17) {
-			t.Fatalf("kept a record of %d bytes, protocol %d", len(b), ev.proto)
+		if len(b) < evSize {
+			t.Fatalf("kept a record of %d bytes", len(b))
+		}
+		family, proto := binary.NativeEndian.Uint16(b[evFamily:]), binary.NativeEndian.Uint32(b[evProto:])
+		want := uint8(proto)
+		if proto == unix.IPPROTO_MPTCP {
+			want = unix.IPPROTO_TCP
+		}
+		if (family != unix.AF_INET && family != unix.AF_INET6) || ev.proto != want {
+			t.Fatalf("kept a record of family %d, protocol %d as protocol %d", family, proto, ev.proto)
 		}
 		if ev.local.IsValid() && ev.local.Addr().Is4() != ev.remote.Addr().Is4() {
 			t.Fatalf("endpoints of two families: %v %v", ev.local, ev.remote)
