@@ -74,8 +74,10 @@ func TestProcSourceKernelICMPRaw(t *testing.T) {
 	recv.expect(t, "listening")
 	const raws, rawSize, echoes = 50, 200, 20
 	raw := startHelper(t, n.a, "count-raw253", "192.0.2.2", strconv.Itoa(rawSize), strconv.Itoa(raws))
+	raw.expect(t, "cookie")
 	raw.expect(t, "done")
 	ping := startHelper(t, n.a, "count-ping", "raw", "192.0.2.2", strconv.Itoa(echoes))
+	ping.expect(t, "cookie")
 	ping.expect(t, "done") // every echo answered
 	p.intervals(t, 3)
 	p.stop(t)
