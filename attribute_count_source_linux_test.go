@@ -34,14 +34,7 @@ func TestProcSourceKernel(t *testing.T) {
 	p.intervals(t, 3)
 	p.stop(t) // the rows add up to the capture record in every interval, nothing on stderr
 	ifRx, ifTx := p.ifaceTotal("veth-a")
-	var rowsRx, rowsTx uint64
-	for _, r := range p.procs {
-		rowsRx += r.RxBytes
-		rowsTx += r.TxBytes
-	}
-	if rowsRx != ifRx || rowsTx != ifTx {
-		t.Errorf("the rows add up to rx %d tx %d, veth-a counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
-	}
+	rowsAddUp(t, p, ifRx, ifTx)
 	_, udpTx, _ := p.credited(udp.cmd.Process.Pid)
 	if udpTx != 100*(1000+28+14)+(3+28+14) {
 		t.Errorf("the UDP sender was credited with tx %d, want %d", udpTx, 100*(1000+28+14)+(3+28+14))
@@ -90,13 +83,20 @@ func TestProcSourceKernelICMPRaw(t *testing.T) {
 		t.Errorf("the pinger was credited with rx %d tx %d, want %d each way", pingRx, pingTx, want)
 	}
 	ifRx, ifTx := p.ifaceTotal("veth-a")
+	rowsAddUp(t, p, ifRx, ifTx)
+}
+
+// rowsAddUp checks that the rows of p add up to the interface's counters
+// over the run, rx and tx.
+func rowsAddUp(t *testing.T, p *procRun, ifRx, ifTx uint64) {
+	t.Helper()
 	var rowsRx, rowsTx uint64
 	for _, r := range p.procs {
 		rowsRx += r.RxBytes
 		rowsTx += r.TxBytes
 	}
 	if rowsRx != ifRx || rowsTx != ifTx {
-		t.Errorf("the rows add up to rx %d tx %d, veth-a counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
+		t.Errorf("the rows add up to rx %d tx %d, the interface counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
 	}
 }
 
