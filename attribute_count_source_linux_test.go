@@ -86,6 +86,85 @@ func TestProcSourceKernelICMPRaw(t *testing.T) {
 	rowsAddUp(t, p, ifRx, ifTx)
 }
 
+// TestServeSourceKernel: netuse serve --source kernel serves the kernel
+// source's bytes: a UDP sender named nukern-udp, 100 datagrams of 1,000
+// bytes and the 3-byte end, is netuse_process_transmit_bytes_total
+// {groupname="nukern-udp"} of exactly what veth-a counts of them.
+func TestServeSourceKernel(t *testing.T) {
+	n := newTestNet(t)
+	addrs := make(chan string, 1)
+	serve := startBg(t, n.a, func(line string) {
+		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
+			select {
+			case addrs <- strings.TrimSuffix(a, "/metrics"):
+			default:
+			}
+		}
+	}, netuseBinary(t), "serve", "--listen", "127.0.0.1:0", "--iface", "veth-a", "--source", "kernel", "--db", "off")
+	var addr string
+	select {
+	case addr = <-addrs:
+	case <-serve.done:
+		t.Fatalf("serve ended before it listened: %s", serve.out.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not say where it listens within 20 s: %s", serve.out.String())
+	}
+	// The kernel counts, not a capture: serve holds links of the
+	// counting programs (cgroup ingress 0 and egress 1) to the root.
+	if at := linkAttachTypes(t, serve.cmd.Process.Pid); !slices.Contains(at, 0) || !slices.Contains(at, 1) {
+		t.Fatalf("serve's cgroup links attach as %v; want ingress (0) and egress (1) among them", at)
+	}
+	udpSrv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7453")
+	udpSrv.expect(t, "listening")
+	t.Setenv("NETUSE_TEST_COMM", "nukern-udp")
+	udp := startHelper(t, n.a, "send", "udp", "192.0.2.2:7453", "100000")
+	udp.expect(t, "sent")
+	const want = 100*(1000+28+14) + (3 + 28 + 14)
+	series := `netuse_process_transmit_bytes_total{groupname="nukern-udp"} `
+	got := "no such series"
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) { // polling serve for the sign
+		out, err := inNS(n.a, "curl", "-sS", "--max-time", "10", "http://"+addr+"/metrics").Output()
+		if err != nil {
+			t.Fatalf("curl %s/metrics: %v", addr, err)
+		}
+		for line := range strings.Lines(string(out)) {
+			if v, ok := strings.CutPrefix(line, series); ok {
+				got = strings.TrimSpace(v)
+			}
+		}
+		if got == strconv.Itoa(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s serve says %s%s; want %d (veth-a's bytes of the datagrams)\n%s", series, got, want, serve.tail())
+		}
+	}
+}
+
+// linkAttachTypes returns the attach types of the cgroup links process pid
+// holds, from its fds' fdinfo.
+func linkAttachTypes(t *testing.T, pid int) []int {
+	t.Helper()
+	var types []int
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+	for _, fd := range fds {
+		b, _ := os.ReadFile(fd)
+		if !strings.Contains(string(b), "link_type:\tcgroup") {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "attach_type:"); ok {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					t.Fatalf("%s: %q", fd, line)
+				}
+				types = append(types, n)
+			}
+		}
+	}
+	return types
+}
+
 // rowsAddUp checks that the rows of p add up to the interface's counters
 // over the run, rx and tx.
 func rowsAddUp(t *testing.T, p *procRun, ifRx, ifTx uint64) {

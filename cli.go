@@ -169,6 +169,7 @@ type serveCmd struct {
 	WebConfig string `placeholder:"FILE" group:"serve" help:"serve: TLS and basic auth, from a web configuration file as Prometheus's exporters read it (exporter-toolkit's)."`
 	By        string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
 	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
+	Source    string `default:"capture" placeholder:"capture" group:"serve" help:"serve: where bytes are counted: capture, kernel or auto, as proc's --source."`
 	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
 	Db        string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
 	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"SPANS" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets: four spans (48h, 90d, 2y) or forever, default 48h,90d,2y,forever."`
@@ -231,6 +232,9 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 		return badFlag(kctx, "db-keep", f.DbKeep, err.Error())
 	}
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
+		return err
+	}
+	if err := c.readSource(kctx, modeServe, f.Source); err != nil {
 		return err
 	}
 	if f.By == "" {
@@ -601,18 +605,26 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 	return nil
 }
 
+// readSource reads --source, proc's, conn's and serve's.
+func (c *cli) readSource(kctx *kong.Context, m mode, source string) error {
+	switch c.o.source = source; {
+	case source == "auto":
+		c.o.source = "capture" // until the kernel source is complete
+	case source == "kernel" && m == modeConn:
+		return badFlag(kctx, "source", source, "conn counts from the capture only, for now")
+	case source != "capture" && source != "kernel":
+		return badFlag(kctx, "source", source, "want capture, kernel or auto")
+	}
+	return nil
+}
+
 // readCaptureFlags reads proc's and conn's own flags.
 func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error {
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
-	switch c.o.source = f.Source; {
-	case f.Source == "auto":
-		c.o.source = "capture" // until the kernel source is complete
-	case f.Source == "kernel" && m == modeConn:
-		return badFlag(kctx, "source", f.Source, "conn counts from the capture only, for now")
-	case f.Source != "capture" && f.Source != "kernel":
-		return badFlag(kctx, "source", f.Source, "want capture, kernel or auto")
+	if err := c.readSource(kctx, m, f.Source); err != nil {
+		return err
 	}
 	if err := c.readBy(kctx, f.By, groupKeys, "; want program, user, container, netns or remote"); err != nil {
 		return err

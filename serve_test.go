@@ -1206,6 +1206,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"serve", "--web-config", "--by", "user"}, `--web-config "--by": a flag, not a value; want FILE before it`},
 		{[]string{"serve", "--max-flows", "8"}, `--max-flows "8": want 16 or more`},
 		{[]string{"serve", "--owners", "nobody"}, `--owners "nobody": want auto, bpf or proc`},
+		{[]string{"serve", "--source", "wire"}, `--source "wire": want capture, kernel or auto`},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
