@@ -29,7 +29,7 @@ import (
 //
 // Not yet: sockets of other namespaces (a container's traffic crossing a
 // host's veth is "(no socket)" here, where the capture credits it to the
-// container's process), conn's rows, serve.
+// container's process), conn's rows.
 
 // kernelSource runs the counting programs and makes proc's rows from
 // them. It is proc's frameSource too, one that captures nothing.
