@@ -359,9 +359,7 @@ func (r *resolver) passOf(all bool) {
 			r.warn(err)
 		}
 		x = newSockIndex(socks, r.isLocal)
-		for i := range rs {
-			rs[i] = resolution{fl: rs[i].fl, at: rs[i].at}
-		}
+		clearFound(rs)
 		want = r.findSockets(x, rs)
 	}
 	r.findHolders(want, rs)
@@ -377,9 +375,9 @@ func (r *resolver) passOf(all bool) {
 // owner of every socket found, or of its endpoints once closed. It returns
 // the index of the sockets found and what findSockets does; nil if some
 // flow is left, for the pass to read the tables, rs as it was given. A
-// full dump walks every bucket of the kernel's TCP hash, shared by all
-// namespaces: some 9 ms of CPU per short-lived connection, 60% of netuse's
-// CPU during bench/run.sh's 200 curls.
+// full dump walks every bucket of the kernel's TCP hash, which all
+// namespaces share, however few sockets netuse's own has: per short-lived
+// connection it cost more than the rest of netuse (BENCHMARKS.md, bench/run.sh).
 func (r *resolver) findEach(rs []resolution) (*sockIndex, map[uint64]*process) {
 	if r.find == nil || r.book == nil || len(rs) > findEachMax {
 		return nil, nil
@@ -399,9 +397,7 @@ func (r *resolver) findEach(rs []resolution) (*sockIndex, map[uint64]*process) {
 		switch {
 		case res.owner != nil:
 		case res.inode == 0:
-			for j := range rs {
-				rs[j] = resolution{fl: rs[j].fl, at: rs[j].at}
-			}
+			clearFound(rs)
 			return nil, nil
 		case res.fl.proto == 6: // TCP
 			// A connection whose holder /proc may not show: an accepted
@@ -418,12 +414,19 @@ func (r *resolver) findEach(rs []resolution) (*sockIndex, map[uint64]*process) {
 	return x, want
 }
 
+// clearFound forgets what a pass found of each flow of rs, keeping the flow
+// and when it was first seen, for the pass to look again.
+func clearFound(rs []resolution) {
+	for i := range rs {
+		rs[i] = resolution{fl: rs[i].fl, at: rs[i].at}
+	}
+}
+
 // findEachMax is the most flows a pass looks up one by one; past it, one
 // read of the tables serves them all. A lookup is a netlink round trip
-// per namespace tried (some 10 us); bench/run.sh's workload 6, 10,000 UDP
-// sockets opened at once, took 3 s of CPU instead of 0.9 s with no bound,
-// and its first passes, slowed down, left 15-21% of its bytes to
-// "(no socket)".
+// per namespace tried: a burst of thousands of new flows (10,000 UDP
+// sockets opened at once) costs more looked up one by one than read
+// whole, and passes slowed that much leave flows unowned at their report.
 const findEachMax = 64
 
 // findSockets finds each flow's socket in x, and its owner in the kernel's

@@ -11,8 +11,7 @@ import (
 // them all: an open socket by its cookie, a closed one by its endpoints.
 // A flow they leave without an owner (no socket, or one of no record and
 // no file) makes the pass read the tables, as before, with the same
-// results. bench/run.sh's 200 curls spent 60% of netuse's CPU in the
-// kernel's walks of the TCP hash for those reads.
+// results.
 func TestPassFindsEachWithoutDump(t *testing.T) {
 	ap := netip.MustParseAddrPort
 	curl := flow{6, ap("10.0.0.1:40000"), ap("10.0.0.2:80")}

@@ -78,10 +78,7 @@ func (t *nsTables) close() {
 // read returns the TCP and UDP sockets of every namespace, each tagged
 // with its namespace.
 func (t *nsTables) read() ([]socket, error) {
-	if time.Since(t.lastEnum) >= enumGap {
-		t.lastEnum = time.Now()
-		t.enumerate()
-	}
+	t.enumerateDue()
 	// The last read's slice, reused: growing a new one to 20,000 sockets
 	// cost a sixth of the read in copying (BenchmarkSocketTable's profile).
 	// The caller is done with the last read's sockets when it reads again.
@@ -107,10 +104,7 @@ func (t *nsTables) read() ([]socket, error) {
 // socket bound to a wildcard is taken only if fl's local address is one of
 // its namespace's, as sockIndex.listener does.
 func (t *nsTables) find(fl flow) (socket, bool) {
-	if time.Since(t.lastEnum) >= enumGap {
-		t.lastEnum = time.Now()
-		t.enumerate()
-	}
+	t.enumerateDue()
 	try := func(ns uint64, nt *nsTable) (socket, bool) {
 		s, ok := nt.diag.lookup(fl)
 		if !ok || (s.remote.Port() == 0 && s.local.Addr().IsUnspecified() && !t.isLocal(ns, fl.local.Addr())) {
@@ -133,6 +127,15 @@ func (t *nsTables) find(fl flow) (socket, bool) {
 		}
 	}
 	return socket{}, false
+}
+
+// enumerateDue lists the namespaces in use again if the last listing is
+// enumGap old.
+func (t *nsTables) enumerateDue() {
+	if time.Since(t.lastEnum) >= enumGap {
+		t.lastEnum = time.Now()
+		t.enumerate()
+	}
 }
 
 // rescan lists the namespaces in use again, unless that was done within

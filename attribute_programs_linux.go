@@ -36,14 +36,13 @@ const (
 	evCreate  = 1
 	evRelease = 2
 	// ringBytes holds 1,927 records (128 bytes and an 8-byte header each)
-	// waiting for netuse; 1 MiB at first, 256 KiB took 0.75 MiB off the
-	// peak RSS of bench/run.sh's workload 6.
+	// waiting for netuse; small, as the ring counts in netuse's RSS.
 	ringBytes = 256 << 10
 	// ringWakeAt is the bytes waiting in the ring at which a program wakes
 	// the reader: an eighth, leaving 1,686 records for the time the
 	// reader takes to wake and drain while the sockets' processes keep
-	// the cores busy. With a quarter, 10,000 sockets closed at once by 10
-	// processes on 2 cores lost 1,796 records (bench/run.sh's workload 6).
+	// the cores busy (10,000 sockets closed at once by 10 processes on 2
+	// cores lost records with a quarter).
 	ringWakeAt = ringBytes / 8
 	bpfLicense = "Dual MIT/GPL"
 )

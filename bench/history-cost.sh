@@ -6,27 +6,13 @@
 # (utime + stime, /proc/PID/stat) and its peak RSS (VmHWM). Traffic stays
 # inside the two namespaces. Needs root, curl and python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 secs=${1:-60}
-dir=$(mktemp -d /tmp/netuse-history-cost.XXXXXX)
-a=nuhc-a b=nuhc-b
-cleanup() {
-	jobs -p | xargs -r kill 2>/dev/null || true
-	wait 2>/dev/null || true
-	ip netns del $a 2>/dev/null || true
-	ip netns del $b 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-CGO_ENABLED=0 go build -o "$dir/netuse" .
-ip netns add $a
-ip netns add $b
-ip -n $a link add veth-a type veth peer name veth-b netns $b
-ip -n $a addr add 192.0.2.1/24 dev veth-a
-ip -n $b addr add 192.0.2.2/24 dev veth-b
-for ns in $a $b; do ip -n $ns link set lo up; done
-ip -n $a link set veth-a up
-ip -n $b link set veth-b up
+. "$(dirname "$0")/lib.sh"
+bench_init history-cost.sh netuse-history-cost nuhc
+need curl:curl python3:python3
+(cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/netuse" .) || die "the build failed in $repo"
+make_pair
+dir=$tmp a=$ns_a b=$ns_b
 mkdir -p "$dir/www"
 head -c 100000 /dev/urandom > "$dir/www/page"
 head -c 1000000 /dev/urandom > "$dir/www/chunk"

@@ -7,26 +7,13 @@
 # namespace; then netuse history, as of serve's last minute. Traffic
 # stays inside the two namespaces. Needs root, curl and python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 secs=${1:-300}
-dir=$(mktemp -d /tmp/netuse-history-demo.XXXXXX)
-a=nuhd-a b=nuhd-b
-cleanup() {
-	jobs -p | xargs -r kill 2>/dev/null || true
-	wait 2>/dev/null || true
-	ip netns del $a 2>/dev/null || true
-	ip netns del $b 2>/dev/null || true
-}
-trap cleanup EXIT
-go test -c -o "$dir/netuse.test" .
-ip netns add $a
-ip netns add $b
-ip -n $a link add veth-a type veth peer name veth-b netns $b
-ip -n $a addr add 192.0.2.1/24 dev veth-a
-ip -n $b addr add 192.0.2.2/24 dev veth-b
-for ns in $a $b; do ip -n $ns link set lo up; done
-ip -n $a link set veth-a up
-ip -n $b link set veth-b up
+. "$(dirname "$0")/lib.sh"
+bench_init history-demo.sh netuse-history-demo nuhd
+need curl:curl python3:python3 sqlite3:sqlite3
+(cd "$repo" && go test -c -o "$tmp/netuse.test" .) || die "the build failed in $repo"
+make_pair
+dir=$tmp a=$ns_a b=$ns_b
 mkdir -p "$dir/www"
 head -c 100000 /dev/urandom > "$dir/www/page"
 head -c 1000000 /dev/urandom > "$dir/www/chunk"
