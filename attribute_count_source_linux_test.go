@@ -342,3 +342,68 @@ func TestSourceAuto(t *testing.T) {
 		t.Errorf("no capture record on stdout: %q", out)
 	}
 }
+
+// TestOlderServer: a server that was running before netuse started, and
+// exits after its last connection, is credited with both of its
+// connections' ends, in proc and in conn (issue 20 found the second
+// connection's end lost to "(no owner)" in most runs): over IPv4 across
+// namespaces (the server in b, netuse on a's veth) and over IPv6
+// loopback, from the capture; and from the kernel's counts where they
+// reach (sockets of netuse's namespace: over loopback, and a server in a
+// for clients in b).
+func TestOlderServer(t *testing.T) {
+	n := newTestNet(t)
+	const size = 300 << 10
+	for i, c := range []struct {
+		name, source, iface string
+		srvNS, cliNS, addr  string
+	}{
+		{"ipv4 across namespaces, capture", "capture", "veth-a", n.b, n.a, "192.0.2.2:%d"},
+		{"ipv6 loopback, capture", "capture", "lo", n.a, n.a, "[::1]:%d"},
+		{"ipv4 from b, kernel", "kernel", "veth-a", n.a, n.b, "192.0.2.1:%d"},
+		{"ipv6 loopback, kernel", "kernel", "lo", n.a, n.a, "[::1]:%d"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := startHelper(t, c.srvNS, "count-serve-many", fmt.Sprintf(c.addr, 7471+i), "2")
+			addr := addrPort(t, strings.Fields(srv.expect(t, "listening"))[1])
+			conn := startJSON(t, n.a, "conn", "--iface", c.iface, "--source", c.source)
+			proc := startProc(t, n.a, "--iface", c.iface, "--source", c.source)
+			var clients []*helper
+			var ends []netip.AddrPort
+			for range 2 {
+				cli := startHelper(t, c.cliNS, "send-local", "tcp", addr.String(), strconv.Itoa(size))
+				ends = append(ends, addrPort(t, strings.Fields(cli.expect(t, "local"))[1]))
+				cli.expect(t, "sent")
+				srv.expect(t, fmt.Sprintf("got %d", size))
+				clients = append(clients, cli)
+			}
+			for srv.lines.Scan() { // it exits after its last connection: its stdout ends
+			}
+			conn.intervals(t, 3)
+			proc.intervals(t, 1)
+			conn.stop(t)
+			proc.stop(t)
+			defer func() {
+				if t.Failed() {
+					conn.dump(t)
+				}
+			}()
+			for k, end := range ends {
+				rx, _, pids, _ := conn.connection("tcp", addr, end)
+				if rx < size || len(pids) != 1 || !pids[srv.cmd.Process.Pid] {
+					t.Errorf("conn: the server's end of connection %d: rx %d (its client sent %d), credited to %v, want only pid %d", k+1, rx, size, pids, srv.cmd.Process.Pid)
+				}
+				if c.cliNS != n.a {
+					continue // the client's end is in b: not of netuse's namespace
+				}
+				_, tx, pids, _ := conn.connection("tcp", end, addr)
+				if tx < size || len(pids) != 1 || !pids[clients[k].cmd.Process.Pid] {
+					t.Errorf("conn: the client's end of connection %d: tx %d (it sent %d), credited to %v, want only pid %d", k+1, tx, size, pids, clients[k].cmd.Process.Pid)
+				}
+			}
+			if rx, _, _ := proc.credited(srv.cmd.Process.Pid); rx < 2*size {
+				t.Errorf("proc: the server was credited with rx %d, its clients sent %d", rx, 2*size)
+			}
+		})
+	}
+}

@@ -31,6 +31,9 @@
 #     6  10 processes x 1,000 UDP sockets = 10,000 flows, each socket
 #        sending a 100-byte datagram twice a second for 15 s: peak RSS with
 #        10,000 concurrent flows
+#     7  bulk TCP, 10 Gbit/s class: 4 processes uploading over one
+#        connection each, as fast as they can, for DUR s; netuse's CPU per
+#        GB moved
 #
 # What it reports, one row per workload and tool: the truth (the
 # interface's rx+tx bytes and packets over the run, from
@@ -67,7 +70,7 @@ DUR=${DUR:-10}                            # seconds per bulk phase
 UDP_DUR=${UDP_DUR:-8}                     # seconds per UDP rate
 UDP_RATES=${UDP_RATES:-"25000 50000 100000 0"} # datagrams/s; 0 = unlimited
 N_SHORT=${N_SHORT:-200}                   # curls in workload 3
-ONLY=${ONLY:-"1 2 3 4 5 6"}
+ONLY=${ONLY:-"1 2 3 4 5 6 7"}
 SOURCE=${SOURCE:-kernel}
 KEEP=${KEEP:-}
 
@@ -399,6 +402,17 @@ w6() {
 		'"\($w): \(map(.conns) | add) UDP sockets (flows) in \(length) processes"' >>"$notes"
 }
 
+w7() {
+	server "$ns_b" "$w.s" serve -listen 192.0.2.2:5007
+	local s=$spawned i pids=()
+	for i in $(seq 4); do
+		client "$ns_a" "$w.c$i" tcp -addr 192.0.2.2:5007 -dur "${DUR}s" -dir up
+		pids+=("$spawned")
+	done
+	finish "${pids[@]}" || return 1
+	stop "$s" server TERM
+}
+
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f%%", 100 * a / b; else printf "n/a" }'; }
 
@@ -434,6 +448,11 @@ if want 4; then
 fi
 want 5 && measure 5 veth-a "1,000 conns in 20 procs, ${DUR}s" w5
 want 6 && measure 6 veth-a "10,000 UDP flows, 15s" w6
+if want 7; then
+	measure 7 veth-a "bulk TCP veth, 4 streams, ${DUR}s" w7
+	awk -F'\t' '$1 == "7" { split($4, c, " "); split($8, nu, " "); split($9, nh, " "); gb = (c[1] + c[2]) / 1e9
+		printf "7: %.1f GB in %.1f s (%.1f Gbit/s); CPU per GB: netuse %.3f s, nethogs %.3f s\n", gb, $10, gb * 8 / $10, nu[1] / gb, nh[1] / gb }' "$results" >>"$notes"
+fi
 
 # --- the table ---------------------------------------------------------------
 
