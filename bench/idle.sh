@@ -23,6 +23,7 @@
 # Run as root, from anywhere, on a machine with Go (PATH or /usr/local/go):
 #     sudo bench/idle.sh
 #     sudo SPAN=10 CMDS=proc bench/idle.sh
+#     sudo SOURCE=kernel bench/idle.sh
 # It removes its namespace, processes and temp dir on exit, also when
 # interrupted. With the defaults it takes about 75 s (plus the build).
 set -euo pipefail
@@ -31,6 +32,8 @@ SPAN=${SPAN:-30}      # seconds measured
 WARM=${WARM:-5}       # seconds before measuring: start-up is not idle
 CMDS=${CMDS:-"proc serve"}
 PORT=${PORT:-9958}
+SOURCE=${SOURCE:-capture} # netuse's --source
+[[ $SOURCE =~ ^(kernel|capture|auto)$ ]] || { echo "idle.sh: SOURCE must be kernel, capture or auto, not '$SOURCE'" >&2; exit 2; }
 
 . "$(dirname "$0")/lib.sh"
 bench_init idle.sh nuidle nuidle
@@ -56,12 +59,12 @@ cpu_ticks() {
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 hz=$(getconf CLK_TCK)
-printf '%s\n' "commit $(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- . || echo '+changes'), kernel $(uname -r), $(nproc) cores, span ${SPAN}s after ${WARM}s"
+printf '%s\n' "commit $(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- . || echo '+changes'), kernel $(uname -r), $(nproc) cores, span ${SPAN}s after ${WARM}s, --source $SOURCE"
 printf '%-6s %10s %8s %10s %10s %12s\n' cmd cpu_ms core_% rss_MiB hwm_MiB wakeups/s
 for cmd in $CMDS; do
 	case $cmd in
-	proc) args=(proc --json --iface lo) ;;
-	serve) args=(serve --listen "127.0.0.1:$PORT" --iface lo --db "$tmp/history.db") ;;
+	proc) args=(proc --json --iface lo --source "$SOURCE") ;;
+	serve) args=(serve --listen "127.0.0.1:$PORT" --iface lo --db "$tmp/history.db" --source "$SOURCE") ;;
 	*) die "CMDS: no command $cmd; want proc or serve" ;;
 	esac
 	ip netns exec "$ns_a" "$tmp/netuse" "${args[@]}" >/dev/null 2>"$tmp/$cmd.err" &
