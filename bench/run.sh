@@ -211,7 +211,7 @@ stop_tools() {
 	nh_use=$(usage "$nh_pid")
 	local bpf_s bpf_runs
 	read -r bpf_s bpf_runs < <(bpf_use "$nu_pid")
-	echo "$w: netuse's eBPF programs ran ${bpf_s} s in the kernel, $bpf_runs runs ($(awk -v s="$bpf_s" -v n="$bpf_runs" 'BEGIN { printf "%.0f", n > 0 ? s * 1e9 / n : 0 }') ns a run), counted in its CPU s; its own threads $(echo "$nu_use" | cut -d ' ' -f 1) s" >>"$notes"
+	echo "$w: netuse's eBPF programs ran ${bpf_s} s in the kernel, $bpf_runs runs ($(awk -v s="$bpf_s" -v n="$bpf_runs" 'BEGIN { printf "%.0f", (n > 0 ? s * 1e9 / n : 0) }') ns a run), counted in its CPU s; its own threads $(echo "$nu_use" | cut -d ' ' -f 1) s" >>"$notes"
 	nu_use=$(awk -v u="$nu_use" -v b="$bpf_s" 'BEGIN { split(u, f, " "); printf "%.2f %s\n", f[1] + b, f[2] }')
 	kill -INT "$nu_pid" "$nh_pid" 2>/dev/null || true
 	stop "$nu_pid" netuse
