@@ -377,7 +377,8 @@ func TestOlderServer(t *testing.T) {
 				srv.expect(t, fmt.Sprintf("got %d", size))
 				clients = append(clients, cli)
 			}
-			for srv.lines.Scan() { // it exits after its last connection: its stdout ends
+			srv.stdin.Close() // it exits after its last connection: its stdout ends
+			for srv.lines.Scan() {
 			}
 			conn.intervals(t, 3)
 			proc.intervals(t, 1)
