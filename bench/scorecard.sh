@@ -157,7 +157,7 @@ iface_bytes() {
 gen() {
 	local ns=$1 name=$2
 	shift 2
-	[ -e "$tmp/bin/$name" ] || ln "$tmp/gen" "$tmp/bin/$name"
+	[ -e "$tmp/bin/$name" ] || ln -f "$tmp/gen" "$tmp/bin/$name"
 	if ! ip netns exec "$ns" "$tmp/bin/$name" "$@" >>"$tmp/$name.json" 2>>"$tmp/$name.err"; then
 		echo "$name $1: $(grep -v '^ready' "$tmp/$name.err" | tail -n 1)" >>"$tmp/$sc.failed"
 		return 1
@@ -442,7 +442,7 @@ nh_bytes() {
 			}
 			printf "%.0f", ours
 			sep = " "
-			for (p in other) { printf "%s%s %.0f", sep, p, other[p]; sep = ", " }
+			for (p in other) if (other[p] > 0) { printf "%s%s %.0f", sep, p, other[p]; sep = ", " }
 			printf "\n"
 		}' "$1"
 }
@@ -469,6 +469,7 @@ for entry in "${catalog[@]}"; do
 	iface=veth-a
 	[ "$sc" != s16 ] || iface=lo
 	: >"$tmp/$sc.failed"
+	ln "$tmp/gen" "$tmp/bin/$name" # before its processes start, some at once
 	if declare -F "pre_$sc" >/dev/null; then "pre_$sc" "$name" || true; fi
 	start_tools "$iface"
 	reset_reference
