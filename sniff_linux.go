@@ -21,8 +21,8 @@ import (
 // bytes, so the 8 MiB ring holds some 30,000 frames, 100 ms at 300,000
 // frames a second: bench/run.sh's workload 5 (1,000 connections at once,
 // up to 200,000 frames a second each way, on 2 cores with 20 busy
-// processes) lost 382 and 15,302 frames in 2 of 3 runs with 4 MiB, none in
-// 3 runs with 8 MiB. A block is handed over when full or after
+// processes) loses frames with 4 MiB and none with 8 MiB (BENCHMARKS.md).
+// A block is handed over when full or after
 // retireMillis, so that a new flow's first packet reaches the resolver
 // quickly.
 const (
