@@ -38,7 +38,7 @@ func TestProcHostileName(t *testing.T) {
 	}
 	// tp is the table's netuse as waitCapturing knows it: done once its
 	// stdout is closed.
-	tp := &procRun{cmd: plain, done: make(chan struct{})}
+	tp := &netuseRun{cmd: plain, done: make(chan struct{})}
 	var table lockedBuffer
 	go func() { table.fill(stdout); close(tp.done) }()
 	t.Cleanup(func() { plain.Process.Kill(); <-tp.done; plain.Wait() })
@@ -164,7 +164,7 @@ func run(t *testing.T, argv ...string) {
 }
 
 // lastIfaces returns the interfaces of netuse's last capture record.
-func (p *procRun) lastIfaces() []string {
+func (p *netuseRun) lastIfaces() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.capts) == 0 {
@@ -189,7 +189,7 @@ func TestProcBlockedStdout(t *testing.T) {
 	}
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
 	cmd := inNS(n.a, netuseBinary(t), "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	p := &netuseRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{}), sums: true}
 	cmd.Stdout, cmd.Stderr = w, &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
