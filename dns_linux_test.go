@@ -283,19 +283,7 @@ func TestReverseName(t *testing.T) {
 // for a DNS server and the program that asks it; it goes away at cleanup.
 func newDNSNamespace(t *testing.T) string {
 	t.Helper()
-	needRoot(t)
-	netSeq++
-	ns := fmt.Sprintf("nu%d-%ddns", os.Getpid(), netSeq)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
-	return ns
+	return newNamespaces(t, "nu", "dns")[0]
 }
 
 // TestResolveReal runs systemLookup in a namespace whose only DNS server is

@@ -155,14 +155,6 @@ func TestProcIfaceComesAndGoes(t *testing.T) {
 	p.within1(t, "rx+tx of the sender on the new interface", rx+tx, rx1-rx0+tx1-tx0)
 }
 
-// run runs a command and fails the test if it fails.
-func run(t *testing.T, argv ...string) {
-	t.Helper()
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-}
-
 // lastIfaces returns the interfaces of netuse's last capture record.
 func (p *netuseRun) lastIfaces() []string {
 	p.mu.Lock()

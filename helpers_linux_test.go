@@ -78,37 +78,54 @@ type testNet struct {
 
 var netSeq int
 
-func newTestNet(t *testing.T) *testNet {
+// newNamespaces makes a network namespace for each suffix, named prefix,
+// this process's pid, a sequence number and the suffix, with its loopback
+// up; they are deleted when the test ends.
+func newNamespaces(t *testing.T, prefix string, suffixes ...string) []string {
 	t.Helper()
 	needRoot(t)
 	netSeq++
-	n := &testNet{
-		a: fmt.Sprintf("nu%d-%da", os.Getpid(), netSeq),
-		b: fmt.Sprintf("nu%d-%db", os.Getpid(), netSeq),
+	var names []string
+	for _, s := range suffixes {
+		ns := fmt.Sprintf("%s%d-%d%s", prefix, os.Getpid(), netSeq, s)
+		names = append(names, ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		runAll(t, []string{"ip", "netns", "add", ns}, []string{"ip", "-n", ns, "link", "set", "lo", "up"})
 	}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.a).Run()
-		exec.Command("ip", "netns", "del", n.b).Run()
-	})
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", n.a},
-		{"ip", "netns", "add", n.b},
-		{"ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b},
-		{"ip", "netns", "exec", n.a, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-a.accept_ra=0"},
-		{"ip", "netns", "exec", n.b, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-b.accept_ra=0"},
-		{"ip", "-n", n.a, "addr", "add", "192.0.2.1/24", "dev", "veth-a"},
-		{"ip", "-n", n.b, "addr", "add", "192.0.2.2/24", "dev", "veth-b"},
-		{"ip", "-n", n.a, "addr", "add", "2001:db8::1/64", "dev", "veth-a", "nodad"},
-		{"ip", "-n", n.b, "addr", "add", "2001:db8::2/64", "dev", "veth-b", "nodad"},
-		{"ip", "-n", n.a, "link", "set", "lo", "up"},
-		{"ip", "-n", n.b, "link", "set", "lo", "up"},
-		{"ip", "-n", n.a, "link", "set", "veth-a", "up"},
-		{"ip", "-n", n.b, "link", "set", "veth-b", "up"},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
+	return names
+}
+
+// run runs a command, and fails the test if it fails.
+func run(t *testing.T, argv ...string) {
+	t.Helper()
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
 	}
+}
+
+// runAll runs commands, and fails the test at the first that fails.
+func runAll(t *testing.T, cmds ...[]string) {
+	t.Helper()
+	for _, argv := range cmds {
+		run(t, argv...)
+	}
+}
+
+func newTestNet(t *testing.T) *testNet {
+	t.Helper()
+	ns := newNamespaces(t, "nu", "a", "b")
+	n := &testNet{a: ns[0], b: ns[1]}
+	runAll(t,
+		[]string{"ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b},
+		[]string{"ip", "netns", "exec", n.a, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-a.accept_ra=0"},
+		[]string{"ip", "netns", "exec", n.b, "sysctl", "-qw", "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.veth-b.accept_ra=0"},
+		[]string{"ip", "-n", n.a, "addr", "add", "192.0.2.1/24", "dev", "veth-a"},
+		[]string{"ip", "-n", n.b, "addr", "add", "192.0.2.2/24", "dev", "veth-b"},
+		[]string{"ip", "-n", n.a, "addr", "add", "2001:db8::1/64", "dev", "veth-a", "nodad"},
+		[]string{"ip", "-n", n.b, "addr", "add", "2001:db8::2/64", "dev", "veth-b", "nodad"},
+		[]string{"ip", "-n", n.a, "link", "set", "veth-a", "up"},
+		[]string{"ip", "-n", n.b, "link", "set", "veth-b", "up"},
+	)
 	return n
 }
 
@@ -226,9 +243,9 @@ func startProcOnce(t *testing.T, ns string, args ...string) *netuseRun {
 // in ns and returns once it has reported its first interval: it captures.
 func startJSON(t *testing.T, ns string, args ...string) *netuseRun {
 	t.Helper()
-	r := launchNetuse(t, ns, []string{netuseBinary(t)}, args...)
-	r.intervals(t, 1)
-	return r
+	p := launchNetuse(t, ns, []string{netuseBinary(t)}, args...)
+	p.intervals(t, 1)
+	return p
 }
 
 // launchProc starts netuse proc --json with args in ns and collects its
@@ -242,9 +259,9 @@ func launchProc(t *testing.T, ns string, args ...string) *netuseRun {
 // the binary, after a wrapper such as setpriv if any.
 func launchProcArgv(t *testing.T, ns string, argv []string, args ...string) *netuseRun {
 	t.Helper()
-	r := launchNetuse(t, ns, argv, append([]string{"proc"}, args...)...)
-	r.sums = !slices.Contains(args, "--by")
-	return r
+	p := launchNetuse(t, ns, argv, append([]string{"proc"}, args...)...)
+	p.sums = !slices.Contains(args, "--by")
+	return p
 }
 
 // launchNetuse starts argv (netuse, after a wrapper if any) with args (a
@@ -253,20 +270,20 @@ func launchProcArgv(t *testing.T, ns string, argv []string, args ...string) *net
 func launchNetuse(t *testing.T, ns string, argv []string, args ...string) *netuseRun {
 	t.Helper()
 	cmd := inNS(ns, append(append(slices.Clone(argv), args...), "--json")...)
-	r := &netuseRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &r.stderr
+	p := &netuseRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	cmd.Stderr = &p.stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); <-r.done })
-	go r.read(t, stdout)
-	return r
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	go p.read(t, stdout)
+	return p
 }
 
 // read collects netuse's records until its stdout closes.
-func (r *netuseRun) read(t *testing.T, stdout io.Reader) {
-	defer close(r.done)
+func (p *netuseRun) read(t *testing.T, stdout io.Reader) {
+	defer close(p.done)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -275,33 +292,33 @@ func (r *netuseRun) read(t *testing.T, stdout io.Reader) {
 			t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
 			continue
 		}
-		r.mu.Lock()
+		p.mu.Lock()
 		var err error
 		switch head.Type {
 		case "proc":
-			var p procRecord
-			err = json.Unmarshal(sc.Bytes(), &p)
-			r.procs = append(r.procs, p)
+			var rec procRecord
+			err = json.Unmarshal(sc.Bytes(), &rec)
+			p.procs = append(p.procs, rec)
 		case "conn":
 			var c connRecord
 			err = json.Unmarshal(sc.Bytes(), &c)
-			r.conns = append(r.conns, c)
+			p.conns = append(p.conns, c)
 		case "group":
 			var g groupRecord
 			err = json.Unmarshal(sc.Bytes(), &g)
-			r.groups = append(r.groups, g)
+			p.groups = append(p.groups, g)
 		case "summary":
-			if r.sums {
-				var p procRecord
-				err = json.Unmarshal(sc.Bytes(), &p)
-				r.summary = append(r.summary, p)
+			if p.sums {
+				var rec procRecord
+				err = json.Unmarshal(sc.Bytes(), &rec)
+				p.summary = append(p.summary, rec)
 			}
 		case "capture":
 			var c captureRecord
 			err = json.Unmarshal(sc.Bytes(), &c)
-			r.capts = append(r.capts, c)
+			p.capts = append(p.capts, c)
 			select {
-			case r.newCapt <- struct{}{}:
+			case p.newCapt <- struct{}{}:
 			default:
 			}
 		default:
@@ -310,7 +327,7 @@ func (r *netuseRun) read(t *testing.T, stdout io.Reader) {
 		if err != nil {
 			t.Errorf("%v: %q", err, sc.Text())
 		}
-		r.mu.Unlock()
+		p.mu.Unlock()
 	}
 }
 
@@ -520,11 +537,11 @@ func (p *netuseRun) within1(t *testing.T, what string, got, want uint64) {
 
 // connection sums the rows of one connection end over the run: its
 // bytes, the pids it was credited to, and its last record.
-func (r *netuseRun) connection(proto string, local, remote netip.AddrPort) (rx, tx uint64, pids map[int]bool, last connRecord) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (p *netuseRun) connection(proto string, local, remote netip.AddrPort) (rx, tx uint64, pids map[int]bool, last connRecord) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	pids = map[int]bool{}
-	for _, c := range r.conns {
+	for _, c := range p.conns {
 		if c.Proto == proto && c.LocalAddr == local.Addr().String() && c.LocalPort == local.Port() &&
 			c.RemoteAddr == remote.Addr().String() && c.RemotePort == remote.Port() {
 			rx, tx = rx+c.RxBytes, tx+c.TxBytes
@@ -536,11 +553,11 @@ func (r *netuseRun) connection(proto string, local, remote netip.AddrPort) (rx, 
 }
 
 // dump logs every conn row, for a failure.
-func (r *netuseRun) dump(t *testing.T) {
+func (p *netuseRun) dump(t *testing.T) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
 		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
 			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
 	}
