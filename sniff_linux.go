@@ -52,10 +52,10 @@ type capture struct {
 	globs   []string   // --iface: the interfaces to capture on; none: the default ones (captureIfaces)
 	mu      sync.Mutex // guards rings, want and gone; run changes rings, stats reads them
 	rings   []*ring
-	want    []net.Interface   // set by update: the interfaces to capture on
+	want    []net.Interface   // set by rescan: the interfaces to capture on
 	changed atomic.Bool       // want changed since run last looked
 	gone    map[string]uint64 // drops of rings closed since the last stats, by interface
-	wake    int               // eventfd that stop and update write to, to end run's poll
+	wake    int               // eventfd that stop and rescan write to (poke), to end run's poll
 	stopped atomic.Bool
 	done    chan struct{} // closed when run returns
 }
@@ -403,7 +403,7 @@ func (c *capture) run(s *sniffer) error {
 			if fds[i].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 				// The interface went down or away (ENETDOWN): reading the
 				// socket error clears it. A ring of an interface that is
-				// gone stays empty until the next update closes it.
+				// gone stays empty until the next rescan closes it.
 				unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 			}
 		}
