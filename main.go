@@ -7,6 +7,7 @@
 // until its count is reached or a signal cancels its context; a tick
 // (tick.go) ends each interval, and each interval makes one report, which
 // goes to exactly one sink (render*.go): a table, NDJSON or Prometheus text.
+// model.go says the vocabulary the stages share.
 //
 // total and iface read the kernel's interface counters (sample*.go) and
 // turn them into per-interval usage; --state (state*.go) does it once,
