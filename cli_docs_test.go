@@ -46,14 +46,7 @@ func docTool(t *testing.T, name string) string {
 	if testing.Short() {
 		t.Skipf("-short: runs %s", name)
 	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (.ci/run installs it): %v", name, err)
-		}
-		t.Skipf("%s is not installed: %v", name, err)
-	}
-	return path
+	return needTool(t, name, name+" (.ci/run installs it)")
 }
 
 // writeDoc writes netuse's output for args to a file of the test's own.

@@ -6,191 +6,16 @@ package main
 // to the rows they replace, to the byte.
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// jsonRun is a netuse writing NDJSON in a namespace, its records by type.
-type jsonRun struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	conns   []connRecord
-	groups  []groupRecord
-	capts   []captureRecord
-	newCapt chan struct{}
-	done    chan struct{}
-	stderr  strings.Builder
-	warns   string // a warning stop expects, once, on stderr; "" for none
-}
-
-// startJSON runs netuse with args (a command and its flags, --json added)
-// in ns and returns once it has reported its first interval: it captures.
-func startJSON(t *testing.T, ns string, args ...string) *jsonRun {
-	t.Helper()
-	cmd := inNS(ns, append([]string{netuseBinary(t)}, append(args, "--json")...)...)
-	r := &jsonRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
-	cmd.Stderr = &r.stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); <-r.done })
-	go r.read(t, stdout)
-	r.intervals(t, 1)
-	return r
-}
-
-func (r *jsonRun) read(t *testing.T, stdout io.Reader) {
-	defer close(r.done)
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var head recordHead
-		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
-			t.Errorf("netuse wrote a line that is not JSON: %q", sc.Text())
-			continue
-		}
-		r.mu.Lock()
-		var err error
-		switch head.Type {
-		case "conn":
-			var c connRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			r.conns = append(r.conns, c)
-		case "group":
-			var g groupRecord
-			err = json.Unmarshal(sc.Bytes(), &g)
-			r.groups = append(r.groups, g)
-		case "capture":
-			var c captureRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			r.capts = append(r.capts, c)
-			select {
-			case r.newCapt <- struct{}{}:
-			default:
-			}
-		case "summary":
-		default:
-			t.Errorf("unexpected record %q", sc.Text())
-		}
-		if err != nil {
-			t.Errorf("%v: %q", err, sc.Text())
-		}
-		r.mu.Unlock()
-	}
-}
-
-// intervals waits until netuse has reported n more intervals.
-func (r *jsonRun) intervals(t *testing.T, n int) {
-	t.Helper()
-	r.mu.Lock()
-	want := len(r.capts) + n
-	r.mu.Unlock()
-	for {
-		r.mu.Lock()
-		got := len(r.capts)
-		r.mu.Unlock()
-		if got >= want {
-			return
-		}
-		select {
-		case <-r.newCapt:
-		case <-r.done:
-			t.Fatalf("netuse ended: %s", r.stderr.String())
-		case <-time.After(10 * time.Second):
-			t.Fatalf("netuse reported nothing for 10s: %s", r.stderr.String())
-		}
-	}
-}
-
-// stop ends netuse with SIGINT and checks that it exited cleanly, warned
-// of nothing, and that each interval's rows add up to what it captured.
-func (r *jsonRun) stop(t *testing.T) {
-	t.Helper()
-	r.cmd.Process.Signal(os.Interrupt)
-	<-r.done
-	if err := r.cmd.Wait(); err != nil {
-		t.Errorf("netuse: %v: %s", err, r.stderr.String())
-	}
-	if want := r.warns; want != "" {
-		if strings.Count(r.stderr.String(), "\n") != 1 || !strings.HasPrefix(r.stderr.String(), "netuse: warning: "+want) {
-			t.Errorf("netuse wrote to stderr %q; want one warning %q", r.stderr.String(), want)
-		}
-	} else if r.stderr.Len() > 0 {
-		t.Errorf("netuse wrote to stderr: %s", r.stderr.String())
-	}
-	for _, c := range r.capts {
-		var rx, tx uint64
-		for _, x := range r.conns {
-			if x.Seq == c.Seq {
-				rx, tx = rx+x.RxBytes, tx+x.TxBytes
-			}
-		}
-		for _, g := range r.groups {
-			if g.Seq == c.Seq {
-				rx, tx = rx+g.RxBytes, tx+g.TxBytes
-			}
-		}
-		if rx != c.RxBytes || tx != c.TxBytes {
-			t.Errorf("interval %d: rows add up to rx %d tx %d, captured rx %d tx %d", c.Seq, rx, tx, c.RxBytes, c.TxBytes)
-		}
-		if c.Drops != 0 {
-			t.Errorf("interval %d: the kernel dropped %d frames", c.Seq, c.Drops)
-		}
-	}
-}
-
-// connection sums the rows of one connection end over the run: its
-// bytes, the pids it was credited to, and its last record.
-func (r *jsonRun) connection(proto string, local, remote netip.AddrPort) (rx, tx uint64, pids map[int]bool, last connRecord) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	pids = map[int]bool{}
-	for _, c := range r.conns {
-		if c.Proto == proto && c.LocalAddr == local.Addr().String() && c.LocalPort == local.Port() &&
-			c.RemoteAddr == remote.Addr().String() && c.RemotePort == remote.Port() {
-			rx, tx = rx+c.RxBytes, tx+c.TxBytes
-			pids[c.Pid] = true
-			last = c
-		}
-	}
-	return rx, tx, pids, last
-}
-
-// dump logs every conn row, for a failure.
-func (r *jsonRun) dump(t *testing.T) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
-			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
-	}
-}
-
-// within checks that got is within 0.1% of want, the interface's count
-// of the same bytes.
-func within(t *testing.T, what string, got, want uint64) bool {
-	t.Helper()
-	if want == 0 || math.Abs(float64(got)-float64(want)) > 0.001*float64(want) {
-		t.Errorf("%s: netuse credited %d bytes, the interface counted %d (%.3f%%)", what, got, want, 100*float64(got)/float64(want))
-		return false
-	}
-	t.Logf("%s: netuse credited %d bytes, the interface counted %d (%.4f%%)", what, got, want, 100*float64(got)/float64(want))
-	return true
-}
 
 // localAddr parses the address a helper said it listens on, or the
 // address a client reports after "local".
@@ -302,7 +127,7 @@ func TestConnEndToEnd(t *testing.T) {
 					// sends or receives it.
 					want = tx1 - tx0
 				}
-				if !within(t, what, rx+tx, want) {
+				if !near(t, what, rx+tx, want, 0.001) {
 					c.dump(t)
 				}
 			}

@@ -34,15 +34,7 @@ import (
 // (fails under CI) if it is not installed; pkg is Debian's package of it.
 func contribTool(t *testing.T, name, pkg string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("needs %s (Debian: apt-get install %s), and CI is set: CI must install it", name, pkg)
-	}
-	t.Skipf("needs %s (Debian: apt-get install %s)", name, pkg)
-	return ""
+	return needTool(t, name, name+" (Debian: apt-get install "+pkg+")")
 }
 
 // readContrib returns a file of contrib/ as text.

@@ -38,7 +38,7 @@ func TestProcHostileName(t *testing.T) {
 	}
 	// tp is the table's netuse as waitCapturing knows it: done once its
 	// stdout is closed.
-	tp := &procRun{cmd: plain, done: make(chan struct{})}
+	tp := &netuseRun{cmd: plain, done: make(chan struct{})}
 	var table lockedBuffer
 	go func() { table.fill(stdout); close(tp.done) }()
 	t.Cleanup(func() { plain.Process.Kill(); <-tp.done; plain.Wait() })
@@ -155,16 +155,8 @@ func TestProcIfaceComesAndGoes(t *testing.T) {
 	p.within1(t, "rx+tx of the sender on the new interface", rx+tx, rx1-rx0+tx1-tx0)
 }
 
-// run runs a command and fails the test if it fails.
-func run(t *testing.T, argv ...string) {
-	t.Helper()
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-}
-
 // lastIfaces returns the interfaces of netuse's last capture record.
-func (p *procRun) lastIfaces() []string {
+func (p *netuseRun) lastIfaces() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.capts) == 0 {
@@ -189,7 +181,7 @@ func TestProcBlockedStdout(t *testing.T) {
 	}
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
 	cmd := inNS(n.a, netuseBinary(t), "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
-	p := &procRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{})}
+	p := &netuseRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{}), sums: true}
 	cmd.Stdout, cmd.Stderr = w, &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"go/parser"
-	"go/token"
 	"maps"
 	"os"
 	"regexp"
@@ -13,11 +11,10 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// TestFlagsDocumented checks that the three lists of flags a user may read
-// name the same flags: the package doc (main.go's "Flags:" block, which
-// go doc shows), kong's help, which comes from the cli struct and so is
-// the truth, and the README's table of flags. Each long name must be in
-// all three, with the same short name, or none, in each. A flag that only
+// TestFlagsDocumented checks that the two lists of flags a user may read
+// name the same flags: kong's help, which comes from the cli struct and so
+// is the truth, and the README's table of flags. Each long name must be in
+// both, with the same short name, or none, in each. A flag that only
 // proc's help lists must say so in the other two ("proc:" at the start of
 // its meaning), and a flag every command lists must not.
 func TestFlagsDocumented(t *testing.T) {
@@ -51,15 +48,6 @@ func TestFlagsDocumented(t *testing.T) {
 		}
 	}
 
-	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.Doc == nil {
-		t.Fatal("main.go has no package doc")
-	}
-	doc := flagsOf(t, "main.go's package doc", blockAfter(f.Doc.Text(), "Flags:"), docFlag)
-
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +57,7 @@ func TestFlagsDocumented(t *testing.T) {
 	for _, other := range []struct {
 		name  string
 		flags map[string]flagLine
-	}{{"main.go's package doc", doc}, {"README.md's table of flags", table}} {
+	}{{"README.md's table of flags", table}} {
 		for _, long := range slices.Sorted(maps.Keys(help)) {
 			f, ok := other.flags[long]
 			switch {
@@ -101,11 +89,9 @@ type flagLine struct {
 // its long name:
 //
 //	help:   "  -i, --interval=1s   Sampling period..." or "      --json   Write..."
-//	doc:    "\t-i, --interval=1s     sampling period..." (go/ast's Text keeps the tab)
 //	README: "| `-i, --interval=1s` | sampling period... |"
 var (
 	helpFlag   = regexp.MustCompile(`^ {2,}(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
-	docFlag    = regexp.MustCompile(`^\t(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	readmeFlag = regexp.MustCompile("^\\| `(?:-([a-zA-Z]), )?--([a-z][a-z0-9-]*)")
 	// ownMark starts the meaning of a flag of some commands alone: "proc:
 	// ..." or "total, iface: ..." in the doc, "`proc`: ..." or "`total`,

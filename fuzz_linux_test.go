@@ -527,9 +527,9 @@ func ringSeeds() map[string][]any {
 	}
 }
 
-// TestFuzzSeedsLinux writes the seeds of the Linux targets, with -fuzzseeds.
-func TestFuzzSeedsLinux(t *testing.T) {
-	writeSeeds(t, map[string]map[string][]any{
+// platformSeeds are the named seeds of the Linux targets, by target.
+func platformSeeds() map[string]map[string][]any {
+	return map[string]map[string][]any{
 		"FuzzParseDiagMsg":      diagSeeds(),
 		"FuzzParseStat":         statSeeds(),
 		"FuzzParseEffectiveUID": uidSeeds(),
@@ -539,5 +539,5 @@ func TestFuzzSeedsLinux(t *testing.T) {
 		"FuzzParseConntrack":    conntrackSeeds(),
 		"FuzzProcPids":          pidSeeds(),
 		"FuzzReadBlock":         ringSeeds(),
-	})
+	}
 }

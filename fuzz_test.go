@@ -8,7 +8,7 @@ package main
 // The seeds are in testdata/fuzz/FuzzXxx, which plain go test replays. The
 // named ones are written by
 //
-//	go test -run '^TestFuzzSeeds' -fuzzseeds .
+//	go test -fuzzseeds .
 //
 // from the frames and lines built below; those the fuzzer adds are named by
 // their hash. Run one target for a while with, for example:
@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"net/netip"
@@ -35,7 +36,9 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-var fuzzSeeds = flag.Bool("fuzzseeds", false, "rewrite the named seeds in testdata/fuzz")
+// fuzzSeeds makes TestMain write the named seeds (writeSeeds) instead of
+// running the tests.
+var fuzzSeeds = flag.Bool("fuzzseeds", false, "rewrite the named seeds in testdata/fuzz, and run no test")
 
 // FuzzDecode decodes a frame as the capture hands it over, Ethernet or raw
 // IP, and checks that the packet keeps the frame's length and direction,
@@ -682,33 +685,34 @@ func intervalRoundTripSeeds() map[string][]any {
 	return m
 }
 
-// TestFuzzSeeds writes the seeds of the portable targets, with -fuzzseeds.
-func TestFuzzSeeds(t *testing.T) {
-	writeSeeds(t, map[string]map[string][]any{
+// fuzzSeedsOf are the named seeds of the portable targets, by target,
+// and those of this platform's (platformSeeds).
+func fuzzSeedsOf() map[string]map[string][]any {
+	targets := map[string]map[string][]any{
 		"FuzzDecode":            decodeSeeds(),
 		"FuzzSynFilter":         synSeeds(),
 		"FuzzParseInterval":     intervalSeeds(),
 		"FuzzIntervalRoundTrip": intervalRoundTripSeeds(),
-	})
+	}
+	maps.Copy(targets, platformSeeds())
+	return targets
 }
 
 // writeSeeds writes each target's seeds to testdata/fuzz/<target>/<name>
-// in the corpus format of go test fuzz v1.
-func writeSeeds(t *testing.T, targets map[string]map[string][]any) {
-	if !*fuzzSeeds {
-		t.Skip("run with -fuzzseeds to rewrite the seeds in testdata/fuzz")
-	}
+// in the corpus format of go test fuzz v1: what go test -fuzzseeds does.
+func writeSeeds(targets map[string]map[string][]any) error {
 	for target, seeds := range targets {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		for name, args := range seeds {
 			if err := os.WriteFile(filepath.Join(dir, name), marshalSeed(args), 0o644); err != nil {
-				t.Fatal(err)
+				return err
 			}
 		}
 	}
+	return nil
 }
 
 // marshalSeed writes args as internal/fuzz does.

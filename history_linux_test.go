@@ -2,17 +2,15 @@ package main
 
 // Privileged tests of serve's history against real traffic: serve runs in
 // namespace a of a test network (newTestNet) as the test binary
-// (TestHistoryServeHelper) with a clock 600 times as fast as the real one,
+// (netuseChild) with a clock 600 times as fast as the real one,
 // so that a real second is ten minutes of buckets; named helpers upload
 // known bytes from a to b; the test reads the file with netuse history.
 
 import (
 	"bufio"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,37 +20,6 @@ import (
 	"testing"
 	"time"
 )
-
-// histSpeed is how much faster than the real clock the helper's runs:
-// serve's --interval 60s is 100 ms, and its flush (a minute) too.
-const histSpeed = 600
-
-// TestHistoryServeHelper is netuse, as main makes it, but with a clock
-// histSpeed times as fast from NETUSE_TEST_HISTORY_CLOCK (RFC 3339), its
-// sleeps as short: the tests' serve.
-func TestHistoryServeHelper(t *testing.T) {
-	at := os.Getenv("NETUSE_TEST_HISTORY_CLOCK")
-	if at == "" {
-		return
-	}
-	start, err := time.Parse(time.RFC3339, at)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(1)
-	}
-	real0 := time.Now()
-	clk := clock{
-		now:   func() time.Time { return start.Add(time.Since(real0) * histSpeed) },
-		sleep: func(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, d/histSpeed) },
-	}
-	args := os.Args
-	for len(args) > 0 && args[0] != "--" {
-		args = args[1:]
-	}
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, clock: clk, counters: readCounters, termSize: terminalSize,
-		proc: hostProc(), bootID: bootID, uptime: uptime, stateWait: stateWait, historyPath: defaultHistoryPath}
-	os.Exit(a.main(args[1:]))
-}
 
 // startHistServeNS runs serve with history in file, in ns, with the fast
 // clock from start, and waits for its line that says where it listens.
@@ -64,8 +31,7 @@ func startHistServeNS(t *testing.T, ns, file string, start time.Time) (p *bgProc
 		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
 			listening <- strings.TrimSuffix(a, "/metrics")
 		}
-	}, os.Args[0], "-test.run=^TestHistoryServeHelper$", "--",
-		"serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--interval", "60s")
+	}, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--interval", "60s")...)
 	select {
 	case addr = <-listening:
 	case <-p.done:
@@ -192,17 +158,6 @@ func checkIfaceTotals(t *testing.T, file string, rx0, tx0, rx1, tx1 uint64) {
 	t.Logf("veth-a: history rx %d tx %d; after serve ended the counters had moved %d and %d more", got.rxBytes, got.txBytes, rx1-rx, tx1-tx)
 }
 
-// within01 checks that got is within 0.1% of want.
-func within01(t *testing.T, what string, got, want uint64) {
-	t.Helper()
-	msg := fmt.Sprintf("%s: history %d, veth-a's counters %d (%.4f%%)", what, got, want, 100*float64(got)/float64(want))
-	if want == 0 || math.Abs(float64(got)-float64(want)) > 0.001*float64(want) {
-		t.Error(msg)
-	} else {
-		t.Log(msg)
-	}
-}
-
 // TestHistoryRealTraffic: three programs upload 2 MiB each from a to b,
 // each in another 5-minute bucket of serve's fast clock, from 23:52 on
 // the last day of November to past midnight; netuse history then says,
@@ -260,7 +215,7 @@ func TestHistoryRealTraffic(t *testing.T) {
 
 	apps := historyOf(t, file, append(span, "--by", "program")...)
 	for _, comm := range senders {
-		within01(t, comm+" rx+tx", apps[comm].rxBytes+apps[comm].txBytes, moved[comm])
+		near(t, comm+" rx+tx, history against veth-a", apps[comm].rxBytes+apps[comm].txBytes, moved[comm], 0.001)
 	}
 	checkIfaceTotals(t, file, rx0, tx0, rx1, tx1)
 	ifaces := historyOf(t, file, append(span, "--by", "iface")...)

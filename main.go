@@ -1,90 +1,44 @@
 // Netuse reports this machine's network usage: for the whole machine, per
 // network interface, per process, or per connection; or serves it to
-// Prometheus.
+// Prometheus and a web page, keeping each app's history. The README and
+// netuse --help say how to run it; this says how it works.
 //
-// Usage:
+// main parses the command line (cli*.go) into options and runs one loop
+// until its count is reached or a signal cancels its context; a tick
+// (tick.go) ends each interval, and each interval makes one report, which
+// goes to exactly one sink (render*.go): a table, NDJSON or Prometheus text.
+// model.go says the vocabulary the stages share.
 //
-//	netuse [total|iface|proc|conn|serve|history] [flags]
+// total and iface read the kernel's interface counters (sample*.go) and
+// turn them into per-interval usage; --state (state*.go) does it once,
+// against the counters a previous run saved.
 //
-// With no command, netuse runs total.
+// proc and conn count packets. The pipeline (proc.go) owns every
+// goroutine it starts and stops each before it closes the descriptors
+// they use:
 //
-//	total   the whole machine: the interfaces at its edge, summed, on one line
-//	iface   one row per network interface
-//	proc    one row per process, from packet capture (Linux only)
-//	conn    one row per connection, from packet capture, with its process (Linux only)
-//	serve   a Prometheus exporter: interface and process counters on /metrics, a page on /
-//	help    the help, or a command's: netuse help proc
-//	version the version, as -V
-//	man     the man page, in roff (netuse man | man -l -)
-//	completion bash|zsh|fish
-//	        the shell's completion script (the README's Install says where it goes)
+//   - the capture goroutine reads frames from the kernel's rings and decodes
+//     them where they are read (sniff*.go) into small packet records, which
+//     it hands to the accountant (attribute_flows.go) a block at a time;
+//   - the resolver's loop credits each flow to the process that owns its
+//     socket (attribute*.go), from the kernel's owner records (eBPF) or from
+//     the socket tables and /proc, and its openings goroutine takes each TCP
+//     connection as it opens;
+//   - the run loop asks the pipeline for each interval's rows, groups and
+//     filters them (view.go) and renders them.
 //
-// man and completion are written from the same model as --help, which
-// does not list them.
+// Around them: reverse DNS workers (dns.go) for conn --resolve, which the
+// renderer asks and never waits for; a key reader on a terminal
+// (keys*.go).
 //
-// The first read of the counters is a baseline; every interval after it
-// netuse writes the bytes and packets moved during that interval, their
-// rate over the time that really elapsed, and the totals since it started.
+// serve runs the same stages without an end: an HTTP server goroutine
+// answers /metrics and the page (serve*.go) from what a tick goroutine
+// refreshes each interval, and writes the history file (history_store.go)
+// that netuse history reads (history_cmd.go).
 //
-// On a terminal the output is a table redrawn in place. Piped, it is plain
-// text, one block per interval, without escape sequences. With --json it is
-// NDJSON: one object per row per interval, flushed at the end of each
-// interval (the README documents the schema).
-//
-// Flags:
-//
-//	-i, --interval=1s     sampling period, 10ms to 24h: a Go duration (500ms, 2s) or seconds (0.5)
-//	-c, --count=N         report N intervals, then exit; 0 runs until interrupted
-//	    --json            write NDJSON instead of a table
-//	    --units=bytes     bytes or bits, for the table
-//	    --si              powers of 1000 instead of 1024, for the table (the default with --units bits)
-//	    --iface=GLOB      interfaces to read (repeatable)
-//	    --sort=COLUMN     rx, tx, total or name (proc, conn: also pid)
-//	    --top=N           show only the first N rows
-//	    --no-clear        on a terminal, print each interval below the last
-//	    --format=table    table, json (as --json) or prometheus (text format)
-//	    --textfile=PATH   also write the metrics to PATH.prom each interval
-//	    --owners=auto     proc: where socket owners come from: auto, bpf or proc
-//	    --source=capture  proc: where bytes are counted: capture, kernel (in progress) or auto (capture)
-//	    --max-flows=N     proc: flows kept at once (default 65536)
-//	    --by=KEYS         proc: one row per group: program, user, container, netns, remote
-//	    --resolve         proc: remote hosts by name (conn, and --by remote)
-//	    --pid=PIDS        proc: only these processes (0: traffic of none)
-//	    --program=GLOBS   proc: only processes whose name matches
-//	    --user=USERS      proc: only processes of these users
-//	    --port=PORTS      proc: only connections with one of these ports
-//	    --remote=CIDRS    proc: only connections to these networks
-//	    --state=FILE      total, iface: once, the traffic since the last run with FILE, totals since its first
-//	    --listen=ADDR     serve: the address to listen on (default 127.0.0.1:9957)
-//	    --web-config=FILE serve: TLS and basic auth (exporter-toolkit's web configuration)
-//	    --db=PATH         serve, history: the history file, or off (default under /var/lib/netuse)
-//	    --db-keep=SPANS   serve: how long history keeps 5m, hour, day and month buckets
-//	    --since=WHEN      history: from this long ago (24h, 7d) or this local date (default 24h)
-//	    --until=WHEN      history: up to this long ago or this local date (default now)
-//	    --every=LENGTH    history: a row per 5m, hour, day or month bucket
-//	-h, --help            print the help (after a command: that command's)
-//	-V, --version         print the version
-//
-// The flags marked proc are proc's and conn's own: they go after the
-// command (netuse proc --max-flows 100), and total and iface refuse them;
-// --state is total's and iface's; --listen and --web-config are serve's,
-// which also takes --by (program, user, container, netns or pid),
-// --owners, --max-flows, --iface and --interval (how often it reports
-// between scrapes), and refuses the flags of output. history takes --by
-// (program, user, container, or iface or reason alone), --program and
-// --user, and the flags of output but --count and --format.
-// Filters apply before --by groups rows, and both before --sort and --top. The others may stand
-// before or after the command.
-//
-// Every flag but --help and --version can also be set from the environment
-// as NETUSE_<FLAG>, for example NETUSE_INTERVAL=5s or NETUSE_IFACE=eth0,wlan0.
-//
-// SIGINT, SIGTERM and SIGHUP end netuse after the interval being written,
-// if any; SIGHUP says so on stderr. Under nohup (SIGHUP ignored) a hangup
-// does not stop it.
-//
-// Exit status: 0 on success, also when interrupted or when stdout is closed;
-// 1 when netuse fails at run time; 2 for bad usage.
+// Data goes to stdout, everything else to stderr as "netuse: ...". Exit
+// status: 0 on success, also when interrupted or when stdout is closed; 1
+// when netuse fails at run time; 2 for bad usage.
 package main
 
 import (
@@ -282,7 +236,6 @@ func newParser(c *cli, options ...kong.Option) (*kong.Kong, error) {
 	}, options...)...)
 }
 
-// mode is what netuse reports on, as its command names it.
 // checkTextfile fails unless --textfile's directory takes a new file: it
 // makes one, whose name does not end in .prom, and removes it.
 func checkTextfile(path string) error {
@@ -304,24 +257,6 @@ func checkTextfile(path string) error {
 	return os.Remove(f.Name())
 }
 
-type mode uint8
-
-const (
-	modeTotal mode = iota // the whole machine, one row
-	modeIface             // a row per interface
-	modeProc              // a row per process
-	modeConn              // a row per connection
-	modeServe             // the exporter: no rows, metrics
-)
-
-var modeNames = [...]string{modeTotal: "total", modeIface: "iface", modeProc: "proc", modeConn: "conn", modeServe: "serve"}
-
-func (m mode) String() string { return modeNames[m] }
-
-// captures reports whether the mode's rows come from packet capture, and
-// are credited to processes.
-func (m mode) captures() bool { return m == modeProc || m == modeConn }
-
 // modeOf returns the mode of kong's command, "proc" or "iface <args>".
 func modeOf(command string) mode {
 	name, _, _ := strings.Cut(command, " ")
@@ -331,23 +266,4 @@ func modeOf(command string) mode {
 		}
 	}
 	return modeTotal
-}
-
-// options are the flags that every mode shares.
-type options struct {
-	interval time.Duration // sampling period, > 0
-	count    int           // intervals to report; 0 means until interrupted
-	globs    []string      // --iface; none means the mode's default interfaces
-	sort     string        // column to sort by; "" means the mode's default
-	top      int           // rows to show; 0 means all
-	maxFlows int           // proc: flow ends the accountant keeps at once
-	owners   string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
-	source   string        // proc: where bytes are counted: "capture" or "kernel" ("auto" is read as capture)
-	by       []string      // proc, conn: --by's keys, in its order; none: no groups
-	filter   filter        // proc, conn: the rows to keep
-	resolve  bool          // conn, proc --by remote: names for remote addresses
-	state    string        // total, iface: --state's file; "" for none
-	mode     mode          // proc, conn: the command, for messages
-	conns    bool          // proc, conn: the accountant makes connection rows (see view)
-	states   bool          // conn: the resolver reads TCP states for them
 }

@@ -245,9 +245,8 @@ func TestUsageErrors(t *testing.T) {
 		{"-c 1 --iface", 2, `--iface "": empty; want GLOB (an unset shell variable?)`},
 		{"--iface [ -c 1", 2, `--iface "[": not a glob (syntax error in pattern); want a shell glob like eth* or wl?0`},
 		{"frobnicate", 2, `unexpected argument frobnicate`},
-		// Bounds of --interval: faster than 10ms netuse only burns CPU
-		// (-i 1ns ran 8,000 intervals a second); slower than a day a rate
-		// says little.
+		// Bounds of --interval: faster than 10ms netuse only burns CPU;
+		// slower than a day a rate says little.
 		{"-i 1ns -c 1", 2, `--interval "1ns": netuse cannot sample faster than every 10ms; want 10ms or more`},
 		{"--interval=9.999ms -c 1", 2, `--interval "9.999ms": netuse cannot sample faster than every 10ms`},
 		{"-i 0.001 -c 1", 2, `--interval "0.001": netuse cannot sample faster than every 10ms`},

@@ -58,10 +58,7 @@ func newBrowser(t *testing.T, ns string) *browser {
 		}
 	}
 	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no chromium on PATH: .ci/run installs it")
-		}
-		t.Skip("no chromium on PATH: apt-get install chromium")
+		privSkip(t, "no chromium on PATH: apt-get install chromium (.ci/run installs it)")
 	}
 	exe := path
 	if ns != "" {
@@ -418,13 +415,11 @@ func TestBrowserLive(t *testing.T) {
 	now := time.Now()
 	file := pageFixture(t, now)
 	listening := make(chan string, 1)
-	t.Setenv("NETUSE_TEST_PAGE_SERVE", "1")
 	serve := startBg(t, n.a, func(line string) {
 		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
 			listening <- strings.TrimSuffix(a, "/metrics")
 		}
-	}, os.Args[0], "-test.run=^TestPageServeHelper$", "--",
-		"serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")
+	}, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")...)
 	var addr string
 	select {
 	case addr = <-listening:
@@ -479,29 +474,14 @@ func TestBrowserLive(t *testing.T) {
 	}
 }
 
-// TestPageServeHelper is netuse, as main makes it: TestBrowserLive's
-// serve, in its namespace.
-func TestPageServeHelper(t *testing.T) {
-	if os.Getenv("NETUSE_TEST_PAGE_SERVE") == "" {
-		return
-	}
-	args := os.Args
-	for len(args) > 0 && args[0] != "--" {
-		args = args[1:]
-	}
-	a := &app{stdout: os.Stdout, stderr: os.Stderr, clock: clock{now: time.Now, sleep: sleepCtx}, counters: readCounters, termSize: terminalSize,
-		proc: hostProc(), bootID: bootID, uptime: uptime, stateWait: stateWait}
-	os.Exit(a.main(args[1:]))
-}
-
 // startStream runs a program named comm in ns that moves rate bytes a
 // second over TCP until the test ends: "send" dials addr and writes,
 // "serve" listens on addr and writes to the one who dials; "recv" dials
 // and reads, "sink" listens and reads.
 func startStream(t *testing.T, ns, comm, how, addr string, rate int) {
 	t.Helper()
-	cmd := inNS(ns, os.Args[0], "-test.run=^TestPageStreamHelper$", "--", how, addr, fmt.Sprint(rate))
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_PAGE_STREAM=1", "NETUSE_TEST_COMM="+comm)
+	cmd := inNS(ns, childArgv("stream", how, addr, fmt.Sprint(rate))...)
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_COMM="+comm)
 	cmd.Stderr = os.Stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -513,21 +493,14 @@ func startStream(t *testing.T, ns, comm, how, addr string, rate int) {
 	}
 }
 
-// TestPageStreamHelper is startStream's program.
-func TestPageStreamHelper(t *testing.T) {
-	if os.Getenv("NETUSE_TEST_PAGE_STREAM") == "" {
-		return
-	}
+// streamChild is startStream's program, a test child: HOW ADDR RATE.
+func streamChild(args []string) int {
 	if comm := os.Getenv("NETUSE_TEST_COMM"); comm != "" {
 		os.WriteFile("/proc/self/comm", []byte(comm), 0)
 	}
-	args := os.Args
-	for len(args) > 0 && args[0] != "--" {
-		args = args[1:]
-	}
-	how, addr := args[1], args[2]
+	how, addr := args[0], args[1]
 	var rate int
-	fmt.Sscan(args[3], &rate)
+	fmt.Sscan(args[2], &rate)
 	var c net.Conn
 	var err error
 	if how == "serve" || how == "sink" {
@@ -541,19 +514,20 @@ func TestPageStreamHelper(t *testing.T) {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stream:", err)
-		os.Exit(1)
+		return 1
 	}
 	if how == "recv" || how == "sink" {
 		io.Copy(io.Discard, c)
-		os.Exit(0)
+		return 0
 	}
 	// Pacing, not waiting: 20 writes a second of rate/20 bytes.
 	buf := make([]byte, rate/20)
 	for range time.Tick(50 * time.Millisecond) {
 		if _, err := c.Write(buf); err != nil {
-			os.Exit(0)
+			return 0
 		}
 	}
+	return 0
 }
 
 // TestBrowserHistoryOff: under --db off the page shows now, and says

@@ -82,7 +82,7 @@ func capsDir(t *testing.T) string {
 // gives netuse a mount namespace of its own with a new /sys and no cgroup
 // mounts: root mounts the cgroup2 hierarchy at /sys/fs/cgroup there first,
 // as a distribution has it, so that an unprivileged netuse finds it.
-func launchProcAs(t *testing.T, ns, bin string, args ...string) *procRun {
+func launchProcAs(t *testing.T, ns, bin string, args ...string) *netuseRun {
 	t.Helper()
 	mount := []string{"sh", "-c", `mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"`, "sh"}
 	return launchProcArgv(t, ns, append(append(append(mount, "setpriv"), nobody...), bin), args...)

@@ -20,7 +20,7 @@ import (
 
 // atLeast checks that got is at least share of want and no more than
 // want plus a few headers, and logs the figure either way.
-func (p *procRun) atLeast(t *testing.T, what string, got, want uint64, share float64) {
+func (p *netuseRun) atLeast(t *testing.T, what string, got, want uint64, share float64) {
 	t.Helper()
 	ratio := float64(got) / float64(want)
 	t.Logf("%s: netuse credited %d bytes of %d (%.3f%%)", what, got, want, 100*ratio)
@@ -44,9 +44,8 @@ func TestProcUDPOneShot(t *testing.T) {
 	server.expect(t, "listening")
 	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
 	p := startProc(t, n.a, "--iface", "veth-a")
-	loop := inNS(n.a, "sh", "-c", `for i in $(seq 200); do "$0" -test.run='^TestHelperProcess$' -- udp-query "$1" 1000 4000 & echo $!; wait $! || exit 1; done`,
+	loop := inNS(n.a, "sh", "-c", `for i in $(seq 200); do "$0" -test.run='^$' -- traffic udp-query "$1" 1000 4000 & echo $!; wait $! || exit 1; done`,
 		os.Args[0], "192.0.2.2:7030")
-	loop.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
 	out, err := loop.Output()
 	if err != nil {
 		t.Fatalf("client loop: %v", err)
@@ -157,7 +156,7 @@ func TestProcUDPFragments(t *testing.T) {
 	}
 }
 
-// ownerHelper runs the helpers of these tests (see TestHelperProcess):
+// ownerHelper runs the helpers of these tests (see trafficChild):
 //
 //	udp-answer ADDR SIZE          answer each datagram with SIZE bytes; say "listening ADDR"
 //	udp-query ADDR UP DOWN        send UP bytes, read an answer of DOWN bytes, exit
@@ -251,7 +250,7 @@ func ownerHelper(args []string) (bool, error) {
 				env = append(env, kv)
 			}
 		}
-		return true, syscall.Exec(os.Args[0], []string{os.Args[0], "-test.run=^TestHelperProcess$", "--", "send-fd", "3", args[3]}, env)
+		return true, syscall.Exec(os.Args[0], childArgv("traffic", "send-fd", "3", args[3]), env)
 	case "send-fd":
 		c, err := net.FileConn(os.NewFile(uintptr(num(1)), "conn"))
 		if err != nil {

@@ -11,31 +11,6 @@ import (
 	psnet "github.com/shirou/gopsutil/v3/net"
 )
 
-// counter is one interface's cumulative counters as the kernel keeps them.
-type counter struct {
-	name     string
-	index    int  // the interface's index; a new interface of the same name has another
-	loopback bool // the interface is a loopback device
-	virtual  bool // the interface has no device below it (veth, bridge, tunnel, ...)
-	down     bool // not up, or up without a carrier (a cable out, a veth whose peer is down)
-	traffic
-	rxErrors, txErrors uint64
-	rxDrops, txDrops   uint64
-}
-
-// traffic is bytes and packets in each direction.
-type traffic struct {
-	rxBytes, txBytes     uint64
-	rxPackets, txPackets uint64
-}
-
-func (t *traffic) add(u traffic) {
-	t.rxBytes += u.rxBytes
-	t.txBytes += u.txBytes
-	t.rxPackets += u.rxPackets
-	t.txPackets += u.txPackets
-}
-
 // readCounters reads every interface's counters from the operating system.
 func readCounters() ([]counter, error) {
 	stats, err := psnet.IOCounters(true)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net/netip"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -15,15 +14,6 @@ import (
 // open a TCP connection also go to the opening resolver
 // (attribute_openings.go) as soon as they come.
 
-// direction is where a captured frame went, as the kernel's packet type says.
-type direction uint8
-
-const (
-	dirIn    direction = iota // addressed to this host (unicast, broadcast or multicast)
-	dirOut                    // sent by this host
-	dirOther                  // for another host, seen because the interface is promiscuous
-)
-
 // frame is one captured frame as the capture hands it over. data is only
 // valid until the next frame: the decoder copies what it keeps.
 type frame struct {
@@ -35,27 +25,6 @@ type frame struct {
 	length   int    // the frame's length on the wire, however much was captured
 	at       int64  // when the kernel captured it, Unix ns; 0 if not known
 	data     []byte // the captured bytes, at most the snap length
-}
-
-// packet is what netuse keeps of a frame: where and when it was seen, its
-// size, direction and flow. The decoder fills it (sniff_decode.go).
-type packet struct {
-	ifindex  int
-	loopback bool  // seen on a loopback interface, where both ends are on this host
-	at       int64 // when the kernel captured it, Unix ns; 0 if not known
-	// length is the frame's length as its interface's counters count it:
-	// on loopback without the Ethernet header (see decode)
-	length int
-	dir    direction
-	// ok: the frame is TCP or UDP over IPv4 or IPv6 and src and dst are its
-	// endpoints; otherwise only length and direction are known.
-	ok    bool
-	proto uint8 // IP protocol number: 6 TCP, 17 UDP
-	// fragment: an IP fragment after the first whose first fragment was
-	// not seen, of a datagram that may be TCP or UDP; its flow is not
-	// known (ok is false).
-	fragment bool
-	src, dst netip.AddrPort
 }
 
 // frameSource is where proc mode's frames come from: the kernel's capture
@@ -76,16 +45,6 @@ type frameSource interface {
 // errNotLinux is what proc mode says outside Linux, whose capture it
 // reads.
 var errNotLinux = errors.New("proc is supported on Linux only; total and iface work here")
-
-// captureStats is what a frame source says of itself each interval.
-type captureStats struct {
-	ifaces []string
-	names  map[int]string // the names of ifaces by index
-	drops  uint64         // frames the kernel dropped for want of room in a ring
-	// dropsBy holds drops by interface name, those of none left out; nil
-	// when there were none
-	dropsBy map[string]uint64
-}
 
 // sniffer decodes frames with its one decoder, in the capture goroutine,
 // and hands the packets of each block of frames to the accountant at once,

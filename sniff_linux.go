@@ -21,8 +21,8 @@ import (
 // bytes, so the 8 MiB ring holds some 30,000 frames, 100 ms at 300,000
 // frames a second: bench/run.sh's workload 5 (1,000 connections at once,
 // up to 200,000 frames a second each way, on 2 cores with 20 busy
-// processes) lost 382 and 15,302 frames in 2 of 3 runs with 4 MiB, none in
-// 3 runs with 8 MiB. A block is handed over when full or after
+// processes) loses frames with 4 MiB and none with 8 MiB (BENCHMARKS.md).
+// A block is handed over when full or after
 // retireMillis, so that a new flow's first packet reaches the resolver
 // quickly.
 const (
@@ -52,10 +52,10 @@ type capture struct {
 	globs   []string   // --iface: the interfaces to capture on; none: the default ones (captureIfaces)
 	mu      sync.Mutex // guards rings, want and gone; run changes rings, stats reads them
 	rings   []*ring
-	want    []net.Interface   // set by update: the interfaces to capture on
+	want    []net.Interface   // set by rescan: the interfaces to capture on
 	changed atomic.Bool       // want changed since run last looked
 	gone    map[string]uint64 // drops of rings closed since the last stats, by interface
-	wake    int               // eventfd that stop and update write to, to end run's poll
+	wake    int               // eventfd that stop and rescan write to (poke), to end run's poll
 	stopped atomic.Bool
 	done    chan struct{} // closed when run returns
 }
@@ -403,7 +403,7 @@ func (c *capture) run(s *sniffer) error {
 			if fds[i].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 				// The interface went down or away (ENETDOWN): reading the
 				// socket error clears it. A ring of an interface that is
-				// gone stays empty until the next update closes it.
+				// gone stays empty until the next rescan closes it.
 				unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
 			}
 		}

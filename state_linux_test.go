@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,22 +25,8 @@ type stateNet struct {
 
 func newStateNet(t *testing.T) *stateNet {
 	t.Helper()
-	needRoot(t)
-	netSeq++
-	n := &stateNet{
-		a: fmt.Sprintf("nus%d-%da", os.Getpid(), netSeq),
-		b: fmt.Sprintf("nus%d-%db", os.Getpid(), netSeq),
-	}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.a).Run()
-		exec.Command("ip", "netns", "del", n.b).Run()
-	})
-	n.do(t, [][]string{
-		{"ip", "netns", "add", n.a},
-		{"ip", "netns", "add", n.b},
-		{"ip", "-n", n.a, "link", "set", "lo", "up"},
-		{"ip", "-n", n.b, "link", "set", "lo", "up"},
-	})
+	ns := newNamespaces(t, "nus", "a", "b")
+	n := &stateNet{a: ns[0], b: ns[1]}
 	n.link(t)
 	return n
 }
@@ -50,31 +34,21 @@ func newStateNet(t *testing.T) *stateNet {
 // link makes the veth pair, quiet as stateNet says, and brings it up.
 func (n *stateNet) link(t *testing.T) {
 	t.Helper()
-	n.do(t, [][]string{{"ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b}})
+	run(t, "ip", "-n", n.a, "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", n.b)
 	if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
-		n.do(t, [][]string{
+		runAll(t, [][]string{
 			{"ip", "netns", "exec", n.a, "sysctl", "-qw", "net.ipv6.conf.veth-a.disable_ipv6=1"},
 			{"ip", "netns", "exec", n.b, "sysctl", "-qw", "net.ipv6.conf.veth-b.disable_ipv6=1"},
-		})
+		}...)
 	}
-	n.do(t, [][]string{
+	runAll(t, [][]string{
 		{"ip", "-n", n.a, "addr", "add", "10.99.0.1/24", "dev", "veth-a"},
 		{"ip", "-n", n.b, "addr", "add", "10.99.0.2/24", "dev", "veth-b"},
 		{"ip", "-n", n.a, "neigh", "replace", "10.99.0.2", "lladdr", n.mac(t, n.b, "veth-b"), "nud", "permanent", "dev", "veth-a"},
 		{"ip", "-n", n.b, "neigh", "replace", "10.99.0.1", "lladdr", n.mac(t, n.a, "veth-a"), "nud", "permanent", "dev", "veth-b"},
 		{"ip", "-n", n.a, "link", "set", "veth-a", "up"},
 		{"ip", "-n", n.b, "link", "set", "veth-b", "up"},
-	})
-}
-
-// do runs commands, and fails the test at the first that fails.
-func (n *stateNet) do(t *testing.T, cmds [][]string) {
-	t.Helper()
-	for _, cmd := range cmds {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
+	}...)
 }
 
 // sysNet reads /sys/class/net/IFACE/NAME inside namespace ns.
@@ -178,7 +152,7 @@ func TestStateCronVeth(t *testing.T) {
 	var sum [2]uint64
 	for _, st := range steps {
 		if st.recreate {
-			n.do(t, [][]string{{"ip", "-n", n.a, "link", "del", "veth-a"}})
+			runAll(t, []string{"ip", "-n", n.a, "link", "del", "veth-a"})
 			n.link(t)
 			if again := n.sysNet(t, n.a, "veth-a", "ifindex"); again == index {
 				t.Fatalf("veth-a made again has the same index, %s: the test wants another", index)

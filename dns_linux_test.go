@@ -283,19 +283,7 @@ func TestReverseName(t *testing.T) {
 // for a DNS server and the program that asks it; it goes away at cleanup.
 func newDNSNamespace(t *testing.T) string {
 	t.Helper()
-	needRoot(t)
-	netSeq++
-	ns := fmt.Sprintf("nu%d-%ddns", os.Getpid(), netSeq)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	for _, cmd := range [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-	}
-	return ns
+	return newNamespaces(t, "nu", "dns")[0]
 }
 
 // TestResolveReal runs systemLookup in a namespace whose only DNS server is
@@ -308,14 +296,10 @@ func TestResolveReal(t *testing.T) {
 	unknown := netip.MustParseAddr("192.0.2.8")
 	srv := startDNS(t, ns, map[netip.Addr]string{peer4: "peer.test.", peer6: "peer6.test"})
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe, "-test.run=^TestResolveHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_RESOLVE="+strings.Join([]string{peer4.String(), peer6.String(), unknown.String()}, " "))
+	argv := append([]string{"ip", "netns", "exec", ns}, childArgv("resolve", peer4.String(), peer6.String(), unknown.String())...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -362,20 +346,24 @@ func TestResolveReal(t *testing.T) {
 	}
 }
 
-// TestResolveHelperProcess is the child of TestResolveReal, inside its
-// namespace: it resolves the addresses of NETUSE_TEST_RESOLVE with
-// systemLookup and prints "resolved ADDR "NAME"" for each, once the lookup
-// has ended.
-func TestResolveHelperProcess(t *testing.T) {
-	list := os.Getenv("NETUSE_TEST_RESOLVE")
-	if list == "" {
-		return
+// resolveChild is the child of TestResolveReal, a test child inside its
+// namespace: it resolves the addresses of its words with systemLookup
+// and prints "resolved ADDR "NAME"" for each, once the lookup has ended.
+func resolveChild(args []string) int {
+	ino, err := statInode("/proc/self/ns/net")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resolve:", err)
+		return 1
 	}
-	fmt.Printf("netns %s\n", nsInode(t, "/proc/self/ns/net"))
-	n, ch := testNames(t, systemLookup, 5*time.Second, 16, nil)
+	fmt.Printf("netns %s\n", ino)
+	n := makeNames(systemLookup, 5*time.Second, 16)
+	ch := make(chan netip.Addr, 100)
+	n.stored = func(a netip.Addr, _ string) { ch <- a }
+	n.start()
+	defer n.close()
 	want := map[netip.Addr]bool{}
 	var addrs []netip.Addr
-	for _, f := range strings.Fields(list) {
+	for _, f := range args {
 		a := netip.MustParseAddr(f)
 		addrs = append(addrs, a)
 		want[a] = true
@@ -384,24 +372,35 @@ func TestResolveHelperProcess(t *testing.T) {
 	deadline := time.After(patience)
 	for len(want) > 0 {
 		select {
-		case s := <-ch:
-			delete(want, s.addr)
+		case a := <-ch:
+			delete(want, a)
 		case <-deadline:
-			t.Fatalf("no answer for %v after %v", want, patience)
+			fmt.Fprintf(os.Stderr, "resolve: no answer for %v after %v\n", want, patience)
+			return 1
 		}
 	}
 	for _, a := range addrs {
 		fmt.Printf("resolved %v %q\n", a, n.name(a))
 	}
+	return 0
 }
 
 // nsInode returns the device and inode of the namespace file at path, which
 // say which namespace it is.
 func nsInode(t *testing.T, path string) string {
 	t.Helper()
+	ino, err := statInode(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ino
+}
+
+// statInode is nsInode's answer, or the error of stat.
+func statInode(path string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		t.Fatalf("stat %s: %v", path, err)
+		return "", fmt.Errorf("stat %s: %w", path, err)
 	}
-	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
 }
