@@ -68,6 +68,23 @@ type usage struct {
 	group              *groupInfo // --by: the row's group; proc and conn are nil
 }
 
+// unattributed returns why row u's bytes went to no process, for a row
+// of no process (pid 0) or a group of such rows; ok is false for the
+// others.
+func (u usage) unattributed() (why reason, ok bool) {
+	switch {
+	case u.group != nil:
+		return u.group.key.reason, unattributed(u.group.key.pid, u.group.key.reason)
+	case u.proc != nil:
+		return u.proc.reason, unattributed(u.proc.pid, u.proc.reason)
+	}
+	return attributed, false
+}
+
+// unattributed reports whether bytes of pid for reason why went to no
+// process: pid 0, for a reason other than attributed.
+func unattributed(pid int, why reason) bool { return pid == 0 && why != attributed }
+
 // connInfo is a conn row's connection: a flow end of this host, or the
 // zero value for the bytes of no flow (pid 0: not TCP or UDP, ...).
 type connInfo struct {

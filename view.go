@@ -269,7 +269,7 @@ func (v *view) keyOf(u usage) groupKey {
 // that key has no value: the reason of a group of no process's traffic,
 // or "" for a group of processes.
 func (k groupKey) reasonCell() string {
-	if k.pid != 0 || k.reason == attributed {
+	if !unattributed(k.pid, k.reason) {
 		return ""
 	}
 	return reasonName[k.reason]
