@@ -11,15 +11,9 @@ import (
 // maxLedger rows; past that the quarter of them idle longest is folded
 // into one "(other)" row, so that their bytes still count.
 type ledger struct {
-	rows  map[rowKey]*ledgerRow
-	other usage // the rows folded away
-	seq   int   // the interval last noted
-}
-
-// ledgerRow is a row as last shown, and the interval it was last active in.
-type ledgerRow struct {
-	u    usage
-	last int
+	rows  map[rowKey]*keptRow // each row as last shown
+	other *keptRow            // the rows folded away; nil until one is
+	seq   int                 // the interval last noted
 }
 
 // rowKey identifies a row over a run: an interface by name; a process by
@@ -51,7 +45,7 @@ func (l *ledger) bound(n int) int {
 }
 
 func newLedger() *ledger {
-	return &ledger{rows: map[rowKey]*ledgerRow{}, other: usage{name: "(other)"}}
+	return &ledger{rows: map[rowKey]*keptRow{}}
 }
 
 func keyOf(u usage) rowKey {
@@ -78,53 +72,10 @@ func (l *ledger) note(seq int, rows []usage) {
 			continue
 		}
 		if len(l.rows) >= l.bound(len(rows)) {
-			l.fold(maxLedger / 4)
+			l.other = foldIdle(l.rows, maxLedger/4, l.other)
 		}
-		l.rows[keyOf(u)] = &ledgerRow{u: u, last: seq}
+		l.rows[keyOf(u)] = &keptRow{u: u, last: seq}
 	}
-}
-
-// fold moves the n rows idle longest into the "(other)" row, in one walk:
-// a walk for each row folded made a report of 10,000 connections take 4 s
-// (BenchmarkConnReport).
-func (l *ledger) fold(n int) {
-	lasts := make([]int, 0, len(l.rows))
-	for _, lr := range l.rows {
-		lasts = append(lasts, lr.last)
-	}
-	cut, atCut := foldCut(lasts, n)
-	for k, lr := range l.rows {
-		if lr.last > cut || (lr.last == cut && atCut == 0) {
-			continue
-		}
-		if lr.last == cut {
-			atCut--
-		}
-		if l.other.proc == nil && l.other.group == nil {
-			switch u := lr.u; {
-			case u.group != nil:
-				l.other.group = &groupInfo{by: u.group.by} // groups folded away
-			case u.proc != nil:
-				l.other.proc = &process{name: "(other)"} // pid 0, no reason: processes folded away
-			}
-		}
-		l.other.total.add(lr.u.total)
-		delete(l.rows, k)
-	}
-}
-
-// foldCut picks the n oldest of lasts (the interval each row was last
-// active in): every row last active before cut, and atCut of those last
-// active in cut.
-func foldCut(lasts []int, n int) (cut, atCut int) {
-	n = min(n, len(lasts))
-	if n == 0 {
-		return -1, 0
-	}
-	slices.Sort(lasts)
-	cut = lasts[n-1]
-	first, _ := slices.BinarySearch(lasts, cut)
-	return cut, n - first
 }
 
 // all returns every row of the run: this interval's traffic for those
@@ -139,8 +90,8 @@ func (l *ledger) all() []usage {
 		}
 		rows = append(rows, u)
 	}
-	if l.other.total != (traffic{}) {
-		rows = append(rows, l.other)
+	if l.other != nil && l.other.u.total != (traffic{}) {
+		rows = append(rows, l.other.u)
 	}
 	return rows
 }
