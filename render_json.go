@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -128,20 +129,34 @@ type (
 // rfc3339Milli is RFC 3339 with milliseconds.
 const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
-func (r *renderer) writeJSON(f report) {
-	enc := json.NewEncoder(&r.buf)
-	head := recordHead{Type: f.mode.String(), TS: utcOf(f.at), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6), Partial: f.partial}
-	if f.summary {
+// jsonSink writes NDJSON: a record a row, and proc's and conn's capture
+// record. It keeps the container of each cgroup seen.
+type jsonSink struct {
+	containers map[string]string // containerOf by cgroup (jsonSink.containerOf)
+}
+
+// shown: the rows --top keeps, all of them in order.
+func (s *jsonSink) shown(top int) (int, bool) { return top, true }
+
+func (s *jsonSink) waiting(*bytes.Buffer, mode, time.Time) {}
+
+func (s *jsonSink) close(*bytes.Buffer, func()) {}
+
+// write writes rep's records.
+func (s *jsonSink) write(b *bytes.Buffer, rep report, _ order) {
+	enc := json.NewEncoder(b)
+	head := recordHead{Type: rep.mode.String(), TS: utcOf(rep.at), Seq: rep.seq, Interval: round(rep.elapsed.Seconds(), 6), Partial: rep.partial}
+	if rep.summary {
 		head.Type = "summary"
 	}
-	for _, u := range f.rows {
+	for _, u := range rep.rows {
 		tf := trafficFields{
 			RxBytes:   u.interval.rxBytes,
 			TxBytes:   u.interval.txBytes,
 			RxPackets: u.interval.rxPackets,
 			TxPackets: u.interval.txPackets,
-			RxRate:    round(rate(u.interval.rxBytes, f.elapsed), 3),
-			TxRate:    round(rate(u.interval.txBytes, f.elapsed), 3),
+			RxRate:    round(rate(u.interval.rxBytes, rep.elapsed), 3),
+			TxRate:    round(rate(u.interval.txBytes, rep.elapsed), 3),
 			RxTotal:   u.total.rxBytes,
 			TxTotal:   u.total.txBytes,
 		}
@@ -149,15 +164,15 @@ func (r *renderer) writeJSON(f report) {
 		switch {
 		case u.group != nil:
 			enc.Encode(newGroupRecord(head, u, tf))
-		case f.mode == modeConn:
-			rec := newConnRecord(head, u, tf, r.containerOf)
-			r.buf.Write(rec.appendJSON(r.buf.AvailableBuffer()))
-		case f.mode == modeProc:
+		case rep.mode == modeConn:
+			rec := newConnRecord(head, u, tf, s.containerOf)
+			b.Write(rec.appendJSON(b.AvailableBuffer()))
+		case rep.mode == modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: r.containerOf(p.cgroup), trafficFields: tf})
-		case f.mode == modeTotal:
-			ifaces := f.ifaces
+				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: s.containerOf(p.cgroup), trafficFields: tf})
+		case rep.mode == modeTotal:
+			ifaces := rep.ifaces
 			if ifaces == nil {
 				ifaces = []string{}
 			}
@@ -168,9 +183,9 @@ func (r *renderer) writeJSON(f report) {
 				RxErrors: u.rxErrors, TxErrors: u.txErrors, RxDrops: u.rxDrops, TxDrops: u.txDrops})
 		}
 	}
-	if c := f.capture; c != nil {
+	if c := rep.capture; c != nil {
 		head.Type = "capture"
-		attributed, share := attribution(f)
+		attributed, share := rep.attribution()
 		byIface := make(map[string]ifaceRecord, len(c.byIface))
 		for name, t := range c.byIface {
 			byIface[name] = ifaceRecord{t.rxBytes, t.txBytes, t.rxPackets, t.txPackets}
@@ -180,6 +195,15 @@ func (r *renderer) writeJSON(f report) {
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
 			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface, Owners: c.owners, OwnersLost: c.ownersLost})
 	}
+}
+
+// round rounds x to digits decimal digits.
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
 }
 
 // utcOf formats t for NDJSON, "" if zero.
@@ -291,17 +315,17 @@ func newGroupRecord(head recordHead, u usage, tf trafficFields) groupRecord {
 
 // containerOf is containerOf, remembered: a report has many rows of one
 // cgroup. It forgets all past maxContainers cgroups.
-func (r *renderer) containerOf(cgroup string) string {
-	if c, ok := r.containers[cgroup]; ok {
+func (s *jsonSink) containerOf(cgroup string) string {
+	if c, ok := s.containers[cgroup]; ok {
 		return c
 	}
-	if r.containers == nil || len(r.containers) >= maxContainers {
-		r.containers = map[string]string{}
+	if s.containers == nil || len(s.containers) >= maxContainers {
+		s.containers = map[string]string{}
 	}
 	c := containerOf(cgroup)
-	r.containers[cgroup] = c
+	s.containers[cgroup] = c
 	return c
 }
 
-// maxContainers bounds renderer.containers.
+// maxContainers bounds jsonSink.containers.
 const maxContainers = 4096

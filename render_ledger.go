@@ -1,9 +1,6 @@
 package main
 
-import (
-	"slices"
-	"time"
-)
+import "slices"
 
 // ledger remembers every row a run has shown, with its totals since the
 // start: the cumulative view lists them all, idle and exited processes
@@ -107,33 +104,4 @@ func (l *ledger) summary() []usage {
 	}
 	slices.SortStableFunc(rows, func(a, b usage) int { return compareName(a, b) })
 	return rows
-}
-
-// writeSummary writes the summary of a run that began at start and ended
-// at end, after seq intervals: in NDJSON one record of type "summary" per
-// row, in a table a block of its own below the last frame (sar's
-// "Average:"). Nothing after a single interval, which is the whole run
-// already (cron's one-shots stay one record a row), or none.
-func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []string, o options) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.started || seq < 2 || r.prom {
-		return nil // the metrics of the last frame are the run's
-	}
-	f := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, by: o.by, summary: true}
-	live := r.live
-	if live {
-		r.closeLocked()
-		r.live = false // a plain block below the table
-	}
-	defer func() { r.live = live }()
-	sortRows(f.rows, r.sortBy, m, true, r.reverse, o.top)
-	f.cutTop(o.top)
-	r.buf.Reset()
-	if r.json {
-		r.writeJSON(f)
-	} else {
-		r.writeTable(f)
-	}
-	return r.flush()
 }

@@ -83,9 +83,9 @@ func TestSortRowsFirst(t *testing.T) {
 	}
 	for _, reverse := range []bool{false, true} {
 		whole := slices.Clone(rows)
-		sortRows(whole, "total", modeProc, false, reverse, 0)
+		sortRows(whole, order{column: "total", reverse: reverse}, modeProc, 0)
 		part := slices.Clone(rows)
-		sortRows(part, "total", modeProc, false, reverse, 20)
+		sortRows(part, order{column: "total", reverse: reverse}, modeProc, 20)
 		for i := range 20 {
 			if keyOf(part[i]) != keyOf(whole[i]) || part[i].interval != whole[i].interval {
 				t.Fatalf("reverse %v, row %d: %+v; want %+v", reverse, i, part[i], whole[i])

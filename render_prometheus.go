@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"io"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -12,6 +14,26 @@ import (
 // --textfile for node_exporter's textfile collector: the metrics of every
 // row the run has shown (the renderer's ledger), in the families of the
 // contract (metrics.go).
+
+// promSink writes --format prometheus: at each report, the metrics of
+// every row of the run, which the ledger holds; the summary's are the
+// last report's.
+type promSink struct {
+	ledger *ledger
+}
+
+// shown: none of a report's rows, but all of the run's.
+func (s *promSink) shown(int) (int, bool) { return 0, false }
+
+func (s *promSink) waiting(*bytes.Buffer, mode, time.Time) {}
+
+func (s *promSink) close(*bytes.Buffer, func()) {}
+
+func (s *promSink) write(b *bytes.Buffer, rep report, _ order) {
+	if !rep.summary {
+		writeMetrics(b, rep.mode, s.ledger.all()) // a family of the contract always writes to a buffer
+	}
+}
 
 // rowFamilies returns the metric families of rows, every row of the run:
 // the machine's edge (total), each interface (iface), or each process or

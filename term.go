@@ -30,7 +30,7 @@ func (a *app) newOutput(ctx context.Context, json, noClear, bits, si bool) (*ren
 			k.stop()
 		}
 		r.mu.Lock()
-		started := r.onScreen || r.started
+		started := r.wrote || r.started
 		r.mu.Unlock()
 		if r.tty && ctx.Err() != nil && !started {
 			io.WriteString(a.stdout, "\n")
