@@ -18,7 +18,7 @@ import "slices"
 //	Home End   its first rows, its last rows
 //
 // Other keys do nothing. The cursor and page keys come as escape
-// sequences (keyDecoder). When netuse ends, the last frame is drawn again
+// sequences (keyDecoder). When netuse ends, the last report is drawn again
 // without the line that names the keys (renderer.close).
 
 // key is a key pressed: a byte the terminal sent, or one of the keys

@@ -22,7 +22,7 @@ import (
 //	attribute.go ...              the resolver finds each new flow's owner
 //	attribute_flows.go            report moves flows' bytes to their owners
 //	proc.go                       report fills the capture record
-//	render.go                     writes the rows
+//	render.go                     writes the rows (its way out: render.go's top)
 //
 // procOS holds every access to the operating system that proc mode makes,
 // so that a test replaces it whole and runs the same wiring from a capture
@@ -98,11 +98,11 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 			return err
 		}
 		now := a.clock.now()
-		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
+		rep := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
 			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: o.filter.String()}
-		matched = matched || len(f.rows) > 0
+		matched = matched || len(rep.rows) > 0
 		last = now
-		return r.render(f, o)
+		return r.render(rep, o)
 	})
 	if err != nil {
 		return err

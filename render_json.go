@@ -18,15 +18,21 @@ type (
 		// interval is the time it lasted.
 		Partial bool `json:"partial,omitempty"`
 	}
+	// counts are the four counters of traffic, as every record names
+	// them.
+	counts struct {
+		RxBytes   uint64 `json:"rx_bytes"`
+		TxBytes   uint64 `json:"tx_bytes"`
+		RxPackets uint64 `json:"rx_packets"`
+		TxPackets uint64 `json:"tx_packets"`
+	}
+	// trafficFields are a row's traffic in the interval, and its totals.
 	trafficFields struct {
-		RxBytes   uint64  `json:"rx_bytes"`
-		TxBytes   uint64  `json:"tx_bytes"`
-		RxPackets uint64  `json:"rx_packets"`
-		TxPackets uint64  `json:"tx_packets"`
-		RxRate    float64 `json:"rx_rate"`
-		TxRate    float64 `json:"tx_rate"`
-		RxTotal   uint64  `json:"rx_total"`
-		TxTotal   uint64  `json:"tx_total"`
+		counts
+		RxRate  float64 `json:"rx_rate"`
+		TxRate  float64 `json:"tx_rate"`
+		RxTotal uint64  `json:"rx_total"`
+		TxTotal uint64  `json:"tx_total"`
 	}
 	// record is a total or iface row.
 	record struct {
@@ -95,31 +101,21 @@ type (
 		Members    int      `json:"members"`
 		trafficFields
 	}
-	// ifaceRecord is one interface's frames in a capture record.
-	ifaceRecord struct {
-		RxBytes   uint64 `json:"rx_bytes"`
-		TxBytes   uint64 `json:"tx_bytes"`
-		RxPackets uint64 `json:"rx_packets"`
-		TxPackets uint64 `json:"tx_packets"`
-	}
 	// captureRecord is what proc mode captured in the interval.
 	captureRecord struct {
 		recordHead
-		Ifaces          []string `json:"ifaces"`
-		RxBytes         uint64   `json:"rx_bytes"`
-		TxBytes         uint64   `json:"tx_bytes"`
-		RxPackets       uint64   `json:"rx_packets"`
-		TxPackets       uint64   `json:"tx_packets"`
-		Drops           uint64   `json:"drops"`
-		AttributedBytes uint64   `json:"attributed_bytes"`
-		AttributedShare float64  `json:"attributed_share"`
-		Flows           int      `json:"flows"`
-		EvictedFlows    uint64   `json:"evicted_flows"`
+		Ifaces []string `json:"ifaces"`
+		counts
+		Drops           uint64  `json:"drops"`
+		AttributedBytes uint64  `json:"attributed_bytes"`
+		AttributedShare float64 `json:"attributed_share"`
+		Flows           int     `json:"flows"`
+		EvictedFlows    uint64  `json:"evicted_flows"`
 		// ByIface: each interface's frames as its own counters count
 		// them; the keys above count a packet between two processes of
 		// this machine both ways.
-		ByIface       map[string]ifaceRecord `json:"by_iface"`
-		InferredBytes uint64                 `json:"inferred_bytes"`
+		ByIface       map[string]counts `json:"by_iface"`
+		InferredBytes uint64            `json:"inferred_bytes"`
 		// Owners: "bpf" or "proc" (see captured.owners).
 		Owners     string `json:"owner_source"`
 		OwnersLost uint64 `json:"owner_records_lost"`
@@ -151,14 +147,11 @@ func (s *jsonSink) write(b *bytes.Buffer, rep report, _ order) {
 	}
 	for _, u := range rep.rows {
 		tf := trafficFields{
-			RxBytes:   u.interval.rxBytes,
-			TxBytes:   u.interval.txBytes,
-			RxPackets: u.interval.rxPackets,
-			TxPackets: u.interval.txPackets,
-			RxRate:    round(rate(u.interval.rxBytes, rep.elapsed), 3),
-			TxRate:    round(rate(u.interval.txBytes, rep.elapsed), 3),
-			RxTotal:   u.total.rxBytes,
-			TxTotal:   u.total.txBytes,
+			counts:  countsOf(u.interval),
+			RxRate:  round(rate(u.interval.rxBytes, rep.elapsed), 3),
+			TxRate:  round(rate(u.interval.txBytes, rep.elapsed), 3),
+			RxTotal: u.total.rxBytes,
+			TxTotal: u.total.txBytes,
 		}
 		// Encoding plain fields into a bytes.Buffer cannot fail.
 		switch {
@@ -186,15 +179,19 @@ func (s *jsonSink) write(b *bytes.Buffer, rep report, _ order) {
 	if c := rep.capture; c != nil {
 		head.Type = "capture"
 		attributed, share := rep.attribution()
-		byIface := make(map[string]ifaceRecord, len(c.byIface))
+		byIface := make(map[string]counts, len(c.byIface))
 		for name, t := range c.byIface {
-			byIface[name] = ifaceRecord{t.rxBytes, t.txBytes, t.rxPackets, t.txPackets}
+			byIface[name] = countsOf(t)
 		}
-		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
-			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
+		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces, counts: countsOf(c.traffic),
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
 			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface, Owners: c.owners, OwnersLost: c.ownersLost})
 	}
+}
+
+// countsOf is t's counts.
+func countsOf(t traffic) counts {
+	return counts{RxBytes: t.rxBytes, TxBytes: t.txBytes, RxPackets: t.rxPackets, TxPackets: t.txPackets}
 }
 
 // round rounds x to digits decimal digits.
