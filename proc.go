@@ -91,6 +91,7 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 		return err
 	}
 	matched := false // a row passed the filter
+	flags := o.filter.String()
 	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
 		// An interrupted interval is the last one, as is the count's.
 		procs, conns, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
@@ -99,7 +100,7 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 		}
 		now := a.clock.now()
 		rep := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
-			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: o.filter.String()}
+			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: flags}
 		matched = matched || len(rep.rows) > 0
 		last = now
 		return r.render(rep, o)
@@ -107,7 +108,7 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 	if err != nil {
 		return err
 	}
-	if !matched && seqs > 0 && o.filter.String() != "" {
+	if !matched && seqs > 0 && flags != "" {
 		// NDJSON has no room for it: a pipeline would only see no rows.
 		fmt.Fprintf(a.stderr, "netuse: no row matched %s in %d intervals; netuse %s without them shows what there is\n", o.filter, seqs, m)
 	}

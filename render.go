@@ -9,110 +9,35 @@ package main
 //
 // A report's way out, each step in the next file:
 //
-//	render.go             renderer.render: the report's rows noted in the ledger
-//	render_ledger.go      every row of the run, with its totals
-//	render_prometheus.go  --textfile, if asked for, from the ledger
-//	render.go             renderer.draw: the rows the view shows, then one sink
-//	render_order.go       the rows in order, and --top
-//	render_table.go       the table (render_columns.go its columns, render_units.go its units),
-//	render_json.go        or NDJSON (render_json_fast.go: conn's records),
-//	render_prometheus.go  or Prometheus's text (metrics.go: the families)
-//	render.go             renderer.flush: one Write
+//	render.go             renderer.render takes the report
+//	render_ledger.go      which notes its rows among every row of the run
+//	render_prometheus.go  (--textfile, if asked for, from those)
+//	render_json.go        then one sink writes it: NDJSON,
+//	render_table.go       or the table,
+//	render_prometheus.go  or Prometheus's text (metrics.go: its families);
+//	render_order.go       each sink has the rows it shows in order first,
+//	render_columns.go     the table lays them out in its columns,
+//	render_units.go       their numbers in its units;
+//	render_json_fast.go   NDJSON writes conn's records by hand.
+//
+// render.go then writes what the sink made with one Write.
 
 import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"time"
 )
-
-// report is one interval's output.
-type report struct {
-	mode     mode          // the command
-	seq      int           // interval number, from 1
-	at       time.Time     // when the interval ended
-	elapsed  time.Duration // time that really elapsed during the interval
-	interval time.Duration // nominal interval, for the header
-	rows     []usage
-	ifaces   []string  // total: the interfaces summed
-	capture  *captured // proc, conn: what the capture saw
-	by       []string  // proc, conn: the rows are groups of these keys (--by)
-	partial  bool      // the run was interrupted before the interval was over
-	since    time.Time // --state: when the previous run read the counters
-	// totalsSince is --state's start of the totals: the file's first run
-	totalsSince time.Time
-	summary     bool   // the run's summary: elapsed is the run's length, rows its totals
-	filter      string // proc, conn: the filter's flags, "" for none; a table with no rows names it
-	// all is iface's "(all)" row: every row's traffic added up before
-	// --top cut them; nil with fewer than two rows, or in other modes
-	all *usage
-}
-
-// usage is one row of a report: an interface's traffic, or a process's
-// (proc), during an interval and since the start.
-type usage struct {
-	name               string
-	interval           traffic
-	total              traffic    // since netuse started
-	rxErrors, txErrors uint64     // during the interval
-	rxDrops, txDrops   uint64     // during the interval
-	down               bool       // iface: the interface is down (not up, or no carrier)
-	proc               *process   // proc, conn: the row's process, or pid 0's
-	conn               *connInfo  // conn: the row's connection
-	group              *groupInfo // --by: the row's group; proc and conn are nil
-}
-
-// unattributed returns why row u's bytes went to no process, for a row
-// of no process (pid 0) or a group of such rows; ok is false for the
-// others.
-func (u usage) unattributed() (why reason, ok bool) {
-	switch {
-	case u.group != nil:
-		return u.group.key.reason, unattributed(u.group.key.pid, u.group.key.reason)
-	case u.proc != nil:
-		return u.proc.reason, unattributed(u.proc.pid, u.proc.reason)
-	}
-	return attributed, false
-}
-
-// unattributed reports whether bytes of pid for reason why went to no
-// process: pid 0, for a reason other than attributed.
-func unattributed(pid int, why reason) bool { return pid == 0 && why != attributed }
-
-// connInfo is a conn row's connection: a flow end of this host, or the
-// zero value for the bytes of no flow (pid 0: not TCP or UDP, ...).
-type connInfo struct {
-	flow
-	state       tcpState // TCP: its socket's, at the last look
-	first, last int64    // when its first and last packets were captured, Unix ns; 0 if not known
-	remoteName  string   // --resolve: the remote address's name, once known
-}
-
-// attribution returns the bytes credited to a process, of every row
-// before a view filtered or grouped them, and their share of the bytes
-// captured (1 when nothing was captured).
-func (rep report) attribution() (uint64, float64) {
-	n := rep.capture.attributed
-	all := rep.capture.rxBytes + rep.capture.txBytes
-	if all == 0 {
-		return n, 1
-	}
-	return n, float64(n) / float64(all)
-}
 
 // sink writes reports in one form, and keeps what that form needs from
 // one report to the next: the table (render_table.go), NDJSON
 // (render_json.go) or Prometheus's text (render_prometheus.go).
 type sink interface {
-	// shown is how many of a report's first rows the sink shows (0: all),
-	// the only ones that need be in order; ok is false if it shows none.
-	shown(top int) (first int, ok bool)
 	// waiting appends what says, before the first report, when it comes.
 	waiting(b *bytes.Buffer, m mode, first time.Time)
-	// write appends rep, its rows in ord's order and cut to --top.
-	write(b *bytes.Buffer, rep report, ord order)
+	// write appends rep, its rows as v shows them (rowView.arrange).
+	write(b *bytes.Buffer, rep report, v rowView)
 	// close appends what leaves the output as it was found; redraw, if
 	// not nil, appends the last report again.
 	close(b *bytes.Buffer, redraw func())
@@ -158,7 +83,7 @@ func (r *renderer) sinkOf() sink {
 	if r.out == nil {
 		switch {
 		case r.prom:
-			r.out = &promSink{ledger: r.ledger}
+			r.out = &promSink{}
 		case r.json:
 			r.out = &jsonSink{}
 		default:
@@ -173,35 +98,35 @@ func (r *renderer) sinkOf() sink {
 func (r *renderer) render(rep report, o options) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ledger.note(rep.seq, rep.rows)
+	run := r.ledger.note(rep.seq, rep.rows, r.prom || r.order.totals || r.textfile != "")
 	if r.textfile != "" {
-		if err := writeTextfile(r.textfile, rep.mode, r.ledger.all()); err != nil {
+		if err := writeTextfile(r.textfile, rep.mode, run); err != nil {
 			return fmt.Errorf("--textfile %q: %w", r.textfile, err)
 		}
 	}
 	r.buf.Reset()
-	r.draw(rep, o)
+	r.drawRun(rep, run, o)
 	return r.flush()
 }
 
-// draw appends rep to r.buf as the sink writes it, its rows those of the
-// view the keys chose (in the totals view every row of the run), sorted
-// and cut as o and the keys say.
+// draw appends rep to r.buf as the sink writes it: again, after a key.
 func (r *renderer) draw(rep report, o options) {
+	var run []usage
+	if r.prom || r.order.totals {
+		run = r.ledger.all()
+	}
+	r.drawRun(rep, run, o)
+}
+
+// drawRun appends rep to r.buf as the sink writes it, its rows as the
+// view the keys chose shows them; run is every row of the run, if the
+// view or the sink needs it.
+func (r *renderer) drawRun(rep report, run []usage, o options) {
 	r.last, r.lastOpts = rep, o
 	if r.order.column == "" {
 		r.order.column = o.sort
 	}
-	s := r.sinkOf()
-	if first, ok := s.shown(o.top); ok {
-		if r.order.totals {
-			rep.rows = r.ledger.all()
-		}
-		rep.rows = slices.Clone(rep.rows)
-		sortRows(rep.rows, r.order, rep.mode, first)
-		rep.cutTop(o.top)
-	}
-	s.write(&r.buf, rep, r.order)
+	r.sinkOf().write(&r.buf, rep, rowView{order: r.order, top: o.top, run: run})
 	r.started = true
 }
 
@@ -265,12 +190,10 @@ func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []
 	}
 	rep := report{mode: m, seq: seq, at: end, elapsed: end.Sub(start), interval: end.Sub(start), rows: r.ledger.summary(), ifaces: ifaces, by: o.by, summary: true}
 	r.closeLocked() // a live table's summary is a block below it
-	ord := r.order
-	ord.totals = true
-	sortRows(rep.rows, ord, m, o.top)
-	rep.cutTop(o.top)
+	v := rowView{order: r.order, top: o.top, run: rep.rows}
+	v.totals = true
 	r.buf.Reset()
-	r.sinkOf().write(&r.buf, rep, ord)
+	r.sinkOf().write(&r.buf, rep, v)
 	if r.buf.Len() == 0 {
 		return nil
 	}

@@ -14,6 +14,51 @@ import (
 // or growing to the widest value shown), which of them a narrow terminal
 // drops, and a row's cells aligned in them.
 
+// columnLines lays out the rows drawn of rep in their columns, in cols
+// characters (0: as wide as they grew): the line of the columns' names,
+// a line a row, and iface's "(all)". With totalsFirst (the totals view,
+// the summary) the totals are the columns most needed after those never
+// dropped.
+func (t *table) columnLines(rep report, drawn []usage, totalsFirst bool, cols int) []string {
+	textCols, allNums := textColumns(rep), ifaceNumbers
+	if rep.mode.captures() {
+		allNums = procNumbers
+	}
+	texts := make([][]string, len(drawn))
+	for i, u := range drawn {
+		texts[i] = textCells(rep, u)
+	}
+	t.grow(rep, textCols, texts)
+	tail := rep.mode.captures() && rep.by == nil // the CONTAINER column
+	l := t.fitColumns(textCols, allNums, tail, rep.by != nil, totalsFirst, cols)
+	lines := make([]string, 0, len(drawn)+2)
+	lines = append(lines, t.row(l, allNums, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
+	for i, u := range drawn {
+		container := ""
+		if u.proc != nil && u.proc.foreign {
+			ns := fmt.Sprintf("net:[%d]", u.proc.netns)
+			if u.proc.nsName != "" {
+				ns = "netns:" + visible(u.proc.nsName, textWidth["NETNS"])
+			}
+			container = ns + " " + visible(u.proc.cgroup, maxCgroup)
+		}
+		lines = append(lines, t.row(l, allNums, texts[i], t.cells(rep.mode, u, rep.elapsed))+tailCell(l, tail, container))
+	}
+	if rep.all != nil {
+		lines = append(lines, t.row(l, allNums, []string{rep.all.name, ""}, t.cells(rep.mode, *rep.all, rep.elapsed)))
+	}
+	return lines
+}
+
+// totalColumns lays out the live total line, the time of the interval
+// first, and the line of its columns' names, in cols characters.
+func (t *table) totalColumns(rep report, totalsFirst bool, cols int) (names, line string) {
+	textCols := []string{"TIME"}
+	l := t.fitColumns(textCols, ifaceNumbers, false, false, totalsFirst, cols)
+	return t.row(l, ifaceNumbers, textCols, ifaceNumbers),
+		t.row(l, ifaceNumbers, []string{rep.at.Format("15:04:05")}, t.cells(rep.mode, rep.rows[0], rep.elapsed))
+}
+
 // columns of the tables: text columns on the left, numbers on the right.
 var (
 	ifaceNumbers = []string{"RX/s", "TX/s", "RX pkt/s", "TX pkt/s", "RX total", "TX total"}

@@ -131,15 +131,13 @@ type jsonSink struct {
 	containers map[string]string // containerOf by cgroup (jsonSink.containerOf)
 }
 
-// shown: the rows --top keeps, all of them in order.
-func (s *jsonSink) shown(top int) (int, bool) { return top, true }
-
 func (s *jsonSink) waiting(*bytes.Buffer, mode, time.Time) {}
 
 func (s *jsonSink) close(*bytes.Buffer, func()) {}
 
-// write writes rep's records.
-func (s *jsonSink) write(b *bytes.Buffer, rep report, _ order) {
+// write writes rep's records, a row's as v shows them.
+func (s *jsonSink) write(b *bytes.Buffer, rep report, v rowView) {
+	rep = v.arrange(rep, v.top)
 	enc := json.NewEncoder(b)
 	head := recordHead{Type: rep.mode.String(), TS: utcOf(rep.at), Seq: rep.seq, Interval: round(rep.elapsed.Seconds(), 6), Partial: rep.partial}
 	if rep.summary {

@@ -59,8 +59,9 @@ func keyOf(u usage) rowKey {
 	return k
 }
 
-// note records the rows of interval seq.
-func (l *ledger) note(seq int, rows []usage) {
+// note records the rows of interval seq and, with all, returns every
+// row of the run (ledger.all).
+func (l *ledger) note(seq int, rows []usage, all bool) []usage {
 	l.seq = seq
 	for _, u := range rows {
 		k := keyOf(u)
@@ -73,6 +74,10 @@ func (l *ledger) note(seq int, rows []usage) {
 		}
 		l.rows[keyOf(u)] = &keptRow{u: u, last: seq}
 	}
+	if !all {
+		return nil
+	}
+	return l.all()
 }
 
 // all returns every row of the run: this interval's traffic for those

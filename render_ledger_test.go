@@ -14,7 +14,7 @@ func TestLedgerBounded(t *testing.T) {
 	var want uint64
 	for seq := 1; seq <= maxLedger+100; seq++ {
 		p := &process{pid: seq, start: 1, name: "p"}
-		l.note(seq, []usage{{name: "p", proc: p, total: traffic{rxBytes: 3}}})
+		l.note(seq, []usage{{name: "p", proc: p, total: traffic{rxBytes: 3}}}, false)
 		want += 3
 	}
 	if len(l.rows) > maxLedger {
@@ -104,8 +104,8 @@ func TestLedgerWide(t *testing.T) {
 			p := &process{pid: i + 1, name: "p"}
 			rows[i] = usage{name: "p", proc: p, total: traffic{rxBytes: 1}}
 		}
-		l.note(1, rows)
-		l.note(2, rows)
+		l.note(1, rows, false)
+		l.note(2, rows, false)
 		var sum uint64
 		for _, lr := range l.rows {
 			sum += lr.u.total.rxBytes

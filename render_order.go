@@ -18,6 +18,31 @@ type order struct {
 	totals  bool   // t: every row of the run, with its totals, sorted by them
 }
 
+// rowView is how a report's rows are shown: in the order --sort and the
+// keys chose, cut to --top; in the totals view (t) every row of the run.
+type rowView struct {
+	order
+	top int     // --top: rows to show; 0 means all
+	run []usage // every row of the run with its totals (the ledger's), for the totals view and the metrics; nil if neither needs it
+}
+
+// arrange returns rep with the rows v shows, in order. Only the first
+// rows the sink shows need their order (0: all of them); a sink that
+// shows fewer than --top's says so (table.first). It makes v's column the
+// mode's default if none was chosen.
+func (v *rowView) arrange(rep report, first int) report {
+	if v.column == "" {
+		v.column = sortColumns(rep.mode)[0]
+	}
+	if v.totals {
+		rep.rows = v.run
+	}
+	rep.rows = slices.Clone(rep.rows)
+	sortRows(rep.rows, v.order, rep.mode, first)
+	rep.cutTop(v.top)
+	return rep
+}
+
 // sortColumns are the columns s cycles through, first the mode's default.
 func sortColumns(m mode) []string {
 	if m.captures() {

@@ -18,20 +18,16 @@ import (
 // promSink writes --format prometheus: at each report, the metrics of
 // every row of the run, which the ledger holds; the summary's are the
 // last report's.
-type promSink struct {
-	ledger *ledger
-}
-
-// shown: none of a report's rows, but all of the run's.
-func (s *promSink) shown(int) (int, bool) { return 0, false }
+type promSink struct{}
 
 func (s *promSink) waiting(*bytes.Buffer, mode, time.Time) {}
 
 func (s *promSink) close(*bytes.Buffer, func()) {}
 
-func (s *promSink) write(b *bytes.Buffer, rep report, _ order) {
+// write writes the metrics of every row of the run (v.run).
+func (s *promSink) write(b *bytes.Buffer, rep report, v rowView) {
 	if !rep.summary {
-		writeMetrics(b, rep.mode, s.ledger.all()) // a family of the contract always writes to a buffer
+		writeMetrics(b, rep.mode, v.run) // a family of the contract always writes to a buffer
 	}
 }
 

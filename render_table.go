@@ -43,16 +43,15 @@ type table struct {
 	widths    map[string]int // the growing columns' widths so far (grow)
 }
 
-// shown is how many of a report's first rows the table shows: --top's,
+// first is how many of a report's first rows the table shows: --top's,
 // or on a live terminal those that fit, from the first scrolled to.
-func (t *table) shown(top int) (first int, ok bool) {
-	first = top
+func (t *table) first(top int) int {
 	if t.live && t.termSize != nil {
-		if _, rows, sized := t.termSize(); sized && (first == 0 || t.scroll+rows < first) {
-			first = t.scroll + rows
+		if _, rows, sized := t.termSize(); sized && (top == 0 || t.scroll+rows < top) {
+			return t.scroll + rows
 		}
 	}
-	return first, true
+	return top
 }
 
 // waiting shows, on a terminal, when the first report comes (at first),
@@ -78,16 +77,17 @@ func (t *table) waiting(b *bytes.Buffer, m mode, first time.Time) {
 
 // write writes rep: live, over the report before it; the run's summary
 // as a plain block below the last.
-func (t *table) write(b *bytes.Buffer, rep report, ord order) {
+func (t *table) write(b *bytes.Buffer, rep report, v rowView) {
 	if rep.summary && t.live {
 		t.live = false
 		defer func() { t.live = true }()
 	}
+	rep = v.arrange(rep, t.first(v.top))
 	if t.live && rep.mode == modeTotal {
-		t.writeTotalLine(b, rep, ord)
+		t.writeTotalLine(b, rep, v.order)
 		return
 	}
-	t.writeTable(b, rep, ord)
+	t.writeTable(b, rep, v.order)
 }
 
 // close leaves the terminal as it was found: cursor shown, on a new line.
@@ -144,7 +144,7 @@ func (t *table) keyHint(m mode, ord order, cols int, scroll bool) string {
 	if m == modeTotal {
 		return fitParts([]string{"keys: q quit", "u units"}, cols) // one row: nothing to sort
 	}
-	parts := []string{"keys: q quit", "s sort (" + ord.sortColumn(m) + reversed + ")", "r reverse", "t totals/rates (" + view + ")", "u units"}
+	parts := []string{"keys: q quit", "s sort (" + ord.column + reversed + ")", "r reverse", "t totals/rates (" + view + ")", "u units"}
 	if scroll {
 		parts = append(parts, "↑↓ PgUp PgDn scroll")
 	}
@@ -205,10 +205,6 @@ func (t *table) writeTable(b *bytes.Buffer, rep report, ord order) {
 	if t.tty && t.termSize != nil {
 		cols, rows, sized = t.termSize()
 	}
-	textCols, allNums := textColumns(rep), ifaceNumbers
-	if rep.mode.captures() {
-		allNums = procNumbers
-	}
 	room := rows - 1 // the last line stays free: the cursor rests on it
 	if t.keys {
 		room--
@@ -217,36 +213,17 @@ func (t *table) writeTable(b *bytes.Buffer, rep report, ord order) {
 	if t.live && sized {
 		drawn = t.window(rep, room)
 	}
-	texts := make([][]string, len(drawn))
-	for i, u := range drawn {
-		texts[i] = textCells(rep, u)
-	}
-	t.grow(rep, textCols, texts)
-	tail := rep.mode.captures() && rep.by == nil // the CONTAINER column
-	l := t.fitColumns(textCols, allNums, tail, rep.by != nil, ord.totals || rep.summary, cols)
-	lines := make([]string, 0, len(drawn)+4)
+	lines := make([]string, 0, len(drawn)+5)
 	lines = append(lines, t.header(rep, cols))
 	if rep.capture != nil {
 		lines = append(lines, t.captureLine(rep, cols))
 	}
-	lines = append(lines, t.row(l, allNums, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
+	grid := t.columnLines(rep, drawn, ord.totals || rep.summary, cols)
+	lines = append(lines, grid[0])
 	if len(rep.rows) == 0 && rep.filter != "" {
 		lines = append(lines, "(no row matches "+visible(rep.filter, 0)+")")
 	}
-	for i, u := range drawn {
-		container := ""
-		if u.proc != nil && u.proc.foreign {
-			ns := fmt.Sprintf("net:[%d]", u.proc.netns)
-			if u.proc.nsName != "" {
-				ns = "netns:" + visible(u.proc.nsName, textWidth["NETNS"])
-			}
-			container = ns + " " + visible(u.proc.cgroup, maxCgroup)
-		}
-		lines = append(lines, t.row(l, allNums, texts[i], t.cells(rep.mode, u, rep.elapsed))+tailCell(l, tail, container))
-	}
-	if rep.all != nil {
-		lines = append(lines, t.row(l, allNums, []string{rep.all.name, ""}, t.cells(rep.mode, *rep.all, rep.elapsed)))
-	}
+	lines = append(lines, grid[1:]...)
 	if !t.live {
 		if t.tty && rep.partial {
 			b.WriteByte('\n') // past the ^C the terminal echoed
@@ -338,8 +315,7 @@ func (t *table) redraw(b *bytes.Buffer, lines []string, cols int, sized bool) {
 // once, above it.
 func (t *table) writeTotalLine(b *bytes.Buffer, rep report, ord order) {
 	cols, _, sized := t.termSize()
-	textCols := []string{"TIME"}
-	l := t.fitColumns(textCols, ifaceNumbers, false, false, ord.totals, cols)
+	names, line := t.totalColumns(rep, ord.totals, cols)
 	if t.headed && t.staleHead {
 		// The units changed: write the lines above the total line again.
 		up := 1
@@ -356,11 +332,10 @@ func (t *table) writeTotalLine(b *bytes.Buffer, rep report, ord order) {
 		if t.hinted = t.keys; t.keys {
 			b.WriteString(clipIf(t.keyHint(rep.mode, ord, cols, false), cols, sized) + "\n")
 		}
-		b.WriteString(clipIf(t.row(l, ifaceNumbers, textCols, ifaceNumbers), cols, sized) + "\n")
+		b.WriteString(clipIf(names, cols, sized) + "\n")
 		t.staleHead, t.headed = false, true
 	}
 	t.onScreen = true
-	line := t.row(l, ifaceNumbers, []string{rep.at.Format("15:04:05")}, t.cells(rep.mode, rep.rows[0], rep.elapsed))
 	b.WriteString("\r" + clipIf(line, cols, sized) + escClearLine)
 }
 
