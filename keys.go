@@ -19,7 +19,7 @@ import "slices"
 //
 // Other keys do nothing. The cursor and page keys come as escape
 // sequences (keyDecoder). When netuse ends, the last report is drawn again
-// without the line that names the keys (renderer.close).
+// without the line that names the keys (table.close).
 
 // key is a key pressed: a byte the terminal sent, or one of the keys
 // below that it sends as an escape sequence.

@@ -14,7 +14,7 @@ import (
 
 // vterm is a terminal of cols x rows as far as netuse drives one: it
 // prints, and understands \r, \n (as a terminal's ONLCR makes it), and
-// the escape sequences render.go names. A character written past the
+// the escape sequences render_table.go names. A character written past the
 // last column is noted in overflow (a real terminal would wrap it and
 // break the count of lines to go up); so is a move above the screen's
 // top line (a frame taller than the screen).
