@@ -67,7 +67,6 @@ type renderer struct {
 	buf      bytes.Buffer
 	ledger   *ledger // every row shown so far, for the totals view, the metrics and the summary
 	order    order   // how rows are ordered, as --sort and the keys chose
-	wrote    bool    // something was written: the waiting line, or a report
 	started  bool    // a report was written
 	closed   bool    // close was called
 	last     report  // the last report written, for a key to redraw
@@ -140,7 +139,6 @@ func (r *renderer) waiting(m mode, first time.Time) error {
 	if r.buf.Len() == 0 {
 		return nil
 	}
-	r.wrote = true
 	return r.flush()
 }
 
