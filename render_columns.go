@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -30,9 +29,9 @@ func (t *table) columnLines(rep report, drawn []usage, totalsFirst bool, cols in
 	}
 	t.grow(rep, textCols, texts)
 	tail := rep.mode.captures() && rep.by == nil // the CONTAINER column
-	l := t.fitColumns(textCols, allNums, tail, rep.by != nil, totalsFirst, cols)
+	l := t.fitColumns(textCols, allNums, t.units.widths(allNums), tail, rep.by != nil, totalsFirst, cols)
 	lines := make([]string, 0, len(drawn)+2)
-	lines = append(lines, t.row(l, allNums, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
+	lines = append(lines, t.row(l, textCols, allNums)+tailCell(l, tail, "CONTAINER"))
 	for i, u := range drawn {
 		container := ""
 		if u.proc != nil && u.proc.foreign {
@@ -42,10 +41,10 @@ func (t *table) columnLines(rep report, drawn []usage, totalsFirst bool, cols in
 			}
 			container = ns + " " + visible(u.proc.cgroup, maxCgroup)
 		}
-		lines = append(lines, t.row(l, allNums, texts[i], t.cells(rep.mode, u, rep.elapsed))+tailCell(l, tail, container))
+		lines = append(lines, t.row(l, texts[i], t.units.cells(rep.mode, u, rep.elapsed))+tailCell(l, tail, container))
 	}
 	if rep.all != nil {
-		lines = append(lines, t.row(l, allNums, []string{rep.all.name, ""}, t.cells(rep.mode, *rep.all, rep.elapsed)))
+		lines = append(lines, t.row(l, []string{rep.all.name, ""}, t.units.cells(rep.mode, *rep.all, rep.elapsed)))
 	}
 	return lines
 }
@@ -54,9 +53,9 @@ func (t *table) columnLines(rep report, drawn []usage, totalsFirst bool, cols in
 // first, and the line of its columns' names, in cols characters.
 func (t *table) totalColumns(rep report, totalsFirst bool, cols int) (names, line string) {
 	textCols := []string{"TIME"}
-	l := t.fitColumns(textCols, ifaceNumbers, false, false, totalsFirst, cols)
-	return t.row(l, ifaceNumbers, textCols, ifaceNumbers),
-		t.row(l, ifaceNumbers, []string{rep.at.Format("15:04:05")}, t.cells(rep.mode, rep.rows[0], rep.elapsed))
+	l := t.fitColumns(textCols, ifaceNumbers, t.units.widths(ifaceNumbers), false, false, totalsFirst, cols)
+	return t.row(l, textCols, ifaceNumbers),
+		t.row(l, []string{rep.at.Format("15:04:05")}, t.units.cells(rep.mode, rep.rows[0], rep.elapsed))
 }
 
 // columns of the tables: text columns on the left, numbers on the right.
@@ -65,21 +64,6 @@ var (
 	procText     = []string{"PID", "USER", "PROGRAM"}
 	procNumbers  = []string{"RX/s", "TX/s", "RX total", "TX total"}
 )
-
-// cells formats u's numbers in the order of the mode's number columns.
-func (t *table) cells(m mode, u usage, elapsed time.Duration) []string {
-	rx := t.units.rateSize(rate(u.interval.rxBytes, elapsed))
-	tx := t.units.rateSize(rate(u.interval.txBytes, elapsed))
-	rxTotal, txTotal := t.units.size(float64(u.total.rxBytes), false), t.units.size(float64(u.total.txBytes), false)
-	if m.captures() {
-		return []string{rx, tx, rxTotal, txTotal}
-	}
-	return []string{rx, tx,
-		strconv.FormatFloat(rate(u.interval.rxPackets, elapsed), 'f', 0, 64),
-		strconv.FormatFloat(rate(u.interval.txPackets, elapsed), 'f', 0, 64),
-		rxTotal, txTotal,
-	}
-}
 
 // Widths of the text columns, in characters: fixed, so that no column
 // moves from one report to the next or within a run; a longer value is cut, its last
@@ -306,10 +290,11 @@ const minTextWidth = 8
 
 // layout is the columns of a table as one terminal's width allows.
 type layout struct {
-	text  []int // the text columns shown, by index, in order
-	width []int // the width of each of them
-	nums  []int // the number columns shown, by index, in order
-	tail  int   // the last column, CONTAINER's, width: -1 not shown, 0 as wide as its values
+	text     []int // the text columns shown, by index, in order
+	width    []int // the width of each of them
+	nums     []int // the number columns shown, by index, in order
+	numWidth []int // the width of each number column, by index
+	tail     int   // the last column, CONTAINER's, width: -1 not shown, 0 as wide as its values
 }
 
 // dropRank is col's place in dropOrder, or -1 for a column never dropped.
@@ -329,15 +314,15 @@ func dropRank(col string) int {
 // first width, and takes more of what room is left up to the width it
 // grew to; CONTAINER last takes all that is left. With totalsFirst (the
 // totals view, the summary) the totals are the columns most needed after
-// those never dropped. A number's width (units.width) holds its
-// widest value and a space before it.
-func (t *table) fitColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) layout {
-	var l layout
+// those never dropped. A number's width (numWidth, units.width) holds
+// its widest value and a space before it.
+func (t *table) fitColumns(textCols, numCols []string, numWidth []int, tail, groups, totalsFirst bool, cols int) layout {
+	l := layout{numWidth: numWidth}
 	if cols <= 0 {
 		for i, c := range textCols {
 			l.text, l.width = append(l.text, i), append(l.width, t.textWidth(c))
 		}
-		for i := range numCols {
+		for i := range numWidth {
 			l.nums = append(l.nums, i)
 		}
 		if !tail {
@@ -345,7 +330,7 @@ func (t *table) fitColumns(textCols, numCols []string, tail, groups, totalsFirst
 		}
 		return l
 	}
-	keepText, keepNum, keepTail, used := t.chooseColumns(textCols, numCols, tail, groups, totalsFirst, cols)
+	keepText, keepNum, keepTail, used := t.chooseColumns(textCols, numCols, numWidth, tail, groups, totalsFirst, cols)
 	room := cols - used
 	for i, c := range textCols {
 		if !keepText[i] {
@@ -372,7 +357,7 @@ func (t *table) fitColumns(textCols, numCols []string, tail, groups, totalsFirst
 		l.width[widest]--
 		room++
 	}
-	for i := range numCols {
+	for i := range numWidth {
 		if keepNum[i] {
 			l.nums = append(l.nums, i)
 		}
@@ -396,7 +381,7 @@ func (t *table) baseWidth(col string) int {
 // chooseColumns is fitColumns' choice of columns: those never dropped,
 // then the others most needed first, each if it fits in what room is
 // left; used is the characters they take.
-func (t *table) chooseColumns(textCols, numCols []string, tail, groups, totalsFirst bool, cols int) (keepText, keepNum []bool, keepTail bool, used int) {
+func (t *table) chooseColumns(textCols, numCols []string, numWidth []int, tail, groups, totalsFirst bool, cols int) (keepText, keepNum []bool, keepTail bool, used int) {
 	keepText, keepNum = make([]bool, len(textCols)), make([]bool, len(numCols))
 	used = -2 // the first text column has no space before it
 	for i, c := range textCols {
@@ -406,7 +391,7 @@ func (t *table) chooseColumns(textCols, numCols []string, tail, groups, totalsFi
 	}
 	for i, c := range numCols {
 		if dropRank(c) < 0 {
-			keepNum[i], used = true, used+t.units.width(c)
+			keepNum[i], used = true, used+numWidth[i]
 		}
 	}
 	ranks := make([]int, 0, len(dropOrder))
@@ -432,7 +417,7 @@ func (t *table) chooseColumns(textCols, numCols []string, tail, groups, totalsFi
 		var nums []int
 		for i, c := range numCols {
 			if dropRank(c) == rank {
-				cost, nums = cost+t.units.width(c), append(nums, i)
+				cost, nums = cost+numWidth[i], append(nums, i)
 			}
 		}
 		if cost == 0 || used+cost > cols {
@@ -450,7 +435,7 @@ func (t *table) chooseColumns(textCols, numCols []string, tail, groups, totalsFi
 // row aligns the text cells of the columns l shows left, each in its
 // width, a longer one cut with "…", and their number cells right; texts
 // and numbers hold the cells of every column, numCols names them.
-func (t *table) row(l layout, numCols, texts, numbers []string) string {
+func (t *table) row(l layout, texts, numbers []string) string {
 	var b strings.Builder
 	b.Grow(160)
 	for j, i := range l.text {
@@ -462,7 +447,7 @@ func (t *table) row(l layout, numCols, texts, numbers []string) string {
 		pad(&b, l.width[j]-utf8.RuneCountInString(t))
 	}
 	for _, i := range l.nums {
-		pad(&b, max(t.units.width(numCols[i])-utf8.RuneCountInString(numbers[i]), 1))
+		pad(&b, max(l.numWidth[i]-utf8.RuneCountInString(numbers[i]), 1))
 		b.WriteString(numbers[i])
 	}
 	return b.String()

@@ -44,6 +44,22 @@ func rate(n uint64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
+// cells formats u's numbers in the order of the mode's number columns
+// (procNumbers, ifaceNumbers).
+func (un units) cells(m mode, u usage, elapsed time.Duration) []string {
+	rx := un.rateSize(rate(u.interval.rxBytes, elapsed))
+	tx := un.rateSize(rate(u.interval.txBytes, elapsed))
+	rxTotal, txTotal := un.size(float64(u.total.rxBytes), false), un.size(float64(u.total.txBytes), false)
+	if m.captures() {
+		return []string{rx, tx, rxTotal, txTotal}
+	}
+	return []string{rx, tx,
+		strconv.FormatFloat(rate(u.interval.rxPackets, elapsed), 'f', 0, 64),
+		strconv.FormatFloat(rate(u.interval.txPackets, elapsed), 'f', 0, 64),
+		rxTotal, txTotal,
+	}
+}
+
 // rateSize formats bytes per second: "1.5 MiB/s", or with --units bits
 // "12.0 Mibit/s".
 func (un units) rateSize(bytesPerSecond float64) string {
@@ -88,6 +104,15 @@ func (un units) ladder(bits bool) (base float64, names []string) {
 		return 1024, []string{"bit", "Kibit", "Mibit", "Gibit", "Tibit", "Pibit"}
 	}
 	return 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+}
+
+// widths are the widths of the number columns cols (width).
+func (un units) widths(cols []string) []int {
+	ws := make([]int, len(cols))
+	for i, c := range cols {
+		ws[i] = un.width(c)
+	}
+	return ws
 }
 
 // width of a number column: enough for the widest value the unit ladder
