@@ -13,9 +13,8 @@ type keptRow struct {
 	last int
 }
 
-// foldIdle moves the n rows of rows idle longest into other, in one walk:
-// a walk for each row folded made a report of 10,000 connections take 4 s
-// (BenchmarkConnReport). other is made, if nil, as "(other)" of the kind
+// foldIdle moves the n rows of rows idle longest into other, in one walk
+// (a walk for each row folded is quadratic in the rows). other is made, if nil, as "(other)" of the kind
 // of the first row folded: a group of the same keys, or processes (pid 0
 // and no reason). It returns other.
 func foldIdle[K comparable](rows map[K]*keptRow, n int, other *keptRow) *keptRow {

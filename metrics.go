@@ -144,7 +144,7 @@ func (f family) pairs(values ...string) []*dto.LabelPair {
 
 // families gathers metric families. They are built here rather than
 // through client_golang's const metrics and a registry's Gather, whose
-// checks and sorting took most of a scrape of 1,000 groups
+// checks and sorting would be most of a scrape of many groups
 // (BenchmarkServeScrape).
 type families []*dto.MetricFamily
 

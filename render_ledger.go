@@ -31,9 +31,8 @@ const maxLedger = 4096
 
 // maxLedgerWide bounds it when a report has more rows than maxLedger (a
 // conn report of 10,000 connections): it keeps a report's rows and a
-// quarter of maxLedger more, as folding rows that are active at every
-// report only made them again each time (6 ms of a report of 10,000:
-// BenchmarkConnReport), up to this.
+// quarter of maxLedger more, up to this: folding rows that are active at
+// every report would only make them again at the next one.
 const maxLedgerWide = 1 << 14
 
 // bound is the most rows the ledger keeps while it notes a report of n.

@@ -88,9 +88,9 @@ func sortRows(rows []usage, ord order, m mode, first int) {
 		}
 		return 0
 	}
-	// The keys first, in a slice of small items: sorting 10,000 rows
-	// themselves, with the key computed at each comparison, was most of a
-	// conn report's time (BenchmarkConnReport).
+	// The keys first, in a slice of small items, computed once a row:
+	// not the rows themselves, nor a key at each comparison
+	// (BenchmarkConnReport).
 	type item struct {
 		key    uint64
 		pid    int
@@ -193,8 +193,8 @@ func compareName(a, b usage) int {
 }
 
 // packFlow packs an IPv4 flow into two numbers that order as compareFlow
-// orders flows: comparing addresses a row's tie costed most of a sort of
-// 10,000 connections. ok is false for other flows.
+// orders flows, so that a tie between rows costs two comparisons of
+// numbers rather than of addresses. ok is false for other flows.
 func packFlow(fl flow) (packed [2]uint64, ok bool) {
 	l, r := fl.local.Addr(), fl.remote.Addr()
 	if !l.Is4() || !r.Is4() || l.Zone() != "" {
