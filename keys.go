@@ -18,46 +18,8 @@ import "slices"
 //	Home End   its first rows, its last rows
 //
 // Other keys do nothing. The cursor and page keys come as escape
-// sequences (keyDecoder). When netuse ends, the last frame is drawn again
-// without the line that names the keys (renderer.close).
-
-// keyHint is the line under a live table that names the keys; with
-// scroll, rows are hidden and the hint names the keys that scroll too,
-// last (the line above it names them as well).
-func (r *renderer) keyHint(m mode, cols int, scroll bool) string {
-	view := "rates"
-	if r.cumulative {
-		view = "totals"
-	}
-	order := ""
-	if r.reverse {
-		order = ", reversed"
-	}
-	if m == modeTotal {
-		return fitParts([]string{"keys: q quit", "u units"}, cols) // one row: nothing to sort
-	}
-	parts := []string{"keys: q quit", "s sort (" + r.sortColumn(m) + order + ")", "r reverse", "t totals/rates (" + view + ")", "u units"}
-	if scroll {
-		parts = append(parts, "↑↓ PgUp PgDn scroll")
-	}
-	return fitParts(parts, cols)
-}
-
-// sortColumns are the columns s cycles through, first the mode's default.
-func sortColumns(m mode) []string {
-	if m.captures() {
-		return []string{"total", "rx", "tx", "name", "pid"}
-	}
-	return []string{"name", "total", "rx", "tx"}
-}
-
-// sortColumn is the column rows are sorted by now.
-func (r *renderer) sortColumn(m mode) string {
-	if r.sortBy != "" {
-		return r.sortBy
-	}
-	return sortColumns(m)[0]
-}
+// sequences (keyDecoder). When netuse ends, the last report is drawn again
+// without the line that names the keys (table.close).
 
 // key is a key pressed: a byte the terminal sent, or one of the keys
 // below that it sends as an escape sequence.
@@ -127,7 +89,9 @@ func (d *keyDecoder) feed(b byte) (k key, ok bool) {
 }
 
 // key applies a key pressed while the table is live and redraws the last
-// frame with it. It reports whether the key asks netuse to quit.
+// report with it: s, r and t change the order (render_order.go), the
+// others are the table's (table.key). It reports whether the key asks
+// netuse to quit.
 func (r *renderer) key(k key) (quit bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -140,31 +104,16 @@ func (r *renderer) key(k key) (quit bool) {
 		if r.last.by != nil {
 			cols = slices.DeleteFunc(cols, func(c string) bool { return c == "pid" }) // groups have no pid
 		}
-		i := slices.Index(cols, r.sortColumn(m))
-		r.sortBy = cols[(i+1)%len(cols)]
+		i := slices.Index(cols, r.order.sortColumn(m))
+		r.order.column = cols[(i+1)%len(cols)]
 	case 'r', 'R':
-		r.reverse = !r.reverse
+		r.order.reverse = !r.order.reverse
 	case 't', 'T':
-		r.cumulative = !r.cumulative
-	case 'u', 'U':
-		// bytes -> bytes, SI -> bits -> bits, SI -> bytes
-		r.bits, r.si = r.bits != r.si, !r.si
-		r.staleHead = true
-	// The table's redraw brings scroll back above its last screen of rows.
-	case keyUp:
-		r.scroll = max(r.scroll-1, 0)
-	case keyDown:
-		r.scroll++
-	case keyPgUp:
-		r.scroll = max(r.scroll-max(r.page, 1), 0)
-	case keyPgDn:
-		r.scroll += max(r.page, 1)
-	case keyHome:
-		r.scroll = 0
-	case keyEnd:
-		r.scroll = maxScroll
+		r.order.totals = !r.order.totals
 	default:
-		return false
+		if t, ok := r.sinkOf().(*table); !ok || !t.key(k) {
+			return false
+		}
 	}
 	if r.started && !r.closed {
 		r.buf.Reset()

@@ -22,7 +22,7 @@ import (
 //	attribute.go ...              the resolver finds each new flow's owner
 //	attribute_flows.go            report moves flows' bytes to their owners
 //	proc.go                       report fills the capture record
-//	render.go                     writes the rows
+//	render.go                     writes the rows (its way out: render.go's top)
 //
 // procOS holds every access to the operating system that proc mode makes,
 // so that a test replaces it whole and runs the same wiring from a capture
@@ -91,6 +91,7 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 		return err
 	}
 	matched := false // a row passed the filter
+	flags := o.filter.String()
 	seqs, err := schedule(ctx, a.clock, o, func(seq int, partial bool) error {
 		// An interrupted interval is the last one, as is the count's.
 		procs, conns, cap, err := p.report(partial || (o.count > 0 && seq == o.count))
@@ -98,16 +99,16 @@ func (a *app) runProc(ctx context.Context, m mode, o options, r *renderer) error
 			return err
 		}
 		now := a.clock.now()
-		f := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
-			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: o.filter.String()}
-		matched = matched || len(f.rows) > 0
+		rep := report{mode: m, seq: seq, at: now, elapsed: now.Sub(last), interval: o.interval,
+			rows: v.apply(seq, procs, conns), by: o.by, capture: &cap, partial: partial, filter: flags}
+		matched = matched || len(rep.rows) > 0
 		last = now
-		return r.render(f, o)
+		return r.render(rep, o)
 	})
 	if err != nil {
 		return err
 	}
-	if !matched && seqs > 0 && o.filter.String() != "" {
+	if !matched && seqs > 0 && flags != "" {
 		// NDJSON has no room for it: a pipeline would only see no rows.
 		fmt.Fprintf(a.stderr, "netuse: no row matched %s in %d intervals; netuse %s without them shows what there is\n", o.filter, seqs, m)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 )
@@ -17,15 +18,21 @@ type (
 		// interval is the time it lasted.
 		Partial bool `json:"partial,omitempty"`
 	}
+	// counts are the four counters of traffic, as every record names
+	// them.
+	counts struct {
+		RxBytes   uint64 `json:"rx_bytes"`
+		TxBytes   uint64 `json:"tx_bytes"`
+		RxPackets uint64 `json:"rx_packets"`
+		TxPackets uint64 `json:"tx_packets"`
+	}
+	// trafficFields are a row's traffic in the interval, and its totals.
 	trafficFields struct {
-		RxBytes   uint64  `json:"rx_bytes"`
-		TxBytes   uint64  `json:"tx_bytes"`
-		RxPackets uint64  `json:"rx_packets"`
-		TxPackets uint64  `json:"tx_packets"`
-		RxRate    float64 `json:"rx_rate"`
-		TxRate    float64 `json:"tx_rate"`
-		RxTotal   uint64  `json:"rx_total"`
-		TxTotal   uint64  `json:"tx_total"`
+		counts
+		RxRate  float64 `json:"rx_rate"`
+		TxRate  float64 `json:"tx_rate"`
+		RxTotal uint64  `json:"rx_total"`
+		TxTotal uint64  `json:"tx_total"`
 	}
 	// record is a total or iface row.
 	record struct {
@@ -94,31 +101,21 @@ type (
 		Members    int      `json:"members"`
 		trafficFields
 	}
-	// ifaceRecord is one interface's frames in a capture record.
-	ifaceRecord struct {
-		RxBytes   uint64 `json:"rx_bytes"`
-		TxBytes   uint64 `json:"tx_bytes"`
-		RxPackets uint64 `json:"rx_packets"`
-		TxPackets uint64 `json:"tx_packets"`
-	}
 	// captureRecord is what proc mode captured in the interval.
 	captureRecord struct {
 		recordHead
-		Ifaces          []string `json:"ifaces"`
-		RxBytes         uint64   `json:"rx_bytes"`
-		TxBytes         uint64   `json:"tx_bytes"`
-		RxPackets       uint64   `json:"rx_packets"`
-		TxPackets       uint64   `json:"tx_packets"`
-		Drops           uint64   `json:"drops"`
-		AttributedBytes uint64   `json:"attributed_bytes"`
-		AttributedShare float64  `json:"attributed_share"`
-		Flows           int      `json:"flows"`
-		EvictedFlows    uint64   `json:"evicted_flows"`
+		Ifaces []string `json:"ifaces"`
+		counts
+		Drops           uint64  `json:"drops"`
+		AttributedBytes uint64  `json:"attributed_bytes"`
+		AttributedShare float64 `json:"attributed_share"`
+		Flows           int     `json:"flows"`
+		EvictedFlows    uint64  `json:"evicted_flows"`
 		// ByIface: each interface's frames as its own counters count
 		// them; the keys above count a packet between two processes of
 		// this machine both ways.
-		ByIface       map[string]ifaceRecord `json:"by_iface"`
-		InferredBytes uint64                 `json:"inferred_bytes"`
+		ByIface       map[string]counts `json:"by_iface"`
+		InferredBytes uint64            `json:"inferred_bytes"`
 		// Owners: "bpf" or "proc" (see captured.owners).
 		Owners     string `json:"owner_source"`
 		OwnersLost uint64 `json:"owner_records_lost"`
@@ -128,36 +125,45 @@ type (
 // rfc3339Milli is RFC 3339 with milliseconds.
 const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
 
-func (r *renderer) writeJSON(f report) {
-	enc := json.NewEncoder(&r.buf)
-	head := recordHead{Type: f.mode.String(), TS: utcOf(f.at), Seq: f.seq, Interval: round(f.elapsed.Seconds(), 6), Partial: f.partial}
-	if f.summary {
+// jsonSink writes NDJSON: a record a row, and proc's and conn's capture
+// record. It keeps the container of each cgroup seen.
+type jsonSink struct {
+	containers map[string]string // containerOf by cgroup (jsonSink.containerOf)
+}
+
+func (s *jsonSink) waiting(*bytes.Buffer, mode, time.Time) {}
+
+func (s *jsonSink) close(*bytes.Buffer, func()) {}
+
+// write writes rep's records, a row's as v shows them.
+func (s *jsonSink) write(b *bytes.Buffer, rep report, v rowView) {
+	rep = v.arrange(rep, v.top)
+	enc := json.NewEncoder(b)
+	head := recordHead{Type: rep.mode.String(), TS: utcOf(rep.at), Seq: rep.seq, Interval: round(rep.elapsed.Seconds(), 6), Partial: rep.partial}
+	if rep.summary {
 		head.Type = "summary"
 	}
-	for _, u := range f.rows {
+	for _, u := range rep.rows {
 		tf := trafficFields{
-			RxBytes:   u.interval.rxBytes,
-			TxBytes:   u.interval.txBytes,
-			RxPackets: u.interval.rxPackets,
-			TxPackets: u.interval.txPackets,
-			RxRate:    round(rate(u.interval.rxBytes, f.elapsed), 3),
-			TxRate:    round(rate(u.interval.txBytes, f.elapsed), 3),
-			RxTotal:   u.total.rxBytes,
-			TxTotal:   u.total.txBytes,
+			counts:  countsOf(u.interval),
+			RxRate:  round(rate(u.interval.rxBytes, rep.elapsed), 3),
+			TxRate:  round(rate(u.interval.txBytes, rep.elapsed), 3),
+			RxTotal: u.total.rxBytes,
+			TxTotal: u.total.txBytes,
 		}
 		// Encoding plain fields into a bytes.Buffer cannot fail.
 		switch {
 		case u.group != nil:
 			enc.Encode(newGroupRecord(head, u, tf))
-		case f.mode == modeConn:
-			rec := newConnRecord(head, u, tf, r.containerOf)
-			r.buf.Write(rec.appendJSON(r.buf.AvailableBuffer()))
-		case f.mode == modeProc:
+		case rep.mode == modeConn:
+			rec := newConnRecord(head, u, tf, s.containerOf)
+			b.Write(rec.appendJSON(b.AvailableBuffer()))
+		case rep.mode == modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: r.containerOf(p.cgroup), trafficFields: tf})
-		case f.mode == modeTotal:
-			ifaces := f.ifaces
+				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: s.containerOf(p.cgroup), trafficFields: tf})
+		case rep.mode == modeTotal:
+			ifaces := rep.ifaces
 			if ifaces == nil {
 				ifaces = []string{}
 			}
@@ -168,18 +174,31 @@ func (r *renderer) writeJSON(f report) {
 				RxErrors: u.rxErrors, TxErrors: u.txErrors, RxDrops: u.rxDrops, TxDrops: u.txDrops})
 		}
 	}
-	if c := f.capture; c != nil {
+	if c := rep.capture; c != nil {
 		head.Type = "capture"
-		attributed, share := attribution(f)
-		byIface := make(map[string]ifaceRecord, len(c.byIface))
+		attributed, share := rep.attribution()
+		byIface := make(map[string]counts, len(c.byIface))
 		for name, t := range c.byIface {
-			byIface[name] = ifaceRecord{t.rxBytes, t.txBytes, t.rxPackets, t.txPackets}
+			byIface[name] = countsOf(t)
 		}
-		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces,
-			RxBytes: c.rxBytes, TxBytes: c.txBytes, RxPackets: c.rxPackets, TxPackets: c.txPackets,
+		enc.Encode(captureRecord{recordHead: head, Ifaces: c.ifaces, counts: countsOf(c.traffic),
 			Drops: c.drops, AttributedBytes: attributed, AttributedShare: round(share, 6), InferredBytes: c.inferred,
 			Flows: c.flows, EvictedFlows: c.evicted, ByIface: byIface, Owners: c.owners, OwnersLost: c.ownersLost})
 	}
+}
+
+// countsOf is t's counts.
+func countsOf(t traffic) counts {
+	return counts{RxBytes: t.rxBytes, TxBytes: t.txBytes, RxPackets: t.rxPackets, TxPackets: t.txPackets}
+}
+
+// round rounds x to digits decimal digits.
+func round(x float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(x*p+0.5)) / p
 }
 
 // utcOf formats t for NDJSON, "" if zero.
@@ -191,9 +210,9 @@ func utcOf(t time.Time) string {
 	return string(appendUTC(b[:0], t))
 }
 
-// appendUTC appends t in UTC as t.UTC().Format(rfc3339Milli) does, five
-// times faster: a conn report formats three times a row (TestAppendUTC
-// compares them).
+// appendUTC appends t in UTC as t.UTC().Format(rfc3339Milli) does,
+// without Format's parsing of the layout: a conn report formats three
+// times a row (TestAppendUTC compares them).
 func appendUTC(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
@@ -291,17 +310,17 @@ func newGroupRecord(head recordHead, u usage, tf trafficFields) groupRecord {
 
 // containerOf is containerOf, remembered: a report has many rows of one
 // cgroup. It forgets all past maxContainers cgroups.
-func (r *renderer) containerOf(cgroup string) string {
-	if c, ok := r.containers[cgroup]; ok {
+func (s *jsonSink) containerOf(cgroup string) string {
+	if c, ok := s.containers[cgroup]; ok {
 		return c
 	}
-	if r.containers == nil || len(r.containers) >= maxContainers {
-		r.containers = map[string]string{}
+	if s.containers == nil || len(s.containers) >= maxContainers {
+		s.containers = map[string]string{}
 	}
 	c := containerOf(cgroup)
-	r.containers[cgroup] = c
+	s.containers[cgroup] = c
 	return c
 }
 
-// maxContainers bounds renderer.containers.
+// maxContainers bounds jsonSink.containers.
 const maxContainers = 4096

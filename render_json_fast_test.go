@@ -16,7 +16,7 @@ var connRecords = []connRecord{
 		RemoteName: "peer.example", State: "ESTABLISHED", FirstSeen: "2026-12-01T17:59:58.123Z", LastSeen: "2026-12-01T18:00:00.001Z",
 		Pid: 4242, StartTime: "2026-12-01T17:00:00.000Z", Name: "curl", User: "alice", Netns: 4026531840,
 		Cgroup: "/user.slice/user-1000.slice/session-3.scope", Container: "session-3.scope",
-		trafficFields: trafficFields{RxBytes: 30000, TxBytes: 1000, RxPackets: 20, TxPackets: 10, RxRate: 29999.64, TxRate: 0.001, RxTotal: 1 << 40, TxTotal: 7}},
+		trafficFields: trafficFields{counts: counts{RxBytes: 30000, TxBytes: 1000, RxPackets: 20, TxPackets: 10}, RxRate: 29999.64, TxRate: 0.001, RxTotal: 1 << 40, TxTotal: 7}},
 	{recordHead: recordHead{Type: "summary", TS: "x", Seq: 1, Interval: 0.25, Partial: true},
 		Pid: 0, Name: "(not TCP/UDP)", Reason: "not_tcp_udp", trafficFields: trafficFields{RxRate: 1e-7, TxRate: 1e22}},
 	{recordHead: recordHead{Type: "conn"}, Proto: "udp", Name: "evil\x1b[2J\n\"<b>&\\", User: "\xff\xfe bytes", Cgroup: "/a\u2028b",

@@ -14,7 +14,7 @@ import (
 
 // vterm is a terminal of cols x rows as far as netuse drives one: it
 // prints, and understands \r, \n (as a terminal's ONLCR makes it), and
-// the escape sequences render.go names. A character written past the
+// the escape sequences render_table.go names. A character written past the
 // last column is noted in overflow (a real terminal would wrap it and
 // break the count of lines to go up); so is a move above the screen's
 // top line (a frame taller than the screen).
@@ -238,18 +238,18 @@ func TestNarrowTable(t *testing.T) {
 // over the screen's edge when the line was fitted to it).
 func TestNarrowNumbers(t *testing.T) {
 	for _, u := range []struct{ bits, si bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		r := newRenderer(nil, false, true, u.bits, u.si)
+		un := units{bits: u.bits, si: u.si}
 		for _, base := range []float64{1000, 1024} {
 			for v, k := 1.0, 0; k < 5; v, k = v*base, k+1 { // up to TiB: PiB, the last unit, has no end
 				for _, x := range []float64{v * 999.96, v * 1023.96, v * 1000.4, v * 999.94} {
-					if rate := r.rateSize(x / 8); u.bits && utf8.RuneCountInString(rate) >= r.width("RX/s") {
-						t.Errorf("bits %v si %v: %q fills RX/s's %d columns", u.bits, u.si, rate, r.width("RX/s"))
+					if rate := un.rateSize(x / 8); u.bits && utf8.RuneCountInString(rate) >= un.width("RX/s") {
+						t.Errorf("bits %v si %v: %q fills RX/s's %d columns", u.bits, u.si, rate, un.width("RX/s"))
 					}
-					if rate := r.rateSize(x); !u.bits && utf8.RuneCountInString(rate) >= r.width("RX/s") {
-						t.Errorf("si %v: %q fills RX/s's %d columns", u.si, rate, r.width("RX/s"))
+					if rate := un.rateSize(x); !u.bits && utf8.RuneCountInString(rate) >= un.width("RX/s") {
+						t.Errorf("si %v: %q fills RX/s's %d columns", u.si, rate, un.width("RX/s"))
 					}
-					if size := r.size(x, false); utf8.RuneCountInString(size) >= r.width("RX total") {
-						t.Errorf("si %v: %q fills RX total's %d columns", u.si, size, r.width("RX total"))
+					if size := un.size(x, false); utf8.RuneCountInString(size) >= un.width("RX total") {
+						t.Errorf("si %v: %q fills RX total's %d columns", u.si, size, un.width("RX total"))
 					}
 				}
 			}

@@ -43,9 +43,9 @@ func TestHostileNames(t *testing.T) {
 		var out strings.Builder
 		r := newRenderer(&out, false, live, false, false)
 		r.termSize = func() (int, int, bool) { return 200, 50, true }
-		f := report{mode: modeProc, seq: 1, rows: rows, capture: &captured{ifaces: []string{"veth\x1b[1m"}}}
-		f.capture.rxBytes = 100
-		if err := r.render(f, options{}); err != nil {
+		rep := report{mode: modeProc, seq: 1, rows: rows, capture: &captured{ifaces: []string{"veth\x1b[1m"}}}
+		rep.capture.rxBytes = 100
+		if err := r.render(rep, options{}); err != nil {
 			t.Fatal(err)
 		}
 		r.close()

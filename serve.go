@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,10 +46,6 @@ import (
 // serveKeys are the keys serve's --by takes; pid is one series per
 // process, which Prometheus pays for as processes come and go.
 var serveKeys = []string{"program", "user", "container", "netns", "pid"}
-
-// serveLabel is the label of each --by key: process-exporter's
-// "groupname" for the program.
-var serveLabel = map[string]string{"program": "groupname", "user": "user", "container": "container", "netns": "netns", "pid": "pid"}
 
 // defaultListen is serve's address: this machine only, on a port of
 // Prometheus's exporter range that no well-known exporter takes.
@@ -89,19 +84,6 @@ type exporter struct {
 
 	hist   *historyStore // nil: --db off
 	stderr io.Writer     // where the history's failures are said
-}
-
-// serveSince ends the help of serve's counters.
-const serveSince = ", since netuse serve started."
-
-// trafficNames are the four counters of traffic named prefix_{receive,
-// transmit}_{bytes,packets}_total, with their help; what says whose.
-func trafficNames(prefix, what string) (names, helps [4]string) {
-	for i, n := range []struct{ dir, unit, verb string }{{"receive", "bytes", "received"}, {"transmit", "bytes", "sent"}, {"receive", "packets", "received"}, {"transmit", "packets", "sent"}} {
-		names[i] = prefix + "_" + n.dir + "_" + n.unit + "_total"
-		helps[i] = strings.ToUpper(n.unit[:1]) + n.unit[1:] + " " + n.verb + " by " + what + serveSince
-	}
-	return names, helps
 }
 
 // startExporter takes the interfaces' baseline and starts the capture if
@@ -182,12 +164,20 @@ func (e *exporter) report() error {
 		return err
 	}
 	e.historyReport(us, procs)
+	e.add(procs, c)
+	return nil
+}
+
+// add adds the process rows and the capture record of a report to the
+// totals: the rows of no process to their reason's, the others to their
+// groups' (the view's).
+func (e *exporter) add(procs []usage, c captured) {
 	kept := procs[:0:0]
 	for _, u := range procs {
-		if u.proc.pid == 0 && u.proc.reason != attributed {
-			t := e.unattributed[u.proc.reason]
+		if why, ok := u.unattributed(); ok {
+			t := e.unattributed[why]
 			t.add(u.interval)
-			e.unattributed[u.proc.reason] = t
+			e.unattributed[why] = t
 			continue
 		}
 		kept = append(kept, u)
@@ -202,183 +192,83 @@ func (e *exporter) report() error {
 	}
 	e.evicted += c.evicted
 	e.ownersLost = c.ownersLost
-	return nil
 }
 
 // families takes a report, then returns serve's metric families, each
-// series sorted by its labels' values. They are built here rather than
-// through client_golang's const metrics and a registry's Gather, whose
-// checks and sorting took most of a scrape of 1,000 groups
-// (BenchmarkServeScrape); serveGatherer joins them to the registry's.
+// series sorted by its labels' values; serveGatherer joins them to the
+// registry's.
 func (e *exporter) families() ([]*dto.MetricFamily, error) {
 	if err := e.refresh(); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var fs families
-	fs.gauge("netuse_build_info", "netuse's version and the Go it was built with; always 1.", []oneSeries{{
-		labels: pairs("version", versionLine()[len("netuse "):], "goversion", runtime.Version()), value: 1}})
+	return e.collect(), nil
+}
 
+// collect returns serve's families of the totals kept, in the contract's
+// families (metrics.go).
+func (e *exporter) collect() []*dto.MetricFamily {
+	var fs families
+	fs.add(famBuildInfo, []oneSeries{buildInfo()})
 	var ifaces []trafficSeries
 	for name, t := range e.sampler.totals {
 		if len(e.globs) == 0 || matchAny(e.globs, name) {
-			ifaces = append(ifaces, trafficSeries{pairs("device", name), t})
+			ifaces = append(ifaces, trafficSeries{famInterface[0].pairs(name), t})
 		}
 	}
-	fs.traffic("netuse_interface", "the interface", ifaces)
+	fs.traffic(famInterface, ifaces)
 	e.historyFamilies(&fs)
-	if e.pipe == nil {
-		fs.gauge("netuse_process_metrics_enabled", enabledHelp, []oneSeries{{labels: pairs("reason", e.off), value: 0}})
-		return fs.sorted(), nil
+	if e.view == nil {
+		fs.add(famEnabled, []oneSeries{{labels: famEnabled.pairs(e.off), value: 0}})
+		return fs.sorted()
 	}
-	fs.gauge("netuse_process_metrics_enabled", enabledHelp, []oneSeries{{labels: pairs("reason", ""), value: 1}})
+	fs.add(famEnabled, []oneSeries{{labels: famEnabled.pairs(""), value: 1}})
 
-	// The groups' labels, sorted by name, as a registry would write them.
-	order := make([]int, len(e.by))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(serveLabel[e.by[a]], serveLabel[e.by[b]]) })
+	fams, keys := processFamilies(e.by)
 	groups := make([]trafficSeries, 0, len(e.view.groups)+1)
-	kv := make([]string, 2*len(e.by))
+	values := make([]string, len(keys))
 	for k, g := range e.view.groups {
-		for i, o := range order {
-			kv[2*i], kv[2*i+1] = serveLabel[e.by[o]], k.value(e.by[o])
+		for i, key := range keys {
+			values[i] = k.value(key)
 		}
-		groups = append(groups, trafficSeries{pairs(kv...), g.u.total})
+		groups = append(groups, trafficSeries{fams[0].pairs(values...), g.u.total})
 	}
 	if o := e.view.other; o != nil {
-		for i, o := range order {
-			kv[2*i], kv[2*i+1] = serveLabel[e.by[o]], "(other)"
+		for i := range values {
+			values[i] = "(other)"
 		}
-		groups = append(groups, trafficSeries{pairs(kv...), o.u.total})
+		groups = append(groups, trafficSeries{fams[0].pairs(values...), o.u.total})
 	}
-	fs.traffic("netuse_process", "the group's processes, exited ones included", groups)
-	fs.counter("netuse_process_groups_folded_total", "Groups folded into the (other) group to keep the groups bounded"+serveSince,
-		[]oneSeries{{value: float64(e.view.folded)}})
+	fs.traffic(fams, groups)
+	fs.add(famGroupsFolded, []oneSeries{{value: float64(e.view.folded)}})
 
 	// Every reason, from zero: a query of the unattributed share has
 	// series before the first such byte.
 	var rx, tx []oneSeries
 	for r := attributed + 1; r < numReasons; r++ {
-		t, l := e.unattributed[r], pairs("reason", reasonKey[r])
+		t, l := e.unattributed[r], famUnattributed[0].pairs(reasonKey[r])
 		rx, tx = append(rx, oneSeries{l, float64(t.rxBytes)}), append(tx, oneSeries{l, float64(t.txBytes)})
 	}
-	fs.counter("netuse_unattributed_receive_bytes_total", "Bytes received that no process could be credited with, by why"+serveSince, rx)
-	fs.counter("netuse_unattributed_transmit_bytes_total", "Bytes sent that no process could be credited with, by why"+serveSince, tx)
+	fs.add(famUnattributed[0], rx)
+	fs.add(famUnattributed[1], tx)
 
 	var got, lost []oneSeries
 	for dev := range e.captured {
-		l := pairs("device", dev)
+		l := famCaptured.pairs(dev)
 		got, lost = append(got, oneSeries{l, float64(e.captured[dev])}), append(lost, oneSeries{l, float64(e.dropped[dev])})
 	}
 	for dev, n := range e.dropped {
 		if _, ok := e.captured[dev]; !ok {
-			l := pairs("device", dev)
+			l := famCaptured.pairs(dev)
 			got, lost = append(got, oneSeries{l, 0}), append(lost, oneSeries{l, float64(n)})
 		}
 	}
-	fs.counter("netuse_capture_received_packets_total", "Frames the capture read on the interface, both ways"+serveSince, got)
-	fs.counter("netuse_capture_dropped_packets_total", "Frames the kernel dropped before the capture read them, for want of room in its ring"+serveSince, lost)
-	fs.counter("netuse_capture_flows_evicted_total", "Flow ends dropped early to keep the flow table under --max-flows; their later bytes count as flow_table_full"+serveSince,
-		[]oneSeries{{value: float64(e.evicted)}})
-	fs.counter("netuse_owner_records_lost_total", "The kernel's socket owner records lost (a full ring) or dropped to keep the book bounded"+serveSince,
-		[]oneSeries{{value: float64(e.ownersLost)}})
-	return fs.sorted(), nil
-}
-
-const enabledHelp = "1 if netuse captures packets and serves the process metrics; 0 if not, reason says why."
-
-// oneSeries is one series of a family: its labels and value.
-type oneSeries struct {
-	labels []*dto.LabelPair
-	value  float64
-}
-
-// trafficSeries is the four series of traffic that share labels.
-type trafficSeries struct {
-	labels []*dto.LabelPair
-	t      traffic
-}
-
-// pairs makes label pairs of name, value, name, value...
-func pairs(kv ...string) []*dto.LabelPair {
-	ps := make([]dto.LabelPair, len(kv)/2)
-	out := make([]*dto.LabelPair, len(ps))
-	for i := range ps {
-		ps[i].Name, ps[i].Value = new(kv[2*i]), new(kv[2*i+1])
-		out[i] = &ps[i]
-	}
-	return out
-}
-
-// families gathers metric families.
-type families []*dto.MetricFamily
-
-func (fs *families) add(name, help string, typ dto.MetricType, ss []oneSeries) {
-	if len(ss) == 0 {
-		return // as a registry: a family of no series is not written
-	}
-	slices.SortFunc(ss, func(a, b oneSeries) int { return compareLabels(a.labels, b.labels) })
-	ms := make([]dto.Metric, len(ss))
-	f := &dto.MetricFamily{Name: new(name), Help: new(help), Type: typ.Enum(), Metric: make([]*dto.Metric, len(ss))}
-	if typ == dto.MetricType_COUNTER {
-		cs := make([]dto.Counter, len(ss))
-		for i, s := range ss {
-			cs[i].Value = new(s.value)
-			ms[i].Label, ms[i].Counter = s.labels, &cs[i]
-			f.Metric[i] = &ms[i]
-		}
-	} else {
-		gs := make([]dto.Gauge, len(ss))
-		for i, s := range ss {
-			gs[i].Value = new(s.value)
-			ms[i].Label, ms[i].Gauge = s.labels, &gs[i]
-			f.Metric[i] = &ms[i]
-		}
-	}
-	*fs = append(*fs, f)
-}
-
-func (fs *families) counter(name, help string, ss []oneSeries) {
-	fs.add(name, help, dto.MetricType_COUNTER, ss)
-}
-func (fs *families) gauge(name, help string, ss []oneSeries) {
-	fs.add(name, help, dto.MetricType_GAUGE, ss)
-}
-
-// traffic adds the four families of prefix's traffic (add sorts each).
-func (fs *families) traffic(prefix, what string, ts []trafficSeries) {
-	var ss [4][]oneSeries
-	for i := range ss {
-		ss[i] = make([]oneSeries, len(ts))
-	}
-	for j, t := range ts {
-		for i, v := range [4]uint64{t.t.rxBytes, t.t.txBytes, t.t.rxPackets, t.t.txPackets} {
-			ss[i][j] = oneSeries{t.labels, float64(v)}
-		}
-	}
-	names, helps := trafficNames(prefix, what)
-	for i := range names {
-		fs.counter(names[i], helps[i], ss[i])
-	}
-}
-
-// sorted returns the families by name.
-func (fs families) sorted() []*dto.MetricFamily {
-	slices.SortFunc(fs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return fs
-}
-
-// compareLabels orders series by their labels' values, in order.
-func compareLabels(a, b []*dto.LabelPair) int {
-	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
+	fs.add(famCaptured, got)
+	fs.add(famDropped, lost)
+	fs.add(famEvicted, []oneSeries{{value: float64(e.evicted)}})
+	fs.add(famOwnersLost, []oneSeries{{value: float64(e.ownersLost)}})
+	return fs.sorted()
 }
 
 // serveGatherer is the registry's families (Go's, the process's,

@@ -100,12 +100,10 @@ func (e *exporter) historyFamilies(fs *families) {
 	if h == nil {
 		return
 	}
-	fs.counter("netuse_history_write_errors_total", "Failed writes of the history file (--db), each a flush whose traffic stays in memory for the next"+serveSince,
-		[]oneSeries{{value: float64(h.writeErrors)}})
+	fs.add(famHistoryErrors, []oneSeries{{value: float64(h.writeErrors)}})
 	last := 0.0
 	if !h.lastWrite.IsZero() {
 		last = float64(h.lastWrite.UnixMilli()) / 1000
 	}
-	fs.gauge("netuse_history_last_write_timestamp_seconds", "When serve last wrote the history file (--db), Unix seconds; 0 if not yet.",
-		[]oneSeries{{value: last}})
+	fs.add(famHistoryWrite, []oneSeries{{value: last}})
 }

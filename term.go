@@ -30,7 +30,8 @@ func (a *app) newOutput(ctx context.Context, json, noClear, bits, si bool) (*ren
 			k.stop()
 		}
 		r.mu.Lock()
-		started := r.onScreen || r.started
+		tab, ok := r.out.(*table)
+		started := r.started || ok && tab.onScreen // a live table's close ends its line
 		r.mu.Unlock()
 		if r.tty && ctx.Err() != nil && !started {
 			io.WriteString(a.stdout, "\n")

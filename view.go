@@ -126,23 +126,16 @@ type view struct {
 	filter   filter
 	conns    bool // the view is made of connections
 	byProc   bool // connections grouped back into processes (proc without --by)
-	groups   map[groupKey]*groupRow
-	other    *groupRow // groups folded away; nil until one is
-	folded   uint64    // groups folded away
+	groups   map[groupKey]*keptRow
+	other    *keptRow // groups folded away; nil until one is
+	folded   uint64   // groups folded away
 	seq      int
 	resolved func(netip.Addr) string // --resolve: an address's name, "" while not known; nil: none
 }
 
-// groupRow is a group's row, with its totals, and the report it was last
-// active in.
-type groupRow struct {
-	u    usage
-	last int
-}
-
 // newView returns the view of m's rows that by and f ask for.
 func newView(m mode, by []string, f filter) *view {
-	v := &view{by: by, filter: f, groups: map[groupKey]*groupRow{}}
+	v := &view{by: by, filter: f, groups: map[groupKey]*keptRow{}}
 	v.conns = m == modeConn || slices.Contains(by, "remote") || f.needsConns()
 	v.byProc = m == modeProc && v.conns && len(by) == 0
 	return v
@@ -177,16 +170,17 @@ func (v *view) apply(seq int, procs, conns []usage) []usage {
 // report, each with the sum of its rows' traffic and its totals since the
 // start.
 func (v *view) group(rows []usage) []usage {
-	active := map[groupKey]*groupRow{}
+	active := map[groupKey]*keptRow{}
 	order := []groupKey{}
 	for _, u := range rows {
 		k := v.keyOf(u)
 		g := v.groups[k]
 		if g == nil {
 			if len(v.groups) >= maxGroups {
-				v.fold(maxGroups / 4)
+				v.other = foldIdle(v.groups, maxGroups/4, v.other)
+				v.folded += maxGroups / 4
 			}
-			g = &groupRow{u: v.newGroup(k, u)}
+			g = &keptRow{u: v.newGroup(k, u)}
 			v.groups[k] = g
 		}
 		if g.last != v.seq {
@@ -269,7 +263,7 @@ func (v *view) keyOf(u usage) groupKey {
 // that key has no value: the reason of a group of no process's traffic,
 // or "" for a group of processes.
 func (k groupKey) reasonCell() string {
-	if k.pid != 0 || k.reason == attributed {
+	if !unattributed(k.pid, k.reason) {
 		return ""
 	}
 	return reasonName[k.reason]
@@ -319,31 +313,4 @@ func (k groupKey) value(by string) string {
 		return strconv.Itoa(k.pid)
 	}
 	return ""
-}
-
-// fold moves the n groups idle longest into the "(other)" group, in one
-// walk (see ledger.fold).
-func (v *view) fold(n int) {
-	lasts := make([]int, 0, len(v.groups))
-	for _, g := range v.groups {
-		lasts = append(lasts, g.last)
-	}
-	cut, atCut := foldCut(lasts, n)
-	if v.other == nil {
-		v.other = &groupRow{u: usage{name: "(other)", group: &groupInfo{by: v.by}}}
-		if v.byProc {
-			v.other.u = usage{name: "(other)", proc: &process{name: "(other)"}}
-		}
-	}
-	for k, g := range v.groups {
-		if g.last > cut || (g.last == cut && atCut == 0) {
-			continue
-		}
-		if g.last == cut {
-			atCut--
-		}
-		v.other.u.total.add(g.u.total)
-		v.folded++
-		delete(v.groups, k)
-	}
 }

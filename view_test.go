@@ -185,8 +185,8 @@ func TestRemoteNameInTable(t *testing.T) {
 	p := &process{pid: 10, name: "curl", user: "alice"}
 	u := connRow(p, 6, "192.0.2.10:40000", "198.51.100.7:443", 100, 10)
 	u.conn.remoteName = "a-rather-long-name.example\x1b[2J"
-	f := report{mode: modeConn, seq: 1, at: epoch, elapsed: time.Second, interval: time.Second, rows: []usage{u}, capture: &captured{}}
-	if err := r.render(f, options{}); err != nil {
+	rep := report{mode: modeConn, seq: 1, at: epoch, elapsed: time.Second, interval: time.Second, rows: []usage{u}, capture: &captured{}}
+	if err := r.render(rep, options{}); err != nil {
 		t.Fatal(err)
 	}
 	want := `a-rather-long-name.example\x1b[2J:443`
