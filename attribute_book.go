@@ -73,7 +73,7 @@ type ownerBook struct {
 	// last counts of a socket, if keepGone; goneRing their cookies, oldest
 	// first, to keep at most maxClosed
 	keepGone bool
-	gone     map[uint64]sockOwner
+	gone     map[uint64]goneSock
 	goneRing []uint64
 	goneNext int
 	lost     func() uint64 // records the kernel could not write; nil: none
@@ -83,7 +83,7 @@ type ownerBook struct {
 }
 
 func newOwnerBook() *ownerBook {
-	return &ownerBook{open: map[uint64]sockOwner{}, inodes: map[uint64]uint64{}, closed: map[flow][]sockOwner{}, gone: map[uint64]sockOwner{}}
+	return &ownerBook{open: map[uint64]sockOwner{}, inodes: map[uint64]uint64{}, closed: map[flow][]sockOwner{}, gone: map[uint64]goneSock{}}
 }
 
 // add takes one record.
@@ -118,13 +118,13 @@ func (b *ownerBook) add(ev ownerEvent) {
 	// recorded, and for one inherited it is the last holder, who moved its
 	// bytes (the creator's record keeps its opening time).
 	o.closed = ev.at
+	key := flow{ev.proto, ev.local, ev.remote}
 	if o.pid != 0 && b.keepGone {
-		b.addGone(ev.cookie, o)
+		b.addGone(ev.cookie, goneSock{o, key})
 	}
 	if ev.pid == 0 || !ev.local.IsValid() {
 		return
 	}
-	key := flow{ev.proto, ev.local, ev.remote}
 	if len(b.ring) < maxClosed {
 		b.ring = append(b.ring, key)
 	} else {
@@ -135,9 +135,16 @@ func (b *ownerBook) add(ev ownerEvent) {
 	b.closed[key] = append(b.closed[key], o)
 }
 
+// goneSock is a closed socket's owner and the endpoints it had: a zero
+// local end if it had none (a raw socket's, one never bound).
+type goneSock struct {
+	sockOwner
+	at flow
+}
+
 // addGone keeps closed socket c's owner by its cookie, the oldest
 // dropped past maxClosed.
-func (b *ownerBook) addGone(c uint64, o sockOwner) {
+func (b *ownerBook) addGone(c uint64, o goneSock) {
 	if len(b.goneRing) < maxClosed {
 		b.goneRing = append(b.goneRing, c)
 	} else {
@@ -148,8 +155,9 @@ func (b *ownerBook) addGone(c uint64, o sockOwner) {
 	b.gone[c] = o
 }
 
-// goneOwner returns the owner of the closed socket with cookie c.
-func (b *ownerBook) goneOwner(c uint64) (sockOwner, bool) {
+// goneOwner returns the owner of the closed socket with cookie c, and
+// the endpoints it had.
+func (b *ownerBook) goneOwner(c uint64) (goneSock, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, ok := b.gone[c]

@@ -266,7 +266,7 @@ func TestCountViews(t *testing.T) {
 		{kernelIface{kind: countsSkbs, l2: 14}, traffic{txPackets: 3, txBytes: 3020 + 3*14, rxPackets: 4, rxBytes: 400 + 4*14}},
 		{kernelIface{kind: countsSegments, l2: 14}, traffic{txPackets: 5, txBytes: 3100 + 5*14, rxPackets: 4, rxBytes: 400 + 4*14}},
 		{kernelIface{kind: countsSegments}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
-		{kernelIface{kind: countsLoopback}, traffic{txPackets: 5, txBytes: 3100, rxPackets: 4, rxBytes: 400}},
+		{kernelIface{kind: countsLoopback}, traffic{txPackets: 3, txBytes: 3020, rxPackets: 4, rxBytes: 400}}, // the skbs out, as lo passes a GSO skb whole
 	} {
 		if got := c.ifc.view(d); got != c.want {
 			t.Errorf("kind %d, l2 %d: %+v, want %+v", c.ifc.kind, c.ifc.l2, got, c.want)

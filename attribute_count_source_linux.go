@@ -14,22 +14,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// proc's --source kernel: bytes counted per socket by the counting
-// programs (attribute_count_linux.go), attached to the root of the cgroup2
-// hierarchy, instead of captured. Each report collects what every socket
-// of netuse's network namespace moved on each interface netuse reports
-// on, credits it to the socket's owner from the kernel's owner records
-// (attribute_book.go), and credits what the interface's counters moved
-// beyond that, which no socket of netuse's namespace moved (forwarded
-// traffic, ARP and ND, the kernel's own replies and RSTs, other packet
-// sockets' frames), to the "(no socket)" row: the rows add up to the
-// interfaces' counters. A socket with no record (older than netuse, or
-// accepted and still open) goes to "(no owner)". Every IP protocol's
-// sockets are credited alike: TCP, UDP, ping and raw sockets.
+// proc's, conn's and serve's --source kernel: bytes counted per socket
+// by the counting programs (attribute_count_linux.go), attached to the
+// root of the cgroup2 hierarchy, instead of captured. Each report
+// collects what every socket of netuse's network namespace moved on each
+// interface netuse reports on, credits it to the socket's owner, and
+// credits what the interface's counters moved beyond that, which no
+// socket of netuse's namespace moved (forwarded traffic, ARP and ND, the
+// kernel's own replies and RSTs, other packet sockets' frames), to the
+// "(no socket)" row: the rows add up to the interfaces' counters. Every
+// IP protocol's sockets are credited alike: TCP, UDP, ping and raw
+// sockets.
+//
+// The owner of a socket, first that answers: the kernel's owner records
+// (attribute_book.go: the creator of an open socket, the closer of a
+// closed one); else, for a socket born before netuse or accepted (no
+// record of its birth), the socket tables of netuse's namespace, read
+// once in a report that meets such a socket (attribute_count_conn_linux.go):
+// an accepted connection's listener's recorded owner, or the process
+// holding the socket's inode in /proc. A socket none of these finds is
+// "(no owner)".
 //
 // Not yet: sockets of other namespaces (a container's traffic crossing a
 // host's veth is "(no socket)" here, where the capture credits it to the
-// container's process), conn's rows.
+// container's process).
 
 // kernelSource runs the counting programs and makes proc's rows from
 // them. It is proc's frameSource too, one that captures nothing.
@@ -42,9 +50,11 @@ type kernelSource struct {
 	procOf func(sockOwner) *process
 	globs  []string
 	own    uint64 // netuse's network namespace's cookie
+	tables *cookieTables
 	// the fields below are the reporting goroutine's
 	ifaces map[int]*kernelIface // the interfaces reported on, by index
 	owners map[uint64]*process  // by socket cookie, the owners found of sockets not yet closed
+	conns  *kernelConns         // conn's rows; nil for proc and serve
 	nobody [numReasons]*process
 	deltas []countDelta
 	lost   uint64 // counts lost (map and ring full) at the last stats
@@ -67,14 +77,19 @@ type ifaceCounting uint8
 const (
 	countsSegments ifaceCounting = iota // each GSO segment and IP fragment: a device that segments, or a NIC (what the wire carries)
 	countsSkbs                          // each skb, fragments each one: a veth with TSO on
-	countsLoopback                      // lo: each packet at transmit and receive, L3 bytes only
+	countsLoopback                      // lo: each packet at transmit and receive, L3 bytes only, a GSO skb whole
 )
 
 // startKernelSource loads the counting programs, attaches them to the
-// cgroup2 root, and picks the interfaces as the capture would.
-func startKernelSource(globs []string, rec *ownerRecords) (kernelCounts, error) {
+// cgroup2 root, and picks the interfaces as the capture would. find looks
+// for the holders of sockets without a record in /proc; conns: make
+// conn's rows.
+func startKernelSource(globs []string, rec *ownerRecords, find owners, conns bool) (kernelCounts, error) {
 	k := &kernelSource{globs: globs, book: rec.book, procOf: rec.procs.process, ifaces: map[int]*kernelIface{},
 		owners: map[uint64]*process{}, done: make(chan struct{})}
+	if conns {
+		k.conns = newKernelConns()
+	}
 	for r := range k.nobody {
 		k.nobody[r] = &process{name: reasonName[r], reason: reason(r)}
 	}
@@ -100,6 +115,9 @@ func startKernelSource(globs []string, rec *ownerRecords) (kernelCounts, error) 
 		return nil, err
 	}
 	if k.count, err = newSockCounter(k.progs); err != nil {
+		return nil, err
+	}
+	if k.tables, err = newCookieTables(find); err != nil {
 		return nil, err
 	}
 	if err := k.pick(true); err != nil {
@@ -204,11 +222,15 @@ func readIfaceCounters(name string) traffic {
 func (ifc *kernelIface) view(d countDelta) traffic {
 	half := func(h countHalf, ingress bool) (packets, bytes uint64) {
 		switch {
-		case ifc.kind == countsSkbs:
-			packets = h.Packets + h.Frags
-			return packets, h.Bytes + h.FragBytes + ifc.l2*packets
 		case ifc.kind == countsLoopback && ingress:
 			return h.Packets, h.Bytes
+		case ifc.kind == countsSkbs, ifc.kind == countsLoopback:
+			// lo's transmit side: the skbs, as lo passes a GSO skb
+			// whole; one it segments (past lo's GSO limit) counts more
+			// there, and the difference goes to "(no socket)", as do
+			// the kernel's own ACKs and RSTs, which run no program.
+			packets = h.Packets + h.Frags
+			return packets, h.Bytes + h.FragBytes + ifc.l2*packets
 		}
 		return h.Segs, h.Wire + ifc.l2*h.Segs
 	}
@@ -219,13 +241,19 @@ func (ifc *kernelIface) view(d countDelta) traffic {
 }
 
 // reportKernel adds to rows the interval's rows of the counted sockets
-// and of what no socket moved, and their bytes to totals.
-func (k *kernelSource) reportKernel(rows []usage, totals flowTotals) ([]usage, flowTotals, error) {
+// and of what no socket moved, and their bytes to totals; for conn, to
+// conns each socket's row.
+func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]usage, []usage, flowTotals, error) {
 	k.book.sync() // the records of sockets made since the last report
 	var err error
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
-		return rows, totals, err
+		return rows, conns, totals, err
 	}
+	k.tables.newReport()
+	if k.conns != nil {
+		k.tables.read() // every socket's endpoints and state
+	}
+	k.findOwners()
 	var active []*process
 	bill := func(p *process, t traffic) {
 		if t == (traffic{}) {
@@ -236,6 +264,7 @@ func (k *kernelSource) reportKernel(rows []usage, totals flowTotals) ([]usage, f
 		}
 		p.cur.add(t)
 	}
+	now := wallNow()
 	for _, d := range k.deltas {
 		ifc := k.ifaces[int(d.Ifindex)]
 		if d.netns != k.own || ifc == nil {
@@ -243,7 +272,11 @@ func (k *kernelSource) reportKernel(rows []usage, totals flowTotals) ([]usage, f
 		}
 		t := ifc.view(d)
 		ifc.credited.add(t)
-		bill(k.owner(d.Cookie), t)
+		p := k.owner(d)
+		bill(p, t)
+		if k.conns != nil {
+			k.conns.add(d, p, t, k.tables, k.book, now)
+		}
 	}
 	for _, d := range k.deltas {
 		if d.closed {
@@ -253,6 +286,7 @@ func (k *kernelSource) reportKernel(rows []usage, totals flowTotals) ([]usage, f
 	if totals.byIndex == nil {
 		totals.byIndex = map[int]traffic{}
 	}
+	var residual traffic
 	for idx, ifc := range k.ifaces {
 		now := readIfaceCounters(ifc.name)
 		moved := traffic{rxBytes: delta(ifc.last.rxBytes, now.rxBytes), txBytes: delta(ifc.last.txBytes, now.txBytes),
@@ -261,16 +295,20 @@ func (k *kernelSource) reportKernel(rows []usage, totals flowTotals) ([]usage, f
 		totals.byIndex[idx] = moved
 		c := ifc.credited
 		ifc.credited = traffic{}
-		bill(k.nobody[noSocket], traffic{rxBytes: sub0(moved.rxBytes, c.rxBytes), txBytes: sub0(moved.txBytes, c.txBytes),
+		residual.add(traffic{rxBytes: sub0(moved.rxBytes, c.rxBytes), txBytes: sub0(moved.txBytes, c.txBytes),
 			rxPackets: sub0(moved.rxPackets, c.rxPackets), txPackets: sub0(moved.txPackets, c.txPackets)})
 	}
+	bill(k.nobody[noSocket], residual)
 	for _, p := range active {
 		p.total.add(p.cur)
 		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})
 		totals.traffic.add(p.cur)
 		p.cur = traffic{}
 	}
-	return rows, totals, nil
+	if k.conns != nil {
+		conns = k.conns.report(conns, k.deltas, k.nobody[noSocket], residual)
+	}
+	return rows, conns, totals, nil
 }
 
 // sub0 is a-b, or 0 if b is larger: an interface that counted less than
@@ -283,23 +321,31 @@ func sub0(a, b uint64) uint64 {
 	return a - b
 }
 
-// owner returns the process of the socket with this cookie, from the
-// kernel's records: the open socket's creator, the closed one's closer;
-// "(no owner)" if it has no record.
-func (k *kernelSource) owner(cookie uint64) *process {
-	if p, ok := k.owners[cookie]; ok {
+// owner returns the process of d's socket: the one found before, else
+// from the kernel's records (the open socket's creator, the closed one's
+// closer); "(no owner)" if it has neither (findOwners looked for it).
+func (k *kernelSource) owner(d countDelta) *process {
+	p, ok := k.owners[d.Cookie]
+	if ok && p.pid != 0 {
 		return p
 	}
-	o, ok := k.book.openOwner(cookie, 0)
-	if !ok {
-		if o, ok = k.book.goneOwner(cookie); !ok {
-			return k.nobody[noOwner]
-		}
+	if o, found := k.book.openOwner(d.Cookie, 0); found {
+		return k.keep(d.Cookie, k.procOf(o))
 	}
+	if g, found := k.book.goneOwner(d.Cookie); found {
+		return k.keep(d.Cookie, k.procOf(g.sockOwner))
+	}
+	if ok {
+		return p
+	}
+	return k.nobody[noOwner]
+}
+
+// keep remembers p as the owner of the open socket with this cookie.
+func (k *kernelSource) keep(cookie uint64, p *process) *process {
 	if len(k.owners) >= maxOpen {
 		clear(k.owners) // sockets whose close went unrecorded: look again
 	}
-	p := k.procOf(o)
 	k.owners[cookie] = p
 	return p
 }
@@ -331,6 +377,9 @@ func (k *kernelSource) stop() {
 	}
 	if k.count != nil {
 		k.count.close()
+	}
+	if k.tables != nil {
+		k.tables.close()
 	}
 	if k.progs != nil {
 		k.progs.close()

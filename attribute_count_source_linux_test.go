@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,5 +240,105 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("5 s after SIGKILL, %d of netuse's programs are still attached", left)
 		}
+	}
+}
+
+// TestConnSourceKernel runs netuse conn --source kernel in a while
+// servers that were running before netuse (so without an owner record
+// of their sockets, which are accepted besides) take two uploads each:
+// over IPv4 from b across veth-a, and over IPv6 loopback in a. Each
+// accepted socket is a row of its own, credited to its server (found by
+// the socket tables and /proc), with at least the bytes its client sent;
+// the clients in a are rows with their
+// tuples; every interval's rows add up to the interfaces' counters, and
+// a TCP row's state is the socket's.
+func TestConnSourceKernel(t *testing.T) {
+	n := newTestNet(t)
+	const size = 200 << 10
+	srv4 := startHelper(t, n.a, "count-serve-many", "192.0.2.1:7461", "2")
+	addr4 := addrPort(t, strings.Fields(srv4.expect(t, "listening"))[1])
+	srv6 := startHelper(t, n.a, "count-serve-many", "[::1]:7462", "2")
+	addr6 := addrPort(t, strings.Fields(srv6.expect(t, "listening"))[1])
+	r := startJSON(t, n.a, "conn", "--iface", "veth-a,lo", "--source", "kernel")
+	var clients4, clients6 []netip.AddrPort
+	for range 2 {
+		c := startHelper(t, n.b, "send-local", "tcp", addr4.String(), strconv.Itoa(size))
+		clients4 = append(clients4, addrPort(t, strings.Fields(c.expect(t, "local"))[1]))
+		c.expect(t, "sent")
+		srv4.expect(t, fmt.Sprintf("got %d", size))
+		c = startHelper(t, n.a, "send-local", "tcp", addr6.String(), strconv.Itoa(size))
+		clients6 = append(clients6, addrPort(t, strings.Fields(c.expect(t, "local"))[1]))
+		c.expect(t, "sent")
+		srv6.expect(t, fmt.Sprintf("got %d", size))
+	}
+	r.intervals(t, 3)
+	r.stop(t)
+	defer func() {
+		if t.Failed() {
+			r.dump(t)
+		}
+	}()
+	for i, c := range clients4 {
+		rx, _, pids, last := r.connection("tcp", addr4, c)
+		if rx < size || len(pids) != 1 || !pids[srv4.cmd.Process.Pid] {
+			t.Errorf("IPv4 connection %d, accepted by a server older than netuse: rx %d (the client sent %d), credited to %v, want only pid %d", i+1, rx, size, pids, srv4.cmd.Process.Pid)
+		}
+		if last.State == "" || last.State == "LISTEN" {
+			t.Errorf("IPv4 connection %d: state %q, want a connection's", i+1, last.State)
+		}
+	}
+	for i, c := range clients6 {
+		rx, _, pids, _ := r.connection("tcp", addr6, c)
+		if rx < size || len(pids) != 1 || !pids[srv6.cmd.Process.Pid] {
+			t.Errorf("IPv6 loopback connection %d, accepted by a server older than netuse: rx %d (the client sent %d), credited to %v, want only pid %d", i+1, rx, size, pids, srv6.cmd.Process.Pid)
+		}
+		_, tx, pids, _ := r.connection("tcp", c, addr6)
+		if tx < size || len(pids) != 1 || pids[srv6.cmd.Process.Pid] || pids[0] {
+			t.Errorf("IPv6 loopback client %d: tx %d (it sent %d), credited to %v", i+1, tx, size, pids)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bySeq := map[int]traffic{}
+	for _, c := range r.conns {
+		s := bySeq[c.Seq]
+		s.add(traffic{rxBytes: c.RxBytes, txBytes: c.TxBytes})
+		bySeq[c.Seq] = s
+	}
+	for _, c := range r.capts {
+		var ifRx, ifTx uint64
+		for _, i := range c.ByIface {
+			ifRx, ifTx = ifRx+i.RxBytes, ifTx+i.TxBytes
+		}
+		if got := bySeq[c.Seq]; got.rxBytes != ifRx || got.txBytes != ifTx {
+			t.Errorf("interval %d: the conn rows add up to rx %d tx %d, the interfaces counted rx %d tx %d", c.Seq, got.rxBytes, got.txBytes, ifRx, ifTx)
+		}
+	}
+}
+
+// TestSourceAuto: --source auto counts in the kernel where it can (netuse
+// holds the counting programs' links), and where it cannot (no owner
+// records, here turned off by --owners proc) it captures and says why in
+// one line on stderr.
+func TestSourceAuto(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "auto")
+	if at := linkAttachTypes(t, p.cmd.Process.Pid); !slices.Contains(at, 0) || !slices.Contains(at, 1) {
+		t.Errorf("proc --source auto's cgroup links attach as %v; want ingress (0) and egress (1) among them", at)
+	}
+	p.stop(t)
+	cmd := inNS(n.a, netuseBinary(t), "proc", "--iface", "veth-a", "--source", "auto", "--owners", "proc", "--count", "1", "--interval", "100ms", "--json")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("proc --source auto --owners proc: %v: %s", err, stderr.String())
+	}
+	const want = "netuse: warning: --source auto: counting from the capture: the kernel's counts need its owner records (--owners proc turns them off)\n"
+	if stderr.String() != want {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	if !strings.Contains(string(out), `"type":"capture"`) {
+		t.Errorf("no capture record on stdout: %q", out)
 	}
 }

@@ -634,6 +634,28 @@ func countHelper(args []string) (bool, error) {
 		fmt.Println("attached")
 		io.Copy(io.Discard, os.Stdin)
 		return true, nil
+	case "count-serve-many":
+		// count-serve-many ADDR N: accept N TCP connections on ADDR, one
+		// after the other, and say how much each sent
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return true, err
+		}
+		fmt.Println("listening", ln.Addr())
+		for range num(2) {
+			c, err := ln.Accept()
+			if err != nil {
+				return true, err
+			}
+			got, err := io.Copy(io.Discard, c)
+			c.Close()
+			if err != nil {
+				return true, err
+			}
+			fmt.Println("got", got)
+		}
+		io.Copy(io.Discard, os.Stdin)
+		return true, nil
 	case "count-sockets":
 		// count-sockets N: open and close N UDP sockets
 		for range num(1) {

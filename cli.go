@@ -234,7 +234,7 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
-	if err := c.readSource(kctx, modeServe, f.Source); err != nil {
+	if err := c.readSource(kctx, f.Source); err != nil {
 		return err
 	}
 	if f.By == "" {
@@ -284,7 +284,7 @@ type (
 	}
 	captureFlags struct {
 		Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-		Source   string `default:"capture" placeholder:"capture" group:"proc" help:"proc: where bytes are counted: capture (frames captured on the interfaces), kernel (per socket, by eBPF programs; in progress, see the README), auto (capture, for now)."`
+		Source   string `default:"capture" placeholder:"capture" group:"proc" help:"proc, conn: where bytes are counted: capture (frames captured on the interfaces), kernel (per socket, by eBPF programs in the kernel; netuse's own network namespace's sockets), auto (kernel where it can count, else capture)."`
 		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 300 bytes each); new flows past it count as flow_table_full."`
 		By       string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
 		Resolve  toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
@@ -606,13 +606,9 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 }
 
 // readSource reads --source, proc's, conn's and serve's.
-func (c *cli) readSource(kctx *kong.Context, m mode, source string) error {
+func (c *cli) readSource(kctx *kong.Context, source string) error {
 	switch c.o.source = source; {
-	case source == "auto":
-		c.o.source = "capture" // until the kernel source is complete
-	case source == "kernel" && m == modeConn:
-		return badFlag(kctx, "source", source, "conn counts from the capture only, for now")
-	case source != "capture" && source != "kernel":
+	case source != "capture" && source != "kernel" && source != "auto":
 		return badFlag(kctx, "source", source, "want capture, kernel or auto")
 	}
 	return nil
@@ -623,7 +619,7 @@ func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
-	if err := c.readSource(kctx, m, f.Source); err != nil {
+	if err := c.readSource(kctx, f.Source); err != nil {
 		return err
 	}
 	if err := c.readBy(kctx, f.By, groupKeys, "; want program, user, container, netns or remote"); err != nil {

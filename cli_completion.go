@@ -62,9 +62,6 @@ func valuesOf(cmd, long string) completion {
 	case "owners":
 		return completion{completeWords, []string{"auto", "bpf", "proc"}}
 	case "source":
-		if cmd == "conn" {
-			return completion{completeWords, []string{"capture", "auto"}}
-		}
 		return completion{completeWords, []string{"capture", "kernel", "auto"}}
 	case "sort":
 		if modeOf(cmd).captures() {

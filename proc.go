@@ -28,17 +28,17 @@ import (
 // so that a test replaces it whole and runs the same wiring from a capture
 // file, without privileges (TestCaptureGolden).
 type procOS struct {
-	capture   func(globs []string) (frameSource, error)                       // opens the capture on the interfaces globs pick
-	records   func(reg *registry, tables socketTables) (*ownerRecords, error) // starts the kernel's owner records
-	tables    func(warn func(string)) socketTables                            // a new reader of the kernel's socket tables; warn says what it may not read
-	lookup    func() socketLookup                                             // a new finder of the kernel's socket of one flow
-	owners    func(reg *registry, recent bool) owners                         // a new finder of socket owners in /proc
-	conntrack func() ([]natEntry, error)                                      // the NAT translations of netuse's namespace
-	readable  func() func(uid uint32) bool                                    // whose processes netuse may read; nil: everyone's
-	liveName  func(*process) (string, bool)                                   // the name a process has now
-	resolve   func(ctx context.Context, addr string) ([]string, error)        // --resolve: the names of an address
-	nsName    func(netns uint64) string                                       // the name ip netns gives a namespace, "" if none; nil: none named
-	kernel    func(globs []string, rec *ownerRecords) (kernelCounts, error)   // --source kernel: starts the counting programs
+	capture   func(globs []string) (frameSource, error)                                              // opens the capture on the interfaces globs pick
+	records   func(reg *registry, tables socketTables) (*ownerRecords, error)                        // starts the kernel's owner records
+	tables    func(warn func(string)) socketTables                                                   // a new reader of the kernel's socket tables; warn says what it may not read
+	lookup    func() socketLookup                                                                    // a new finder of the kernel's socket of one flow
+	owners    func(reg *registry, recent bool) owners                                                // a new finder of socket owners in /proc
+	conntrack func() ([]natEntry, error)                                                             // the NAT translations of netuse's namespace
+	readable  func() func(uid uint32) bool                                                           // whose processes netuse may read; nil: everyone's
+	liveName  func(*process) (string, bool)                                                          // the name a process has now
+	resolve   func(ctx context.Context, addr string) ([]string, error)                               // --resolve: the names of an address
+	nsName    func(netns uint64) string                                                              // the name ip netns gives a namespace, "" if none; nil: none named
+	kernel    func(globs []string, rec *ownerRecords, find owners, conns bool) (kernelCounts, error) // --source kernel: starts the counting programs
 }
 
 // kernelCounts is --source kernel's source of bytes: it captures nothing
@@ -46,7 +46,7 @@ type procOS struct {
 // from the kernel's counts (attribute_count_source_linux.go).
 type kernelCounts interface {
 	frameSource
-	reportKernel(rows []usage, totals flowTotals) ([]usage, flowTotals, error)
+	reportKernel(rows, conns []usage, totals flowTotals) ([]usage, []usage, flowTotals, error)
 }
 
 // hostProc is the procOS of the machine netuse runs on.
@@ -170,16 +170,26 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 		}
 	}
 	var err error
-	if o.source == "kernel" {
+	switch o.source {
+	case "kernel":
 		if p.rec == nil && bpfErr == nil {
 			return nil, fmt.Errorf("%s --source kernel: needs the kernel's owner records, which --owners proc turns off", o.mode)
 		}
 		if p.rec == nil {
 			return nil, fmt.Errorf("%s --source kernel: needs the kernel's owner records: %w", o.mode, bpfErr)
 		}
-		if p.kern, err = sys.kernel(o.globs, p.rec); err != nil {
+		if err := p.startKernel(o, sys, reg); err != nil {
 			return nil, fmt.Errorf("%s --source kernel: %w", o.mode, err)
 		}
+	case "auto":
+		// The kernel where it can count, else the capture, said once.
+		if p.rec == nil {
+			w.say(fmt.Sprintf("--source auto: counting from the capture: the kernel's counts need its owner records (%v)", cmp.Or[error](bpfErr, errOwnersOff)))
+		} else if err := p.startKernel(o, sys, reg); err != nil {
+			w.say(fmt.Sprintf("--source auto: counting from the capture: %v", err))
+		}
+	}
+	if p.kern != nil {
 		p.src = p.kern
 	} else {
 		p.src, err = sys.capture(o.globs)
@@ -199,6 +209,22 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 	p.start()
 	started = true
 	return p, nil
+}
+
+// errOwnersOff: --owners proc asked for no owner records.
+var errOwnersOff = errors.New("--owners proc turns them off")
+
+// startKernel starts the kernel's counts as p's source of bytes.
+func (p *pipeline) startKernel(o options, sys procOS, reg *registry) error {
+	find := sys.owners(reg, false)
+	k, err := sys.kernel(o.globs, p.rec, find, o.mode == modeConn)
+	if err != nil {
+		find.close()
+		return err
+	}
+	p.kern = k
+	p.closers = append(p.closers, find.close)
+	return nil
 }
 
 // newResolver makes the resolver of p's accountant, from the kernel's
@@ -271,7 +297,7 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	}
 	rows, conns, flows := p.acc.report(final)
 	if p.kern != nil {
-		if rows, flows, err = p.kern.reportKernel(rows, flows); err != nil {
+		if rows, conns, flows, err = p.kern.reportKernel(rows, conns, flows); err != nil {
 			return nil, nil, captured{}, err
 		}
 	}

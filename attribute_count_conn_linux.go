@@ -1,0 +1,242 @@
+package main
+
+import "time"
+
+// What --source kernel knows of a socket beyond its cookie: its endpoints
+// and state, and the owner of one the kernel's records do not have (born
+// before netuse, or accepted: no process-context hook sees accept), from
+// the socket tables of netuse's namespace, read at most once a report;
+// and conn's rows, one a socket.
+
+// cookieTables finds netuse's namespace's TCP and UDP sockets by cookie.
+// A read walks the kernel's whole socket hash (shared by every
+// namespace): it is made only in a report that needs it, conn's every
+// report (as the capture's conn reads the tables for the states), proc's
+// and serve's only when a socket has no owner yet.
+type cookieTables struct {
+	diag     *sockDiag
+	find     owners // the holders of inodes in /proc; nil: none searched
+	socks    []socket
+	byCookie map[uint64]int // an index of socks
+	index    *sockIndex     // of socks, built when asked for
+	fresh    bool           // socks were read in this report
+	tries    map[uint64]uint8
+}
+
+// ownerTries is how many reports look for a socket's owner before it is
+// "(no owner)" for good (until it closes and its closer is recorded): a
+// socket made by a process of another namespace is in no table netuse
+// reads, and each look is a read of the whole table.
+const ownerTries = 3
+
+func newCookieTables(find owners) (*cookieTables, error) {
+	d, err := openSockDiag()
+	if err != nil {
+		return nil, err
+	}
+	return &cookieTables{diag: d, find: find, byCookie: map[uint64]int{}, tries: map[uint64]uint8{}}, nil
+}
+
+func (t *cookieTables) close() { t.diag.close() }
+
+// newReport marks the last report's read stale.
+func (t *cookieTables) newReport() { t.fresh, t.index = false, nil }
+
+// read reads the tables, if this report has not.
+func (t *cookieTables) read() error {
+	if t.fresh {
+		return nil
+	}
+	var err error
+	t.socks, err = t.diag.dumpAll(t.socks[:0])
+	clear(t.byCookie)
+	for i, s := range t.socks {
+		t.byCookie[s.cookie] = i
+	}
+	t.fresh = true
+	return err
+}
+
+// get returns the open socket with cookie c, as this report read it.
+func (t *cookieTables) get(c uint64) (socket, bool) {
+	if i, ok := t.byCookie[c]; ok && t.fresh {
+		return t.socks[i], true
+	}
+	return socket{}, false
+}
+
+// owners finds the owners of the open sockets with these cookies, which
+// have no record: an accepted connection's, its listener's recorded owner;
+// else the process holding the socket's inode, or its listener's, in
+// /proc. A cookie not found is counted in tries.
+func (t *cookieTables) owners(cookies []uint64, book *ownerBook, procOf func(sockOwner) *process) map[uint64]*process {
+	found := map[uint64]*process{}
+	if t.read() != nil && len(t.socks) == 0 {
+		return found
+	}
+	want := map[uint64]*process{} // inode -> its holder
+	inodes := map[uint64][]uint64{}
+	for _, c := range cookies {
+		s, ok := t.get(c)
+		if !ok {
+			if len(t.tries) >= maxOpen {
+				clear(t.tries)
+			}
+			t.tries[c]++
+			continue
+		}
+		var try []uint64
+		if s.inode != 0 {
+			try = append(try, s.inode)
+		}
+		if s.proto == 6 && s.remote.Port() != 0 {
+			if t.index == nil {
+				t.index = newSockIndex(t.socks, nil)
+			}
+			if l, ok := t.index.listener(flow{s.proto, s.local, s.remote}); ok {
+				if o, ok := book.openOwner(l.cookie, l.inode); ok {
+					found[c] = procOf(o)
+					continue
+				}
+				if l.inode != 0 {
+					try = append(try, l.inode)
+				}
+			}
+		}
+		for _, ino := range try {
+			want[ino] = nil
+		}
+		inodes[c] = try
+	}
+	if len(want) > 0 && t.find != nil {
+		t.find.find(want)
+	}
+	for c, try := range inodes {
+		for _, ino := range try {
+			if p := want[ino]; p != nil {
+				found[c] = p
+				break
+			}
+		}
+		if found[c] == nil {
+			t.tries[c]++
+		}
+	}
+	return found
+}
+
+// givenUp reports whether the owner of the socket with cookie c was
+// looked for ownerTries times.
+func (t *cookieTables) givenUp(c uint64) bool { return t.tries[c] >= ownerTries }
+
+// findOwners looks for the owners of this report's sockets that have
+// neither a record nor an owner found before, in one read of the tables.
+func (k *kernelSource) findOwners() {
+	var missing []uint64
+	seen := map[uint64]bool{}
+	for _, d := range k.deltas {
+		if d.netns != k.own || k.ifaces[int(d.Ifindex)] == nil || seen[d.Cookie] {
+			continue
+		}
+		seen[d.Cookie] = true
+		if _, ok := k.owners[d.Cookie]; ok {
+			continue
+		}
+		if _, ok := k.book.openOwner(d.Cookie, 0); ok {
+			continue
+		}
+		if _, ok := k.book.goneOwner(d.Cookie); ok {
+			continue
+		}
+		missing = append(missing, d.Cookie)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	found := k.tables.owners(missing, k.book, k.procOf)
+	for _, c := range missing {
+		if p := found[c]; p != nil {
+			k.keep(c, p)
+			delete(k.tables.tries, c)
+		} else if k.tables.givenUp(c) {
+			k.keep(c, k.nobody[noOwner])
+			delete(k.tables.tries, c)
+		}
+	}
+}
+
+// kernelConns makes conn's rows from the kernel's counts: one a socket,
+// its endpoints and TCP state as the tables say (an unconnected UDP
+// socket's remote end is the zero address, as ss(8) shows it: the kernel
+// counts a socket, not each peer it sent to), a closed one's as it had
+// them when it closed. A connection's first and last times are the
+// reports that first and last saw it move bytes.
+type kernelConns struct {
+	socks map[uint64]*kernelConn // by cookie: the sockets seen that have not closed
+	rows  []usage                // this report's
+	at    map[uint64]int         // this report's row of each cookie
+}
+
+type kernelConn struct {
+	info  connInfo
+	total traffic
+}
+
+func newKernelConns() *kernelConns {
+	return &kernelConns{socks: map[uint64]*kernelConn{}, at: map[uint64]int{}}
+}
+
+// add credits t, what d's socket moved on one interface, to its row.
+func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTables, book *ownerBook, now int64) {
+	kc := c.socks[d.Cookie]
+	if kc == nil {
+		if len(c.socks) >= maxOpen {
+			clear(c.socks) // sockets whose close went unrecorded
+		}
+		kc = &kernelConn{info: connInfo{first: now}}
+		c.socks[d.Cookie] = kc
+	}
+	if s, ok := tables.get(d.Cookie); ok {
+		kc.info.flow = flow{s.proto, s.local, s.remote}
+		if s.proto == 6 {
+			kc.info.state = s.state
+		}
+	} else {
+		if g, ok := book.goneOwner(d.Cookie); ok && g.at.local.IsValid() {
+			kc.info.flow = g.at
+		}
+		if kc.info.proto == 6 {
+			kc.info.state = tcpClosed // it left the table
+		}
+	}
+	kc.info.last = now
+	kc.total.add(t)
+	if i, ok := c.at[d.Cookie]; ok {
+		c.rows[i].interval.add(t)
+		c.rows[i].total = kc.total
+		return
+	}
+	c.at[d.Cookie] = len(c.rows)
+	info := kc.info // the row keeps this report's
+	c.rows = append(c.rows, usage{name: p.name, interval: t, total: kc.total, proc: p, conn: &info})
+}
+
+// report appends this report's rows to conns, and the row of what no
+// socket moved, and forgets the sockets that closed.
+func (c *kernelConns) report(conns []usage, deltas []countDelta, nobody *process, residual traffic) []usage {
+	conns = append(conns, c.rows...)
+	if residual != (traffic{}) {
+		conns = append(conns, usage{name: nobody.name, interval: residual, total: nobody.total, proc: nobody, conn: &connInfo{}})
+	}
+	for _, d := range deltas {
+		if d.closed {
+			delete(c.socks, d.Cookie)
+		}
+	}
+	c.rows = c.rows[:0]
+	clear(c.at)
+	return conns
+}
+
+// wallNow is the time of a conn row's first and last, Unix ns.
+func wallNow() int64 { return time.Now().UnixNano() }
