@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,7 +107,7 @@ func TestTerminalInterrupt(t *testing.T) {
 	}
 }
 
-// TestReadmeSummaryRecipe runs the README's recipe for the run's totals
+// TestReadmeSummaryRecipe runs docs/ndjson.md's recipe for the run's totals
 // per process, stopped with Ctrl-C, as written but for netuse's path, a
 // namespace of the test's and NETUSE_INTERVAL=100ms: bash runs the
 // pipeline in a process group of its own, and the test sends SIGINT to
@@ -116,13 +117,13 @@ func TestTerminalInterrupt(t *testing.T) {
 func TestReadmeSummaryRecipe(t *testing.T) {
 	n := newTestNet(t)
 	jq := needTool(t, "jq", "jq")
-	readme, err := os.ReadFile("README.md")
+	doc, err := os.ReadFile(filepath.Join("docs", "ndjson.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, after, ok := strings.Cut(string(readme), "# the run's totals per process, once it is stopped (Ctrl-C)")
+	_, after, ok := strings.Cut(string(doc), "# the run's totals per process, once it is stopped (Ctrl-C)")
 	if !ok {
-		t.Fatal("the README has no recipe for the run's totals per process")
+		t.Fatal("docs/ndjson.md has no recipe for the run's totals per process")
 	}
 	var recipe string
 	for _, line := range strings.Split(after, "\n") {

@@ -3,6 +3,7 @@ package main
 import (
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,9 +14,9 @@ import (
 
 // TestFlagsDocumented checks that the two lists of flags a user may read
 // name the same flags: kong's help, which comes from the cli struct and so
-// is the truth, and the README's table of flags. Each long name must be in
+// is the truth, and the table of flags in docs/usage.md. Each long name must be in
 // both, with the same short name, or none, in each. A flag that only
-// proc's help lists must say so in the other two ("proc:" at the start of
+// proc's help lists must say so in the table ("proc:" at the start of
 // its meaning), and a flag every command lists must not.
 func TestFlagsDocumented(t *testing.T) {
 	help := map[string]flagLine{} // every command's flags
@@ -48,16 +49,16 @@ func TestFlagsDocumented(t *testing.T) {
 		}
 	}
 
-	readme, err := os.ReadFile("README.md")
+	usage, err := os.ReadFile(filepath.Join("docs", "usage.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := flagsOf(t, "README.md's table of flags", blockAfter(string(readme), "| flag | meaning |"), readmeFlag)
+	table := flagsOf(t, "docs/usage.md's table of flags", blockAfter(string(usage), "| flag | meaning |"), readmeFlag)
 
 	for _, other := range []struct {
 		name  string
 		flags map[string]flagLine
-	}{{"README.md's table of flags", table}} {
+	}{{"docs/usage.md's table of flags", table}} {
 		for _, long := range slices.Sorted(maps.Keys(help)) {
 			f, ok := other.flags[long]
 			switch {
@@ -79,6 +80,47 @@ func TestFlagsDocumented(t *testing.T) {
 	}
 }
 
+// TestReadmeMap checks the README's map: it names every non-test .go
+// file of the package exactly once, and no file that is not one, so that
+// a file added, renamed or removed without the map fails here.
+func TestReadmeMap(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Map\n")
+	if !ok {
+		t.Fatal("README.md has no section \"## Map\"")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	named := map[string]int{}
+	for _, name := range regexp.MustCompile(`[A-Za-z0-9_.-]+\.go\b`).FindAllString(section, -1) {
+		named[name]++
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := map[string]bool{}
+	for _, f := range files {
+		if !strings.HasSuffix(f, "_test.go") {
+			source[f] = true
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(source)) {
+		if n := named[f]; n != 1 {
+			t.Errorf("README.md's map names %s %d times, want once", f, n)
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(named)) {
+		if !source[f] {
+			t.Errorf("README.md's map names %s, which is not a non-test .go file of the package", f)
+		}
+	}
+}
+
 // flagLine is a flag as a list shows it.
 type flagLine struct {
 	short   string // "" if none
@@ -89,13 +131,13 @@ type flagLine struct {
 // its long name:
 //
 //	help:   "  -i, --interval=1s   Sampling period..." or "      --json   Write..."
-//	README: "| `-i, --interval=1s` | sampling period... |"
+//	docs/usage.md: "| `-i, --interval=1s` | sampling period... |"
 var (
 	helpFlag   = regexp.MustCompile(`^ {2,}(?:-([a-zA-Z]), )? *--([a-z][a-z0-9-]*)`)
 	readmeFlag = regexp.MustCompile("^\\| `(?:-([a-zA-Z]), )?--([a-z][a-z0-9-]*)")
 	// ownMark starts the meaning of a flag of some commands alone: "proc:
 	// ..." or "total, iface: ..." in the doc, "`proc`: ..." or "`total`,
-	// `iface`: ..." in the README.
+	// `iface`: ..." in docs/usage.md.
 	ownMark = regexp.MustCompile("^`?(proc|total|serve|history)`?[:,]")
 	// flagLike is any line that starts with a flag, in any of the three.
 	flagLike = regexp.MustCompile("^[ \t|`]*--?[a-zA-Z]")
@@ -131,7 +173,7 @@ func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[
 	for _, l := range block {
 		m := re.FindStringSubmatch(l)
 		if m == nil {
-			// Continuation lines of help text, and the README table's
+			// Continuation lines of help text, and docs/usage.md's table's
 			// separator row "| --- |", name no flag.
 			if flagLike.MatchString(l) {
 				t.Errorf("%s: cannot read the flag in %q", where, l)
@@ -142,7 +184,7 @@ func flagsOf(t *testing.T, where string, block []string, re *regexp.Regexp) map[
 			t.Errorf("%s: --%s is listed twice", where, m[2])
 		}
 		// The meaning follows the placeholder, if any ("=auto",
-		// "=auto\\|bpf\\|proc`"), after spaces or the README's "|".
+		// "=auto\\|bpf\\|proc`"), after spaces or the table's "|".
 		rest := l[len(m[0]):]
 		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "\t") {
 			i := strings.IndexAny(rest, " \t")

@@ -169,22 +169,22 @@ func TestHistoryFullDisk(t *testing.T) {
 	}
 }
 
-// TestHistorySQLiteOneLiner runs the README's sqlite3 one-liner on a file
+// TestHistorySQLiteOneLiner runs docs/history.md's sqlite3 one-liner on a file
 // serve wrote, and checks its answer.
 func TestHistorySQLiteOneLiner(t *testing.T) {
 	sqlite3 := needTool(t, "sqlite3", "sqlite3 (Debian's sqlite3)")
-	readme, err := os.ReadFile("README.md")
+	doc, err := os.ReadFile(filepath.Join("docs", "history.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var line string
-	for _, l := range strings.Split(string(readme), "\n") {
+	for _, l := range strings.Split(string(doc), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "sqlite3 -readonly /var/lib/netuse/history.db") {
 			line = strings.TrimSpace(l)
 		}
 	}
 	if line == "" {
-		t.Fatal("no sqlite3 one-liner in README.md")
+		t.Fatal("no sqlite3 one-liner in docs/history.md")
 	}
 	path := filepath.Join(t.TempDir(), "history.db")
 	clk := &histClock{time.Now().Add(-2 * 24 * time.Hour)}

@@ -2,7 +2,7 @@ package main
 
 // Least-privilege tests: netuse run as an unprivileged user (nobody), with
 // no capabilities or with file capabilities given by setcap(8), must do
-// what the README's "Privileges" paragraph promises. And netuse must never
+// what docs/attribution.md's "Privileges" promises. And netuse must never
 // run another program.
 
 import (
@@ -194,7 +194,7 @@ func TestProcLeastPrivilege(t *testing.T) {
 				}
 			}
 			if tc.owners == "proc" {
-				// README: without them netuse says once that the kernel
+				// docs/attribution.md: without them netuse says once that the kernel
 				// path is refused, and goes on with /proc.
 				if len(lines) == 0 || !strings.HasPrefix(lines[0], "netuse: warning: socket owners cannot be recorded in the kernel") ||
 					!strings.Contains(lines[0], "--owners proc") {
@@ -212,7 +212,7 @@ func TestProcLeastPrivilege(t *testing.T) {
 				}
 				return
 			}
-			// README: "without them netuse warns once on stderr and counts
+			// docs/attribution.md: "without them netuse warns once on stderr and counts
 			// that traffic as (not readable)".
 			if err != nil || len(lines) != 1 || !strings.HasPrefix(lines[0], "netuse: warning: ") ||
 				!strings.Contains(lines[0], `"(not readable)"`) || !strings.Contains(lines[0], "CAP_DAC_READ_SEARCH") || !strings.Contains(lines[0], "CAP_SYS_PTRACE") {
@@ -274,8 +274,8 @@ func TestTotalIfaceNeedNoPrivilege(t *testing.T) {
 }
 
 // TestNeverRunsAProgram reads the package's own code (every platform's
-// files, no tests) and fails if it can run another program: the README
-// says netuse never does (no shell, no clear(1)). It cannot see into the
+// files, no tests) and fails if it can run another program:
+// docs/attribution.md says netuse never does (no shell, no clear(1)). It cannot see into the
 // dependencies.
 func TestNeverRunsAProgram(t *testing.T) {
 	banned := map[string][]string{ // import path -> its functions that run a program

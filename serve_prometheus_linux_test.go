@@ -36,7 +36,7 @@ const (
 	promRecvComm = "nuprom-recv"
 )
 
-// serveFamilies are the families serve exports, as the README lists
+// serveFamilies are the families serve exports, as docs/metrics.md lists
 // them, with their type and the labels of their series (Prometheus's own
 // job and instance aside). netuse_process_metrics_enabled has a reason
 // only when it is 0: Prometheus stores no label with an empty value.
