@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,28 +24,19 @@ import (
 	psnet "github.com/shirou/gopsutil/v3/net"
 )
 
-// holderEnv, when set to a number, makes this test binary a socket holder:
-// it opens that many sockets on 127.0.0.1, prints "ready" and holds them
-// until its stdin ends.
-const holderEnv = "NETUSE_BENCH_HOLD_SOCKETS"
-
-// The children are this test binary run again. They take the holder's path
-// in init, before TestMain (e2e_test.go), which would otherwise build
-// netuse once in every child.
-func init() {
-	v := os.Getenv(holderEnv)
-	if v == "" {
-		return
-	}
-	n, err := strconv.Atoi(v)
+// holderMain is the "hold-sockets" child: with args N, it opens N
+// sockets on 127.0.0.1, prints "ready" and holds them until its stdin
+// ends.
+func holderMain(args []string) int {
+	n, err := strconv.Atoi(strings.Join(args, ""))
 	if err == nil {
 		err = holdSockets(n)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "socket holder %d: %v\n", os.Getpid(), err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // holdSockets opens n sockets on 127.0.0.1: half of them the two ends of
@@ -137,8 +129,8 @@ func startHolders(b *testing.B, n, procs int) error {
 	})
 	ready := make(chan error, procs)
 	for range procs {
-		c := exec.Command(os.Args[0])
-		c.Env = append(os.Environ(), holderEnv+"="+strconv.Itoa(per))
+		argv := childArgv("hold-sockets", strconv.Itoa(per))
+		c := exec.Command(argv[0], argv[1:]...)
 		c.Stderr = os.Stderr
 		// Die with the benchmark, even if it dies before its cleanup.
 		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

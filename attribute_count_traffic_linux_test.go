@@ -80,8 +80,7 @@ func newCountNet(t testing.TB) *countNet {
 	}
 	n.ifA, n.ifB = idx(n.a, "veth-a"), idx(n.b, "veth-b")
 	cookie := func(ns string) uint64 {
-		cmd := inNS(ns, os.Args[0], "-test.run=^TestHelperProcess$", "--", "count-netns")
-		cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+		cmd := inNS(ns, childArgv("traffic", "count-netns")...)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Fatalf("count-netns in %s: %v", ns, err)
@@ -156,8 +155,7 @@ func countCgroup(t testing.TB, attach func(dir *os.File) ([]*link.RawLink, error
 // first instruction on (CLONE_INTO_CGROUP).
 func startCounted(t testing.TB, cg *os.File, ns string, args ...string) *helper {
 	t.Helper()
-	cmd := inNS(ns, append([]string{os.Args[0], "-test.run=^TestHelperProcess$", "--"}, args...)...)
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+	cmd := inNS(ns, childArgv("traffic", args...)...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	stdin, _ := cmd.StdinPipe()
@@ -265,8 +263,7 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 	if !offload {
 		view = segView
 		for _, end := range [][2]string{{n.a, "veth-a"}, {n.b, "veth-b"}} {
-			cmd := inNS(end[0], os.Args[0], "-test.run=^TestHelperProcess$", "--", "count-offload", end[1], "0")
-			cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1")
+			cmd := inNS(end[0], childArgv("traffic", "count-offload", end[1], "0")...)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("offload off on %s: %v: %s", end[1], err, out)
 			}

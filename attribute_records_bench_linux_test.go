@@ -34,30 +34,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ownerBenchEnv, when set to "tcp|udp PORT N", makes the test binary the
-// child of BenchmarkOwnerPrograms (see TestOwnerBenchHelper).
-const ownerBenchEnv = "NETUSE_OWNER_BENCH"
-
 // ownerBenchRounds is how many times each child runs, with the programs
 // and without, alternating which goes first: the machine's other load
 // then falls on both alike.
 const ownerBenchRounds = 4
 
-// TestOwnerBenchHelper is not a test: it is the child of
-// BenchmarkOwnerPrograms. It does N socket cycles to 127.0.0.1:PORT and
-// prints "cpu_ns T", the CPU time (user+sys) the cycles took.
-func TestOwnerBenchHelper(t *testing.T) {
-	spec := os.Getenv(ownerBenchEnv)
-	if spec == "" {
-		return
-	}
-	cpu, err := ownerBenchChild(spec)
+// ownerBenchMain is the "owner-bench" child of BenchmarkOwnerPrograms: with
+// args PROTO PORT N, it does N socket cycles to 127.0.0.1:PORT and prints
+// "cpu_ns T", the CPU time (user+sys) the cycles took.
+func ownerBenchMain(args []string) int {
+	cpu, err := ownerBenchChild(strings.Join(args, " "))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "owner bench child %q: %v\n", spec, err)
-		os.Exit(1)
+		fmt.Fprintf(os.Stderr, "owner bench child %q: %v\n", args, err)
+		return 1
 	}
 	fmt.Println("cpu_ns", cpu)
-	os.Exit(0)
+	return 0
 }
 
 func ownerBenchChild(spec string) (int64, error) {
@@ -409,13 +401,11 @@ func loopbackSink(b *testing.B, proto string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// runOwnerChild runs the test binary as TestOwnerBenchHelper in the cgroup
+// runOwnerChild runs the test binary as the owner-bench child in the cgroup
 // dir, for n cycles, and returns the CPU time it reports.
 func runOwnerChild(dir *os.File, proto string, port, n int) (int64, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOwnerBenchHelper$")
-	// NETUSE_TEST_HELPER spares the child TestMain's build of netuse.
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1",
-		fmt.Sprintf("%s=%s %d %d", ownerBenchEnv, proto, port, n))
+	argv := childArgv("owner-bench", proto, strconv.Itoa(port), strconv.Itoa(n))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd()), Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()

@@ -169,8 +169,9 @@ func TestOwnerPrograms(t *testing.T) {
 	// The child, started in the cgroup, opens a TCP listener and a
 	// connection to it, and a UDP socket that sends one datagram, closes
 	// them and says what their endpoints were.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "sockets")
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1", "NETUSE_TEST_COMM=nu-sockets")
+	argv := childArgv("traffic", "sockets")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_COMM=nu-sockets")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
 	cmd.Stdin = strings.NewReader("")
 	out, err := cmd.Output()
@@ -267,8 +268,9 @@ func TestOwnerRecordsWake(t *testing.T) {
 	}
 	defer k.close()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "--", "udp-churn")
-	cmd.Env = append(os.Environ(), "NETUSE_TEST_HELPER=1", "NETUSE_TEST_COMM=nu-churn")
+	argv := childArgv("traffic", "udp-churn")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "NETUSE_TEST_COMM=nu-churn")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

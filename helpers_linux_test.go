@@ -28,10 +28,12 @@ import (
 
 // testChildren are the children this test binary runs as (runTestChild).
 var testChildren = map[string]func(args []string) int{
-	"traffic": trafficChild, // moves traffic (startHelper)
-	"netuse":  netuseChild,  // netuse itself, with the test's clock
-	"stream":  streamChild,  // a paced TCP stream (startStream)
-	"resolve": resolveChild, // reverse DNS in a namespace (TestResolveReal)
+	"traffic":      trafficChild,   // moves traffic (startHelper)
+	"netuse":       netuseChild,    // netuse itself, with the test's clock
+	"stream":       streamChild,    // a paced TCP stream (startStream)
+	"resolve":      resolveChild,   // reverse DNS in a namespace (TestResolveReal)
+	"owner-bench":  ownerBenchMain, // socket cycles in a cgroup (BenchmarkOwnerPrograms)
+	"hold-sockets": holderMain,     // sockets held open (the attribute benchmarks)
 }
 
 // histSpeed is how much faster than the real clock netuseChild's runs

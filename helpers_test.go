@@ -72,9 +72,7 @@ func near(t testing.TB, what string, got, want uint64, share float64) bool {
 // test, so that a child is never a Test function.
 //
 // A child is named by the word after "--"; testChildren (one map per
-// platform) holds them. The files of attribute tests still start the
-// traffic child the old way, NETUSE_TEST_HELPER set and its words after
-// "--" with no child's name: that is the traffic child too.
+// platform) holds them.
 
 // childArgv is the command line of this test binary run as the child
 // name, with args.
@@ -93,11 +91,6 @@ func runTestChild() (int, bool) {
 	if len(args) > 0 {
 		if child, ok := testChildren[args[0]]; ok {
 			return child(args[1:]), true
-		}
-	}
-	if os.Getenv("NETUSE_TEST_HELPER") != "" {
-		if child, ok := testChildren["traffic"]; ok {
-			return child(args), true
 		}
 	}
 	return 0, false
