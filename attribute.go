@@ -55,55 +55,6 @@ import (
 // A flow without an owner is tried again (maxTries, retryGap), and a flow
 // given up on that keeps moving bytes now and then (recheckReports).
 
-// flow is one end of a conversation, seen from this host.
-type flow struct {
-	proto         uint8 // 6 TCP, 17 UDP
-	local, remote netip.AddrPort
-}
-
-// reason says why traffic has no process.
-type reason uint8
-
-const (
-	attributed   reason = iota
-	noSocket            // no socket in the table matches the flow
-	noOwner             // the socket has no process: closed, TIME_WAIT, or its process is gone
-	notReadable         // the socket's process could not be read (no CAP_SYS_PTRACE)
-	notTCPUDP           // not TCP or UDP over IP, or not decodable
-	notForHost          // addressed to another host, seen in promiscuous mode
-	tableFull           // a new flow while the flow table was full (see maxFlows)
-	lostFragment        // an IP fragment after the first whose first fragment was not seen
-	numReasons
-)
-
-// reasonKey names a reason in NDJSON; reasonName in the table.
-var (
-	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host", "flow_table_full", "fragment_unmatched"}
-	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)", "(flow table full)", "(fragment unmatched)"}
-)
-
-// process owns traffic: a process, or for pid 0 a reason it has none.
-// Everything but the counters is set once, when it is found.
-type process struct {
-	pid     int
-	start   uint64    // start time in clock ticks after boot; pid and start identify a process
-	started time.Time // start, as a time; zero if not known
-	name    string    // as ps -o comm shows it, from /proc/<pid>/comm
-	user    string
-	cmdline string
-	netns   uint64 // the network namespace's inode number; 0 if unknown
-	cgroup  string // the cgroup path, which names the container or service
-	foreign bool   // in another network namespace than the host's (pid 1's): a container
-	reason  reason // why pid 0 rows have no process
-
-	cur   traffic // since the last report; guarded by accountant.mu
-	total traffic // since netuse started; guarded by accountant.mu
-
-	live     string // the name at the last read of /proc (pipeline.report); only the reporting goroutine touches these three
-	liveRead uint64 // the report that read it; 0: never read
-	nsName   string // foreign: the name ip netns gives its namespace; "" if none
-}
-
 // socketTables reads the kernel's socket tables and knows each network
 // namespace's addresses.
 type socketTables interface {
@@ -240,39 +191,6 @@ func (r *resolver) loop(done <-chan struct{}) {
 		}
 	}
 }
-
-// refreshStates reads the socket tables and gives each TCP flow its
-// socket's state, for conn's STATE column; each report asks for it
-// first. It does not wait for a pass that is reading /proc: if the
-// resolver stays busy for statesWait, the states are the last report's.
-func (r *resolver) refreshStates() {
-	locked := r.mu.TryLock()
-	for deadline := time.Now().Add(statesWait); !locked && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-		locked = r.mu.TryLock()
-	}
-	if !locked {
-		return
-	}
-	socks, err := r.sockets()
-	if err != nil {
-		r.mu.Unlock()
-		r.warn(err)
-		return
-	}
-	states := make(map[flow]tcpState, len(socks))
-	for _, s := range socks {
-		if s.proto == 6 && s.remote.Port() != 0 {
-			states[flow{s.proto, s.local, s.remote}] = s.state
-		}
-	}
-	r.mu.Unlock()
-	r.acc.setStates(states)
-}
-
-// statesWait is how long a report waits for a pass to end before it
-// reads the TCP states.
-const statesWait = 20 * time.Millisecond
 
 // nudge asks the loop for a pass now, past passCostShare's spacing, and
 // does not wait for it: each report does, so that the flows it carried

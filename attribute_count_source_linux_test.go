@@ -168,7 +168,7 @@ func linkAttachTypes(t *testing.T, pid int) []int {
 
 // rowsAddUp checks that the rows of p add up to the interface's counters
 // over the run, rx and tx.
-func rowsAddUp(t *testing.T, p *procRun, ifRx, ifTx uint64) {
+func rowsAddUp(t *testing.T, p *netuseRun, ifRx, ifTx uint64) {
 	t.Helper()
 	var rowsRx, rowsTx uint64
 	for _, r := range p.procs {

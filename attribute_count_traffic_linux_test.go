@@ -36,12 +36,7 @@ type countNet struct {
 
 func newCountNet(t testing.TB) *countNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root, and CI is set: privileged tests must run there")
-		}
-		t.Skip("needs root")
-	}
+	needRoot(t)
 	netSeq++
 	n := &countNet{a: fmt.Sprintf("nuc%d-%da", os.Getpid(), netSeq), b: fmt.Sprintf("nuc%d-%db", os.Getpid(), netSeq)}
 	t.Cleanup(func() {

@@ -68,3 +68,14 @@ func natTranslations(entries []natEntry) map[flow]flow {
 	}
 	return m
 }
+
+// capturedAsOriginal reports whether st is a NAT'd copy (on the uplink,
+// with the host's address) of a flow also captured untranslated (on the
+// bridge, with the container's): then its bytes count there.
+func (a *accountant) capturedAsOriginal(st *flowState) bool {
+	if st.nat == nil {
+		return false
+	}
+	t := a.flows[*st.nat]
+	return t != nil && t.owner != nil && t.owner.pid != 0
+}

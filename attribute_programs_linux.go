@@ -295,34 +295,35 @@ func loadOwnerPrograms() (*ownerPrograms, error) {
 	return p, nil
 }
 
+// close closes what was loaded (a nil program or map closes as nothing).
 func (p *ownerPrograms) close() {
-	if p.create != nil {
-		p.create.Close()
-	}
-	if p.release != nil {
-		p.release.Close()
-	}
-	if p.events != nil {
-		p.events.Close()
-	}
-	if p.lost != nil {
-		p.lost.Close()
-	}
+	p.create.Close()
+	p.release.Close()
+	p.events.Close()
+	p.lost.Close()
 }
 
 // attach links both programs to the cgroup dir; closing the links detaches
 // them.
 func (p *ownerPrograms) attach(dir *os.File) ([]*link.RawLink, error) {
-	var links []*link.RawLink
-	for _, pr := range []struct {
-		prog   *ebpf.Program
-		attach ebpf.AttachType
-	}{
+	return attachLinks(dir, []cgroupProg{
 		{p.create, ebpf.AttachCGroupInetSockCreate},
 		{p.release, ebpf.AttachCgroupInetSockRelease},
-	} {
-		// A link, not BPF_PROG_ATTACH: a link is undone when its last fd
-		// closes, so the programs cannot outlive netuse.
+	})
+}
+
+// cgroupProg is a program and where on a cgroup it goes.
+type cgroupProg struct {
+	prog   *ebpf.Program
+	attach ebpf.AttachType
+}
+
+// attachLinks links each program to cgroup dir, in order, or none: a
+// link, not BPF_PROG_ATTACH, as a link is undone when its last fd closes,
+// so the programs cannot outlive netuse.
+func attachLinks(dir *os.File, progs []cgroupProg) ([]*link.RawLink, error) {
+	var links []*link.RawLink
+	for _, pr := range progs {
 		l, err := link.AttachRawLink(link.RawLinkOptions{Target: int(dir.Fd()), Program: pr.prog, Attach: pr.attach})
 		if err != nil {
 			for _, l := range links {

@@ -428,10 +428,7 @@ func TestVersionStamped(t *testing.T) {
 	}
 	describe, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("git describe: %v (CI runs in a git clone)", err)
-		}
-		t.Skipf("git describe: %v (not a git checkout?)", err)
+		privSkip(t, fmt.Sprintf("git describe: %v (not a git checkout?)", err))
 	}
 	bin := filepath.Join(t.TempDir(), "netuse")
 	build := strings.TrimSuffix(line, " -o netuse .") + " -o " + bin + " ."

@@ -220,9 +220,6 @@ type netuseRun struct {
 	sums bool
 }
 
-// procRun is netuseRun under the name the attribute tests still use.
-type procRun = netuseRun
-
 // startProc runs netuse proc --json every 300 ms in ns and returns once it
 // has reported its first interval.
 func startProc(t *testing.T, ns string, args ...string) *netuseRun {

@@ -8,12 +8,13 @@ import (
 // The vocabulary every stage shares, each type said once, in the order
 // data meets it: the kernel's interface counters (counter) of traffic;
 // the packets the sniff stage decodes from captured frames (packet,
-// direction) and what the capture says of itself (captureStats); and what
-// the command line chose (mode, options).
+// direction) and what the capture says of itself (captureStats); what
+// the command line chose (mode, options); the ends of conversations
+// (flow), the processes traffic is credited to (process), and why some is
+// credited to none (reason).
 //
-// Shared types that still live with the stage that first needed them:
-// flow, reason and process (attribute.go), the accountant's records;
-// usage and report (render.go), a row and one interval's rows; captured
+// The output's vocabulary is report.go's: a row (usage) and one
+// interval's rows (report). Types that live with their stage: captured
 // (proc.go), proc mode's capture record of an interval; filter (view.go);
 // clock (tick.go).
 
@@ -118,4 +119,53 @@ type options struct {
 	mode     mode          // proc, conn: the command, for messages
 	conns    bool          // proc, conn: the accountant makes connection rows (see view)
 	states   bool          // conn: the resolver reads TCP states for them
+}
+
+// flow is one end of a conversation, seen from this host.
+type flow struct {
+	proto         uint8 // 6 TCP, 17 UDP
+	local, remote netip.AddrPort
+}
+
+// reason says why traffic has no process.
+type reason uint8
+
+const (
+	attributed   reason = iota
+	noSocket            // no socket in the table matches the flow
+	noOwner             // the socket has no process: closed, TIME_WAIT, or its process is gone
+	notReadable         // the socket's process could not be read (no CAP_SYS_PTRACE)
+	notTCPUDP           // not TCP or UDP over IP, or not decodable
+	notForHost          // addressed to another host, seen in promiscuous mode
+	tableFull           // a new flow while the flow table was full (see maxFlows)
+	lostFragment        // an IP fragment after the first whose first fragment was not seen
+	numReasons
+)
+
+// reasonKey names a reason in NDJSON; reasonName in the table.
+var (
+	reasonKey  = [numReasons]string{"", "no_socket", "no_owner", "not_readable", "not_tcp_udp", "not_for_host", "flow_table_full", "fragment_unmatched"}
+	reasonName = [numReasons]string{"", "(no socket)", "(no owner)", "(not readable)", "(not TCP/UDP)", "(not for host)", "(flow table full)", "(fragment unmatched)"}
+)
+
+// process owns traffic: a process, or for pid 0 a reason it has none.
+// Everything but the counters is set once, when it is found.
+type process struct {
+	pid     int
+	start   uint64    // start time in clock ticks after boot; pid and start identify a process
+	started time.Time // start, as a time; zero if not known
+	name    string    // as ps -o comm shows it, from /proc/<pid>/comm
+	user    string
+	cmdline string
+	netns   uint64 // the network namespace's inode number; 0 if unknown
+	cgroup  string // the cgroup path, which names the container or service
+	foreign bool   // in another network namespace than the host's (pid 1's): a container
+	reason  reason // why pid 0 rows have no process
+
+	cur   traffic // since the last report; guarded by accountant.mu
+	total traffic // since netuse started; guarded by accountant.mu
+
+	live     string // the name at the last read of /proc (pipeline.report); only the reporting goroutine touches these three
+	liveRead uint64 // the report that read it; 0: never read
+	nsName   string // foreign: the name ip netns gives its namespace; "" if none
 }

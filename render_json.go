@@ -55,11 +55,7 @@ type (
 		Name      string `json:"name"`
 		User      string `json:"user"`
 		Cmdline   string `json:"cmdline"`
-		Reason    string `json:"reason,omitempty"`
-		Netns     uint64 `json:"netns"`
-		NetnsName string `json:"netns_name,omitempty"`
-		Cgroup    string `json:"cgroup"`
-		Container string `json:"container"`
+		ownerPlace
 		trafficFields
 	}
 	// connRecord is a connection end's row, or with pid 0 and no proto the
@@ -79,12 +75,17 @@ type (
 		StartTime  string `json:"start_time,omitempty"`
 		Name       string `json:"name"`
 		User       string `json:"user"`
-		Reason     string `json:"reason,omitempty"`
-		Netns      uint64 `json:"netns"`
-		NetnsName  string `json:"netns_name,omitempty"`
-		Cgroup     string `json:"cgroup"`
-		Container  string `json:"container"`
+		ownerPlace
 		trafficFields
+	}
+	// ownerPlace is why a row has no process, and where its process is:
+	// the fields proc's and conn's records share, in this order.
+	ownerPlace struct {
+		Reason    string `json:"reason,omitempty"`
+		Netns     uint64 `json:"netns"`
+		NetnsName string `json:"netns_name,omitempty"`
+		Cgroup    string `json:"cgroup"`
+		Container string `json:"container"`
 	}
 	// groupRecord is a group's row (--by): only its keys are present.
 	groupRecord struct {
@@ -161,7 +162,7 @@ func (s *jsonSink) write(b *bytes.Buffer, rep report, v rowView) {
 		case rep.mode == modeProc:
 			p := u.proc
 			enc.Encode(procRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user, Cmdline: p.cmdline,
-				Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: s.containerOf(p.cgroup), trafficFields: tf})
+				ownerPlace: placeOf(p, s.containerOf), trafficFields: tf})
 		case rep.mode == modeTotal:
 			ifaces := rep.ifaces
 			if ifaces == nil {
@@ -254,11 +255,17 @@ func unixUTC(ns int64) string {
 	return utcOf(time.Unix(0, ns))
 }
 
+// placeOf is process p's ownerPlace; container names its cgroup's
+// container.
+func placeOf(p *process, container func(string) string) ownerPlace {
+	return ownerPlace{Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: container(p.cgroup)}
+}
+
 // newConnRecord is conn row u's record.
 func newConnRecord(head recordHead, u usage, tf trafficFields, container func(string) string) connRecord {
 	p := u.proc
 	r := connRecord{recordHead: head, Pid: p.pid, StartTime: utcOf(p.started), Name: u.name, User: p.user,
-		Reason: reasonKey[p.reason], Netns: p.netns, NetnsName: p.nsName, Cgroup: p.cgroup, Container: container(p.cgroup), trafficFields: tf}
+		ownerPlace: placeOf(p, container), trafficFields: tf}
 	if c := u.conn; c != nil && c.proto != 0 {
 		r.Proto = "tcp"
 		if c.proto == 17 {

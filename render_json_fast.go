@@ -16,27 +16,18 @@ import (
 // appendJSON appends r as one JSON object and a newline, as
 // json.Encoder.Encode writes it.
 func (r *connRecord) appendJSON(b []byte) []byte {
-	b = append(b, `{"type":`...)
-	b = appendJSONString(b, r.Type)
-	b = append(b, `,"ts":`...)
-	b = appendJSONString(b, r.TS)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, int64(r.Seq), 10)
-	b = append(b, `,"interval":`...)
-	b = appendJSONFloat(b, r.Interval)
+	b = appendJSONString(append(b, `{"type":`...), r.Type)
+	b = appendJSONString(append(b, `,"ts":`...), r.TS)
+	b = strconv.AppendInt(append(b, `,"seq":`...), int64(r.Seq), 10)
+	b = appendJSONFloat(append(b, `,"interval":`...), r.Interval)
 	if r.Partial {
 		b = append(b, `,"partial":true`...)
 	}
-	b = append(b, `,"proto":`...)
-	b = appendJSONString(b, r.Proto)
-	b = append(b, `,"local_addr":`...)
-	b = appendJSONString(b, r.LocalAddr)
-	b = append(b, `,"local_port":`...)
-	b = strconv.AppendUint(b, uint64(r.LocalPort), 10)
-	b = append(b, `,"remote_addr":`...)
-	b = appendJSONString(b, r.RemoteAddr)
-	b = append(b, `,"remote_port":`...)
-	b = strconv.AppendUint(b, uint64(r.RemotePort), 10)
+	b = appendJSONString(append(b, `,"proto":`...), r.Proto)
+	b = appendJSONString(append(b, `,"local_addr":`...), r.LocalAddr)
+	b = strconv.AppendUint(append(b, `,"local_port":`...), uint64(r.LocalPort), 10)
+	b = appendJSONString(append(b, `,"remote_addr":`...), r.RemoteAddr)
+	b = strconv.AppendUint(append(b, `,"remote_port":`...), uint64(r.RemotePort), 10)
 	for _, f := range []struct{ key, v string }{
 		{`,"remote_name":`, r.RemoteName}, {`,"state":`, r.State}, {`,"first_seen":`, r.FirstSeen}, {`,"last_seen":`, r.LastSeen},
 	} {
@@ -45,26 +36,20 @@ func (r *connRecord) appendJSON(b []byte) []byte {
 			b = appendJSONString(b, f.v)
 		}
 	}
-	b = append(b, `,"pid":`...)
-	b = strconv.AppendInt(b, int64(r.Pid), 10)
+	b = strconv.AppendInt(append(b, `,"pid":`...), int64(r.Pid), 10)
 	if r.StartTime != "" {
 		b = append(b, `,"start_time":`...)
 		b = appendJSONString(b, r.StartTime)
 	}
-	b = append(b, `,"name":`...)
-	b = appendJSONString(b, r.Name)
-	b = append(b, `,"user":`...)
-	b = appendJSONString(b, r.User)
+	b = appendJSONString(append(b, `,"name":`...), r.Name)
+	b = appendJSONString(append(b, `,"user":`...), r.User)
 	if r.Reason != "" {
 		b = append(b, `,"reason":`...)
 		b = appendJSONString(b, r.Reason)
 	}
-	b = append(b, `,"netns":`...)
-	b = strconv.AppendUint(b, r.Netns, 10)
-	b = append(b, `,"cgroup":`...)
-	b = appendJSONString(b, r.Cgroup)
-	b = append(b, `,"container":`...)
-	b = appendJSONString(b, r.Container)
+	b = strconv.AppendUint(append(b, `,"netns":`...), r.Netns, 10)
+	b = appendJSONString(append(b, `,"cgroup":`...), r.Cgroup)
+	b = appendJSONString(append(b, `,"container":`...), r.Container)
 	t := &r.trafficFields
 	for _, f := range []struct {
 		key string
@@ -73,14 +58,10 @@ func (r *connRecord) appendJSON(b []byte) []byte {
 		b = append(b, f.key...)
 		b = strconv.AppendUint(b, f.v, 10)
 	}
-	b = append(b, `,"rx_rate":`...)
-	b = appendJSONFloat(b, t.RxRate)
-	b = append(b, `,"tx_rate":`...)
-	b = appendJSONFloat(b, t.TxRate)
-	b = append(b, `,"rx_total":`...)
-	b = strconv.AppendUint(b, t.RxTotal, 10)
-	b = append(b, `,"tx_total":`...)
-	b = strconv.AppendUint(b, t.TxTotal, 10)
+	b = appendJSONFloat(append(b, `,"rx_rate":`...), t.RxRate)
+	b = appendJSONFloat(append(b, `,"tx_rate":`...), t.TxRate)
+	b = strconv.AppendUint(append(b, `,"rx_total":`...), t.RxTotal, 10)
+	b = strconv.AppendUint(append(b, `,"tx_total":`...), t.TxTotal, 10)
 	return append(b, "}\n"...)
 }
 

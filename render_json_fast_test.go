@@ -14,12 +14,12 @@ var connRecords = []connRecord{
 	{recordHead: recordHead{Type: "conn", TS: "2026-12-01T18:00:00.000Z", Seq: 3, Interval: 1.000012},
 		Proto: "tcp", LocalAddr: "192.0.2.10", LocalPort: 40000, RemoteAddr: "2001:db8::7", RemotePort: 443,
 		RemoteName: "peer.example", State: "ESTABLISHED", FirstSeen: "2026-12-01T17:59:58.123Z", LastSeen: "2026-12-01T18:00:00.001Z",
-		Pid: 4242, StartTime: "2026-12-01T17:00:00.000Z", Name: "curl", User: "alice", Netns: 4026531840,
-		Cgroup: "/user.slice/user-1000.slice/session-3.scope", Container: "session-3.scope",
+		Pid: 4242, StartTime: "2026-12-01T17:00:00.000Z", Name: "curl", User: "alice",
+		ownerPlace:    ownerPlace{Netns: 4026531840, Cgroup: "/user.slice/user-1000.slice/session-3.scope", Container: "session-3.scope"},
 		trafficFields: trafficFields{counts: counts{RxBytes: 30000, TxBytes: 1000, RxPackets: 20, TxPackets: 10}, RxRate: 29999.64, TxRate: 0.001, RxTotal: 1 << 40, TxTotal: 7}},
 	{recordHead: recordHead{Type: "summary", TS: "x", Seq: 1, Interval: 0.25, Partial: true},
-		Pid: 0, Name: "(not TCP/UDP)", Reason: "not_tcp_udp", trafficFields: trafficFields{RxRate: 1e-7, TxRate: 1e22}},
-	{recordHead: recordHead{Type: "conn"}, Proto: "udp", Name: "evil\x1b[2J\n\"<b>&\\", User: "\xff\xfe bytes", Cgroup: "/a\u2028b",
+		Pid: 0, Name: "(not TCP/UDP)", ownerPlace: ownerPlace{Reason: "not_tcp_udp"}, trafficFields: trafficFields{RxRate: 1e-7, TxRate: 1e22}},
+	{recordHead: recordHead{Type: "conn"}, Proto: "udp", Name: "evil\x1b[2J\n\"<b>&\\", User: "\xff\xfe bytes", ownerPlace: ownerPlace{Cgroup: "/a\u2028b"},
 		RemoteName: "ü.example", trafficFields: trafficFields{RxRate: 123456789.125, TxRate: math.Pi}},
 }
 

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+)
+
+// The counting programs' instructions, written with cilium/ebpf's asm
+// package: the map layout and stack offsets they use are declared in
+// attribute_count_linux.go, which loads them.
+
+// countProgram returns the instructions of the egress (half cvTx) or
+// ingress (half cvRx) program. R6 holds the skb, R7 its len, R8 its
+// packets on the wire, R9 their L3 bytes. Every path ends in "return 1".
+func countProgram(half int16) asm.Instructions {
+	ld := func(dst asm.Register, off int16, size asm.Size) asm.Instruction {
+		return asm.LoadMem(dst, asm.R6, off, size)
+	}
+	// loadBytes copies n bytes of the packet at offset R2 to fpHdr.
+	loadBytes := func(n int32) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, fpHdr),
+			asm.Mov.Imm(asm.R4, n),
+			asm.FnSkbLoadBytes.Call(),
+		}
+	}
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpFrags, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpFragBytes, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, fpKey+ckCookie, asm.R0, asm.DWord),
+		ld(asm.R1, 40, asm.Word), // __sk_buff.ifindex
+		asm.StoreMem(asm.RFP, fpKey+ckIfindex, asm.R1, asm.Word),
+		ld(asm.R7, 0, asm.Word),   // __sk_buff.len
+		ld(asm.R8, 164, asm.Word), // __sk_buff.gso_segs
+		asm.Mov.Reg(asm.R9, asm.R7),
+		asm.JGT.Imm(asm.R8, 1, "gso"),
+		asm.Mov.Imm(asm.R8, 1),
+		asm.JLE.Imm(asm.R7, fragFloor, "count"),
+
+		// Longer than its device's MTU, a datagram leaves (and came) in
+		// fragments: ⌈payload / ((mtu - fh) &^ 7)⌉ of them, each with a
+		// header of fh bytes (IPv4: the first one's length; IPv6: 40 and
+		// an 8-byte fragment header).
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.StoreMem(asm.RFP, fpMTUKey, asm.R0, asm.DWord),
+		ld(asm.R1, 40, asm.Word),
+		asm.StoreMem(asm.RFP, fpMTUKey+8, asm.R1, asm.Word),
+		asm.StoreImm(asm.RFP, fpMTUKey+12, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("mtus"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpMTUKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "count"),
+		asm.LoadMem(asm.R8, asm.R0, 0, asm.Word), // R8: the MTU, for now
+		asm.JLE.Reg(asm.R7, asm.R8, "one"),
+		asm.Mov.Imm(asm.R2, 0),
+	}
+	insns = append(insns, loadBytes(1)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "one"),
+	)
+	insns = append(insns, ipVersion(4, "frag4", 6, "one")...)
+	insns = append(insns,
+		asm.Mov.Imm(asm.R2, 40), // R2: the L3 header
+		asm.Mov.Imm(asm.R3, 48), // R3: a fragment's header
+		asm.Ja.Label("frag"),
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.Byte).WithSymbol("frag4"),
+		asm.And.Imm(asm.R2, 0xf),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.Mov.Reg(asm.R4, asm.R8).WithSymbol("frag"),
+		asm.Sub.Reg(asm.R4, asm.R3),
+		asm.And.Imm(asm.R4, -8), // R4: payload bytes a fragment carries
+		asm.JSLE.Imm(asm.R4, 0, "one"),
+		asm.Mov.Reg(asm.R5, asm.R7),
+		asm.Sub.Reg(asm.R5, asm.R2), // R5: the payload
+		asm.Mov.Reg(asm.R0, asm.R5),
+		asm.Add.Reg(asm.R0, asm.R4),
+		asm.Sub.Imm(asm.R0, 1),
+		asm.Div.Reg(asm.R0, asm.R4),
+		asm.JLE.Imm(asm.R0, 1, "one"),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.Mov.Reg(asm.R9, asm.R0),
+		asm.Mul.Reg(asm.R9, asm.R3),
+		asm.Add.Reg(asm.R9, asm.R5),
+		asm.Mov.Reg(asm.R1, asm.R8),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, fpFrags, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R9),
+		asm.Sub.Reg(asm.R1, asm.R7),
+		asm.StoreMem(asm.RFP, fpFragBytes, asm.R1, asm.DWord),
+		asm.Ja.Label("count"),
+		asm.Mov.Imm(asm.R8, 1).WithSymbol("one"),
+		asm.Ja.Label("count"),
+
+		// A GSO skb leaves (or came) as gso_segs segments, each with its
+		// own IP and TCP (or UDP) header: wire = len + (segs-1)·hdr. IPv6
+		// extension headers are not counted in hdr.
+		asm.Mov.Imm(asm.R2, 0).WithSymbol("gso"),
+	)
+	insns = append(insns, loadBytes(16)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "count"),
+	)
+	insns = append(insns, ipVersion(6, "gso6", 4, "count")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.Byte),
+		asm.And.Imm(asm.R2, 0xf),
+		asm.LSh.Imm(asm.R2, 2),
+		asm.LoadMem(asm.R3, asm.RFP, fpHdr+9, asm.Byte), // IPv4 protocol
+		asm.Ja.Label("l4"),
+		asm.Mov.Imm(asm.R2, 40).WithSymbol("gso6"),
+		asm.LoadMem(asm.R3, asm.RFP, fpHdr+6, asm.Byte), // IPv6 next header
+		asm.JNE.Imm(asm.R3, unix.IPPROTO_UDP, "tcp").WithSymbol("l4"),
+		asm.Add.Imm(asm.R2, 8),
+		asm.Ja.Label("hdr"),
+		asm.JNE.Imm(asm.R3, unix.IPPROTO_TCP, "count").WithSymbol("tcp"),
+		asm.StoreMem(asm.RFP, fpL3, asm.R2, asm.DWord),
+		asm.Add.Imm(asm.R2, 12), // TCP data offset
+	)
+	insns = append(insns, loadBytes(1)...)
+	insns = append(insns,
+		asm.JNE.Imm(asm.R0, 0, "count"),
+		asm.LoadMem(asm.R2, asm.RFP, fpL3, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Add.Reg(asm.R2, asm.R1),
+		asm.Mov.Reg(asm.R1, asm.R8).WithSymbol("hdr"),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.Mul.Reg(asm.R1, asm.R2),
+		asm.Add.Reg(asm.R9, asm.R1),
+
+		// Add to the entry, or make it.
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts").WithSymbol("count"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "insert"),
+	)
+	xadd := func(off int16, src asm.Register) asm.Instruction {
+		// StoreXAdd writes at dst+0; an offset needs the raw instruction.
+		ins := asm.StoreXAdd(asm.R0, src, asm.DWord)
+		ins.Offset = off
+		return ins
+	}
+	// addTo adds this skb to the entry at R0. Atomic: the same socket's
+	// packets may come in an interrupt on this CPU while a program for it
+	// runs (a TCP ACK sent from softirq).
+	addTo := func() asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Imm(asm.R1, 1),
+			xadd(half+chPackets, asm.R1),
+			xadd(half+chBytes, asm.R7),
+			xadd(half+chSegs, asm.R8),
+			xadd(half+chWire, asm.R9),
+			asm.LoadMem(asm.R1, asm.RFP, fpFrags, asm.DWord),
+			asm.JEq.Imm(asm.R1, 0, "allow"),
+			xadd(half+chFrags, asm.R1),
+			asm.LoadMem(asm.R1, asm.RFP, fpFragBytes, asm.DWord),
+			xadd(half+chFragBytes, asm.R1),
+			asm.Ja.Label("allow"),
+		}
+	}
+	insns = append(insns, addTo()...)
+	// A new entry: this CPU's value is this skb, the other CPUs' zero.
+	insns = append(insns, asm.Mov.Imm(asm.R1, 0).WithSymbol("insert"))
+	for off := int16(0); off < cvSize; off += 8 {
+		insns = append(insns, asm.StoreMem(asm.RFP, fpValue+off, asm.R1, asm.DWord))
+	}
+	insns = append(insns,
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.StoreMem(asm.RFP, fpValue+cvNetns, asm.R0, asm.DWord),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, fpValue+half+chPackets, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chBytes, asm.R7, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chSegs, asm.R8, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chWire, asm.R9, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpFrags, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chFrags, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpFragBytes, asm.DWord),
+		asm.StoreMem(asm.RFP, fpValue+half+chFragBytes, asm.R1, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, fpValue),
+		asm.Mov.Imm(asm.R4, unix.BPF_NOEXIST),
+		asm.FnMapUpdateElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		// Made meanwhile by an interrupt on this CPU, or the map is full.
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "full"),
+	)
+	insns = append(insns, addTo()...)
+	insns = append(insns, countLost(lostMapFull, "full")...)
+	return append(insns,
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+		asm.Return(),
+	)
+}
+
+// ipVersion returns the instructions that read the IP version of the
+// header at fpHdr into R1 and jump to label if it is v, to neither if it
+// is not other either.
+func ipVersion(v int32, label string, other int32, neither string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JEq.Imm(asm.R1, v, label),
+		asm.JNE.Imm(asm.R1, other, neither),
+	}
+}
+
+// countLost returns the instructions, starting at label, that add one to
+// lost[index] and go on to "allow".
+func countLost(index int32, label string) asm.Instructions {
+	inc := asm.StoreXAdd(asm.R0, asm.R1, asm.DWord)
+	return asm.Instructions{
+		asm.StoreImm(asm.RFP, fpLostKey, int64(index), asm.Word).WithSymbol(label),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("lost"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpLostKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+		asm.Mov.Imm(asm.R1, 1),
+		inc,
+	}
+}
+
+// closedProgram returns the instructions of the cgroup/sock_release
+// program: the socket's cookie and the time to the ring (BPF_RB_NO_WAKEUP:
+// the reader looks at each collect), or one more lost record.
+func closedProgram() asm.Instructions {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, -16, asm.R0, asm.DWord),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.RFP, -8, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("closed"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.Mov.Imm(asm.R3, 16),
+		asm.Mov.Imm(asm.R4, 1), // BPF_RB_NO_WAKEUP
+		asm.FnRingbufOutput.Call(),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
+	}
+	insns = append(insns, countLost(lostRing, "ringfull")...)
+	return append(insns,
+		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
+		asm.Return(),
+	)
+}
