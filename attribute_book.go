@@ -303,7 +303,9 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 			return r.ofRecord(o), until
 		}
 	}
-	if open {
+	if found {
+		// Open, or in TIME_WAIT with its file still open (a shutdown for
+		// writing, then the peer's FIN: the socket keeps its cookie).
 		return r.recordedOpen(s), 0
 	}
 	return nil, 0

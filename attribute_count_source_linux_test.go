@@ -326,7 +326,15 @@ func TestSourceAuto(t *testing.T) {
 	if at := linkAttachTypes(t, p.cmd.Process.Pid); !slices.Contains(at, 0) || !slices.Contains(at, 1) {
 		t.Errorf("proc --source auto's cgroup links attach as %v; want ingress (0) and egress (1) among them", at)
 	}
-	p.stop(t)
+	srv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7454")
+	srv.expect(t, "listening")
+	udp := startHelper(t, n.a, "send", "udp", "192.0.2.2:7454", "10000")
+	udp.expect(t, "sent")
+	p.intervals(t, 2)
+	p.stop(t) // the rows add up, and the summary adds up the intervals
+	if _, tx, _ := p.credited(udp.cmd.Process.Pid); tx < 10000 {
+		t.Errorf("the UDP sender was credited with tx %d, it sent 10000 bytes of payload", tx)
+	}
 	cmd := inNS(n.a, netuseBinary(t), "proc", "--iface", "veth-a", "--source", "auto", "--owners", "proc", "--count", "1", "--interval", "100ms", "--json")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

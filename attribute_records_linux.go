@@ -55,6 +55,10 @@ type kernelOwners struct {
 	// drained has a value when the reader, asked by catchUp, has read
 	// every record written before the asking
 	drained chan struct{}
+	// catching is held by catchUp: the resolver's pass and its openings
+	// call it from two goroutines, and each must wait for its own flush,
+	// not take the signal of the other's, given before its records were in
+	catching sync.Mutex
 	cgroups *cgroupPaths // names the cgroups of the records
 }
 
@@ -133,6 +137,8 @@ func (k *kernelOwners) run() {
 // socket tables: a socket that had closed by then was recorded closed
 // before it left the table.
 func (k *kernelOwners) catchUp() {
+	k.catching.Lock()
+	defer k.catching.Unlock()
 	select { // a signal left by an earlier call that gave up waiting
 	case <-k.drained:
 	default:

@@ -255,7 +255,7 @@ func completionCases(t *testing.T) []completionCase {
 	cases := []completionCase{
 		{"netuse proc --so", []string{"--sort", "--source"}},
 		{"netuse proc --source ", []string{"capture", "kernel", "auto"}},
-		{"netuse conn --source ", []string{"capture", "auto"}},
+		{"netuse conn --source ", []string{"capture", "kernel", "auto"}},
 		{"netuse --units ", []string{"bytes", "bits"}},
 		{"netuse --units b", []string{"bytes", "bits"}},
 		{"netuse ", cmds},
