@@ -59,7 +59,7 @@ type kernelOwners struct {
 	// call it from two goroutines, and each must wait for its own flush,
 	// not take the signal of the other's, given before its records were in
 	catching sync.Mutex
-	cgroups *cgroupPaths // names the cgroups of the records
+	cgroups  *cgroupPaths // names the cgroups of the records
 }
 
 // errNoBPF wraps every reason the kernel path cannot run.
