@@ -118,10 +118,10 @@ func BenchmarkCountProgramsUDP(b *testing.B) {
 	const datagrams, size = 200000, 64
 	benchCountPrograms(b, func(b *testing.B, n *countNet, cg *os.File) uint64 {
 		srv := startCounted(b, cg, n.b, "count-bind", "udp", "192.0.2.2:7501")
-		srv.said(b, "listening")
+		srv.expect(b, "listening")
 		h := startCounted(b, cg, n.a, "count-udp-send", "192.0.2.2:7501", strconv.Itoa(size), strconv.Itoa(datagrams))
-		h.said(b, "cookie")
-		h.said(b, "done")
+		h.expect(b, "cookie")
+		h.expect(b, "done")
 		h.end()
 		srv.end()
 		return datagrams * size
@@ -133,12 +133,12 @@ func BenchmarkCountProgramsTCP(b *testing.B) {
 	const bytes = 1 << 30
 	benchCountPrograms(b, func(b *testing.B, n *countNet, cg *os.File) uint64 {
 		srv := startCounted(b, cg, n.b, "count-tcp-recv", "192.0.2.2:7502")
-		srv.said(b, "listening")
+		srv.expect(b, "listening")
 		h := startCounted(b, cg, n.a, "count-tcp-send", "192.0.2.2:7502", strconv.Itoa(bytes))
-		h.said(b, "cookie")
-		h.said(b, "done")
+		h.expect(b, "cookie")
+		h.expect(b, "done")
 		h.end()
-		srv.said(b, "got")
+		srv.expect(b, "got")
 		srv.end()
 		return bytes
 	})

@@ -273,27 +273,16 @@ func TestConnSourceKernel(t *testing.T) {
 	}
 	r.intervals(t, 3)
 	r.stop(t)
-	defer func() {
-		if t.Failed() {
-			r.dump(t)
-		}
-	}()
+	r.dumpIfFailed(t)
 	for i, c := range clients4 {
-		rx, _, pids, last := r.connection("tcp", addr4, c)
-		if rx < size || len(pids) != 1 || !pids[srv4.cmd.Process.Pid] {
-			t.Errorf("IPv4 connection %d, accepted by a server older than netuse: rx %d (the client sent %d), credited to %v, want only pid %d", i+1, rx, size, pids, srv4.cmd.Process.Pid)
-		}
+		last := r.creditedEnd(t, fmt.Sprintf("IPv4 connection %d, accepted by a server older than netuse", i+1), addr4, c, true, size, srv4.cmd.Process.Pid)
 		if last.State == "" || last.State == "LISTEN" {
 			t.Errorf("IPv4 connection %d: state %q, want a connection's", i+1, last.State)
 		}
 	}
 	for i, c := range clients6 {
-		rx, _, pids, _ := r.connection("tcp", addr6, c)
-		if rx < size || len(pids) != 1 || !pids[srv6.cmd.Process.Pid] {
-			t.Errorf("IPv6 loopback connection %d, accepted by a server older than netuse: rx %d (the client sent %d), credited to %v, want only pid %d", i+1, rx, size, pids, srv6.cmd.Process.Pid)
-		}
-		_, tx, pids, _ := r.connection("tcp", c, addr6)
-		if tx < size || len(pids) != 1 || pids[srv6.cmd.Process.Pid] || pids[0] {
+		r.creditedEnd(t, fmt.Sprintf("IPv6 loopback connection %d, accepted by a server older than netuse", i+1), addr6, c, true, size, srv6.cmd.Process.Pid)
+		if _, tx, pids, _ := r.connection("tcp", c, addr6); tx < size || len(pids) != 1 || pids[srv6.cmd.Process.Pid] || pids[0] {
 			t.Errorf("IPv6 loopback client %d: tx %d (it sent %d), credited to %v", i+1, tx, size, pids)
 		}
 	}
@@ -392,22 +381,11 @@ func TestOlderServer(t *testing.T) {
 			proc.intervals(t, 1)
 			conn.stop(t)
 			proc.stop(t)
-			defer func() {
-				if t.Failed() {
-					conn.dump(t)
-				}
-			}()
+			conn.dumpIfFailed(t)
 			for k, end := range ends {
-				rx, _, pids, _ := conn.connection("tcp", addr, end)
-				if rx < size || len(pids) != 1 || !pids[srv.cmd.Process.Pid] {
-					t.Errorf("conn: the server's end of connection %d: rx %d (its client sent %d), credited to %v, want only pid %d", k+1, rx, size, pids, srv.cmd.Process.Pid)
-				}
-				if c.cliNS != n.a {
-					continue // the client's end is in b: not of netuse's namespace
-				}
-				_, tx, pids, _ := conn.connection("tcp", end, addr)
-				if tx < size || len(pids) != 1 || !pids[clients[k].cmd.Process.Pid] {
-					t.Errorf("conn: the client's end of connection %d: tx %d (it sent %d), credited to %v, want only pid %d", k+1, tx, size, pids, clients[k].cmd.Process.Pid)
+				conn.creditedEnd(t, fmt.Sprintf("conn: the server's end of connection %d", k+1), addr, end, true, size, srv.cmd.Process.Pid)
+				if c.cliNS == n.a { // else the client's end is in b: not of netuse's namespace
+					conn.creditedEnd(t, fmt.Sprintf("conn: the client's end of connection %d", k+1), end, addr, false, size, clients[k].cmd.Process.Pid)
 				}
 			}
 			if rx, _, _ := proc.credited(srv.cmd.Process.Pid); rx < 2*size {
@@ -415,4 +393,29 @@ func TestOlderServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// creditedEnd checks that the TCP connection end local-remote moved at
+// least size bytes in (rx) or out, all credited to pid, and returns its
+// last record.
+func (r *netuseRun) creditedEnd(t *testing.T, what string, local, remote netip.AddrPort, rx bool, size uint64, pid int) connRecord {
+	t.Helper()
+	in, out, pids, last := r.connection("tcp", local, remote)
+	got, dir := in, "rx"
+	if !rx {
+		got, dir = out, "tx"
+	}
+	if got < size || len(pids) != 1 || !pids[pid] {
+		t.Errorf("%s: %s %d (%d sent), credited to %v, want only pid %d", what, dir, got, size, pids, pid)
+	}
+	return last
+}
+
+// dumpIfFailed logs every conn row at the end of a test that failed.
+func (r *netuseRun) dumpIfFailed(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			r.dump(t)
+		}
+	})
 }

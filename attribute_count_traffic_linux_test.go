@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -150,50 +149,13 @@ func countCgroup(t testing.TB, attach func(dir *os.File) ([]*link.RawLink, error
 // first instruction on (CLONE_INTO_CGROUP).
 func startCounted(t testing.TB, cg *os.File, ns string, args ...string) *helper {
 	t.Helper()
-	cmd := inNS(ns, childArgv("traffic", args...)...)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
-	t.Cleanup(func() { h.end() })
-	return h
-}
-
-// said is helper.expect for a test or a benchmark: it waits for the
-// helper's next line and checks its first word.
-func (h *helper) said(t testing.TB, word string) string {
-	t.Helper()
-	if !h.lines.Scan() {
-		t.Fatalf("helper %v ended before saying %q", h.cmd.Args[5:], word)
-	}
-	line := h.lines.Text()
-	if !strings.HasPrefix(line, word) {
-		t.Fatalf("helper %v said %q, want %q", h.cmd.Args[5:], line, word)
-	}
-	return line
-}
-
-// end closes the helper's standard input and waits for it to exit.
-func (h *helper) end() {
-	h.stdin.Close()
-	done := make(chan struct{})
-	go func() { h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		h.cmd.Process.Kill()
-		<-done
-	}
+	return startChild(t, cg, ns, args...)
 }
 
 // cookieOf reads the cookie a helper printed ("cookie N").
 func cookieOf(t testing.TB, h *helper) uint64 {
 	t.Helper()
-	v, err := strconv.ParseUint(strings.TrimPrefix(h.said(t, "cookie"), "cookie "), 10, 64)
+	v, err := strconv.ParseUint(strings.TrimPrefix(h.expect(t, "cookie"), "cookie "), 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,16 +429,16 @@ func TestCountLoopback(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		tcpAddr, udpAddr := net.JoinHostPort(host, "7411"), net.JoinHostPort(host, "7412")
 		srv := startCounted(t, cg, n.a, "count-tcp-recv", tcpAddr)
-		srv.said(t, "listening")
+		srv.expect(t, "listening")
 		udp := startCounted(t, cg, n.a, "count-bind", "udp", udpAddr)
-		udp.said(t, "listening")
+		udp.expect(t, "listening")
 		for _, args := range [][]string{{"count-tcp-send", tcpAddr, strconv.Itoa(8 << 20)}, {"count-udp-send", udpAddr, "1000", "200"}} {
 			h := startCounted(t, cg, n.a, args...)
-			h.said(t, "cookie")
-			h.said(t, "done")
+			h.expect(t, "cookie")
+			h.expect(t, "done")
 			h.end()
 		}
-		srv.said(t, "got")
+		srv.expect(t, "got")
 		srv.end()
 		udp.end()
 	}
@@ -529,7 +491,7 @@ func TestCountRingFull(t *testing.T) {
 	cg := countCgroup(t, p.attach)
 	const sockets = 500
 	h := startCounted(t, cg, "", "count-sockets", strconv.Itoa(sockets))
-	h.said(t, "done")
+	h.expect(t, "done")
 	h.end()
 	if _, err := c.collect(nil); err != nil {
 		t.Fatal(err)

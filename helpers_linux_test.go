@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -166,30 +167,45 @@ type helper struct {
 // until the test ends, so that netuse can find it while it reports.
 func startHelper(t *testing.T, ns string, args ...string) *helper {
 	t.Helper()
+	return startChild(t, nil, ns, args...)
+}
+
+// startChild is startHelper for a test or a benchmark, the helper inside
+// cgroup cg from its first instruction on (CLONE_INTO_CGROUP) if cg is
+// not nil.
+func startChild(t testing.TB, cg *os.File, ns string, args ...string) *helper {
+	t.Helper()
 	cmd := inNS(ns, childArgv("traffic", args...)...)
 	cmd.Stderr = os.Stderr
+	if cg != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	h := &helper{cmd: cmd, args: args, stdin: stdin, lines: bufio.NewScanner(stdout)}
-	t.Cleanup(func() {
-		h.stdin.Close()
-		done := make(chan struct{})
-		go func() { h.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			h.cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(h.end)
 	return h
 }
 
+// end closes the helper's standard input and waits for it to exit, 5 s
+// at most before it is killed.
+func (h *helper) end() {
+	h.stdin.Close()
+	done := make(chan struct{})
+	go func() { h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		h.cmd.Process.Kill()
+		<-done
+	}
+}
+
 // expect waits for the helper's next line and checks its first word.
-func (h *helper) expect(t *testing.T, word string) string {
+func (h *helper) expect(t testing.TB, word string) string {
 	t.Helper()
 	if !h.lines.Scan() {
 		t.Fatalf("helper %v ended before saying %q", h.args, word)
