@@ -69,9 +69,10 @@ type ownerBook struct {
 	ring    []flow               // the keys of closed, in the order they closed, for eviction
 	next    int                  // the ring's oldest entry once it is full
 	dropped uint64               // records dropped to stay in the bounds
-	// gone holds closed sockets' owners by cookie, for --source kernel's
-	// last counts of a socket, if keepGone; goneRing their cookies, oldest
-	// first, to keep at most maxClosed
+	// gone holds closed sockets' owners by cookie: every one if keepGone
+	// (--source kernel's last counts of a socket), else the TCP sockets
+	// whose record has no local port (add); goneRing their cookies,
+	// oldest first, to keep at most maxClosed
 	keepGone bool
 	gone     map[uint64]goneSock
 	goneRing []uint64
@@ -119,7 +120,10 @@ func (b *ownerBook) add(ev ownerEvent) {
 	// bytes (the creator's record keeps its opening time).
 	o.closed = ev.at
 	key := flow{ev.proto, ev.local, ev.remote}
-	if o.pid != 0 && b.keepGone {
+	// A TCP socket that reached TIME_WAIT before its file closed has
+	// given its port back (its record's local port is 0): it is found by
+	// the cookie its TIME_WAIT twin keeps.
+	if o.pid != 0 && (b.keepGone || (ev.proto == 6 && ev.local.Port() == 0)) {
 		b.addGone(ev.cookie, goneSock{o, key})
 	}
 	if ev.pid == 0 || !ev.local.IsValid() {
@@ -305,8 +309,14 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 	}
 	if found {
 		// Open, or in TIME_WAIT with its file still open (a shutdown for
-		// writing, then the peer's FIN: the socket keeps its cookie).
-		return r.recordedOpen(s), 0
+		// writing, then the peer's FIN: the socket keeps its cookie), or
+		// closed since by the record kept by that cookie.
+		if p := r.recordedOpen(s); p != nil {
+			return p, 0
+		}
+		if g, ok := r.book.goneOwner(s.cookie); ok && s.cookie != 0 {
+			return r.ofRecord(g.sockOwner), 0
+		}
 	}
 	return nil, 0
 }
