@@ -139,16 +139,9 @@ func (k *kernelSource) findOwners() {
 			continue
 		}
 		seen[d.Cookie] = true
-		if _, ok := k.owners[d.Cookie]; ok {
-			continue
+		if _, ok := k.known(d.Cookie); !ok {
+			missing = append(missing, d.Cookie)
 		}
-		if _, ok := k.book.openOwner(d.Cookie, 0); ok {
-			continue
-		}
-		if _, ok := k.book.goneOwner(d.Cookie); ok {
-			continue
-		}
-		missing = append(missing, d.Cookie)
 	}
 	if len(missing) == 0 {
 		return

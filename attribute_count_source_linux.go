@@ -321,24 +321,31 @@ func sub0(a, b uint64) uint64 {
 	return a - b
 }
 
-// owner returns the process of d's socket: the one found before, else
-// from the kernel's records (the open socket's creator, the closed one's
-// closer); "(no owner)" if it has neither (findOwners looked for it).
+// owner returns the process of d's socket; "(no owner)" if it has none
+// (findOwners looked for it).
 func (k *kernelSource) owner(d countDelta) *process {
-	p, ok := k.owners[d.Cookie]
-	if ok && p.pid != 0 {
-		return p
-	}
-	if o, found := k.book.openOwner(d.Cookie, 0); found {
-		return k.keep(d.Cookie, k.procOf(o))
-	}
-	if g, found := k.book.goneOwner(d.Cookie); found {
-		return k.keep(d.Cookie, k.procOf(g.sockOwner))
-	}
-	if ok {
+	if p, ok := k.known(d.Cookie); ok {
 		return p
 	}
 	return k.nobody[noOwner]
+}
+
+// known returns the owner of the socket with this cookie: one found
+// before, else from the kernel's records (the open socket's creator, the
+// closed one's closer), else "(no owner)" if findOwners gave up on it;
+// false if none of these knows it.
+func (k *kernelSource) known(cookie uint64) (*process, bool) {
+	p, ok := k.owners[cookie]
+	if ok && p.pid != 0 {
+		return p, true
+	}
+	if o, found := k.book.openOwner(cookie, 0); found {
+		return k.keep(cookie, k.procOf(o)), true
+	}
+	if g, found := k.book.goneOwner(cookie); found {
+		return k.keep(cookie, k.procOf(g.sockOwner)), true
+	}
+	return p, ok
 }
 
 // keep remembers p as the owner of the open socket with this cookie.
