@@ -2,12 +2,8 @@ package main
 
 import (
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // snapLen is how much of each frame the capture keeps: enough for Ethernet,
@@ -15,46 +11,64 @@ import (
 // its options (14 + 4 + 40 + 64 + 60 = 182).
 const snapLen = 192
 
-// decoder turns frames into packets with gopacket's DecodingLayerParser
-// over layers allocated once, so decoding allocates nothing per frame. It
-// keeps state, the fragment table, so each goroutine needs its own.
+// decoder turns frames into packets, reading in place the headers netuse
+// needs and no others: Ethernet and its VLAN tags, IPv4 and IPv6 (their
+// extension headers, fragments, and IP inside IP), and the ports of TCP
+// and UDP. It allocates nothing per frame. It keeps state, the fragment
+// table, so each goroutine needs its own.
+//
+// It is written by hand rather than with gopacket's layers, whose package
+// initialisation fills 65,536-entry tables that every netuse process
+// would carry (about 9.6 MiB of resident memory, with nothing decoded
+// yet); the tests check it against gopacket and a plain reading
+// (FuzzDecode).
 type decoder struct {
-	eth     layers.Ethernet
-	vlan    layers.Dot1Q
-	ip4     ipv4Layer
-	ip6     ipv6Header
-	ip6ext  layers.IPv6ExtensionSkipper
-	ip6frag ipv6Fragment
-	tcp     tcpHeader
-	udp     layers.UDP
-	fromEth *gopacket.DecodingLayerParser
-	fromIP4 *gopacket.DecodingLayerParser
-	fromIP6 *gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
-	frags   *fragTable       // datagrams whose first fragment was seen; nil until a fragment comes
-	now     func() time.Time // read for fragments only (sniff_frag.go)
+	// The fields of the last header of each kind read whole in the
+	// current frame, for sniff_frag.go; a header cut short leaves them.
+	ip4      ipv4Fields
+	ip6      ipv6Fields
+	ip6frag  ipv6FragFields
+	tcpFlags uint8            // CWR ECE URG ACK PSH RST SYN FIN, high bit first
+	frags    *fragTable       // datagrams whose first fragment was seen; nil until a fragment comes
+	now      func() time.Time // read for fragments only (sniff_frag.go)
 }
 
-func newDecoder() *decoder {
-	d := &decoder{decoded: make([]gopacket.LayerType, 0, 8), now: time.Now}
-	// ip6frag after ip6ext, whose class holds the fragment header too:
-	// the later layer decodes a type.
-	all := []gopacket.DecodingLayer{&d.eth, &d.vlan, &d.ip4, &d.ip6, &d.ip6ext, &d.ip6frag, &d.tcp, &d.udp}
-	for _, p := range []struct {
-		parser **gopacket.DecodingLayerParser
-		first  gopacket.LayerType
-	}{
-		{&d.fromEth, layers.LayerTypeEthernet},
-		{&d.fromIP4, layers.LayerTypeIPv4},
-		{&d.fromIP6, layers.LayerTypeIPv6},
-	} {
-		*p.parser = gopacket.NewDecodingLayerParser(p.first, all...)
-		// Stop quietly at a layer with no decoder (payload, ICMP, fragment);
-		// what was decoded up to there is in d.decoded.
-		(*p.parser).IgnoreUnsupported = true
-	}
-	return d
+type ipv4Fields struct {
+	src, dst [4]byte
+	proto    uint8
+	id       uint16
+	offset   uint16 // in 8-byte units; 0: the first fragment, or none
+	more     bool   // the MF flag: more fragments follow
 }
+
+type ipv6Fields struct{ src, dst [16]byte }
+
+// ipv6FragFields is the IPv6 fragment header (RFC 8200 4.5).
+type ipv6FragFields struct {
+	next   uint8
+	offset uint16 // in 8-byte units; 0: the first fragment
+	more   bool   // the M flag: more fragments follow
+	id     uint32
+}
+
+// EtherTypes and IP protocol numbers the decoder reads.
+const (
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86dd
+	etherVLAN = 0x8100 // 802.1Q
+	etherQinQ = 0x88a8 // 802.1ad
+
+	ipHopByHop = 0
+	ipInIPv4   = 4
+	ipTCP      = 6
+	ipUDP      = 17
+	ipInIPv6   = 41
+	ipRouting  = 43
+	ipFragment = 44
+	ipDestOpts = 60
+)
+
+func newDecoder() *decoder { return &decoder{now: time.Now} }
 
 // decode reads f into p, the one place a packet record is filled. A frame
 // that is not TCP or UDP over IP, or that cannot be decoded, still has its
@@ -68,142 +82,170 @@ func (d *decoder) decode(f *frame, p *packet) {
 		// proc matches iface.
 		p.length -= 14
 	}
-	parser := d.fromEth
-	if f.rawIP {
-		switch layers.EthernetType(f.proto) {
-		case layers.EthernetTypeIPv4:
-			parser = d.fromIP4
-		case layers.EthernetTypeIPv6:
-			parser = d.fromIP6
-		default:
+	et, b := f.proto, f.data
+	if !f.rawIP {
+		if len(b) < 14 {
 			return
 		}
+		et, b = binary.BigEndian.Uint16(b[12:]), b[14:]
+		for et == etherVLAN || et == etherQinQ {
+			if len(b) < 4 {
+				return
+			}
+			et, b = binary.BigEndian.Uint16(b[2:]), b[4:]
+		}
 	}
-	d.decoded = d.decoded[:0]
-	if err := parser.DecodeLayers(f.data, &d.decoded); err != nil && len(d.decoded) == 0 {
-		return
+	switch et {
+	case etherIPv4:
+		d.ip(f, p, ipInIPv4, b)
+	case etherIPv6:
+		d.ip(f, p, ipInIPv6, b)
 	}
+}
+
+// ip reads the IP headers from b, whose first is next (ipInIPv4 or
+// ipInIPv6), down to TCP's or UDP's ports. Every header read takes at
+// least 8 bytes of b, so the walk ends.
+func (d *decoder) ip(f *frame, p *packet, next uint8, b []byte) {
 	var src, dst netip.Addr
 	// fragOf is 4 or 6 when the last IP header has fragment fields: IPv4's
-	// own, or an IPv6 fragment header's. Each layer overwrites d.ip4 and
-	// d.ip6, so only the last IP header's fields are still there.
+	// own, or an IPv6 fragment header's.
 	fragOf := 0
-	prev := gopacket.LayerTypeZero
-	for _, t := range d.decoded {
-		switch t {
-		case layers.LayerTypeIPv6HopByHop, layers.LayerTypeIPv6Routing, layers.LayerTypeIPv6Destination, layers.LayerTypeIPv6Fragment:
-			if prev == layers.LayerTypeIPv4 {
-				return // IPv6's numbers in IPv4's protocol field: no such packet
+	afterIPv4 := false
+walk:
+	for {
+		switch next {
+		case ipInIPv4:
+			rest, ok := d.ipv4(b)
+			if !ok {
+				break walk
 			}
-			if t == layers.LayerTypeIPv6Fragment {
-				fragOf = 6
-			}
-		case layers.LayerTypeIPv4:
 			src, dst = netip.AddrFrom4(d.ip4.src), netip.AddrFrom4(d.ip4.dst)
 			fragOf = 0
 			if d.ip4.more || d.ip4.offset != 0 {
 				fragOf = 4
 			}
-		case layers.LayerTypeIPv6:
+			if d.ip4.offset != 0 {
+				break walk // no transport header in a later fragment
+			}
+			next, b, afterIPv4 = d.ip4.proto, rest, true
+			continue
+		case ipInIPv6:
+			n, rest, ok := d.ipv6(b)
+			if !ok {
+				break walk
+			}
 			src, dst = netip.AddrFrom16(d.ip6.src).Unmap(), netip.AddrFrom16(d.ip6.dst).Unmap()
 			if src.Is4() != dst.Is4() {
 				return // one IPv4-mapped address: no socket has such a flow (RFC 4291 2.5.5.2)
 			}
 			fragOf = 0
-		case layers.LayerTypeTCP:
-			p.ok, p.proto = src.IsValid() && dst.IsValid(), 6
-			p.src = netip.AddrPortFrom(src, d.tcp.sport)
-			p.dst = netip.AddrPortFrom(dst, d.tcp.dport)
-		case layers.LayerTypeUDP:
-			p.ok, p.proto = src.IsValid() && dst.IsValid(), 17
-			p.src = netip.AddrPortFrom(src, uint16(d.udp.SrcPort))
-			p.dst = netip.AddrPortFrom(dst, uint16(d.udp.DstPort))
+			next, b = n, rest
+		case ipHopByHop, ipRouting, ipDestOpts:
+			if afterIPv4 {
+				return // IPv6's numbers in IPv4's protocol field: no such packet
+			}
+			if len(b) < 2 || len(b) < (int(b[1])+1)*8 {
+				break walk
+			}
+			next, b = b[0], b[(int(b[1])+1)*8:]
+		case ipFragment:
+			if afterIPv4 {
+				return
+			}
+			if len(b) < 8 {
+				break walk
+			}
+			// b[1] is reserved: ignored on receipt (RFC 8200 4.5).
+			h := &d.ip6frag
+			h.next, h.offset, h.more = b[0], binary.BigEndian.Uint16(b[2:4])>>3, b[3]&1 != 0
+			h.id = binary.BigEndian.Uint32(b[4:8])
+			fragOf = 6
+			if h.offset != 0 {
+				break walk // no transport header in a later fragment
+			}
+			next, b = h.next, b[8:]
+		case ipTCP:
+			// The data offset counts 32-bit words: at least the 5 of the
+			// fixed header, and within what was captured (RFC 9293 3.1).
+			// The options are not read: Linux takes a segment with a
+			// malformed one (tcp_parse_options stops at it), and so its
+			// bytes are the connection's.
+			if len(b) < 20 || int(b[12]>>4)*4 < 20 || int(b[12]>>4)*4 > len(b) {
+				break walk
+			}
+			d.tcpFlags = b[13]
+			d.ports(p, ipTCP, b, src, dst)
+			break walk
+		case ipUDP:
+			// A length of 1 to 7 is shorter than the header itself: no
+			// UDP datagram (RFC 768), dropped by Linux (udp_rcv's
+			// short_packet). 0 is an IPv6 jumbogram's (RFC 2675 4).
+			if len(b) < 8 {
+				break walk
+			}
+			if n := binary.BigEndian.Uint16(b[4:]); n > 0 && n < 8 {
+				break walk
+			}
+			d.ports(p, ipUDP, b, src, dst)
+			break walk
+		default:
+			break walk
 		}
-		prev = t
+		afterIPv4 = false
 	}
 	if fragOf != 0 {
 		d.fragment(f, p, fragOf == 6, src, dst)
 	}
 }
 
-// ipv6Header decodes the fixed IPv6 header alone and leaves every
-// extension header to the skipper. gopacket's IPv6 layer decodes a
-// hop-by-hop header itself, allocating for each option (every MLD report
-// has one), and does not skip it when it holds a jumbo payload option, so
-// that the ports came from the option's bytes (FuzzDecode found both).
-type ipv6Header struct {
-	src, dst [16]byte
-	next     layers.IPProtocol
-	payload  []byte
+func (d *decoder) ports(p *packet, proto uint8, b []byte, src, dst netip.Addr) {
+	p.ok, p.proto = true, proto
+	p.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(b[0:]))
+	p.dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(b[2:]))
 }
 
-var (
-	errIPv6Short   = errors.New("IPv6 header cut short")
-	errIPv6Version = errors.New("not IP version 6")
-	errIPv6Length  = errors.New("IPv6 payload length 0 without a hop-by-hop header")
-)
-
-func (h *ipv6Header) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv6 }
-
-func (h *ipv6Header) NextLayerType() gopacket.LayerType { return h.next.LayerType() }
-
-func (h *ipv6Header) LayerPayload() []byte { return h.payload }
-
-func (h *ipv6Header) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 40 {
-		df.SetTruncated()
-		return errIPv6Short
+// ipv4 reads an IPv4 header into d.ip4 and returns its payload, within
+// the datagram's total length (an Ethernet frame pads a short one). A
+// total length of 0 is a segmentation offload's (TSO, BIG TCP): the rest
+// is the payload. Options are skipped unread.
+func (d *decoder) ipv4(b []byte) ([]byte, bool) {
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return nil, false
 	}
-	if data[0]>>4 != 6 {
-		return errIPv6Version
+	hl, total := int(b[0]&0xf)*4, int(binary.BigEndian.Uint16(b[2:]))
+	if total == 0 {
+		total = len(b)
 	}
-	// A payload length of 0 is a jumbogram's (RFC 2675), whose length is in
-	// a hop-by-hop option; a frame may also be cut by the snap length.
-	// Either way the rest is the payload.
-	n, next := int(binary.BigEndian.Uint16(data[4:6])), layers.IPProtocol(data[6])
-	if n == 0 && next != layers.IPProtocolIPv6HopByHop {
-		return errIPv6Length
+	if hl < 20 || hl > total || hl > len(b) {
+		return nil, false
 	}
-	// Fields are written only now: a header inside another that fails
-	// leaves the outer one's.
-	copy(h.src[:], data[8:24])
-	copy(h.dst[:], data[24:40])
-	h.next, h.payload = next, data[40:]
-	if n != 0 && n < len(h.payload) {
-		h.payload = h.payload[:n]
+	if total < len(b) {
+		b = b[:total]
 	}
-	return nil
+	h := &d.ip4
+	h.src, h.dst, h.proto = [4]byte(b[12:16]), [4]byte(b[16:20]), b[9]
+	h.id = binary.BigEndian.Uint16(b[4:])
+	h.offset, h.more = binary.BigEndian.Uint16(b[6:])&0x1fff, b[6]&0x20 != 0
+	return b[hl:], true
 }
 
-// tcpHeader decodes a TCP header's ports and nothing else. gopacket's TCP
-// layer also parses the options and refuses a segment with a malformed
-// one (an option length of 0: FuzzDecode found it), which Linux accepts
-// all the same (tcp_parse_options stops at it): its bytes belong to the
-// connection, and netuse counted them as not TCP.
-type tcpHeader struct {
-	sport, dport uint16
-	flags        uint8 // CWR ECE URG ACK PSH RST SYN FIN, high bit first
-}
-
-var (
-	errTCPShort  = errors.New("TCP header cut short")
-	errTCPOffset = errors.New("TCP data offset out of range")
-)
-
-func (h *tcpHeader) CanDecode() gopacket.LayerClass    { return layers.LayerTypeTCP }
-func (h *tcpHeader) NextLayerType() gopacket.LayerType { return gopacket.LayerTypeZero }
-func (h *tcpHeader) LayerPayload() []byte              { return nil }
-
-func (h *tcpHeader) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 20 {
-		df.SetTruncated()
-		return errTCPShort
+// ipv6 reads the fixed IPv6 header into d.ip6 and returns its next
+// header and its payload, within the payload length. A payload
+// length of 0 is a jumbogram's (RFC 2675), whose length is in a
+// hop-by-hop option, or a frame cut by the snap length: the rest is the
+// payload.
+func (d *decoder) ipv6(b []byte) (next uint8, payload []byte, ok bool) {
+	if len(b) < 40 || b[0]>>4 != 6 {
+		return 0, nil, false
 	}
-	// The data offset counts 32-bit words: at least the 5 of the fixed
-	// header, and within what was captured (RFC 9293 3.1).
-	if off := int(data[12]>>4) * 4; off < 20 || off > len(data) {
-		return errTCPOffset
+	n, next := int(binary.BigEndian.Uint16(b[4:6])), b[6]
+	if n == 0 && next != ipHopByHop {
+		return 0, nil, false
 	}
-	h.sport, h.dport, h.flags = binary.BigEndian.Uint16(data[0:]), binary.BigEndian.Uint16(data[2:]), data[13]
-	return nil
+	d.ip6.src, d.ip6.dst = [16]byte(b[8:24]), [16]byte(b[24:40])
+	if n != 0 && 40+n < len(b) {
+		b = b[:40+n]
+	}
+	return next, b[40:], true
 }

@@ -14,14 +14,9 @@ package main
 // inner flow, the later ones, which hold no inner header, as unmatched.
 
 import (
-	"encoding/binary"
-	"errors"
 	"hash/maphash"
 	"net/netip"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 const (
@@ -203,73 +198,4 @@ func (t *fragTable) clear(s int) {
 			s = j
 		}
 	}
-}
-
-// ipv4Layer is gopacket's IPv4 layer, but it goes on to the transport
-// header in a first fragment (more fragments, offset 0), which carries it;
-// gopacket stops at every fragment. It also keeps the fields netuse reads
-// of the last header decoded without error: gopacket's fields may hold
-// those of a header inside it that failed.
-type ipv4Layer struct {
-	layers.IPv4
-	src, dst [4]byte
-	proto    layers.IPProtocol
-	id       uint16
-	offset   uint16 // in 8-byte units; 0: the first fragment, or none
-	more     bool   // the MF flag: more fragments follow
-}
-
-func (l *ipv4Layer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if err := l.IPv4.DecodeFromBytes(data, df); err != nil {
-		return err
-	}
-	l.src, l.dst, l.proto = [4]byte(l.SrcIP), [4]byte(l.DstIP), l.Protocol
-	l.id, l.offset, l.more = l.Id, l.FragOffset, l.Flags&layers.IPv4MoreFragments != 0
-	return nil
-}
-
-func (l *ipv4Layer) NextLayerType() gopacket.LayerType {
-	if l.offset != 0 {
-		return gopacket.LayerTypeFragment // no transport header: stop
-	}
-	return l.proto.LayerType()
-}
-
-// ipv6Fragment is the IPv6 fragment header (RFC 8200 4.5), which goes on
-// to the next header in a first fragment only. gopacket's extension
-// skipper goes on in every fragment, so that it read a later fragment's
-// data as a UDP header (FuzzDecode found it), and takes the reserved byte
-// for a length.
-type ipv6Fragment struct {
-	next    layers.IPProtocol
-	offset  uint16 // in 8-byte units; 0: the first fragment
-	more    bool   // the M flag: more fragments follow
-	id      uint32
-	payload []byte
-}
-
-var errFragShort = errors.New("IPv6 fragment header cut short")
-
-func (h *ipv6Fragment) CanDecode() gopacket.LayerClass { return layers.LayerTypeIPv6Fragment }
-func (h *ipv6Fragment) LayerPayload() []byte           { return h.payload }
-
-func (h *ipv6Fragment) NextLayerType() gopacket.LayerType {
-	if h.offset != 0 {
-		return gopacket.LayerTypeFragment // no transport header: stop
-	}
-	return h.next.LayerType()
-}
-
-func (h *ipv6Fragment) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	if len(data) < 8 {
-		df.SetTruncated()
-		return errFragShort
-	}
-	// data[1] is reserved: ignored on receipt (RFC 8200 4.5).
-	h.next = layers.IPProtocol(data[0])
-	h.offset = binary.BigEndian.Uint16(data[2:4]) >> 3
-	h.more = data[3]&1 != 0
-	h.id = binary.BigEndian.Uint32(data[4:8])
-	h.payload = data[8:]
-	return nil
 }
