@@ -402,6 +402,9 @@ func (h countHalf) minus(o countHalf) countHalf {
 
 // readClosed moves the closed sockets' records from the ring to closing.
 func (c *sockCounter) readClosed() error {
+	if c.reader.AvailableBytes() == 0 {
+		return nil // this goroutine alone reads the ring: nothing is half-read
+	}
 	if err := c.reader.Flush(); err != nil {
 		return fmt.Errorf("read closed sockets: %w", err)
 	}

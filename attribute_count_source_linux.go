@@ -49,6 +49,7 @@ type kernelSource struct {
 	book   *ownerBook
 	procOf func(sockOwner) *process
 	globs  []string
+	ifSeen uint64 // the interface notifications pick last saw (ifaceWatch)
 	own    uint64 // netuse's network namespace's cookie
 	tables *cookieTables
 	// the fields below are the reporting goroutine's
@@ -136,6 +137,9 @@ func startKernelSource(globs []string, rec *ownerRecords, find owners, conns boo
 // pick sets the interfaces to report on to those globs pick now; first:
 // an error if a glob matches none.
 func (k *kernelSource) pick(first bool) error {
+	if changed := watchedIfaces().changed(&k.ifSeen); !changed && !first {
+		return nil
+	}
 	picked, names, err := pickIfaces(k.globs)
 	if err != nil {
 		return err
@@ -244,10 +248,12 @@ func (ifc *kernelIface) view(d countDelta) traffic {
 // and of what no socket moved, and their bytes to totals; for conn, to
 // conns each socket's row.
 func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]usage, []usage, flowTotals, error) {
-	k.book.sync() // the records of sockets made since the last report
 	var err error
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
+	}
+	if k.needRecords() {
+		k.book.sync() // the records of sockets made since the last report
 	}
 	k.tables.newReport()
 	if k.conns != nil {
@@ -328,6 +334,23 @@ func (k *kernelSource) owner(d countDelta) *process {
 		return p
 	}
 	return k.nobody[noOwner]
+}
+
+// needRecords says whether the report needs the kernel's records of
+// sockets up to now: for a socket it has no owner for yet, and for conn,
+// whose closed sockets' endpoints are in their records. A report that
+// needs none (an idle machine's, or one of sockets all known) does not
+// wait for the reader.
+func (k *kernelSource) needRecords() bool {
+	if len(k.deltas) > 0 && k.conns != nil {
+		return true
+	}
+	for _, d := range k.deltas {
+		if p, ok := k.owners[d.Cookie]; !ok || p.pid == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // known returns the owner of the socket with this cookie: one found

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	psnet "github.com/shirou/gopsutil/v3/net"
 )
@@ -17,22 +18,16 @@ func readCounters() ([]counter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read interface counters: %w", err)
 	}
-	loop, down, index := map[string]bool{}, map[string]bool{}, map[string]int{}
-	if ifs, err := net.Interfaces(); err == nil {
-		for _, i := range ifs {
-			index[i.Name] = i.Index
-			loop[i.Name] = i.Flags&net.FlagLoopback != 0
-			down[i.Name] = i.Flags&net.FlagUp == 0 || i.Flags&net.FlagRunning == 0
-		}
-	}
+	ls := linkFlags()
 	cs := make([]counter, 0, len(stats))
 	for _, s := range stats {
+		l := ls[s.Name]
 		cs = append(cs, counter{
 			name:     s.Name,
-			index:    index[s.Name],
-			loopback: loop[s.Name] || s.Name == "lo",
+			index:    l.index,
+			loopback: l.loopback || s.Name == "lo",
 			virtual:  isVirtual(s.Name),
-			down:     down[s.Name],
+			down:     l.down,
 			traffic: traffic{
 				rxBytes: s.BytesRecv, txBytes: s.BytesSent,
 				rxPackets: s.PacketsRecv, txPackets: s.PacketsSent,
@@ -42,6 +37,41 @@ func readCounters() ([]counter, error) {
 		})
 	}
 	return cs, nil
+}
+
+// linkInfo is what readCounters takes of an interface besides its counters.
+type linkInfo struct {
+	index          int
+	loopback, down bool
+}
+
+// links holds the interfaces' links as last listed, listed again when
+// the interfaces changed (ifaceWatch), not at every read.
+var links struct {
+	sync.Mutex
+	seen uint64
+	by   map[string]linkInfo
+}
+
+// linkFlags returns every interface's index and flags by name; an
+// interface it cannot list is left out (its counters still count).
+func linkFlags() map[string]linkInfo {
+	links.Lock()
+	defer links.Unlock()
+	if !watchedIfaces().changed(&links.seen) && links.by != nil {
+		return links.by
+	}
+	by := map[string]linkInfo{}
+	if ifs, err := net.Interfaces(); err == nil {
+		for _, i := range ifs {
+			by[i.Name] = linkInfo{index: i.Index, loopback: i.Flags&net.FlagLoopback != 0,
+				down: i.Flags&net.FlagUp == 0 || i.Flags&net.FlagRunning == 0}
+		}
+	} else {
+		links.seen = 0 // list again next time
+	}
+	links.by = by
+	return by
 }
 
 // delta is what a counter moved from prev to cur. A counter that went down

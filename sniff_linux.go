@@ -50,6 +50,7 @@ type ring struct {
 // nothing is closed or unmapped under a reader.
 type capture struct {
 	globs   []string   // --iface: the interfaces to capture on; none: the default ones (captureIfaces)
+	ifSeen  uint64     // the interface notifications rescan last saw (ifaceWatch)
 	mu      sync.Mutex // guards rings, want and gone; run changes rings, stats reads them
 	rings   []*ring
 	want    []net.Interface   // set by rescan: the interfaces to capture on
@@ -126,11 +127,13 @@ var errNoCapRaw = errors.New("capturing packets needs the CAP_NET_RAW capability
 // openCapture opens a capture ring on each interface that globs pick (see
 // captureIfaces).
 func openCapture(globs []string) (frameSource, error) {
+	var seen uint64
+	watchedIfaces().changed(&seen) // before the list: a change after it is seen by rescan
 	ifaces, err := captureIfaces(globs)
 	if err != nil {
 		return nil, err
 	}
-	c := &capture{done: make(chan struct{}), want: ifaces, globs: globs}
+	c := &capture{done: make(chan struct{}), want: ifaces, globs: globs, ifSeen: seen}
 	for _, i := range ifaces {
 		r, err := openRing(i)
 		if err != nil {
@@ -153,6 +156,12 @@ func openCapture(globs []string) (frameSource, error) {
 // wanted or gone, before it reads on. An interface that cannot be opened
 // is tried at the next rescan.
 func (c *capture) rescan() {
+	c.mu.Lock()
+	open := len(c.rings) == len(c.want)
+	c.mu.Unlock()
+	if !watchedIfaces().changed(&c.ifSeen) && open {
+		return // nothing changed, and no interface waits to be opened again
+	}
 	ifaces, _, err := pickIfaces(c.globs)
 	if err != nil {
 		return

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// ifaceWatch counts the kernel's notifications of links and addresses
+// (rtnetlink's multicast groups) in its namespace, so that a report lists
+// the interfaces again only when one came, went, or changed its flags,
+// MTU or addresses: a list is a netlink dump, and the capture's pick
+// another dump for each interface's addresses, every report.
+type ifaceWatch struct {
+	gen atomic.Uint64 // notifications so far, plus one; never 0
+}
+
+var (
+	ifaceWatchOnce sync.Once
+	ifaceWatcher   *ifaceWatch
+)
+
+// watchedIfaces returns the process's watch, started by its first call in
+// the network namespace of the calling thread (netuse's); nil if the
+// kernel refused the socket, and then every caller lists every time. The
+// watch lives as long as the process: a goroutine that sleeps in the
+// poller until a notification comes.
+func watchedIfaces() *ifaceWatch {
+	ifaceWatchOnce.Do(func() {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
+		if err != nil {
+			return
+		}
+		groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+			unix.Close(fd)
+			return
+		}
+		w := &ifaceWatch{}
+		w.gen.Store(1)
+		go w.run(os.NewFile(uintptr(fd), "rtnetlink"))
+		ifaceWatcher = w
+	})
+	return ifaceWatcher
+}
+
+// run counts each read, whatever it holds: a notification, or ENOBUFS,
+// the kernel's word that some were dropped for want of room. Another
+// error ends the watch, which then reads as changed at every look.
+func (w *ifaceWatch) run(f *os.File) {
+	buf := make([]byte, 16<<10)
+	for {
+		_, err := f.Read(buf)
+		w.gen.Add(1)
+		if err != nil && !errors.Is(err, unix.ENOBUFS) {
+			w.gen.Store(0)
+			return
+		}
+	}
+}
+
+// changed says whether a notification came since the last call with
+// seen (0 at first: changed), and records that this one saw it.
+func (w *ifaceWatch) changed(seen *uint64) bool {
+	if w == nil {
+		return true
+	}
+	g := w.gen.Load()
+	if g != 0 && g == *seen {
+		return false
+	}
+	*seen = g
+	return true
+}
