@@ -26,9 +26,16 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
+
+// oneLine joins an error's lines, for the one line a diagnostic is:
+// yaml's errors run over several.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}
 
 // sink writes reports in one form, and keeps what that form needs from
 // one report to the next: the table (render_table.go), NDJSON
