@@ -30,9 +30,9 @@ import (
 // The rules, as the check applies them:
 //   - A way is the indented block after a line that names it ("A packet's
 //     way ..."). A file is on the way if the block's first column names it
-//     (a line at the block's indentation, up to the first gap of two
-//     spaces); a line may name two files, which then share a place. A file
-//     named only in a description is not on that way.
+//     (a line indented four spaces, up to the first gap of two spaces,
+//     holds only file names); a line may name two files, which then share
+//     a place. A file named only in a description is not on that way.
 //   - A way names a file once: naming it again would be the way itself
 //     returning to it.
 //   - An edge is a use, in one file, of a function or method declared in
@@ -189,6 +189,9 @@ func parseWays(doc string) (ways []way, shared way, err error) {
 			continue
 		}
 		first, _, _ := strings.Cut(strings.TrimSpace(line), "  ")
+		if rest := strings.Trim(goFile.ReplaceAllString(first, ""), ", "); rest != "" {
+			return nil, way{}, fmt.Errorf("the %s's way: %q: the first column names files, two spaces before what they do", cur.name, line)
+		}
 		place := 0
 		if len(cur.order) > 0 {
 			place = cur.place[cur.order[len(cur.order)-1]] + 1
