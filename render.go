@@ -8,7 +8,7 @@ package main
 // escape sequence is ever written. The renderer formats; it never measures.
 //
 // A report's way out, each step in the next file (docs/development.md
-// follows it from the ring; TestWays holds the calls to this order):
+// follows it from the ring, and TestWays holds the calls to its order):
 //
 //	render.go             renderer.render takes the report,
 //	render_ledger.go      which notes its rows among every row of the run;
