@@ -7,18 +7,20 @@ package main
 // --json, stdout holds NDJSON records and nothing else. Off a terminal no
 // escape sequence is ever written. The renderer formats; it never measures.
 //
-// A report's way out, each step in the next file:
+// A report's way out, each step in the next file (docs/development.md
+// follows it from the ring, and TestWays holds the calls to its order):
 //
-//	render.go             renderer.render takes the report
-//	render_ledger.go      which notes its rows among every row of the run
-//	render_prometheus.go  (--textfile, if asked for, from those)
-//	render_json.go        then one sink writes it: NDJSON,
-//	render_table.go       or the table,
-//	render_prometheus.go  or Prometheus's text (metrics.go: its families);
+//	render.go             renderer.render takes the report,
+//	render_ledger.go      which notes its rows among every row of the run;
+//	render_prometheus.go  --textfile, if asked for, from those; then one
+//	                      sink writes it: Prometheus's text,
+//	metrics.go            (the metric families, serve's too)
+//	render_json.go        or NDJSON,
+//	render_json_fast.go   (conn's records, by hand)
+//	render_table.go       or the table;
 //	render_order.go       each sink has the rows it shows in order first,
 //	render_columns.go     the table lays them out in its columns,
-//	render_units.go       their numbers in its units;
-//	render_json_fast.go   NDJSON writes conn's records by hand.
+//	render_units.go       their numbers in its units.
 //
 // render.go then writes what the sink made with one Write.
 
@@ -26,9 +28,16 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
+
+// oneLine joins an error's lines, for the one line a diagnostic is:
+// yaml's errors run over several.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
+}
 
 // sink writes reports in one form, and keeps what that form needs from
 // one report to the next: the table (render_table.go), NDJSON

@@ -92,6 +92,9 @@ var (
 	connStateWide = len("ESTABLISHED")
 )
 
+// groupColumn is each --by key's column in the table.
+var groupColumn = map[string]string{"program": "PROGRAM", "user": "USER", "container": "CONTAINER", "netns": "NETNS", "remote": "REMOTE"}
+
 // textColumns returns the text columns of rep's rows.
 func textColumns(rep report) []string {
 	switch {

@@ -1,10 +1,15 @@
 package main
 
-import "time"
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
 
 // The output's vocabulary: a report, one interval's output, and its rows,
 // which the run loops (proc.go, sample.go, state.go) make and the
-// renderer (render.go) writes.
+// renderer (render.go) writes; and a group row's key (groupKey), which a
+// view (view.go) makes and every sink reads.
 
 // report is one interval's output.
 type report struct {
@@ -78,4 +83,62 @@ func (rep report) attribution() (uint64, float64) {
 		return n, 1
 	}
 	return n, float64(n) / float64(all)
+}
+
+// groupKey is what a group's rows share: the values of its --by keys, the
+// others zero. A process (pid and start) groups the connections of proc's
+// rows when the view is made of connections without --by.
+type groupKey struct {
+	program   string
+	user      string
+	container string
+	netns     uint64
+	remote    netip.Addr
+	pid       int
+	start     uint64
+	reason    reason
+}
+
+// groupInfo is a group row's key and what it is made of.
+type groupInfo struct {
+	key     groupKey
+	by      []string // the keys, as --by gave them
+	members int      // rows (processes or connections) in the group this interval
+	// remoteName is the name of key.remote with --resolve, once known
+	remoteName string
+}
+
+// reasonCell returns what the first key's column of group k shows when
+// that key has no value: the reason of a group of no process's traffic,
+// or "" for a group of processes.
+func (k groupKey) reasonCell() string {
+	if !unattributed(k.pid, k.reason) {
+		return ""
+	}
+	return reasonName[k.reason]
+}
+
+// value returns the group's value of key by, as NDJSON carries it.
+func (k groupKey) value(by string) string {
+	switch by {
+	case "program":
+		return k.program
+	case "user":
+		return k.user
+	case "container":
+		return k.container
+	case "netns":
+		if k.netns == 0 {
+			return ""
+		}
+		return strconv.FormatUint(k.netns, 10)
+	case "remote":
+		if !k.remote.IsValid() {
+			return ""
+		}
+		return k.remote.String()
+	case "pid":
+		return strconv.Itoa(k.pid)
+	}
+	return ""
 }

@@ -132,6 +132,42 @@ func (e *exporter) close() {
 	}
 }
 
+// openHistory opens serve's history at path: an error ends serve when
+// another serve writes the file or its schema is newer; any other
+// (a read-only directory) serve says and tries again at each flush.
+func (e *exporter) openHistory(path string, keep [numLevels]time.Duration, now func() time.Time, boot string, stderr io.Writer) error {
+	e.hist = newHistoryStore(path, now, boot, e.keptCounters())
+	e.hist.keep = keep // before open, which writes it
+	e.stderr = stderr
+	moved, err := e.hist.open()
+	if errors.Is(err, errHistoryBusy) || errors.Is(err, errHistoryNewer) {
+		e.hist = nil
+		return err
+	}
+	e.historySaid(moved, err)
+	return nil
+}
+
+// closeHistory takes a last report, writes what is pending and closes
+// the file: it ends with the counters as serve ends.
+func (e *exporter) closeHistory() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hist != nil {
+		if e.err == nil {
+			e.err = e.report()
+		}
+		e.writeHistory()
+		e.hist.close()
+	}
+}
+
+// keptCounters returns the counters of the last read of the interfaces
+// --iface keeps (every interface without it).
+func (e *exporter) keptCounters() []counter {
+	return slices.DeleteFunc(slices.Clone(e.sampler.cur), func(c counter) bool { return len(e.globs) > 0 && !matchAny(e.globs, c.name) })
+}
+
 // refresh takes a report: the interfaces' counters, and the capture's
 // interval added to the totals. It returns the error of any report so far.
 func (e *exporter) refresh() error {
@@ -155,16 +191,22 @@ func (e *exporter) report() error {
 			}
 		}
 	}
-	if e.pipe == nil {
-		e.historyReport(us, nil)
-		return nil
+	var procs []usage
+	var c captured
+	if e.pipe != nil {
+		if procs, _, c, err = e.pipe.report(false); err != nil {
+			return err
+		}
 	}
-	procs, _, c, err := e.pipe.report(false)
-	if err != nil {
-		return err
+	if e.hist != nil {
+		if len(e.globs) > 0 {
+			us = slices.DeleteFunc(us, func(u usage) bool { return !matchAny(e.globs, u.name) })
+		}
+		e.historyReport(us, e.keptCounters(), procs)
 	}
-	e.historyReport(us, procs)
-	e.add(procs, c)
+	if e.pipe != nil {
+		e.add(procs, c)
+	}
 	return nil
 }
 
@@ -374,7 +416,6 @@ func (a *app) runServe(ctx context.Context, o options, so serveOptions) error {
 	return err
 }
 
-// oneLine joins an error's lines: yaml's errors run over several.
 // checkWebConfig checks --web-config's file as exporter-toolkit will read
 // it, and returns the scheme it serves: https with TLS, else http. A
 // password that is no bcrypt hash (the contrib file's placeholder) is said
@@ -405,10 +446,6 @@ func checkWebConfig(path string) (scheme string, err error) {
 		return "https", nil
 	}
 	return "http", nil
-}
-
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " ")), " ")
 }
 
 // lineHandler writes exporter-toolkit's warnings and errors as netuse's

@@ -1,32 +1,10 @@
 package main
 
-import (
-	"errors"
-	"fmt"
-	"io"
-	"slices"
-	"time"
-)
+import "fmt"
 
-// The exporter's side: serve opens the store as it starts, hands it each
-// report, and writes every flush interval and as it ends.
-
-// openHistory opens serve's history at path: an error ends serve when
-// another serve writes the file or its schema is newer; any other
-// (a read-only directory) serve says and tries again at each flush.
-func (e *exporter) openHistory(path string, keep [numLevels]time.Duration, now func() time.Time, boot string, stderr io.Writer) error {
-	cs := slices.DeleteFunc(slices.Clone(e.sampler.cur), func(c counter) bool { return len(e.globs) > 0 && !matchAny(e.globs, c.name) })
-	e.hist = newHistoryStore(path, now, boot, cs)
-	e.hist.keep = keep // before open, which writes it
-	e.stderr = stderr
-	moved, err := e.hist.open()
-	if errors.Is(err, errHistoryBusy) || errors.Is(err, errHistoryNewer) {
-		e.hist = nil
-		return err
-	}
-	e.historySaid(moved, err)
-	return nil
-}
+// The exporter's side of the history: serve opens the store as it starts
+// and closes it as it ends (serve.go); between, it hands the store each
+// report, which writes every flush interval.
 
 // historySaid says on stderr that the file was moved aside, or that
 // writing failed (once, until it works again), or that it works again.
@@ -48,16 +26,11 @@ func (e *exporter) historySaid(moved string, err error) {
 	}
 }
 
-// historyReport hands one report to the store, and writes if it is time.
-func (e *exporter) historyReport(us []usage, procs []usage) {
+// historyReport hands one report to the store: the rows and counters of
+// the interfaces --iface keeps, and the processes' rows; and writes if it
+// is time.
+func (e *exporter) historyReport(us []usage, cs []counter, procs []usage) {
 	h := e.hist
-	if h == nil {
-		return
-	}
-	if len(e.globs) > 0 {
-		us = slices.DeleteFunc(us, func(u usage) bool { return !matchAny(e.globs, u.name) })
-	}
-	cs := slices.DeleteFunc(slices.Clone(e.sampler.cur), func(c counter) bool { return len(e.globs) > 0 && !matchAny(e.globs, c.name) })
 	h.addReport(us, cs, procs)
 	if h.due() {
 		e.writeHistory()
@@ -78,20 +51,6 @@ func (e *exporter) writeHistory() {
 		err = h.write()
 	}
 	e.historySaid(moved, err)
-}
-
-// closeHistory takes a last report, writes what is pending and closes
-// the file: it ends with the counters as serve ends.
-func (e *exporter) closeHistory() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.hist != nil {
-		if e.err == nil {
-			e.err = e.report()
-		}
-		e.writeHistory()
-		e.hist.close()
-	}
 }
 
 // historyFamilies adds the metrics of the history's writing.

@@ -22,9 +22,6 @@ import (
 // groupKeys are the keys --by takes, in the order the help lists them.
 var groupKeys = []string{"program", "user", "container", "netns", "remote"}
 
-// groupColumn is each key's column in the table.
-var groupColumn = map[string]string{"program": "PROGRAM", "user": "USER", "container": "CONTAINER", "netns": "NETNS", "remote": "REMOTE"}
-
 // filter keeps the rows that match every one of its parts given; a part
 // of several values keeps a row that matches any of them.
 type filter struct {
@@ -88,29 +85,6 @@ func (f filter) keep(u usage) bool {
 		}
 	}
 	return true
-}
-
-// groupKey is what a group's rows share: the values of its --by keys, the
-// others zero. A process (pid and start) groups the connections of proc's
-// rows when the view is made of connections without --by.
-type groupKey struct {
-	program   string
-	user      string
-	container string
-	netns     uint64
-	remote    netip.Addr
-	pid       int
-	start     uint64
-	reason    reason
-}
-
-// groupInfo is a group row's key and what it is made of.
-type groupInfo struct {
-	key     groupKey
-	by      []string // the keys, as --by gave them
-	members int      // rows (processes or connections) in the group this interval
-	// remoteName is the name of key.remote with --resolve, once known
-	remoteName string
 }
 
 // maxGroups bounds the groups a view remembers: past it the quarter of
@@ -259,16 +233,6 @@ func (v *view) keyOf(u usage) groupKey {
 	return k
 }
 
-// reasonCell returns what the first key's column of group k shows when
-// that key has no value: the reason of a group of no process's traffic,
-// or "" for a group of processes.
-func (k groupKey) reasonCell() string {
-	if !unattributed(k.pid, k.reason) {
-		return ""
-	}
-	return reasonName[k.reason]
-}
-
 // newGroup makes the row of group k, whose first row is u.
 func (v *view) newGroup(k groupKey, u usage) usage {
 	if v.byProc {
@@ -288,29 +252,4 @@ func (k groupKey) label(by []string) string {
 		parts[0] = k.reasonCell()
 	}
 	return strings.Join(parts, "/")
-}
-
-// value returns the group's value of key by, as NDJSON carries it.
-func (k groupKey) value(by string) string {
-	switch by {
-	case "program":
-		return k.program
-	case "user":
-		return k.user
-	case "container":
-		return k.container
-	case "netns":
-		if k.netns == 0 {
-			return ""
-		}
-		return strconv.FormatUint(k.netns, 10)
-	case "remote":
-		if !k.remote.IsValid() {
-			return ""
-		}
-		return k.remote.String()
-	case "pid":
-		return strconv.Itoa(k.pid)
-	}
-	return ""
 }
