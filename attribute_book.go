@@ -321,31 +321,6 @@ func (r *resolver) fromBook(s socket, found bool, fl flow, at int64) (*process, 
 	return nil, 0
 }
 
-// afterProc looks again in the kernel's records for the flows /proc left
-// without an owner: a socket that closed while /proc was read, or an
-// accepted one whose holder /proc did not show, which takes its
-// listener's owner, the listener open or closed since (a server may close
-// it and serve on: Go closes an unreferenced one when it collects it).
-func (r *resolver) afterProc(x *sockIndex, rs []resolution) {
-	for i := range rs {
-		res := &rs[i]
-		if res.owner == nil {
-			res.owner, res.until = r.fromBook(socket{}, false, res.fl, res.at)
-		}
-		if res.owner != nil || res.inode == 0 {
-			continue
-		}
-		if l, ok := x.listener(res.fl); ok {
-			res.owner = r.recordedOpen(l)
-		}
-		if res.owner == nil { // the listener closed, maybe since the table was read
-			if o, ok := r.book.closedListener(res.fl, res.at); ok {
-				res.owner = r.ofRecord(o)
-			}
-		}
-	}
-}
-
 // recordedOpen returns the owner of the open socket s, if the kernel
 // recorded its birth.
 func (r *resolver) recordedOpen(s socket) *process {

@@ -233,3 +233,30 @@ func (c *kernelConns) report(conns []usage, deltas []countDelta, nobody *process
 
 // wallNow is the time of a conn row's first and last, Unix ns.
 func wallNow() int64 { return time.Now().UnixNano() }
+
+// known returns the owner of the socket with this cookie: one found
+// before, else from the kernel's records (the open socket's creator, the
+// closed one's closer), else "(no owner)" if findOwners gave up on it;
+// false if none of these knows it.
+func (k *kernelSource) known(cookie uint64) (*process, bool) {
+	p, ok := k.owners[cookie]
+	if ok && p.pid != 0 {
+		return p, true
+	}
+	if o, found := k.book.openOwner(cookie, 0); found {
+		return k.keep(cookie, k.procOf(o)), true
+	}
+	if g, found := k.book.goneOwner(cookie); found {
+		return k.keep(cookie, k.procOf(g.sockOwner)), true
+	}
+	return p, ok
+}
+
+// keep remembers p as the owner of the open socket with this cookie.
+func (k *kernelSource) keep(cookie uint64, p *process) *process {
+	if len(k.owners) >= maxOpen {
+		clear(k.owners) // sockets whose close went unrecorded: look again
+	}
+	k.owners[cookie] = p
+	return p
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,20 +50,6 @@ func newNSTables(warn func(string)) *nsTables {
 	t := &nsTables{root: "/proc", ns: map[uint64]*nsTable{}, addrs: map[uint64]map[netip.Addr]bool{}, warn: warn}
 	t.own, _ = netnsOf(t.root + "/self/ns/net")
 	return t
-}
-
-// netnsOf reads a namespace link, "net:[4026531840]", as its inode number.
-func netnsOf(link string) (uint64, bool) {
-	target, err := os.Readlink(link)
-	if err != nil {
-		return 0, false
-	}
-	rest, ok := strings.CutPrefix(target, "net:[")
-	if !ok || !strings.HasSuffix(rest, "]") {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
-	return n, err == nil
 }
 
 // close closes the sock_diag socket of every namespace.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strconv"
 	"strings"
 
@@ -100,4 +101,18 @@ func parseEffectiveUID(status []byte) (uint32, bool) {
 		return uint32(uid), err == nil
 	}
 	return 0, false
+}
+
+// netnsOf reads a namespace link, "net:[4026531840]", as its inode number.
+func netnsOf(link string) (uint64, bool) {
+	target, err := os.Readlink(link)
+	if err != nil {
+		return 0, false
+	}
+	rest, ok := strings.CutPrefix(target, "net:[")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(strings.TrimSuffix(rest, "]"), 10, 64)
+	return n, err == nil
 }

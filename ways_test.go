@@ -11,7 +11,6 @@ import (
 	"go/token"
 	"go/types"
 	"io"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +39,7 @@ import (
 //     interface is not followed: which method runs is known only at run
 //     time, and the interface is a type.
 //   - An edge between two files of a way that goes to an earlier place is
-//     a back-edge, and fails the test, unless knownBackEdges lists its two
-//     files. Files not on a way are outside it.
+//     a back-edge, and fails the test. Files not on a way are outside it.
 //   - The block after "Shared by the ways" names the files every way may
 //     call (the vocabulary, and helpers such as fold.go): none of them may
 //     be on a way, or call a file that is on one.
@@ -95,45 +93,12 @@ func TestWays(t *testing.T) {
 			}
 		}
 	}
-	known := map[[2]string]int{} // back-edges knownBackEdges lists, by its pair
 	for _, w := range ways {
 		for _, e := range backEdges(w, edges) {
-			if pair := [2]string{e.from, e.to}; knownBackEdges[pair] {
-				known[pair]++
-				continue
-			}
 			t.Errorf("%s:%d (%s) calls %s's %s, a file earlier in the %s's way",
 				e.from, e.line, e.caller, e.to, e.callee, w.name)
 		}
 	}
-	for _, pair := range slices.SortedFunc(maps.Keys(knownBackEdges), func(a, b [2]string) int { return strings.Compare(a[0]+" "+a[1], b[0]+" "+b[1]) }) {
-		if n := known[pair]; n > 0 {
-			t.Logf("known: %d back-edges from %s to %s", n, pair[0], pair[1])
-		} else {
-			t.Logf("knownBackEdges lists %s -> %s, which no way has any more: remove it", pair[0], pair[1])
-		}
-	}
-}
-
-// knownBackEdges are the back-edges, by caller's and callee's file, that
-// are known and left for now: all in the attribution stage, which another
-// change reshapes.
-var knownBackEdges = map[[2]string]bool{
-	// The resolver takes the queued flows from the accountant and settles
-	// them back (resolver.passOf), as do TCP openings (resolver.openings).
-	{"attribute.go", "attribute_flows.go"}:          true,
-	{"attribute_openings.go", "attribute_flows.go"}: true,
-	// resolver.afterProc, a step of the ladder, lives with the book.
-	{"attribute_book.go", "attribute_sockindex.go"}: true,
-	// netnsOf (a process's network namespace) lives with the namespaces'
-	// socket tables, whose enumeration uses the records' netnsCookie.
-	{"attribute_records_linux.go", "attribute_netns_linux.go"}:   true,
-	{"attribute_procfs_linux.go", "attribute_netns_linux.go"}:    true,
-	{"attribute_newcomers_linux.go", "attribute_netns_linux.go"}: true,
-	// The newcomers' guess reads /proc through procfs, which notes them.
-	{"attribute_newcomers_linux.go", "attribute_procfs_linux.go"}: true,
-	// The kernel's source and conn's tables each call the other.
-	{"attribute_count_conn_linux.go", "attribute_count_source_linux.go"}: true,
 }
 
 // A way is the files one unit of data passes through, in order.
