@@ -81,6 +81,24 @@ func ipv6Packet(proto uint8, total, l4 int) []byte {
 	return b
 }
 
+// newCounting loads the counting programs with a map of entries and a
+// ring of ring bytes (0: the default size), and opens their counter;
+// the test's end closes both.
+func newCounting(t testing.TB, entries, ring uint32) (*countPrograms, *sockCounter) {
+	t.Helper()
+	p, err := loadCountPrograms(entries, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return p, c
+}
+
 // TestCountProgramsRun runs both skb programs through the verifier and
 // BPF_PROG_TEST_RUN, on packets whose counts are worked out by hand from
 // the rules of the facts file (GSO: len + (segs-1)·hdr; fragments:
@@ -88,16 +106,7 @@ func ipv6Packet(proto uint8, total, l4 int) []byte {
 // allowed and counted as said, in its own socket's entry.
 func TestCountProgramsRun(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 1024, 0)
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -178,16 +187,7 @@ func TestCountProgramsRun(t *testing.T) {
 // last collect is not, and a deleted one's counts start again from zero.
 func TestCountIdleEvicted(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 1024, 0)
 	now := int64(1e12)
 	c.now = func() int64 { return now }
 	send := func() {
@@ -227,16 +227,7 @@ func TestCountIdleEvicted(t *testing.T) {
 // allowed, and counted in lost, not silently dropped.
 func TestCountMapFull(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 2, 0)
 	for i := range 5 { // five sockets: BPF_PROG_TEST_RUN makes one a run
 		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipv4Packet(6, 60, 20)}); err != nil || ret != 1 {
 			t.Fatalf("run %d: %d, %v; want 1 (allow) on a full map too", i, ret, err)

@@ -353,11 +353,7 @@ func socketsHelper() error {
 	if err != nil {
 		return err
 	}
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	s, err := ln.Accept()
+	c, s, err := tcpPair(ln)
 	if err != nil {
 		return err
 	}
@@ -469,8 +465,7 @@ func TestProcOwnersProc(t *testing.T) {
 		}
 	}
 	local, _ := upload(t, n.a, n.b, "192.0.2.2:7035", transfer)
-	p.intervals(t, 3)
-	p.stop(t)
+	p.finish(t)
 	if _, tx, _ := p.credited(local.cmd.Process.Pid); tx < transfer {
 		t.Errorf("the sender was credited with tx %d, it sent %d", tx, transfer)
 	}

@@ -88,13 +88,8 @@ func TestProcShortLivedCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatalf("client loop: %v: %s", err, stderr.String())
 	}
-	pids := map[int]bool{}
-	for _, f := range strings.Fields(string(out)) {
-		pid, _ := strconv.Atoi(f)
-		pids[pid] = true
-	}
-	p.intervals(t, 3)
-	p.stop(t)
+	pids := pidsOf(out)
+	p.finish(t)
 	rows := map[int]bool{}
 	for _, r := range p.procs {
 		if !pids[r.Pid] {

@@ -84,7 +84,7 @@ var netSeq int
 // newNamespaces makes a network namespace for each suffix, named prefix,
 // this process's pid, a sequence number and the suffix, with its loopback
 // up; they are deleted when the test ends.
-func newNamespaces(t *testing.T, prefix string, suffixes ...string) []string {
+func newNamespaces(t testing.TB, prefix string, suffixes ...string) []string {
 	t.Helper()
 	needRoot(t)
 	netSeq++
@@ -99,7 +99,7 @@ func newNamespaces(t *testing.T, prefix string, suffixes ...string) []string {
 }
 
 // run runs a command, and fails the test if it fails.
-func run(t *testing.T, argv ...string) {
+func run(t testing.TB, argv ...string) {
 	t.Helper()
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
@@ -107,7 +107,7 @@ func run(t *testing.T, argv ...string) {
 }
 
 // runAll runs commands, and fails the test at the first that fails.
-func runAll(t *testing.T, cmds ...[]string) {
+func runAll(t testing.TB, cmds ...[]string) {
 	t.Helper()
 	for _, argv := range cmds {
 		run(t, argv...)
@@ -142,7 +142,7 @@ func inNS(ns string, argv ...string) *exec.Cmd {
 }
 
 // ifaceBytes reads an interface's rx and tx byte counters inside a namespace.
-func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
+func ifaceBytes(t testing.TB, ns, iface string) (rx, tx uint64) {
 	t.Helper()
 	out, err := inNS(ns, "cat",
 		"/sys/class/net/"+iface+"/statistics/rx_bytes", "/sys/class/net/"+iface+"/statistics/tx_bytes").Output()
@@ -153,6 +153,27 @@ func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
 	rx, _ = strconv.ParseUint(f[0], 10, 64)
 	tx, _ = strconv.ParseUint(f[1], 10, 64)
 	return rx, tx
+}
+
+// ifaceMark is an interface's byte counters in a namespace, read at a
+// start, to say what the interface moved since.
+type ifaceMark struct {
+	ns, iface string
+	rx, tx    uint64
+}
+
+// markIface reads the counters of iface in ns ("": the test's own).
+func markIface(t testing.TB, ns, iface string) ifaceMark {
+	t.Helper()
+	rx, tx := ifaceBytes(t, ns, iface)
+	return ifaceMark{ns, iface, rx, tx}
+}
+
+// moved returns the bytes the interface received and sent since m.
+func (m ifaceMark) moved(t testing.TB) (rx, tx uint64) {
+	t.Helper()
+	rx, tx = ifaceBytes(t, m.ns, m.iface)
+	return rx - m.rx, tx - m.tx
 }
 
 // helper is a child process that moves traffic (trafficChild).
@@ -424,6 +445,14 @@ func (p *netuseRun) intervals(t *testing.T, n int) {
 	}
 }
 
+// finish waits for three more intervals, which report the last packets
+// moved, then stops netuse as stop does.
+func (p *netuseRun) finish(t *testing.T) {
+	t.Helper()
+	p.intervals(t, 3)
+	p.stop(t)
+}
+
 // stop ends netuse with SIGTERM and checks that it exited cleanly, that it
 // warned of nothing, and that in every interval the rows add up to the
 // bytes captured.
@@ -536,10 +565,11 @@ func (p *netuseRun) ifaceTotal(name string) (rx, tx uint64) {
 	return rx, tx
 }
 
-// within1 checks that got is within 1% of want, and shows p's rows if not.
-func (p *netuseRun) within1(t *testing.T, what string, got, want uint64) {
+// near is near (from lo to hi times want) for a count of p's, and shows
+// p's records if it fails.
+func (p *netuseRun) near(t *testing.T, what string, got, want uint64, lo, hi float64) {
 	t.Helper()
-	if near(t, what, got, want, 0.01) {
+	if near(t, what, got, want, lo, hi) {
 		return
 	}
 	for _, r := range p.procs {
@@ -548,6 +578,15 @@ func (p *netuseRun) within1(t *testing.T, what string, got, want uint64) {
 	for _, c := range p.capts {
 		t.Logf("seq %d captured rx %d tx %d packets %d drops %d", c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.Drops)
 	}
+	p.dump(t)
+}
+
+// creditNear checks that the bytes netuse credited to helper h, rx+tx,
+// are from lo to hi times want.
+func (p *netuseRun) creditNear(t *testing.T, what string, h *helper, want uint64, lo, hi float64) {
+	t.Helper()
+	rx, tx, _ := p.credited(h.cmd.Process.Pid)
+	p.near(t, what, rx+tx, want, lo, hi)
 }
 
 // connection sums the rows of one connection end over the run: its
@@ -576,6 +615,16 @@ func (p *netuseRun) dump(t *testing.T) {
 		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
 			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
 	}
+}
+
+// pidsOf returns the pids in out, a loop's words, as a set.
+func pidsOf(out []byte) map[int]bool {
+	pids := map[int]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(f)
+		pids[pid] = true
+	}
+	return pids
 }
 
 // trafficChild is the traffic helper that the tests run in their
@@ -635,26 +684,13 @@ func runHelper(args []string) error {
 			fmt.Println("got", got)
 			return nil
 		}
-		ln, err := net.Listen("tcp", args[2])
+		_, c, err := acceptOne(args[2])
 		if err != nil {
 			return err
 		}
-		fmt.Println("listening", ln.Addr())
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		got, err := io.Copy(io.Discard, c)
-		fmt.Println("got", got)
-		io.Copy(io.Discard, os.Stdin)
-		return err
+		return recvAll(c)
 	case "serve-send":
-		ln, err := net.Listen("tcp", args[1])
-		if err != nil {
-			return err
-		}
-		fmt.Println("listening", ln.Addr())
-		c, err := ln.Accept()
+		_, c, err := acceptOne(args[1])
 		if err != nil {
 			return err
 		}
@@ -672,11 +708,10 @@ func runHelper(args []string) error {
 		return sendAll(c, n)
 	case "serve-http":
 		n, _ := strconv.Atoi(args[2])
-		ln, err := net.Listen("tcp", args[1])
+		ln, err := listenTCP(args[1])
 		if err != nil {
 			return err
 		}
-		fmt.Println("listening", ln.Addr())
 		body := make([]byte, n)
 		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
 	case "flood":
@@ -710,10 +745,7 @@ func runHelper(args []string) error {
 		if err != nil {
 			return err
 		}
-		got, err := io.Copy(io.Discard, c)
-		fmt.Println("got", got)
-		io.Copy(io.Discard, os.Stdin)
-		return err
+		return recvAll(c)
 	}
 	if ok, err := ownerHelper(args); ok {
 		return err
@@ -725,6 +757,49 @@ func runHelper(args []string) error {
 		return err
 	}
 	return fmt.Errorf("unknown helper %q", args)
+}
+
+// listenTCP listens on addr and says "listening ADDR", the word a test
+// waits for before it connects.
+func listenTCP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Println("listening", ln.Addr())
+	return ln, nil
+}
+
+// acceptOne is listenTCP, then the listener's first connection.
+func acceptOne(addr string) (net.Listener, net.Conn, error) {
+	ln, err := listenTCP(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := ln.Accept()
+	return ln, c, err
+}
+
+// tcpPair connects to ln, which listens on this host, and returns both
+// ends of the connection.
+func tcpPair(ln net.Listener) (c, s net.Conn, err error) {
+	if c, err = net.Dial(ln.Addr().Network(), ln.Addr().String()); err != nil {
+		return nil, nil, err
+	}
+	if s, err = ln.Accept(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
+// recvAll reads c until EOF, says "got N", and keeps the connection until
+// standard input closes.
+func recvAll(c net.Conn) error {
+	got, err := io.Copy(io.Discard, c)
+	fmt.Println("got", got)
+	io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // sendDatagrams sends n bytes over UDP in 1,000-byte datagrams, paced so

@@ -7,7 +7,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"slices"
@@ -51,13 +50,14 @@ func needTool(t testing.TB, name, what string) string {
 	return path
 }
 
-// near checks that got, netuse's count, is within share of want, the
-// kernel's count of the same bytes (0.01 for 1%), logs both either way,
-// and reports whether it is.
-func near(t testing.TB, what string, got, want uint64, share float64) bool {
+// near checks that got, netuse's count, is from lo to hi times want, the
+// kernel's count of the same bytes (0.99 and 1.01: within 1%), logs both
+// either way, and reports whether it is: the one tolerance of the tests.
+func near(t testing.TB, what string, got, want uint64, lo, hi float64) bool {
 	t.Helper()
-	msg := fmt.Sprintf("%s: netuse counted %d, the kernel %d (%.3f%%; want within %.1f%%)", what, got, want, 100*float64(got)/float64(want), 100*share)
-	if want == 0 || math.Abs(float64(got)-float64(want)) > share*float64(want) {
+	ratio := float64(got) / float64(want)
+	msg := fmt.Sprintf("%s: netuse counted %d, the kernel %d (%.3f%%; want %.1f%% to %.1f%%)", what, got, want, 100*ratio, 100*lo, 100*hi)
+	if want == 0 || ratio < lo || ratio > hi {
 		t.Error(msg)
 		return false
 	}

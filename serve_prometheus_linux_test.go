@@ -270,6 +270,6 @@ func promWithin1(t *testing.T, what string, inc, last float64, want uint64, chec
 	t.Helper()
 	t.Logf("%s: the counter's last value %.0f, veth-a's counters %d", what, last, want)
 	if checked {
-		near(t, what+": Prometheus's increase()", uint64(math.Round(inc)), want, 0.01)
+		near(t, what+": Prometheus's increase()", uint64(math.Round(inc)), want, 0.99, 1.01)
 	}
 }
