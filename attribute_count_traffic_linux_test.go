@@ -396,7 +396,7 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 // with. The egress sums are not exact on lo and are only logged: lo
 // passes a GSO skb whole when it fits lo's own GSO limit and segments
 // one that does not, so neither the skb nor the segment view is lo's
-// count (three runs: 850-894 segments and 733-758 skbs for 848-893 packets).
+// count.
 func TestCountLoopback(t *testing.T) {
 	n := newCountNet(t) // lo up, as newNamespaces makes it
 	p, c := newCounting(t, 4096, 0)

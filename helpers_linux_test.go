@@ -4,7 +4,8 @@ package main
 // veth pair (testNet), commands run in one (inNS), this test binary run as
 // a traffic helper there (startHelper, trafficChild), and netuse run there
 // with its NDJSON records read as they come (netuseRun), checked against
-// the interfaces' counters.
+// the interfaces' counters (markIface); servers run there in the
+// background (startBg, startServeNS).
 
 import (
 	"bufio"
@@ -153,6 +154,75 @@ func ifaceBytes(t testing.TB, ns, iface string) (rx, tx uint64) {
 	rx, _ = strconv.ParseUint(f[0], 10, 64)
 	tx, _ = strconv.ParseUint(f[1], 10, 64)
 	return rx, tx
+}
+
+// bgProc is a server run in a namespace until the test ends; out is its
+// stdout and stderr.
+type bgProc struct {
+	cmd  *exec.Cmd
+	out  lockedBuffer
+	done chan struct{} // closed once out has all the process wrote
+}
+
+// startBg starts argv in ns and calls line with each line it writes.
+func startBg(t *testing.T, ns string, line func(string), argv ...string) *bgProc {
+	t.Helper()
+	p := &bgProc{cmd: inNS(ns, argv...), done: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.out.mu.Lock()
+			p.out.b.WriteString(sc.Text() + "\n")
+			p.out.mu.Unlock()
+			line(sc.Text())
+		}
+	}()
+	// ip netns exec execs the program: the command's pid is its.
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done; p.cmd.Wait() })
+	return p
+}
+
+// tail is the last lines of what p wrote.
+func (p *bgProc) tail() string {
+	lines := strings.Split(strings.TrimSuffix(p.out.String(), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-15):], "\n")
+}
+
+// startServeNS starts argv, a netuse serve with --listen 127.0.0.1:0, in
+// ns, and waits for its line that says where it listens, which it
+// returns, host:port.
+func startServeNS(t *testing.T, ns string, argv ...string) (p *bgProc, addr string) {
+	t.Helper()
+	addrs := make(chan string, 1)
+	p = startBg(t, ns, func(line string) {
+		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
+			select {
+			case addrs <- strings.TrimSuffix(a, "/metrics"):
+			default:
+			}
+		}
+	}, argv...)
+	select {
+	case addr = <-addrs:
+	case <-p.done:
+		t.Fatalf("serve ended before it listened:\n%s", p.tail())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not say where it listens within 20 s:\n%s", p.tail())
+	}
+	return p, addr
 }
 
 // ifaceMark is an interface's byte counters in a namespace, read at a
@@ -332,27 +402,17 @@ func (p *netuseRun) read(t *testing.T, stdout io.Reader) {
 		var err error
 		switch head.Type {
 		case "proc":
-			var rec procRecord
-			err = json.Unmarshal(sc.Bytes(), &rec)
-			p.procs = append(p.procs, rec)
+			err = appendRecord(sc.Bytes(), &p.procs)
 		case "conn":
-			var c connRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			p.conns = append(p.conns, c)
+			err = appendRecord(sc.Bytes(), &p.conns)
 		case "group":
-			var g groupRecord
-			err = json.Unmarshal(sc.Bytes(), &g)
-			p.groups = append(p.groups, g)
+			err = appendRecord(sc.Bytes(), &p.groups)
 		case "summary":
 			if p.sums {
-				var rec procRecord
-				err = json.Unmarshal(sc.Bytes(), &rec)
-				p.summary = append(p.summary, rec)
+				err = appendRecord(sc.Bytes(), &p.summary)
 			}
 		case "capture":
-			var c captureRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			p.capts = append(p.capts, c)
+			err = appendRecord(sc.Bytes(), &p.capts)
 			select {
 			case p.newCapt <- struct{}{}:
 			default:
@@ -365,6 +425,14 @@ func (p *netuseRun) read(t *testing.T, stdout io.Reader) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// appendRecord decodes line, an NDJSON record, onto recs.
+func appendRecord[R any](line []byte, recs *[]R) error {
+	var r R
+	err := json.Unmarshal(line, &r)
+	*recs = append(*recs, r)
+	return err
 }
 
 // waitCapturing waits until the netuse of p holds packet sockets of its

@@ -25,20 +25,7 @@ import (
 func startHistServeNS(t *testing.T, ns, file string, start time.Time) (p *bgProc, addr string) {
 	t.Helper()
 	t.Setenv("NETUSE_TEST_HISTORY_CLOCK", start.Format(time.RFC3339))
-	listening := make(chan string, 1)
-	p = startBg(t, ns, func(line string) {
-		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
-			listening <- strings.TrimSuffix(a, "/metrics")
-		}
-	}, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--interval", "60s")...)
-	select {
-	case addr = <-listening:
-	case <-p.done:
-		t.Fatalf("serve ended before it listened:\n%s", p.out.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not say it listens within 20 s:\n%s", p.out.String())
-	}
-	return p, addr
+	return startServeNS(t, ns, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--interval", "60s")...)
 }
 
 // lastWrite is serve's netuse_history_last_write_timestamp_seconds, by

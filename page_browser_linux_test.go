@@ -414,20 +414,7 @@ func TestBrowserLive(t *testing.T) {
 	n := newTestNet(t)
 	now := time.Now()
 	file := pageFixture(t, now)
-	listening := make(chan string, 1)
-	serve := startBg(t, n.a, func(line string) {
-		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
-			listening <- strings.TrimSuffix(a, "/metrics")
-		}
-	}, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")...)
-	var addr string
-	select {
-	case addr = <-listening:
-	case <-serve.done:
-		t.Fatalf("serve ended before it listened:\n%s", serve.tail())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not say it listens within 20 s:\n%s", serve.tail())
-	}
+	_, addr := startServeNS(t, n.a, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")...)
 	origin := "http://" + addr
 
 	// rsync uploads to b at 4 MB/s; curl downloads from b at 1 MB/s.

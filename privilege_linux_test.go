@@ -28,6 +28,12 @@ import (
 // else is left.
 var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 
+// asNobody returns the command that runs bin with args as user nobody,
+// in namespace ns ("": the test's own).
+func asNobody(ns, bin string, args ...string) *exec.Cmd {
+	return inNS(ns, append(append(append([]string{"setpriv"}, nobody...), bin), args...)...)
+}
+
 // capsBin returns a copy of netuseBinary that user nobody may execute, with
 // the file capabilities caps ("cap_net_raw,cap_sys_ptrace"; none if "").
 func capsBin(t *testing.T, caps string) string {
@@ -235,7 +241,7 @@ func TestProcLeastPrivilege(t *testing.T) {
 		// Without cap_net_raw: one line naming it, nothing on stdout.
 		bin := capsBin(t, "cap_dac_read_search,cap_sys_ptrace")
 		n := newTestNet(t)
-		cmd := inNS(n.a, append(append([]string{"setpriv"}, nobody...), bin, "proc", "--json", "--iface", "veth-a", "-c", "1")...)
+		cmd := asNobody(n.a, bin, "proc", "--json", "--iface", "veth-a", "-c", "1")
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.Run()
@@ -253,7 +259,7 @@ func TestTotalIfaceNeedNoPrivilege(t *testing.T) {
 	bin := capsBin(t, "")
 	n := newTestNet(t)
 	for _, mode := range []string{"total", "iface"} {
-		cmd := inNS(n.a, append(append([]string{"setpriv"}, nobody...), bin, mode, "--count", "1", "--interval", "200ms", "--json")...)
+		cmd := asNobody(n.a, bin, mode, "--count", "1", "--interval", "200ms", "--json")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

@@ -93,19 +93,13 @@ func TestProcLoopback(t *testing.T) {
 	n := newTestNet(t)
 	mark := markIface(t, n.a, "lo")
 	p := startProc(t, n.a, "--iface", "lo")
-	server := startHelper(t, n.a, "serve-recv", "tcp", "127.0.0.1:7005")
-	server.expect(t, "listening")
-	client := startHelper(t, n.a, "send", "tcp", "127.0.0.1:7005", strconv.Itoa(transfer))
-	client.expect(t, "sent")
-	server.expect(t, fmt.Sprintf("got %d", transfer))
+	client, server := upload(t, n.a, n.a, "127.0.0.1:7005", transfer)
 	p.finish(t)
 	mrx, mtx := mark.moved(t)
-	_, ctx, _ := p.credited(client.cmd.Process.Pid)
-	srx, _, _ := p.credited(server.cmd.Process.Pid)
 	// Nearly all of lo's bytes flow from client to server: the data, and
 	// the acknowledgements the other way are small.
-	crx, _, _ := p.credited(client.cmd.Process.Pid)
-	_, stx, _ := p.credited(server.cmd.Process.Pid)
+	crx, ctx, _ := p.credited(client.cmd.Process.Pid)
+	srx, stx, _ := p.credited(server.cmd.Process.Pid)
 	p.near(t, "client tx + server tx", ctx+stx, mtx, 0.99, 1.01)
 	irx, itx := p.ifaceTotal("lo")
 	p.near(t, "by_iface lo rx", irx, mrx, 0.99, 1.01)
@@ -368,15 +362,9 @@ func TestProcNAT(t *testing.T) {
 // TestProcWithoutCapNetRaw runs netuse proc as an unprivileged user: it must
 // fail at once with one line naming the capability and the ways out.
 func TestProcWithoutCapNetRaw(t *testing.T) {
-	needRoot(t)
-	setpriv := needTool(t, "setpriv", "setpriv(1) from util-linux")
-	bin := netuseBinary(t)
-	// The binary's directory must be open to the unprivileged user.
-	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := capsBin(t, "")
 	for _, command := range []string{"proc", "conn"} {
-		cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, command, "-c", "1")
+		cmd := asNobody("", bin, command, "-c", "1")
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.Run()

@@ -28,8 +28,8 @@ func TestProcUDPOneShot(t *testing.T) {
 	server.expect(t, "listening")
 	veth := markIface(t, n.a, "veth-a")
 	p := startProc(t, n.a, "--iface", "veth-a")
-	loop := inNS(n.a, "sh", "-c", `for i in $(seq 200); do "$0" -test.run='^$' -- traffic udp-query "$1" 1000 4000 & echo $!; wait $! || exit 1; done`,
-		os.Args[0], "192.0.2.2:7030")
+	loop := inNS(n.a, append([]string{"sh", "-c", `for i in $(seq 200); do "$@" & echo $!; wait $! || exit 1; done`, "sh"},
+		childArgv("traffic", "udp-query", "192.0.2.2:7030", "1000", "4000")...)...)
 	out, err := loop.Output()
 	if err != nil {
 		t.Fatalf("client loop: %v", err)

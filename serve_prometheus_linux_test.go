@@ -127,7 +127,7 @@ func TestServePrometheus(t *testing.T) {
 	rng := fmt.Sprintf("%ds", int(time.Since(t0).Seconds())+60)
 	// Both directions together, and tx, as testProcTCP: veth-a's rx is
 	// acknowledgements only, 5 to 10 kB, where one late acknowledgement
-	// (66 bytes, that of the FIN, after rx1 is read; seen in 3 runs of 5)
+	// (66 bytes, that of the FIN, after rx1 is read)
 	// or the link's first neighbour discovery (between rx0 and serve's
 	// start) is 1%. It is logged, not checked.
 	figure := func(what string, want uint64, checked bool, series ...string) {
