@@ -38,9 +38,7 @@ var (
 // building it on the first call.
 func netuseBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: builds and runs the binary")
-	}
+	shortSkip(t, "builds and runs the binary")
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "netuse-test")
 		if err != nil {

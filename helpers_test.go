@@ -1,9 +1,10 @@
 package main
 
 // The tests' shared rules, said once: when a test that cannot run here
-// skips and when it fails (privSkip), how close a count must come to the
-// kernel's (near), and how a test runs this test binary again as a child
-// process (testChild). helpers_linux_test.go holds the namespace harness.
+// skips and when it fails (privSkip; shortSkip under -short), how close
+// a count must come to the kernel's (near), and how a test runs this test
+// binary again as a child process (childArgv, runTestChild).
+// helpers_linux_test.go holds the namespace harness.
 
 import (
 	"fmt"
@@ -26,12 +27,20 @@ func privSkip(t testing.TB, why string) {
 	t.Skip(why)
 }
 
+// shortSkip skips, under -short, a test that builds the binary, needs
+// root or runs another program: -short runs in seconds, without
+// privileges, whether CI is set or not. why says what it would do.
+func shortSkip(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: " + why)
+	}
+}
+
 // needRoot skips a privileged test outside CI and fails it inside.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: privileged")
-	}
+	shortSkip(t, "privileged")
 	if os.Geteuid() != 0 {
 		privSkip(t, "needs root")
 	}
