@@ -644,7 +644,8 @@ func (p *netuseRun) near(t *testing.T, what string, got, want uint64, lo, hi flo
 		t.Logf("seq %d pid %d %q %s: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes)
 	}
 	for _, c := range p.capts {
-		t.Logf("seq %d captured rx %d tx %d packets %d drops %d", c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.Drops)
+		t.Logf("seq %d captured rx %d tx %d packets %d, by_iface %v, drops %d, flows %d, owners %s, records lost %d",
+			c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.ByIface, c.Drops, c.Flows, c.Owners, c.OwnersLost)
 	}
 	p.dump(t)
 }
