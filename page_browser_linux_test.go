@@ -120,6 +120,20 @@ func newBrowser(t *testing.T, ns string) *browser {
 	return b
 }
 
+// checkSeen checks what a browser saw (seen): no problem, and no request
+// to another origin than origin.
+func checkSeen(t *testing.T, problems, urls []string, origin string) {
+	t.Helper()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
+}
+
 // seen returns what the browser saw so far, and forgets it.
 func (b *browser) seen() (problems, urls []string, received float64) {
 	b.mu.Lock()
@@ -332,14 +346,7 @@ func TestBrowserPage(t *testing.T) {
 	for u, n := range b.weights() {
 		t.Logf("  %6.0f  %s", n, strings.TrimPrefix(u, origin))
 	}
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 
 	// The hostile name is text, and its script never ran.
 	var hostile struct {
@@ -395,14 +402,7 @@ func TestBrowserPage(t *testing.T) {
 	}
 
 	problems, urls, _ = b.seen()
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 }
 
 // TestBrowserLive serves live traffic: netuse serve in namespace a of a
@@ -442,14 +442,7 @@ func TestBrowserLive(t *testing.T) {
 	}
 	b.choose(t, "range", "day", "program day bytes iec")
 	problems, urls, _ := b.seen()
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 	if *screenshot {
 		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
