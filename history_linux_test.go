@@ -282,15 +282,8 @@ func TestHistoryKill(t *testing.T) {
 // meanwhile.
 func histUpload(t *testing.T, n *testNet, comm string, port, size int) uint64 {
 	t.Helper()
-	addr := fmt.Sprintf("192.0.2.2:%d", port)
-	rxa, txa := ifaceBytes(t, n.a, "veth-a")
-	t.Setenv("NETUSE_TEST_COMM", comm+"-r")
-	server := startHelper(t, n.b, "serve-recv", "tcp", addr)
-	server.expect(t, "listening")
-	t.Setenv("NETUSE_TEST_COMM", comm)
-	client := startHelper(t, n.a, "send", "tcp", addr, strconv.Itoa(size))
-	client.expect(t, "sent")
-	server.expect(t, fmt.Sprintf("got %d", size))
-	rxb, txb := ifaceBytes(t, n.a, "veth-a")
-	return rxb - rxa + txb - txa
+	veth := markIface(t, n.a, "veth-a")
+	uploadAs(t, n.a, n.b, fmt.Sprintf("192.0.2.2:%d", port), size, comm, comm+"-r")
+	rx, tx := veth.moved(t)
+	return rx + tx
 }

@@ -62,8 +62,23 @@ func testProcTCP(t *testing.T, addr string, download bool) {
 // toNS at addr, and returns both once the server has them all.
 func upload(t *testing.T, fromNS, toNS, addr string, n int) (client, server *helper) {
 	t.Helper()
+	return uploadAs(t, fromNS, toNS, addr, n, "", "")
+}
+
+// uploadAs is upload with the helpers named clientComm and serverComm
+// (NETUSE_TEST_COMM, left set to clientComm); "" leaves the name as the
+// environment has it.
+func uploadAs(t *testing.T, fromNS, toNS, addr string, n int, clientComm, serverComm string) (client, server *helper) {
+	t.Helper()
+	named := func(comm string) {
+		if comm != "" {
+			t.Setenv("NETUSE_TEST_COMM", comm)
+		}
+	}
+	named(serverComm)
 	server = startHelper(t, toNS, "serve-recv", "tcp", addr)
 	server.expect(t, "listening")
+	named(clientComm)
 	client = startHelper(t, fromNS, "send", "tcp", addr, strconv.Itoa(n))
 	client.expect(t, "sent")
 	server.expect(t, fmt.Sprintf("got %d", n))
