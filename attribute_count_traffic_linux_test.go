@@ -133,13 +133,6 @@ func countCgroup(t testing.TB, attach func(dir *os.File) ([]*link.RawLink, error
 	return dir
 }
 
-// startCounted runs a helper in namespace ns inside cgroup cg, from its
-// first instruction on (CLONE_INTO_CGROUP).
-func startCounted(t testing.TB, cg *os.File, ns string, args ...string) *helper {
-	t.Helper()
-	return startChild(t, cg, ns, args...)
-}
-
 // cookieOf reads the cookie a helper printed ("cookie N").
 func cookieOf(t testing.TB, h *helper) uint64 {
 	t.Helper()
@@ -246,11 +239,11 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 		rawsBig  = 10  // of 3,000 bytes: 3 fragments each
 	)
 	tcpAddr, udpAddr := net.JoinHostPort(f.b, "7401"), net.JoinHostPort(f.b, "7402")
-	tcpSrv := startCounted(t, cg, n.b, "count-tcp-recv", tcpAddr)
+	tcpSrv := startChild(t, cg, n.b, "count-tcp-recv", tcpAddr)
 	tcpSrv.expect(t, "listening")
-	udpSrv := startCounted(t, cg, n.b, "count-bind", "udp", udpAddr)
+	udpSrv := startChild(t, cg, n.b, "count-bind", "udp", udpAddr)
 	udpSrv.expect(t, "listening")
-	rawSrv := startCounted(t, cg, n.b, "count-bind", "raw253", f.b)
+	rawSrv := startChild(t, cg, n.b, "count-bind", "raw253", f.b)
 	rawSrv.expect(t, "listening")
 	want := map[uint64]struct{ tx, rx countHalf }{} // the short-lived sockets' counts, exactly
 	senders := [][]string{
@@ -264,7 +257,7 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 	}
 	var tcpCookie uint64
 	for _, args := range senders {
-		h := startCounted(t, cg, n.a, args...)
+		h := startChild(t, cg, n.a, args...)
 		cookie := cookieOf(t, h)
 		h.expect(t, "done")
 		h.end()
@@ -404,12 +397,12 @@ func TestCountLoopback(t *testing.T) {
 	before := readVeth(t, n.a, "lo")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		tcpAddr, udpAddr := net.JoinHostPort(host, "7411"), net.JoinHostPort(host, "7412")
-		srv := startCounted(t, cg, n.a, "count-tcp-recv", tcpAddr)
+		srv := startChild(t, cg, n.a, "count-tcp-recv", tcpAddr)
 		srv.expect(t, "listening")
-		udp := startCounted(t, cg, n.a, "count-bind", "udp", udpAddr)
+		udp := startChild(t, cg, n.a, "count-bind", "udp", udpAddr)
 		udp.expect(t, "listening")
 		for _, args := range [][]string{{"count-tcp-send", tcpAddr, strconv.Itoa(8 << 20)}, {"count-udp-send", udpAddr, "1000", "200"}} {
-			h := startCounted(t, cg, n.a, args...)
+			h := startChild(t, cg, n.a, args...)
 			h.expect(t, "cookie")
 			h.expect(t, "done")
 			h.end()
@@ -458,7 +451,7 @@ func TestCountRingFull(t *testing.T) {
 	p, c := newCounting(t, 1024, 4096) // the smallest ring: 170 records of 16 bytes and a header of 8
 	cg := countCgroup(t, p.attach)
 	const sockets = 500
-	h := startCounted(t, cg, "", "count-sockets", strconv.Itoa(sockets))
+	h := startChild(t, cg, "", "count-sockets", strconv.Itoa(sockets))
 	h.expect(t, "done")
 	h.end()
 	if _, err := c.collect(nil); err != nil {
