@@ -52,11 +52,7 @@ func holdSockets(n int) error {
 	}
 	held := []io.Closer{ln} // the listener is one more than n
 	for range n / 4 {
-		c, err := net.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		s, err := ln.Accept()
+		c, s, err := tcpPair(ln)
 		if err != nil {
 			return err
 		}

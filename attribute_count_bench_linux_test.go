@@ -117,9 +117,9 @@ func benchCountPrograms(b *testing.B, load func(b *testing.B, n *countNet, cg *o
 func BenchmarkCountProgramsUDP(b *testing.B) {
 	const datagrams, size = 200000, 64
 	benchCountPrograms(b, func(b *testing.B, n *countNet, cg *os.File) uint64 {
-		srv := startCounted(b, cg, n.b, "count-bind", "udp", "192.0.2.2:7501")
+		srv := startChild(b, cg, n.b, "count-bind", "udp", "192.0.2.2:7501")
 		srv.expect(b, "listening")
-		h := startCounted(b, cg, n.a, "count-udp-send", "192.0.2.2:7501", strconv.Itoa(size), strconv.Itoa(datagrams))
+		h := startChild(b, cg, n.a, "count-udp-send", "192.0.2.2:7501", strconv.Itoa(size), strconv.Itoa(datagrams))
 		h.expect(b, "cookie")
 		h.expect(b, "done")
 		h.end()
@@ -132,9 +132,9 @@ func BenchmarkCountProgramsUDP(b *testing.B) {
 func BenchmarkCountProgramsTCP(b *testing.B) {
 	const bytes = 1 << 30
 	benchCountPrograms(b, func(b *testing.B, n *countNet, cg *os.File) uint64 {
-		srv := startCounted(b, cg, n.b, "count-tcp-recv", "192.0.2.2:7502")
+		srv := startChild(b, cg, n.b, "count-tcp-recv", "192.0.2.2:7502")
 		srv.expect(b, "listening")
-		h := startCounted(b, cg, n.a, "count-tcp-send", "192.0.2.2:7502", strconv.Itoa(bytes))
+		h := startChild(b, cg, n.a, "count-tcp-send", "192.0.2.2:7502", strconv.Itoa(bytes))
 		h.expect(b, "cookie")
 		h.expect(b, "done")
 		h.end()
@@ -149,9 +149,7 @@ func BenchmarkCountProgramsTCP(b *testing.B) {
 // ("moved": a delta each) or none ("still"), and with every entry's socket
 // closed ("drain": read and deleted one by one).
 func BenchmarkCountCollect(b *testing.B) {
-	if os.Geteuid() != 0 {
-		privSkip(b, "needs root")
-	}
+	needRoot(b)
 	for _, entries := range []int{10000, 100000} {
 		p, err := loadCountPrograms(131072, 0)
 		if err != nil {

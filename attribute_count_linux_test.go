@@ -50,35 +50,49 @@ type countCase struct {
 	want    countHalf
 }
 
-// ipv4Packet returns an Ethernet frame of an IPv4 packet of protocol
-// proto, L3 length total, with an L4 header of l4 bytes (a TCP header's
-// data offset says l4).
-func ipv4Packet(proto uint8, total, l4 int) []byte {
+// ipPacket returns an Ethernet frame of an IPv4 packet, or with v6 an
+// IPv6 one, of protocol proto, L3 length total, with an L4 header of l4
+// bytes (a TCP header's data offset says l4).
+func ipPacket(v6 bool, proto uint8, total, l4 int) []byte {
 	b := make([]byte, 14+total)
-	binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IP)
 	ip := b[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(min(total, 65535)))
-	ip[8], ip[9] = 64, proto
-	copy(ip[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+	hdr := 20
+	if v6 {
+		binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IPV6)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(total-40))
+		ip[6], ip[7] = proto, 64
+		ip[23], ip[39] = 1, 1
+		hdr = 40
+	} else {
+		binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IP)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(min(total, 65535)))
+		ip[8], ip[9] = 64, proto
+		copy(ip[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+	}
 	if proto == unix.IPPROTO_TCP {
-		ip[20+12] = byte(l4/4) << 4
+		ip[hdr+12] = byte(l4/4) << 4
 	}
 	return b
 }
 
-func ipv6Packet(proto uint8, total, l4 int) []byte {
-	b := make([]byte, 14+total)
-	binary.BigEndian.PutUint16(b[12:], unix.ETH_P_IPV6)
-	ip := b[14:]
-	ip[0] = 0x60
-	binary.BigEndian.PutUint16(ip[4:], uint16(total-40))
-	ip[6], ip[7] = proto, 64
-	ip[23], ip[39] = 1, 1
-	if proto == unix.IPPROTO_TCP {
-		ip[40+12] = byte(l4/4) << 4
+// newCounting loads the counting programs with a map of entries and a
+// ring of ring bytes (0: the default size), and opens their counter;
+// the test's end closes both.
+func newCounting(t testing.TB, entries, ring uint32) (*countPrograms, *sockCounter) {
+	t.Helper()
+	p, err := loadCountPrograms(entries, ring)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b
+	t.Cleanup(p.close)
+	c, err := newSockCounter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return p, c
 }
 
 // TestCountProgramsRun runs both skb programs through the verifier and
@@ -88,16 +102,7 @@ func ipv6Packet(proto uint8, total, l4 int) []byte {
 // allowed and counted as said, in its own socket's entry.
 func TestCountProgramsRun(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 1024, 0)
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -112,27 +117,27 @@ func TestCountProgramsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []countCase{
-		{name: "tcp4 gso", half: cvTx, pkt: ipv4Packet(6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,
+		{name: "tcp4 gso", half: cvTx, pkt: ipPacket(false, 6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,
 			want: countHalf{Packets: 1, Bytes: 2948, Segs: 2, Wire: 2948 + 52}},
-		{name: "tcp6 gso", half: cvRx, pkt: ipv6Packet(6, 40+20+3*1000, 20), gsoSegs: 3, gsoSize: 1000,
+		{name: "tcp6 gso", half: cvRx, pkt: ipPacket(true, 6, 40+20+3*1000, 20), gsoSegs: 3, gsoSize: 1000,
 			want: countHalf{Packets: 1, Bytes: 3060, Segs: 3, Wire: 3060 + 2*60}},
 		// (BPF_PROG_TEST_RUN takes at most a page less the skb's
 		// head- and tailroom: about 3,700 bytes.)
-		{name: "udp4 gso", half: cvTx, pkt: ipv4Packet(17, 20+8+3*1000, 8), gsoSegs: 3, gsoSize: 1000,
+		{name: "udp4 gso", half: cvTx, pkt: ipPacket(false, 17, 20+8+3*1000, 8), gsoSegs: 3, gsoSize: 1000,
 			want: countHalf{Packets: 1, Bytes: 3028, Segs: 3, Wire: 3028 + 2*28}},
 		// 2,980 bytes of payload in fragments of 1,480: 3, 20 bytes of
 		// header each.
-		{name: "udp4 fragments", half: cvTx, pkt: ipv4Packet(17, 3000, 8),
+		{name: "udp4 fragments", half: cvTx, pkt: ipPacket(false, 17, 3000, 8),
 			want: countHalf{Packets: 1, Bytes: 3000, Segs: 3, Wire: 2980 + 3*20, Frags: 2, FragBytes: 40}},
 		// 2,960 bytes in fragments of (1500-48)&^7 = 1,448: 3, 48 bytes
 		// of header each.
-		{name: "udp6 fragments", half: cvRx, pkt: ipv6Packet(17, 3000, 8),
+		{name: "udp6 fragments", half: cvRx, pkt: ipPacket(true, 17, 3000, 8),
 			want: countHalf{Packets: 1, Bytes: 3000, Segs: 3, Wire: 2960 + 3*48, Frags: 2, FragBytes: 3*48 - 40}},
-		{name: "udp4 at the mtu", half: cvRx, pkt: ipv4Packet(17, 1500, 8),
+		{name: "udp4 at the mtu", half: cvRx, pkt: ipPacket(false, 17, 1500, 8),
 			want: countHalf{Packets: 1, Bytes: 1500, Segs: 1, Wire: 1500}},
-		{name: "icmp small", half: cvTx, pkt: ipv4Packet(1, 84, 8),
+		{name: "icmp small", half: cvTx, pkt: ipPacket(false, 1, 84, 8),
 			want: countHalf{Packets: 1, Bytes: 84, Segs: 1, Wire: 84}},
-		{name: "raw 253 fragments", half: cvTx, pkt: ipv4Packet(253, 3020, 0),
+		{name: "raw 253 fragments", half: cvTx, pkt: ipPacket(false, 253, 3020, 0),
 			want: countHalf{Packets: 1, Bytes: 3020, Segs: 3, Wire: 3000 + 3*20, Frags: 2, FragBytes: 40}},
 	}
 	for _, cs := range cases {
@@ -178,21 +183,12 @@ func TestCountProgramsRun(t *testing.T) {
 // last collect is not, and a deleted one's counts start again from zero.
 func TestCountIdleEvicted(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 1024, 0)
 	now := int64(1e12)
 	c.now = func() int64 { return now }
 	send := func() {
 		t.Helper()
-		if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipv4Packet(17, 100, 8)}); err != nil || ret != 1 {
+		if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipPacket(false, 17, 100, 8)}); err != nil || ret != 1 {
 			t.Fatalf("run: %d, %v", ret, err)
 		}
 	}
@@ -227,18 +223,9 @@ func TestCountIdleEvicted(t *testing.T) {
 // allowed, and counted in lost, not silently dropped.
 func TestCountMapFull(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(2, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 2, 0)
 	for i := range 5 { // five sockets: BPF_PROG_TEST_RUN makes one a run
-		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipv4Packet(6, 60, 20)}); err != nil || ret != 1 {
+		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipPacket(false, 6, 60, 20)}); err != nil || ret != 1 {
 			t.Fatalf("run %d: %d, %v; want 1 (allow) on a full map too", i, ret, err)
 		}
 	}

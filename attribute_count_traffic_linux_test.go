@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,40 +34,29 @@ type countNet struct {
 
 func newCountNet(t testing.TB) *countNet {
 	t.Helper()
-	needRoot(t)
-	netSeq++
-	n := &countNet{a: fmt.Sprintf("nuc%d-%da", os.Getpid(), netSeq), b: fmt.Sprintf("nuc%d-%db", os.Getpid(), netSeq)}
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", n.a).Run()
-		exec.Command("ip", "netns", "del", n.b).Run()
-	})
-	run := func(argv ...string) string {
-		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	for _, ns := range []string{n.a, n.b} {
-		run("ip", "netns", "add", ns)
-		run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.default.accept_ra=0",
+	ns := newNamespaces(t, "nuc", "a", "b")
+	n := &countNet{a: ns[0], b: ns[1]}
+	for _, ns := range ns {
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.default.accept_ra=0",
 			"net.ipv6.conf.default.accept_dad=0", "net.ipv4.ping_group_range=0 2147483647")
 	}
 	const mac = "02:00:00:00:75:01"
-	run("ip", "-n", n.a, "link", "add", "veth-a", "address", mac, "type", "veth", "peer", "name", "veth-b", "address", mac, "netns", n.b)
+	run(t, "ip", "-n", n.a, "link", "add", "veth-a", "address", mac, "type", "veth", "peer", "name", "veth-b", "address", mac, "netns", n.b)
 	for _, c := range [][]string{
 		{n.a, "veth-a", "192.0.2.1/24", "2001:db8::1/64"},
 		{n.b, "veth-b", "192.0.2.2/24", "2001:db8::2/64"},
 	} {
-		run("ip", "-n", c[0], "link", "set", c[1], "arp", "off")
-		run("ip", "-n", c[0], "addr", "add", c[2], "dev", c[1])
-		run("ip", "-n", c[0], "addr", "add", c[3], "dev", c[1], "nodad")
-		run("ip", "-n", c[0], "link", "set", c[1], "up")
+		runAll(t,
+			[]string{"ip", "-n", c[0], "link", "set", c[1], "arp", "off"},
+			[]string{"ip", "-n", c[0], "addr", "add", c[2], "dev", c[1]},
+			[]string{"ip", "-n", c[0], "addr", "add", c[3], "dev", c[1], "nodad"},
+			[]string{"ip", "-n", c[0], "link", "set", c[1], "up"})
 	}
 	idx := func(ns, dev string) uint32 {
-		v, err := strconv.ParseUint(run("ip", "netns", "exec", ns, "cat", "/sys/class/net/"+dev+"/ifindex"), 10, 32)
-		if err != nil {
-			t.Fatal(err)
+		out, err := inNS(ns, "cat", "/sys/class/net/"+dev+"/ifindex").Output()
+		v, err2 := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 32)
+		if err != nil || err2 != nil {
+			t.Fatalf("the index of %s in %s: %v %v", dev, ns, err, err2)
 		}
 		return uint32(v)
 	}
@@ -143,13 +131,6 @@ func countCgroup(t testing.TB, attach func(dir *os.File) ([]*link.RawLink, error
 		}
 	})
 	return dir
-}
-
-// startCounted runs a helper in namespace ns inside cgroup cg, from its
-// first instruction on (CLONE_INTO_CGROUP).
-func startCounted(t testing.TB, cg *os.File, ns string, args ...string) *helper {
-	t.Helper()
-	return startChild(t, cg, ns, args...)
 }
 
 // cookieOf reads the cookie a helper printed ("cookie N").
@@ -258,11 +239,11 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 		rawsBig  = 10  // of 3,000 bytes: 3 fragments each
 	)
 	tcpAddr, udpAddr := net.JoinHostPort(f.b, "7401"), net.JoinHostPort(f.b, "7402")
-	tcpSrv := startCounted(t, cg, n.b, "count-tcp-recv", tcpAddr)
+	tcpSrv := startChild(t, cg, n.b, "count-tcp-recv", tcpAddr)
 	tcpSrv.expect(t, "listening")
-	udpSrv := startCounted(t, cg, n.b, "count-bind", "udp", udpAddr)
+	udpSrv := startChild(t, cg, n.b, "count-bind", "udp", udpAddr)
 	udpSrv.expect(t, "listening")
-	rawSrv := startCounted(t, cg, n.b, "count-bind", "raw253", f.b)
+	rawSrv := startChild(t, cg, n.b, "count-bind", "raw253", f.b)
 	rawSrv.expect(t, "listening")
 	want := map[uint64]struct{ tx, rx countHalf }{} // the short-lived sockets' counts, exactly
 	senders := [][]string{
@@ -276,7 +257,7 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 	}
 	var tcpCookie uint64
 	for _, args := range senders {
-		h := startCounted(t, cg, n.a, args...)
+		h := startChild(t, cg, n.a, args...)
 		cookie := cookieOf(t, h)
 		h.expect(t, "done")
 		h.end()
@@ -408,32 +389,20 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 // with. The egress sums are not exact on lo and are only logged: lo
 // passes a GSO skb whole when it fits lo's own GSO limit and segments
 // one that does not, so neither the skb nor the segment view is lo's
-// count (three runs: 850-894 segments and 733-758 skbs for 848-893 packets).
+// count.
 func TestCountLoopback(t *testing.T) {
-	n := newCountNet(t)
-	if out, err := exec.Command("ip", "-n", n.a, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v: %s", err, out)
-	}
-	p, err := loadCountPrograms(4096, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	n := newCountNet(t) // lo up, as newNamespaces makes it
+	p, c := newCounting(t, 4096, 0)
 	cg := countCgroup(t, p.attach)
 	before := readVeth(t, n.a, "lo")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		tcpAddr, udpAddr := net.JoinHostPort(host, "7411"), net.JoinHostPort(host, "7412")
-		srv := startCounted(t, cg, n.a, "count-tcp-recv", tcpAddr)
+		srv := startChild(t, cg, n.a, "count-tcp-recv", tcpAddr)
 		srv.expect(t, "listening")
-		udp := startCounted(t, cg, n.a, "count-bind", "udp", udpAddr)
+		udp := startChild(t, cg, n.a, "count-bind", "udp", udpAddr)
 		udp.expect(t, "listening")
 		for _, args := range [][]string{{"count-tcp-send", tcpAddr, strconv.Itoa(8 << 20)}, {"count-udp-send", udpAddr, "1000", "200"}} {
-			h := startCounted(t, cg, n.a, args...)
+			h := startChild(t, cg, n.a, args...)
 			h.expect(t, "cookie")
 			h.expect(t, "done")
 			h.end()
@@ -444,6 +413,7 @@ func TestCountLoopback(t *testing.T) {
 	}
 	var tx, rx countHalf
 	var deltas []countDelta
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if deltas, err = c.collect(deltas[:0]); err != nil {
 			t.Fatal(err)
@@ -478,19 +448,10 @@ func TestCountLoopback(t *testing.T) {
 // counted in lost, not silently dropped; the rest are read.
 func TestCountRingFull(t *testing.T) {
 	needRoot(t)
-	p, err := loadCountPrograms(1024, 4096) // the smallest ring: 170 records of 16 bytes and a header of 8
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := newSockCounter(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	p, c := newCounting(t, 1024, 4096) // the smallest ring: 170 records of 16 bytes and a header of 8
 	cg := countCgroup(t, p.attach)
 	const sockets = 500
-	h := startCounted(t, cg, "", "count-sockets", strconv.Itoa(sockets))
+	h := startChild(t, cg, "", "count-sockets", strconv.Itoa(sockets))
 	h.expect(t, "done")
 	h.end()
 	if _, err := c.collect(nil); err != nil {
@@ -591,11 +552,10 @@ func countHelper(args []string) (bool, error) {
 	case "count-serve-many":
 		// count-serve-many ADDR N: accept N TCP connections on ADDR, one
 		// after the other, say how much each sent, and exit after the last
-		ln, err := net.Listen("tcp", args[1])
+		ln, err := listenTCP(args[1])
 		if err != nil {
 			return true, err
 		}
-		fmt.Println("listening", ln.Addr())
 		for range num(2) {
 			c, err := ln.Accept()
 			if err != nil {
@@ -634,12 +594,7 @@ func countHelper(args []string) (bool, error) {
 		fmt.Println("netns", v)
 		return true, err
 	case "count-tcp-recv":
-		ln, err := net.Listen("tcp", args[1])
-		if err != nil {
-			return true, err
-		}
-		fmt.Println("listening")
-		c, err := ln.Accept()
+		ln, c, err := acceptOne(args[1])
 		if err != nil {
 			return true, err
 		}

@@ -126,15 +126,6 @@ func cpuTime() (int64, error) {
 	return ru.Utime.Nano() + ru.Stime.Nano(), nil
 }
 
-// benchNeedsRoot is needRoot for benchmarks: a skip without root, a
-// failure under CI, where privileged benchmarks must run.
-func benchNeedsRoot(b *testing.B) {
-	b.Helper()
-	if os.Geteuid() != 0 {
-		privSkip(b, "needs root")
-	}
-}
-
 // BenchmarkOwnerPrograms measures what the programs add to a socket's life
 // in the process that lives it, with their ring read as netuse reads it. A
 // child in the benchmark's cgroup does b.N cycles with the programs
@@ -155,7 +146,7 @@ func benchNeedsRoot(b *testing.B) {
 // The built-in ns/op, which would be wall time with the children's start,
 // is suppressed.
 func BenchmarkOwnerPrograms(b *testing.B) {
-	benchNeedsRoot(b)
+	needRoot(b)
 	for _, proto := range []string{"tcp", "udp"} {
 		b.Run(proto, func(b *testing.B) { benchOwnerPrograms(b, proto) })
 	}

@@ -353,11 +353,7 @@ func socketsHelper() error {
 	if err != nil {
 		return err
 	}
-	c, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		return err
-	}
-	s, err := ln.Accept()
+	c, s, err := tcpPair(ln)
 	if err != nil {
 		return err
 	}
@@ -402,9 +398,13 @@ func testCgroup2Root(tb testing.TB) string {
 	return path
 }
 
+// ownerHooks are where the owner programs attach: socket creation and
+// release.
+var ownerHooks = []ebpf.AttachType{ebpf.AttachCGroupInetSockCreate, ebpf.AttachCgroupInetSockRelease}
+
 // attachedPrograms returns the ids of the programs attached to the cgroup2
-// root for socket creation and release.
-func attachedPrograms(t *testing.T) map[ebpf.ProgramID]bool {
+// root at the hooks given.
+func attachedPrograms(t *testing.T, hooks ...ebpf.AttachType) map[ebpf.ProgramID]bool {
 	t.Helper()
 	path := testCgroup2Root(t)
 	root, err := os.Open(path)
@@ -413,7 +413,7 @@ func attachedPrograms(t *testing.T) map[ebpf.ProgramID]bool {
 	}
 	defer root.Close()
 	ids := map[ebpf.ProgramID]bool{}
-	for _, at := range []ebpf.AttachType{ebpf.AttachCGroupInetSockCreate, ebpf.AttachCgroupInetSockRelease} {
+	for _, at := range hooks {
 		res, err := link.QueryPrograms(link.QueryOptions{Target: int(root.Fd()), Attach: at})
 		if err != nil {
 			t.Fatalf("query the programs of %s: %v", path, err)
@@ -430,10 +430,10 @@ func attachedPrograms(t *testing.T) map[ebpf.ProgramID]bool {
 // both are detached: the links die with their last fd, nothing is pinned.
 func TestOwnerProgramsGoneAfterKill(t *testing.T) {
 	n := newTestNet(t)
-	before := attachedPrograms(t)
+	before := attachedPrograms(t, ownerHooks...)
 	p := startProc(t, n.a, "--iface", "veth-a")
 	var ours []ebpf.ProgramID
-	for id := range attachedPrograms(t) {
+	for id := range attachedPrograms(t, ownerHooks...) {
 		if !before[id] {
 			ours = append(ours, id)
 		}
@@ -447,7 +447,7 @@ func TestOwnerProgramsGoneAfterKill(t *testing.T) {
 	// The kernel frees a link's attachment from a work queue: look until
 	// they are gone.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		now := attachedPrograms(t)
+		now := attachedPrograms(t, ownerHooks...)
 		if !now[ours[0]] && !now[ours[1]] {
 			return
 		}
@@ -461,16 +461,15 @@ func TestOwnerProgramsGoneAfterKill(t *testing.T) {
 // capture record, and still credits a transfer.
 func TestProcOwnersProc(t *testing.T) {
 	n := newTestNet(t)
-	before := attachedPrograms(t)
+	before := attachedPrograms(t, ownerHooks...)
 	p := startProc(t, n.a, "--iface", "veth-a", "--owners", "proc")
-	for id := range attachedPrograms(t) {
+	for id := range attachedPrograms(t, ownerHooks...) {
 		if !before[id] {
 			t.Errorf("netuse --owners proc attached program %d", id)
 		}
 	}
 	local, _ := upload(t, n.a, n.b, "192.0.2.2:7035", transfer)
-	p.intervals(t, 3)
-	p.stop(t)
+	p.finish(t)
 	if _, tx, _ := p.credited(local.cmd.Process.Pid); tx < transfer {
 		t.Errorf("the sender was credited with tx %d, it sent %d", tx, transfer)
 	}

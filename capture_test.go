@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -453,7 +454,10 @@ func (s *scenario) runOn(frames []frame, term *[2]int, args ...string) (code int
 // runSetup runs netuse with args on the frames, setup (if not nil)
 // changing the app first, and returns its exit status and output.
 func (s *scenario) runSetup(frames []frame, setup func(*app), args ...string) (code int, stdout []byte, stderr string) {
-	src := &fileSource{frames: frames, ifaces: s.ifaces, fed: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
+	src := newFeeder(s.ifaces)
+	src.batches = make(chan []frame, 1)
+	src.batches <- frames // one block
+	var fed sync.Once
 	var out, errs bytes.Buffer
 	now := epoch
 	a := &app{
@@ -461,7 +465,7 @@ func (s *scenario) runSetup(frames []frame, setup func(*app), args ...string) (c
 		stderr: &errs,
 		// The first interval ends once every frame was handed over.
 		clock: clock{now: func() time.Time { return now }, sleep: func(_ context.Context, d time.Duration) error {
-			<-src.fed
+			fed.Do(func() { <-src.fed })
 			now = now.Add(d)
 			return nil
 		}},
@@ -557,35 +561,44 @@ type noSocketLookup struct{}
 func (noSocketLookup) lookup(flow) (socket, bool) { return socket{}, false }
 func (noSocketLookup) close()                     {}
 
-// fileSource is a frameSource that hands over a capture file's frames as
-// one block, then waits to be stopped.
-type fileSource struct {
-	frames  []frame
+// feeder is a frameSource that hands over the batches of frames the test
+// sends it, each as one block, until it is stopped.
+type feeder struct {
 	ifaces  []string      // by index - 1
-	fed     chan struct{} // closed once every frame was handed over
+	batches chan []frame  // the next batch
+	fed     chan struct{} // a value once a batch was handed over
 	stopped chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
 }
 
-func (f *fileSource) run(s *sniffer) error {
-	defer close(f.done)
-	for i := range f.frames {
-		s.frame(&f.frames[i])
-	}
-	s.endBlock()
-	close(f.fed)
-	<-f.stopped
-	return nil
+func newFeeder(ifaces []string) *feeder {
+	return &feeder{ifaces: ifaces, batches: make(chan []frame), fed: make(chan struct{}, 1), stopped: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (f *fileSource) stop() {
+func (f *feeder) run(s *sniffer) error {
+	defer close(f.done)
+	for {
+		select {
+		case b := <-f.batches:
+			for i := range b {
+				s.frame(&b[i])
+			}
+			s.endBlock()
+			f.fed <- struct{}{}
+		case <-f.stopped:
+			return nil
+		}
+	}
+}
+
+func (f *feeder) stop() {
 	close(f.stopped)
 	<-f.done
 }
 
-func (f *fileSource) rescan() {}
+func (f *feeder) rescan() {}
 
-func (f *fileSource) stats() captureStats {
+func (f *feeder) stats() captureStats {
 	st := captureStats{ifaces: f.ifaces, names: map[int]string{}}
 	for i, name := range f.ifaces {
 		st.names[i+1] = name

@@ -80,21 +80,16 @@ func TestProcShortLivedCgroup(t *testing.T) {
 	p := startProc(t, n.a, "--iface", "veth-a")
 	// Each client moves itself into the cgroup, then enters namespace a
 	// (ip netns exec execs: the pid stays the client's).
-	loop := exec.Command("sh", "-c", `for i in $(seq 30); do sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$1" "$2" -test.run="^$" -- traffic udp-query "$3" 1000 4000' "$0" "$@" & echo $!; wait $! || exit 1; done`,
-		dir, n.a, os.Args[0], "192.0.2.2:7040")
+	loop := exec.Command("sh", append([]string{"-c", `for i in $(seq 30); do sh -c 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$@"' "$0" "$@" & echo $!; wait $! || exit 1; done`,
+		dir, n.a}, childArgv("traffic", "udp-query", "192.0.2.2:7040", "1000", "4000")...)...)
 	var stderr strings.Builder
 	loop.Stderr = &stderr
 	out, err := loop.Output()
 	if err != nil {
 		t.Fatalf("client loop: %v: %s", err, stderr.String())
 	}
-	pids := map[int]bool{}
-	for _, f := range strings.Fields(string(out)) {
-		pid, _ := strconv.Atoi(f)
-		pids[pid] = true
-	}
-	p.intervals(t, 3)
-	p.stop(t)
+	pids := pidsOf(out)
+	p.finish(t)
 	rows := map[int]bool{}
 	for _, r := range p.procs {
 		if !pids[r.Pid] {

@@ -43,9 +43,7 @@ func docOutput(t *testing.T, args ...string) string {
 // test fails under CI (CI set: .ci/run installs it) and skips elsewhere.
 func docTool(t *testing.T, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skipf("-short: runs %s", name)
-	}
+	shortSkip(t, "runs "+name)
 	return needTool(t, name, name+" (.ci/run installs it)")
 }
 

@@ -116,16 +116,22 @@ func newConnBench(b *testing.B) *connBench {
 // interval sends interval seq's frames through the sniffer, a ring
 // block's worth at a time, as the capture goroutine does.
 func (cb *connBench) interval(seq int) {
-	at := cb.start.Add(time.Duration(seq) * time.Second).UnixNano()
-	for i := range cb.frames {
-		f := &cb.frames[i]
-		f.at = at + int64(i)*(int64(time.Second)/int64(len(cb.frames)))
-		cb.sn.frame(f)
-		if len(cb.sn.block) == blockFrames {
-			cb.sn.endBlock()
+	sniffSecond(cb.sn, cb.frames, cb.start.Add(time.Duration(seq)*time.Second))
+}
+
+// sniffSecond sends frames through sn, spread over the second from start,
+// a ring block's worth at a time, as the capture goroutine does.
+func sniffSecond(sn *sniffer, frames []frame, start time.Time) {
+	at := start.UnixNano()
+	for i := range frames {
+		f := &frames[i]
+		f.at = at + int64(i)*(int64(time.Second)/int64(len(frames)))
+		sn.frame(f)
+		if len(sn.block) == blockFrames {
+			sn.endBlock()
 		}
 	}
-	cb.sn.endBlock()
+	sn.endBlock()
 }
 
 // stages is the time one report spent in each stage.

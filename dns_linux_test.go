@@ -39,7 +39,7 @@ type dnsServer struct {
 
 // startDNS runs a PTR-answering DNS server inside network namespace ns on 127.0.0.1:53 and writes /etc/netns/<ns>/resolv.conf pointing at it; both go away at cleanup.
 //
-// ns must exist (newDNSNamespace makes one) and have its loopback up;
+// ns must exist (newNamespaces makes one) and have its loopback up;
 // ip netns exec mounts the resolv.conf only in commands started after
 // startDNS returns. The server goes away before the namespace does if ns
 // was made before startDNS was called (cleanups run last first).
@@ -279,18 +279,11 @@ func TestReverseName(t *testing.T) {
 	}
 }
 
-// newDNSNamespace makes a network namespace with only its loopback, up,
-// for a DNS server and the program that asks it; it goes away at cleanup.
-func newDNSNamespace(t *testing.T) string {
-	t.Helper()
-	return newNamespaces(t, "nu", "dns")[0]
-}
-
 // TestResolveReal runs systemLookup in a namespace whose only DNS server is
 // the test's: the names it finds are the server's, the server saw the
 // queries, and an address the server does not know has no name.
 func TestResolveReal(t *testing.T) {
-	ns := newDNSNamespace(t)
+	ns := newNamespaces(t, "nu", "dns")[0] // only its loopback, up
 	peer4 := netip.MustParseAddr("192.0.2.7")
 	peer6 := netip.MustParseAddr("2001:db8::7")
 	unknown := netip.MustParseAddr("192.0.2.8")

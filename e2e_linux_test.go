@@ -21,7 +21,7 @@ func openPTY(t *testing.T, cols, rows int) (ptm, pts *os.File) {
 	t.Helper()
 	ptm, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skip("no pseudo-terminals here:", err)
+		privSkip(t, "no pseudo-terminals here: "+err.Error())
 	}
 	fd := int(ptm.Fd())
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {

@@ -38,9 +38,7 @@ var (
 // building it on the first call.
 func netuseBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: builds and runs the binary")
-	}
+	shortSkip(t, "builds and runs the binary")
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "netuse-test")
 		if err != nil {
@@ -84,12 +82,28 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startPiped starts cmd with its stdout a pipe, returned, and its stderr
+// kept in a buffer.
+func startPiped(t *testing.T, cmd *exec.Cmd) (stdout io.Reader, stderr *bytes.Buffer) {
+	t.Helper()
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
+}
+
 // procNetDev reads the kernel's counters of one interface: rx and tx bytes.
 func procNetDev(t *testing.T, iface string) (rx, tx uint64) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/dev")
 	if err != nil {
-		t.Skip("no /proc/net/dev:", err)
+		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		name, rest, ok := strings.Cut(line, ":")
@@ -149,15 +163,7 @@ func TestLoopbackJSON(t *testing.T) {
 	const sent = 4 << 20
 	rx0, tx0 := procNetDev(t, "lo")
 	cmd := exec.Command(netuseBinary(t), "iface", "--iface", "lo", "--json", "--interval", "300ms")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	t.Cleanup(func() { cmd.Process.Kill() })
 	records := make(chan record)
 	go func() {
@@ -299,12 +305,7 @@ func TestHeadClosesPipe(t *testing.T) {
 func TestSignalEndsQuietly(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		cmd := exec.Command(netuseBinary(t), "iface", "--json", "--interval", "100ms")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		stdout, stderr := startPiped(t, cmd)
 		r := bufio.NewReader(stdout)
 		if _, err := r.ReadString('\n'); err != nil {
 			t.Fatalf("no first record: %v", err)
@@ -339,12 +340,7 @@ func TestHangup(t *testing.T) {
 			argv = append([]string{"nohup"}, argv...)
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		stdout, stderr := startPiped(t, cmd)
 		r := bufio.NewReader(stdout)
 		var head recordHead
 		line, err := r.ReadString('\n')

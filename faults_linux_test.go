@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,8 +52,7 @@ func TestProcHostileName(t *testing.T) {
 	local := startHelper(t, n.a, "send", "tcp", "192.0.2.2:7101", strconv.Itoa(1<<20))
 	local.expect(t, "sent")
 	remote.expect(t, fmt.Sprintf("got %d", 1<<20))
-	p.intervals(t, 3)
-	p.stop(t)
+	p.finish(t)
 	// The table reports on its own schedule: wait until it has shown the
 	// sender (or 10 s), then end it; an interrupt ends it without the
 	// interval under way.
@@ -146,13 +144,12 @@ func TestProcIfaceComesAndGoes(t *testing.T) {
 	if got := p.lastIfaces(); !slices.Equal(got, []string{"veth-c"}) {
 		t.Fatalf("two intervals after veth-a went, netuse captures on %q, want veth-c", got)
 	}
-	rx0, tx0 := ifaceBytes(t, n.a, "veth-c")
+	mark := markIface(t, n.a, "veth-c")
 	local, _ := upload(t, n.a, n.b, "198.51.100.2:7102", transfer)
-	p.intervals(t, 3)
-	p.stop(t)
-	rx1, tx1 := ifaceBytes(t, n.a, "veth-c")
+	p.finish(t)
+	mrx, mtx := mark.moved(t)
 	rx, tx, _ := p.credited(local.cmd.Process.Pid)
-	p.within1(t, "rx+tx of the sender on the new interface", rx+tx, rx1-rx0+tx1-tx0)
+	p.near(t, "rx+tx of the sender on the new interface", rx+tx, mrx+mtx, 0.99, 1.01)
 }
 
 // lastIfaces returns the interfaces of netuse's last capture record.
@@ -179,7 +176,7 @@ func TestProcBlockedStdout(t *testing.T) {
 	if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
 		t.Fatalf("shrink the pipe: %v", err)
 	}
-	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+	mark := markIface(t, n.a, "veth-a")
 	cmd := inNS(n.a, netuseBinary(t), "proc", "--json", "--iface", "veth-a", "--interval", "100ms")
 	p := &netuseRun{cmd: cmd, newCapt: make(chan struct{}, 1), done: make(chan struct{}), sums: true}
 	cmd.Stdout, cmd.Stderr = w, &p.stderr
@@ -212,9 +209,9 @@ func TestProcBlockedStdout(t *testing.T) {
 	}
 	p.intervals(t, 3)
 	p.stop(t) // also checks: no drops, rows add up, exit 0, nothing on stderr
-	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+	mrx, mtx := mark.moved(t)
 	rx, tx, _ := p.credited(local.cmd.Process.Pid)
-	p.within1(t, "rx+tx of the sender while stdout was blocked", rx+tx, rx1-rx0+tx1-tx0)
+	p.near(t, "rx+tx of the sender while stdout was blocked", rx+tx, mrx+mtx, 0.99, 1.01)
 	longest := 0.0
 	for _, c := range p.capts {
 		longest = max(longest, c.Interval)
@@ -248,14 +245,13 @@ func waitBlockedWrite(t *testing.T, pid int, limit time.Duration) time.Time {
 // a word on stderr.
 func TestProcNamespaceDeleted(t *testing.T) {
 	n := newTestNet(t)
-	c := n.a[:len(n.a)-1] + "c"
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", c).Run() })
-	run(t, "ip", "netns", "add", c)
-	run(t, "ip", "-n", n.a, "link", "add", "veth-c", "type", "veth", "peer", "name", "veth-d", "netns", c)
-	run(t, "ip", "-n", n.a, "addr", "add", "198.51.100.1/24", "dev", "veth-c")
-	run(t, "ip", "-n", c, "addr", "add", "198.51.100.2/24", "dev", "veth-d")
-	run(t, "ip", "-n", n.a, "link", "set", "veth-c", "up")
-	run(t, "ip", "-n", c, "link", "set", "veth-d", "up")
+	c := newNamespaces(t, "nu", "c")[0]
+	runAll(t,
+		[]string{"ip", "-n", n.a, "link", "add", "veth-c", "type", "veth", "peer", "name", "veth-d", "netns", c},
+		[]string{"ip", "-n", n.a, "addr", "add", "198.51.100.1/24", "dev", "veth-c"},
+		[]string{"ip", "-n", c, "addr", "add", "198.51.100.2/24", "dev", "veth-d"},
+		[]string{"ip", "-n", n.a, "link", "set", "veth-c", "up"},
+		[]string{"ip", "-n", c, "link", "set", "veth-d", "up"})
 	server := startHelper(t, c, "serve-recv", "tcp", "198.51.100.2:7104")
 	server.expect(t, "listening")
 	p := startProc(t, n.a, "--iface", "veth-*")
@@ -269,18 +265,17 @@ func TestProcNamespaceDeleted(t *testing.T) {
 	run(t, "ip", "netns", "del", c)
 	p.intervals(t, 8) // past the next listing of namespaces, which finds c gone
 
-	rx0, tx0 := ifaceBytes(t, n.a, "veth-a")
+	mark := markIface(t, n.a, "veth-a")
 	local, _ := upload(t, n.a, n.b, "192.0.2.2:7105", transfer)
-	p.intervals(t, 3)
-	p.stop(t)
-	rx1, tx1 := ifaceBytes(t, n.a, "veth-a")
+	p.finish(t)
+	mrx, mtx := mark.moved(t)
 
 	srx, _, name := p.credited(server.cmd.Process.Pid)
 	if srx < 1<<20 {
 		t.Errorf("the server in c (pid %d, %q) got %d bytes, want at least %d", server.cmd.Process.Pid, name, srx, 1<<20)
 	}
 	rx, tx, _ := p.credited(local.cmd.Process.Pid)
-	p.within1(t, "rx+tx of the sender after c was deleted", rx+tx, rx1-rx0+tx1-tx0)
+	p.near(t, "rx+tx of the sender after c was deleted", rx+tx, mrx+mtx, 0.99, 1.01)
 }
 
 // flood writes n UDP frames, each of another flow, on iface to dstMAC.
@@ -348,13 +343,13 @@ func TestProcFlood(t *testing.T) {
 		args = append(args, "--max-flows", "4096")
 	}
 	p := startProc(t, n.a, args...)
-	rx0, _ := ifaceBytes(t, n.a, "veth-a")
+	mark := markIface(t, n.a, "veth-a")
 	sender := startHelper(t, n.b, "flood", "veth-b", strings.TrimSpace(string(mac)), strconv.Itoa(count))
 	sender.expect(t, "sent")
 	p.intervals(t, 3)
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	p.stop(t) // rows add up, no drops, exit 0, nothing on stderr
-	rx1, _ := ifaceBytes(t, n.a, "veth-a")
+	mrx, _ := mark.moved(t)
 	for _, l := range strings.Split(string(status), "\n") {
 		if strings.HasPrefix(l, "VmHWM") || strings.HasPrefix(l, "VmRSS") {
 			t.Logf("netuse after %d flows: %s", count, strings.Join(strings.Fields(l), " "))
@@ -372,12 +367,12 @@ func TestProcFlood(t *testing.T) {
 		evicted += c.EvictedFlows
 		most = max(most, c.Flows)
 	}
-	t.Logf("captured rx %d of the interface's %d; flow_table_full %d bytes; evicted %d flows; at most %d flows held", rx, rx1-rx0, full, evicted, most)
+	t.Logf("captured rx %d of the interface's %d; flow_table_full %d bytes; evicted %d flows; at most %d flows held", rx, mrx, full, evicted, most)
 	if os.Getenv("NETUSE_FLOOD") != "" {
 		return
 	}
 	if most > 4096 || full == 0 || evicted == 0 {
 		t.Errorf("at most %d flows held, %d bytes as flow_table_full, %d evicted; want at most 4096, and both more than 0", most, full, evicted)
 	}
-	p.within1(t, "rx captured", rx, rx1-rx0)
+	p.near(t, "rx captured", rx, mrx, 0.99, 1.01)
 }

@@ -4,7 +4,8 @@ package main
 // veth pair (testNet), commands run in one (inNS), this test binary run as
 // a traffic helper there (startHelper, trafficChild), and netuse run there
 // with its NDJSON records read as they come (netuseRun), checked against
-// the interfaces' counters.
+// the interfaces' counters (markIface); servers run there in the
+// background (startBg, startServeNS).
 
 import (
 	"bufio"
@@ -84,7 +85,7 @@ var netSeq int
 // newNamespaces makes a network namespace for each suffix, named prefix,
 // this process's pid, a sequence number and the suffix, with its loopback
 // up; they are deleted when the test ends.
-func newNamespaces(t *testing.T, prefix string, suffixes ...string) []string {
+func newNamespaces(t testing.TB, prefix string, suffixes ...string) []string {
 	t.Helper()
 	needRoot(t)
 	netSeq++
@@ -99,7 +100,7 @@ func newNamespaces(t *testing.T, prefix string, suffixes ...string) []string {
 }
 
 // run runs a command, and fails the test if it fails.
-func run(t *testing.T, argv ...string) {
+func run(t testing.TB, argv ...string) {
 	t.Helper()
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
@@ -107,7 +108,7 @@ func run(t *testing.T, argv ...string) {
 }
 
 // runAll runs commands, and fails the test at the first that fails.
-func runAll(t *testing.T, cmds ...[]string) {
+func runAll(t testing.TB, cmds ...[]string) {
 	t.Helper()
 	for _, argv := range cmds {
 		run(t, argv...)
@@ -142,7 +143,7 @@ func inNS(ns string, argv ...string) *exec.Cmd {
 }
 
 // ifaceBytes reads an interface's rx and tx byte counters inside a namespace.
-func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
+func ifaceBytes(t testing.TB, ns, iface string) (rx, tx uint64) {
 	t.Helper()
 	out, err := inNS(ns, "cat",
 		"/sys/class/net/"+iface+"/statistics/rx_bytes", "/sys/class/net/"+iface+"/statistics/tx_bytes").Output()
@@ -153,6 +154,96 @@ func ifaceBytes(t *testing.T, ns, iface string) (rx, tx uint64) {
 	rx, _ = strconv.ParseUint(f[0], 10, 64)
 	tx, _ = strconv.ParseUint(f[1], 10, 64)
 	return rx, tx
+}
+
+// bgProc is a server run in a namespace until the test ends; out is its
+// stdout and stderr.
+type bgProc struct {
+	cmd  *exec.Cmd
+	out  lockedBuffer
+	done chan struct{} // closed once out has all the process wrote
+}
+
+// startBg starts argv in ns and calls line with each line it writes.
+func startBg(t *testing.T, ns string, line func(string), argv ...string) *bgProc {
+	t.Helper()
+	p := &bgProc{cmd: inNS(ns, argv...), done: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.out.mu.Lock()
+			p.out.b.WriteString(sc.Text() + "\n")
+			p.out.mu.Unlock()
+			line(sc.Text())
+		}
+	}()
+	// ip netns exec execs the program: the command's pid is its.
+	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done; p.cmd.Wait() })
+	return p
+}
+
+// tail is the last lines of what p wrote.
+func (p *bgProc) tail() string {
+	lines := strings.Split(strings.TrimSuffix(p.out.String(), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-15):], "\n")
+}
+
+// startServeNS starts argv, a netuse serve with --listen 127.0.0.1:0, in
+// ns, and waits for its line that says where it listens, which it
+// returns, host:port.
+func startServeNS(t *testing.T, ns string, argv ...string) (p *bgProc, addr string) {
+	t.Helper()
+	addrs := make(chan string, 1)
+	p = startBg(t, ns, func(line string) {
+		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
+			select {
+			case addrs <- strings.TrimSuffix(a, "/metrics"):
+			default:
+			}
+		}
+	}, argv...)
+	select {
+	case addr = <-addrs:
+	case <-p.done:
+		t.Fatalf("serve ended before it listened:\n%s", p.tail())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not say where it listens within 20 s:\n%s", p.tail())
+	}
+	return p, addr
+}
+
+// ifaceMark is an interface's byte counters in a namespace, read at a
+// start, to say what the interface moved since.
+type ifaceMark struct {
+	ns, iface string
+	rx, tx    uint64
+}
+
+// markIface reads the counters of iface in ns ("": the test's own).
+func markIface(t testing.TB, ns, iface string) ifaceMark {
+	t.Helper()
+	rx, tx := ifaceBytes(t, ns, iface)
+	return ifaceMark{ns, iface, rx, tx}
+}
+
+// moved returns the bytes the interface received and sent since m.
+func (m ifaceMark) moved(t testing.TB) (rx, tx uint64) {
+	t.Helper()
+	rx, tx = ifaceBytes(t, m.ns, m.iface)
+	return rx - m.rx, tx - m.tx
 }
 
 // helper is a child process that moves traffic (trafficChild).
@@ -311,27 +402,17 @@ func (p *netuseRun) read(t *testing.T, stdout io.Reader) {
 		var err error
 		switch head.Type {
 		case "proc":
-			var rec procRecord
-			err = json.Unmarshal(sc.Bytes(), &rec)
-			p.procs = append(p.procs, rec)
+			err = appendRecord(sc.Bytes(), &p.procs)
 		case "conn":
-			var c connRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			p.conns = append(p.conns, c)
+			err = appendRecord(sc.Bytes(), &p.conns)
 		case "group":
-			var g groupRecord
-			err = json.Unmarshal(sc.Bytes(), &g)
-			p.groups = append(p.groups, g)
+			err = appendRecord(sc.Bytes(), &p.groups)
 		case "summary":
 			if p.sums {
-				var rec procRecord
-				err = json.Unmarshal(sc.Bytes(), &rec)
-				p.summary = append(p.summary, rec)
+				err = appendRecord(sc.Bytes(), &p.summary)
 			}
 		case "capture":
-			var c captureRecord
-			err = json.Unmarshal(sc.Bytes(), &c)
-			p.capts = append(p.capts, c)
+			err = appendRecord(sc.Bytes(), &p.capts)
 			select {
 			case p.newCapt <- struct{}{}:
 			default:
@@ -344,6 +425,14 @@ func (p *netuseRun) read(t *testing.T, stdout io.Reader) {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// appendRecord decodes line, an NDJSON record, onto recs.
+func appendRecord[R any](line []byte, recs *[]R) error {
+	var r R
+	err := json.Unmarshal(line, &r)
+	*recs = append(*recs, r)
+	return err
 }
 
 // waitCapturing waits until the netuse of p holds packet sockets of its
@@ -422,6 +511,14 @@ func (p *netuseRun) intervals(t *testing.T, n int) {
 			t.Fatalf("netuse reported nothing for 10s: %s", p.stderr.String())
 		}
 	}
+}
+
+// finish waits for three more intervals, which report the last packets
+// moved, then stops netuse as stop does.
+func (p *netuseRun) finish(t *testing.T) {
+	t.Helper()
+	p.intervals(t, 3)
+	p.stop(t)
 }
 
 // stop ends netuse with SIGTERM and checks that it exited cleanly, that it
@@ -536,18 +633,29 @@ func (p *netuseRun) ifaceTotal(name string) (rx, tx uint64) {
 	return rx, tx
 }
 
-// within1 checks that got is within 1% of want, and shows p's rows if not.
-func (p *netuseRun) within1(t *testing.T, what string, got, want uint64) {
+// near is near (from lo to hi times want) for a count of p's, and shows
+// p's records if it fails.
+func (p *netuseRun) near(t *testing.T, what string, got, want uint64, lo, hi float64) {
 	t.Helper()
-	if near(t, what, got, want, 0.01) {
+	if near(t, what, got, want, lo, hi) {
 		return
 	}
 	for _, r := range p.procs {
 		t.Logf("seq %d pid %d %q %s: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.RxBytes, r.TxBytes)
 	}
 	for _, c := range p.capts {
-		t.Logf("seq %d captured rx %d tx %d packets %d drops %d", c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.Drops)
+		t.Logf("seq %d captured rx %d tx %d packets %d, by_iface %v, drops %d, flows %d, owners %s, records lost %d",
+			c.Seq, c.RxBytes, c.TxBytes, c.RxPackets+c.TxPackets, c.ByIface, c.Drops, c.Flows, c.Owners, c.OwnersLost)
 	}
+	p.dump(t)
+}
+
+// creditNear checks that the bytes netuse credited to helper h, rx+tx,
+// are from lo to hi times want.
+func (p *netuseRun) creditNear(t *testing.T, what string, h *helper, want uint64, lo, hi float64) {
+	t.Helper()
+	rx, tx, _ := p.credited(h.cmd.Process.Pid)
+	p.near(t, what, rx+tx, want, lo, hi)
 }
 
 // connection sums the rows of one connection end over the run: its
@@ -576,6 +684,16 @@ func (p *netuseRun) dump(t *testing.T) {
 		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
 			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
 	}
+}
+
+// pidsOf returns the pids in out, a loop's words, as a set.
+func pidsOf(out []byte) map[int]bool {
+	pids := map[int]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(f)
+		pids[pid] = true
+	}
+	return pids
 }
 
 // trafficChild is the traffic helper that the tests run in their
@@ -635,26 +753,13 @@ func runHelper(args []string) error {
 			fmt.Println("got", got)
 			return nil
 		}
-		ln, err := net.Listen("tcp", args[2])
+		_, c, err := acceptOne(args[2])
 		if err != nil {
 			return err
 		}
-		fmt.Println("listening", ln.Addr())
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		got, err := io.Copy(io.Discard, c)
-		fmt.Println("got", got)
-		io.Copy(io.Discard, os.Stdin)
-		return err
+		return recvAll(c)
 	case "serve-send":
-		ln, err := net.Listen("tcp", args[1])
-		if err != nil {
-			return err
-		}
-		fmt.Println("listening", ln.Addr())
-		c, err := ln.Accept()
+		_, c, err := acceptOne(args[1])
 		if err != nil {
 			return err
 		}
@@ -672,11 +777,10 @@ func runHelper(args []string) error {
 		return sendAll(c, n)
 	case "serve-http":
 		n, _ := strconv.Atoi(args[2])
-		ln, err := net.Listen("tcp", args[1])
+		ln, err := listenTCP(args[1])
 		if err != nil {
 			return err
 		}
-		fmt.Println("listening", ln.Addr())
 		body := make([]byte, n)
 		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
 	case "flood":
@@ -710,10 +814,7 @@ func runHelper(args []string) error {
 		if err != nil {
 			return err
 		}
-		got, err := io.Copy(io.Discard, c)
-		fmt.Println("got", got)
-		io.Copy(io.Discard, os.Stdin)
-		return err
+		return recvAll(c)
 	}
 	if ok, err := ownerHelper(args); ok {
 		return err
@@ -725,6 +826,49 @@ func runHelper(args []string) error {
 		return err
 	}
 	return fmt.Errorf("unknown helper %q", args)
+}
+
+// listenTCP listens on addr and says "listening ADDR", the word a test
+// waits for before it connects.
+func listenTCP(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Println("listening", ln.Addr())
+	return ln, nil
+}
+
+// acceptOne is listenTCP, then the listener's first connection.
+func acceptOne(addr string) (net.Listener, net.Conn, error) {
+	ln, err := listenTCP(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := ln.Accept()
+	return ln, c, err
+}
+
+// tcpPair connects to ln, which listens on this host, and returns both
+// ends of the connection.
+func tcpPair(ln net.Listener) (c, s net.Conn, err error) {
+	if c, err = net.Dial(ln.Addr().Network(), ln.Addr().String()); err != nil {
+		return nil, nil, err
+	}
+	if s, err = ln.Accept(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, s, nil
+}
+
+// recvAll reads c until EOF, says "got N", and keeps the connection until
+// standard input closes.
+func recvAll(c net.Conn) error {
+	got, err := io.Copy(io.Discard, c)
+	fmt.Println("got", got)
+	io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // sendDatagrams sends n bytes over UDP in 1,000-byte datagrams, paced so

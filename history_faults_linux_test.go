@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -155,7 +154,7 @@ func TestHistoryFullDisk(t *testing.T) {
 	if !strings.Contains(out, "full") || !strings.HasSuffix(out, "writing again\n") || h.e.hist.writeErrors == 0 {
 		t.Errorf("stderr %q, %d write errors; want the disk full said, and writing again", out, h.e.hist.writeErrors)
 	}
-	db, _ := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db := histDB(t, path)
 	defer db.Close()
 	for _, lvl := range levelName {
 		var got uint64

@@ -15,6 +15,17 @@ import (
 // histClock is a clock that tests move by hand.
 type histClock struct{ t time.Time }
 
+// histDB opens the history file at path read-only, as a reader beside
+// serve would.
+func histDB(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func (c *histClock) now() time.Time { return c.t }
 
 // histCounters is interfaces whose counters a test moves by hand.
@@ -67,13 +78,10 @@ var histLoc = func() *time.Location {
 // histSum is what the file holds for one kind and name at one level.
 func histSum(t *testing.T, path, lvl, kind, name string) traffic {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := histDB(t, path)
 	defer db.Close()
 	var tr traffic
-	err = db.QueryRow("SELECT coalesce(sum(rx_bytes),0), coalesce(sum(tx_bytes),0), coalesce(sum(rx_packets),0), coalesce(sum(tx_packets),0) FROM usage WHERE level = ? AND kind = ? AND name = ?",
+	err := db.QueryRow("SELECT coalesce(sum(rx_bytes),0), coalesce(sum(tx_bytes),0), coalesce(sum(rx_packets),0), coalesce(sum(tx_packets),0) FROM usage WHERE level = ? AND kind = ? AND name = ?",
 		lvl, kind, name).Scan(&tr.rxBytes, &tr.txBytes, &tr.rxPackets, &tr.txPackets)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +144,7 @@ func TestHistoryRollupsExact(t *testing.T) {
 	}
 	// The buckets: 8 days (of absolute time: DST moves only the bounds),
 	// each on its bound.
-	db, _ := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db := histDB(t, path)
 	defer db.Close()
 	for _, c := range []struct {
 		lvl      string
@@ -251,7 +259,7 @@ func TestHistoryBounded(t *testing.T) {
 	}
 	s.e.hist.addReport(nil, nil, procs)
 	s.e.closeHistory()
-	db, _ := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db := histDB(t, path)
 	defer db.Close()
 	var n, other, sum int
 	db.QueryRow("SELECT count(*), sum(rx_bytes) FROM usage WHERE level = 'day' AND kind = 'app'").Scan(&n, &sum)
@@ -416,7 +424,7 @@ func TestHistoryRetention(t *testing.T) {
 		s.e.writeHistory()
 	}
 	s.e.closeHistory()
-	db, _ := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db := histDB(t, path)
 	defer db.Close()
 	for _, c := range []struct {
 		lvl      string

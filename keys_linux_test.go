@@ -215,17 +215,9 @@ func TestLiveQuitErasesKeys(t *testing.T) {
 // as escape sequences: ↓, PgDn, End (in the application mode's form), Home;
 // ← does nothing and types nothing; q still quits.
 func TestLiveScroll(t *testing.T) {
-	needRoot(t)
-	ns := fmt.Sprintf("nu%d-scroll", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	cmds := [][]string{{"ip", "netns", "add", ns}}
+	ns := newNamespaces(t, "nu", "scroll")[0]
 	for i := 0; i < 12; i += 2 {
-		cmds = append(cmds, []string{"ip", "-n", ns, "link", "add", fmt.Sprintf("veth%02d", i), "type", "veth", "peer", "name", fmt.Sprintf("veth%02d", i+1)})
-	}
-	for _, c := range cmds {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
-		}
+		run(t, "ip", "-n", ns, "link", "add", fmt.Sprintf("veth%02d", i), "type", "veth", "peer", "name", fmt.Sprintf("veth%02d", i+1))
 	}
 	ptm, pts := openPTY(t, 80, 8)
 	t.Cleanup(func() { ptm.Close(); pts.Close() })

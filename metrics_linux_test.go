@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,12 +28,7 @@ func TestTextfileNodeExporter(t *testing.T) {
 	}
 	want, _ := ifaceRowsTotals(t, js.String())
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freePort(t)
 	cmd := exec.Command(exporter, "--web.listen-address="+addr, "--collector.disable-defaults",
 		"--collector.textfile", "--collector.textfile.directory="+dir)
 	var out strings.Builder

@@ -120,6 +120,20 @@ func newBrowser(t *testing.T, ns string) *browser {
 	return b
 }
 
+// checkSeen checks what a browser saw (seen): no problem, and no request
+// to another origin than origin.
+func checkSeen(t *testing.T, problems, urls []string, origin string) {
+	t.Helper()
+	for _, p := range problems {
+		t.Errorf("chromium: %s", p)
+	}
+	for _, u := range urls {
+		if !strings.HasPrefix(u, origin+"/") {
+			t.Errorf("the page requested %s, outside its origin %s", u, origin)
+		}
+	}
+}
+
 // seen returns what the browser saw so far, and forgets it.
 func (b *browser) seen() (problems, urls []string, received float64) {
 	b.mu.Lock()
@@ -332,14 +346,7 @@ func TestBrowserPage(t *testing.T) {
 	for u, n := range b.weights() {
 		t.Logf("  %6.0f  %s", n, strings.TrimPrefix(u, origin))
 	}
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 
 	// The hostile name is text, and its script never ran.
 	var hostile struct {
@@ -395,14 +402,7 @@ func TestBrowserPage(t *testing.T) {
 	}
 
 	problems, urls, _ = b.seen()
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 }
 
 // TestBrowserLive serves live traffic: netuse serve in namespace a of a
@@ -414,20 +414,7 @@ func TestBrowserLive(t *testing.T) {
 	n := newTestNet(t)
 	now := time.Now()
 	file := pageFixture(t, now)
-	listening := make(chan string, 1)
-	serve := startBg(t, n.a, func(line string) {
-		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
-			listening <- strings.TrimSuffix(a, "/metrics")
-		}
-	}, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")...)
-	var addr string
-	select {
-	case addr = <-listening:
-	case <-serve.done:
-		t.Fatalf("serve ended before it listened:\n%s", serve.tail())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("serve did not say it listens within 20 s:\n%s", serve.tail())
-	}
+	_, addr := startServeNS(t, n.a, childArgv("netuse", "serve", "--listen", "127.0.0.1:0", "--db", file, "--iface", "veth-a", "--by", "program", "--interval", "1s")...)
 	origin := "http://" + addr
 
 	// rsync uploads to b at 4 MB/s; curl downloads from b at 1 MB/s.
@@ -455,14 +442,7 @@ func TestBrowserLive(t *testing.T) {
 	}
 	b.choose(t, "range", "day", "program day bytes iec")
 	problems, urls, _ := b.seen()
-	for _, p := range problems {
-		t.Errorf("chromium: %s", p)
-	}
-	for _, u := range urls {
-		if !strings.HasPrefix(u, origin+"/") {
-			t.Errorf("the page requested %s, outside its origin %s", u, origin)
-		}
-	}
+	checkSeen(t, problems, urls, origin)
 	if *screenshot {
 		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 		if err != nil {

@@ -115,6 +115,12 @@ func historyStdout(t *testing.T, now time.Time, args ...string) string {
 // response and its body.
 func get(t *testing.T, url, user, password string) (*http.Response, string) {
 	t.Helper()
+	return getWith(t, http.DefaultClient, url, user, password)
+}
+
+// getWith is get through client.
+func getWith(t *testing.T, client *http.Client, url, user, password string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -122,9 +128,9 @@ func get(t *testing.T, url, user, password string) (*http.Response, string) {
 	if user != "" {
 		req.SetBasicAuth(user, password)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("GET %s as %q: %v", url, user, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

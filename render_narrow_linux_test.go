@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,14 +16,7 @@ import (
 // had no rates, its program cut to PROGR by the screen's edge, and proc's
 // CONTAINER at 60 to CONTA).
 func TestNarrowTerminal(t *testing.T) {
-	needRoot(t)
-	ns := fmt.Sprintf("nu%d-narrow", os.Getpid())
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	for _, c := range [][]string{{"ip", "netns", "add", ns}, {"ip", "-n", ns, "link", "set", "lo", "up"}} {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v: %s", strings.Join(c, " "), err, out)
-		}
-	}
+	ns := newNamespaces(t, "nu", "narrow")[0]
 	rate := regexp.MustCompile(`^[0-9]+(\.[0-9])? ([KMGTP]i)?B/s$`)
 	port := 7300
 	for _, mode := range []string{"proc", "conn"} {

@@ -200,16 +200,7 @@ func newScrapeBench(b *testing.B, by []string, readNames bool) *scrapeBench {
 // and one out on every connection, spread over the interval.
 func (sb *scrapeBench) interval() {
 	sb.seq++
-	at := sb.start.Add(time.Duration(sb.seq) * time.Second).UnixNano()
-	for i := range sb.frames {
-		f := &sb.frames[i]
-		f.at = at + int64(i)*(int64(time.Second)/int64(len(sb.frames)))
-		sb.sn.frame(f)
-		if len(sb.sn.block) == blockFrames {
-			sb.sn.endBlock()
-		}
-	}
-	sb.sn.endBlock()
+	sniffSecond(sb.sn, sb.frames, sb.start.Add(time.Duration(sb.seq)*time.Second))
 }
 
 // get is one scrape: GET /metrics with accept, and with gzip, as

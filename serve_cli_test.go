@@ -55,10 +55,8 @@ func TestServeUsageErrors(t *testing.T) {
 // service name that does not exist) is bad usage, as --listen nonsense
 // is: exit 2, one line, before serve reads anything.
 //
-// It failed at fd4cc74 (fixed since): readServeFlags checks only that --listen
-// splits into host and port, and net.Listen's refusal is a failure at run
-// time, exit 1: netuse: serve --listen "127.0.0.1:99999": address 99999:
-// invalid port; want a free host:port of this machine, ...
+// Checking only that --listen splits into host and port would leave the
+// port to net.Listen, whose refusal is a failure at run time, exit 1.
 func TestServeListenBadPort(t *testing.T) {
 	for _, listen := range []string{"127.0.0.1:99999", "127.0.0.1:-1", "127.0.0.1:nosuchservice"} {
 		t.Run(listen, func(t *testing.T) {
@@ -112,9 +110,9 @@ func TestServeIfaceGlobs(t *testing.T) {
 // its ticker's next report: exit 1, the cause in one line, and nothing
 // listens after.
 //
-// It failed at fd4cc74 (fixed since): serve never ends. runServe's select takes the
-// ticker goroutine's error from ticked, then waits on ticked again after
-// srv.Shutdown (serve.go:356), for a value that never comes.
+// The way it can hang: runServe takes the ticker goroutine's error, then
+// waits for the ticker again after the server's shutdown, for a value
+// that never comes.
 func TestServeCountersFail(t *testing.T) {
 	ifs := newFakeIfaces(ifc("eth0", 2, 1000, 2000, 10, 20))
 	a, stdout, stderr := serveApp(ifs, noCapture())

@@ -12,7 +12,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -173,29 +172,9 @@ func TestServeTLSBasicAuth(t *testing.T) {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
-	get := func(url, user, password string) (*http.Response, string) {
-		t.Helper()
-		req, err := http.NewRequest("GET", url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if user != "" {
-			req.SetBasicAuth(user, password)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s as %q: %v", url, user, err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, string(body)
-	}
 	metrics := "https://" + s.addr + "/metrics"
 
-	resp, body := get(metrics, user, password)
+	resp, body := getWith(t, client, metrics, user, password)
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
 		t.Fatalf("GET %s with the right password: %s (TLS %v); want 200 over TLS: %s", metrics, resp.Status, resp.TLS != nil, body)
 	}
@@ -208,7 +187,7 @@ func TestServeTLSBasicAuth(t *testing.T) {
 		{"no credentials", metrics, "", ""},
 		{"no credentials, the landing page", "https://" + s.addr + "/", "", ""},
 	} {
-		resp, body := get(c.url, c.user, c.password)
+		resp, body := getWith(t, client, c.url, c.user, c.password)
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != "Basic" || strings.Contains(body, "netuse_") {
 			t.Errorf("GET %s with %s: %s, WWW-Authenticate %q; want 401, Basic, and no metrics: %s", c.url, c.what, resp.Status, resp.Header.Get("WWW-Authenticate"), body)
 		}

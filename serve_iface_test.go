@@ -143,9 +143,9 @@ func TestServeInterfaces(t *testing.T) {
 // zero: all of them are traffic moved since serve started, even when they
 // are above the old interface's counters.
 //
-// It failed at fd4cc74 (fixed since): the sampler (sample.go) keys interfaces by name
-// and ignores counter.index, so it takes the new counters minus the old
-// interface's for the traffic moved, 100 bytes short here.
+// A sampler (sample.go) that keyed interfaces by name alone, ignoring
+// counter.index, would take the new counters minus the old interface's
+// for the traffic moved, 100 bytes short here.
 func TestServeInterfaceRecreated(t *testing.T) {
 	runIfaceSteps(t, []ifaceStep{
 		{what: "start", counters: []counter{
@@ -172,10 +172,9 @@ func TestServeInterfaceRecreated(t *testing.T) {
 // serve runs (a VPN's tun), or that comes back after a scrape saw it gone,
 // was made after serve started: every byte of its counters moved since.
 //
-// It failed at fd4cc74 (fixed since): serve takes the counters of an interface it
-// sees for the first time for a baseline, as iface mode does (sample.go),
-// so its series start at 0 a scrape later, without the traffic it moved
-// before that scrape.
+// Taking the counters of an interface seen for the first time for a
+// baseline, as iface mode does (sample.go), would start its series at 0
+// a scrape later, without the traffic it moved before that scrape.
 func TestServeInterfaceAppears(t *testing.T) {
 	runIfaceSteps(t, []ifaceStep{
 		{what: "start", counters: []counter{

@@ -4,9 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -23,13 +20,7 @@ var servedAt = regexp.MustCompile(`^netuse: serve: metrics on http://(\S+)/metri
 // SIGINT must end it with exit 0. Without CAP_NET_RAW it captures nothing,
 // so it may run in the machine's own namespace.
 func TestServeWithoutPrivileges(t *testing.T) {
-	needRoot(t)
-	setpriv := needTool(t, "setpriv", "setpriv(1) from util-linux")
-	bin := netuseBinary(t)
-	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", bin, "serve", "--listen", "127.0.0.1:0")
+	cmd := asNobody("", capsBin(t, ""), "serve", "--listen", "127.0.0.1:0")
 	var stdout strings.Builder
 	cmd.Stdout = &stdout
 	stderr, err := cmd.StderrPipe()

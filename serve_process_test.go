@@ -13,51 +13,6 @@ import (
 	"time"
 )
 
-// feeder is a frameSource that hands over the batches of frames the test
-// sends it, each as one block, until it is stopped.
-type feeder struct {
-	ifaces  []string      // by index - 1
-	batches chan []frame  // the next batch
-	fed     chan struct{} // a value once a batch was handed over
-	stopped chan struct{} // closed by stop
-	done    chan struct{} // closed when run returns
-}
-
-func newFeeder(ifaces []string) *feeder {
-	return &feeder{ifaces: ifaces, batches: make(chan []frame), fed: make(chan struct{}, 1), stopped: make(chan struct{}), done: make(chan struct{})}
-}
-
-func (f *feeder) run(s *sniffer) error {
-	defer close(f.done)
-	for {
-		select {
-		case b := <-f.batches:
-			for i := range b {
-				s.frame(&b[i])
-			}
-			s.endBlock()
-			f.fed <- struct{}{}
-		case <-f.stopped:
-			return nil
-		}
-	}
-}
-
-func (f *feeder) stop() {
-	close(f.stopped)
-	<-f.done
-}
-
-func (f *feeder) rescan() {}
-
-func (f *feeder) stats() captureStats {
-	st := captureStats{ifaces: f.ifaces, names: map[int]string{}}
-	for i, name := range f.ifaces {
-		st.names[i+1] = name
-	}
-	return st
-}
-
 // feed hands frames over and waits until they are in the flow table.
 func (f *feeder) feed(t *testing.T, frames []frame) {
 	t.Helper()

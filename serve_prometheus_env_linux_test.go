@@ -4,7 +4,6 @@ package main
 // namespace, and what Prometheus's API says of the series.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -29,75 +28,12 @@ type promEnv struct {
 	prom  *bgProc
 }
 
-// bgProc is a server run in a namespace until the test ends; out is its
-// stdout and stderr.
-type bgProc struct {
-	cmd  *exec.Cmd
-	out  lockedBuffer
-	done chan struct{} // closed once out has all the process wrote
-}
-
-// startBg starts argv in ns and calls line with each line it writes.
-func startBg(t *testing.T, ns string, line func(string), argv ...string) *bgProc {
-	t.Helper()
-	p := &bgProc{cmd: inNS(ns, argv...), done: make(chan struct{})}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	err = p.cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		defer r.Close()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			p.out.mu.Lock()
-			p.out.b.WriteString(sc.Text() + "\n")
-			p.out.mu.Unlock()
-			line(sc.Text())
-		}
-	}()
-	// ip netns exec execs the program: the command's pid is its.
-	t.Cleanup(func() { p.cmd.Process.Kill(); <-p.done; p.cmd.Wait() })
-	return p
-}
-
-// tail is the last lines of what p wrote.
-func (p *bgProc) tail() string {
-	lines := strings.Split(strings.TrimSuffix(p.out.String(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-15):], "\n")
-}
-
 // startServe starts netuse serve on a port of the namespace's loopback and
 // waits for its line that says where it listens.
 func (e *promEnv) startServe(args ...string) {
 	t := e.t
 	t.Helper()
-	addrs := make(chan string, 1)
-	argv := append([]string{netuseBinary(t), "serve", "--listen", "127.0.0.1:0"}, args...)
-	e.serve = startBg(t, e.ns, func(line string) {
-		if a, ok := strings.CutPrefix(line, "netuse: serve: metrics on http://"); ok {
-			if a, ok = strings.CutSuffix(a, "/metrics"); ok {
-				select {
-				case addrs <- a:
-				default:
-				}
-			}
-		}
-	}, argv...)
-	select {
-	case e.addr = <-addrs:
-	case <-e.serve.done:
-		t.Fatalf("netuse serve ended before it listened: %s", e.serve.out.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("netuse serve did not say where it listens within 10 s: %s", e.serve.out.String())
-	}
+	e.serve, e.addr = startServeNS(t, e.ns, append([]string{netuseBinary(t), "serve", "--listen", "127.0.0.1:0"}, args...)...)
 }
 
 // startPrometheus starts a Prometheus of the test's own (configuration and

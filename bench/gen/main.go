@@ -42,32 +42,28 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/netuse/netuse/bench/internal/gencmd"
 )
 
 // counts is what a command prints when it ends.
 type counts struct {
-	Cmd       string  `json:"cmd"`
-	Pid       int     `json:"pid"`
-	SentBytes int64   `json:"sent_bytes"`
-	RecvBytes int64   `json:"recv_bytes"`
-	SentPkts  int64   `json:"sent_pkts"` // datagrams; 0 for TCP
-	RecvPkts  int64   `json:"recv_pkts"` // datagrams; 0 for TCP
-	Conns     int64   `json:"conns"`     // connections or sockets
-	Errors    int64   `json:"errors"`    // failed dials, sends, reads
-	Seconds   float64 `json:"seconds"`   // time spent moving data
+	gencmd.Counts
+	SentPkts int64   `json:"sent_pkts"` // datagrams; 0 for TCP
+	RecvPkts int64   `json:"recv_pkts"` // datagrams; 0 for TCP
+	Conns    int64   `json:"conns"`     // connections or sockets
+	Errors   int64   `json:"errors"`    // failed dials, sends, reads
+	Seconds  float64 `json:"seconds"`   // time spent moving data
 }
 
 // meter is counts updated from many goroutines.
@@ -75,10 +71,9 @@ type meter struct {
 	sentBytes, recvBytes, sentPkts, recvPkts, conns, errors atomic.Int64
 }
 
-func (m *meter) counts(cmd string, d time.Duration) counts {
+func (m *meter) counts(d time.Duration) counts {
 	return counts{
-		Cmd: cmd, Pid: os.Getpid(),
-		SentBytes: m.sentBytes.Load(), RecvBytes: m.recvBytes.Load(),
+		Counts:   gencmd.Counts{SentBytes: m.sentBytes.Load(), RecvBytes: m.recvBytes.Load()},
 		SentPkts: m.sentPkts.Load(), RecvPkts: m.recvPkts.Load(),
 		Conns: m.conns.Load(), Errors: m.errors.Load(),
 		Seconds: d.Seconds(),
@@ -86,56 +81,17 @@ func (m *meter) counts(cmd string, d time.Duration) counts {
 }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: gen serve|tcp|udprecv|udp [flags]")
-		os.Exit(2)
-	}
-	var err error
-	var c counts
-	cmd, args := os.Args[1], os.Args[2:]
-	switch cmd {
-	case "serve":
-		c, err = serve(args)
-	case "tcp":
-		c, err = tcpClient(args)
-	case "udprecv":
-		c, err = udpRecv(args)
-	case "udp":
-		c, err = udpSend(args)
-	default:
-		fmt.Fprintf(os.Stderr, "gen: unknown command %q\n", cmd)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "gen %s: %v\n", cmd, err)
-		os.Exit(1)
-	}
-	if err := json.NewEncoder(os.Stdout).Encode(c); err != nil {
-		fmt.Fprintf(os.Stderr, "gen %s: %v\n", cmd, err)
-		os.Exit(1)
-	}
+	gencmd.Main("usage: gen serve|tcp|udprecv|udp [flags]", map[string]gencmd.Command[counts]{
+		"serve":   serve,
+		"tcp":     tcpClient,
+		"udprecv": udpRecv,
+		"udp":     udpSend,
+	})
 }
 
-func ready() { fmt.Fprintln(os.Stderr, "ready") }
-
-// untilSignal blocks until SIGINT or SIGTERM.
-func untilSignal() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	<-ch
-}
-
-// buf is the data written, 64 KiB as iperf3 writes by default.
-var buf = make([]byte, 64<<10)
-
-func serve(args []string) (counts, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	listen := fs.String("listen", "", "address to listen on")
+func serve(fs *flag.FlagSet, args []string) (counts, error) {
 	size := fs.Int("size", 100000, "HTTP body size in bytes")
-	if err := fs.Parse(args); err != nil {
-		return counts{}, err
-	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := gencmd.ListenTCP(fs, args)
 	if err != nil {
 		return counts{}, err
 	}
@@ -155,10 +111,9 @@ func serve(args []string) (counts, error) {
 			go serveConn(c.(*net.TCPConn), &m, *size)
 		}
 	}()
-	ready()
-	untilSignal()
+	gencmd.ReadyUntilStopped()
 	ln.Close()
-	return m.counts("serve", time.Since(start)), nil
+	return m.counts(time.Since(start)), nil
 }
 
 func serveConn(c *net.TCPConn, m *meter, size int) {
@@ -188,7 +143,7 @@ func serveConn(c *net.TCPConn, m *meter, size int) {
 		}
 		end := time.Now().Add(time.Duration(binary.BigEndian.Uint64(hdr[:])))
 		for time.Now().Before(end) {
-			n, err := c.Write(buf)
+			n, err := c.Write(gencmd.Buf)
 			m.sentBytes.Add(int64(n))
 			if err != nil {
 				m.errors.Add(1)
@@ -215,8 +170,8 @@ func serveConn(c *net.TCPConn, m *meter, size int) {
 		hn, _ := fmt.Fprintf(w, "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", size)
 		total := int64(hn)
 		for left := size; left > 0; {
-			k := min(left, len(buf))
-			w.Write(buf[:k])
+			k := min(left, len(gencmd.Buf))
+			w.Write(gencmd.Buf[:k])
 			left -= k
 			total += int64(k)
 		}
@@ -230,8 +185,7 @@ func serveConn(c *net.TCPConn, m *meter, size int) {
 	}
 }
 
-func tcpClient(args []string) (counts, error) {
-	fs := flag.NewFlagSet("tcp", flag.ContinueOnError)
+func tcpClient(fs *flag.FlagSet, args []string) (counts, error) {
 	addr := fs.String("addr", "", "server address")
 	conns := fs.Int("conns", 1, "connections, all at once")
 	dur := fs.Duration("dur", 10*time.Second, "how long to move data")
@@ -260,7 +214,7 @@ func tcpClient(args []string) (counts, error) {
 		return counts{}, fmt.Errorf("no connection to %s", *addr)
 	}
 	m.conns.Store(int64(len(cs)))
-	ready()
+	gencmd.Ready()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range cs {
@@ -268,7 +222,7 @@ func tcpClient(args []string) (counts, error) {
 		wg.Go(func() { clientConn(c, up, *dur, &m) })
 	}
 	wg.Wait()
-	return m.counts("tcp", time.Since(start)), nil
+	return m.counts(time.Since(start)), nil
 }
 
 func clientConn(c *net.TCPConn, up bool, dur time.Duration, m *meter) {
@@ -288,7 +242,7 @@ func clientConn(c *net.TCPConn, up bool, dur time.Duration, m *meter) {
 	if up {
 		c.SetWriteDeadline(time.Now().Add(dur))
 		for {
-			n, err := c.Write(buf)
+			n, err := c.Write(gencmd.Buf)
 			m.sentBytes.Add(int64(n))
 			if err != nil {
 				break // the deadline
@@ -313,8 +267,7 @@ func clientConn(c *net.TCPConn, up bool, dur time.Duration, m *meter) {
 	}
 }
 
-func udpRecv(args []string) (counts, error) {
-	fs := flag.NewFlagSet("udprecv", flag.ContinueOnError)
+func udpRecv(fs *flag.FlagSet, args []string) (counts, error) {
 	listen := fs.String("listen", "", "address to listen on")
 	readers := fs.Int("readers", 2, "goroutines reading the socket")
 	if err := fs.Parse(args); err != nil {
@@ -348,14 +301,12 @@ func udpRecv(args []string) (counts, error) {
 			}
 		}()
 	}
-	ready()
-	untilSignal()
+	gencmd.ReadyUntilStopped()
 	uc.Close()
-	return m.counts("udprecv", time.Since(start)), nil
+	return m.counts(time.Since(start)), nil
 }
 
-func udpSend(args []string) (counts, error) {
-	fs := flag.NewFlagSet("udp", flag.ContinueOnError)
+func udpSend(fs *flag.FlagSet, args []string) (counts, error) {
 	addr := fs.String("addr", "", "receiver address")
 	socks := fs.Int("socks", 1, "connected sockets, each its own flow")
 	senders := fs.Int("senders", 1, "goroutines sending")
@@ -379,7 +330,7 @@ func udpSend(args []string) (counts, error) {
 		defer cs[i].Close()
 	}
 	m.conns.Store(int64(len(cs)))
-	ready()
+	gencmd.Ready()
 	start := time.Now()
 	end := start.Add(*dur)
 	var wg sync.WaitGroup
@@ -391,7 +342,7 @@ func udpSend(args []string) (counts, error) {
 		wg.Go(func() { sendLoop(mine, *size, *rate/float64(*senders), start, end, &m) })
 	}
 	wg.Wait()
-	return m.counts("udp", time.Since(start)), nil
+	return m.counts(time.Since(start)), nil
 }
 
 // sendLoop sends round robin over cs at rate datagrams per second (0: no
