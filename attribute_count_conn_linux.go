@@ -21,6 +21,10 @@ type cookieTables struct {
 	index    *sockIndex     // of socks, built when asked for
 	fresh    bool           // socks were read in this report
 	tries    map[uint64]uint8
+	// other namespaces' tables to read too in this report (a container's
+	// sockets without a record), by their inode; read: those read
+	others map[uint64]*sockDiag
+	read2  map[uint64]bool
 }
 
 // ownerTries is how many reports look for a socket's owner before it is
@@ -34,26 +38,46 @@ func newCookieTables(find owners) (*cookieTables, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cookieTables{diag: d, find: find, byCookie: map[uint64]int{}, tries: map[uint64]uint8{}}, nil
+	return &cookieTables{diag: d, find: find, byCookie: map[uint64]int{}, tries: map[uint64]uint8{},
+		others: map[uint64]*sockDiag{}, read2: map[uint64]bool{}}, nil
 }
 
 func (t *cookieTables) close() { t.diag.close() }
 
 // newReport marks the last report's read stale.
-func (t *cookieTables) newReport() { t.fresh, t.index = false, nil }
+func (t *cookieTables) newReport() {
+	t.fresh, t.index = false, nil
+	clear(t.others)
+	clear(t.read2)
+}
 
 // read reads the tables, if this report has not.
+// Another namespace's sockets are marked with its inode (netns), so that
+// owners does not match them with a listener of netuse's namespace.
 func (t *cookieTables) read() error {
-	if t.fresh {
-		return nil
-	}
 	var err error
-	t.socks, err = t.diag.dumpAll(t.socks[:0])
-	clear(t.byCookie)
-	for i, s := range t.socks {
-		t.byCookie[s.cookie] = i
+	if !t.fresh {
+		t.socks, err = t.diag.dumpAll(t.socks[:0])
+		clear(t.byCookie)
+		for i, s := range t.socks {
+			t.socks[i].netns = 0
+			t.byCookie[s.cookie] = i
+		}
+		t.fresh = true
 	}
-	t.fresh = true
+	for ino, d := range t.others {
+		if t.read2[ino] {
+			continue
+		}
+		t.read2[ino] = true
+		n := len(t.socks)
+		t.socks, _ = d.dumpAll(t.socks)
+		for i := n; i < len(t.socks); i++ {
+			t.socks[i].netns = ino
+			t.byCookie[t.socks[i].cookie] = i
+		}
+		t.index = nil
+	}
 	return err
 }
 
@@ -89,7 +113,7 @@ func (t *cookieTables) owners(cookies []uint64, book *ownerBook, procOf func(soc
 		if s.inode != 0 {
 			try = append(try, s.inode)
 		}
-		if s.proto == 6 && s.remote.Port() != 0 {
+		if s.proto == 6 && s.remote.Port() != 0 && s.netns == 0 {
 			if t.index == nil {
 				t.index = newSockIndex(t.socks, nil)
 			}
@@ -134,13 +158,18 @@ func (t *cookieTables) givenUp(c uint64) bool { return t.tries[c] >= ownerTries 
 func (k *kernelSource) findOwners() {
 	var missing []uint64
 	seen := map[uint64]bool{}
-	for _, d := range k.deltas {
-		if d.netns != k.own || k.ifaces[int(d.Ifindex)] == nil || seen[d.Cookie] {
+	for _, d := range k.reported {
+		if seen[d.Cookie] {
 			continue
 		}
 		seen[d.Cookie] = true
 		if _, ok := k.known(d.Cookie); !ok {
 			missing = append(missing, d.Cookie)
+			if d.netns != k.own {
+				if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
+					k.tables.others[ino] = diag
+				}
+			}
 		}
 	}
 	if len(missing) == 0 {

@@ -5,10 +5,7 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
@@ -35,9 +32,8 @@ import (
 // holding the socket's inode in /proc. A socket none of these finds is
 // "(no owner)".
 //
-// Not yet: sockets of other namespaces (a container's traffic crossing a
-// host's veth is "(no socket)" here, where the capture credits it to the
-// container's process).
+// Sockets of other namespaces, a container's, are credited on the host's
+// end of the veth pair they send through (attribute_count_guests_linux.go).
 
 // kernelSource runs the counting programs and makes proc's rows from
 // them. It is proc's frameSource too, one that captures nothing.
@@ -52,24 +48,31 @@ type kernelSource struct {
 	ifSeen uint64 // the interface notifications pick last saw (ifaceWatch)
 	own    uint64 // netuse's network namespace's cookie
 	tables *cookieTables
+	guests *guests // other namespaces' sockets: the host's end of their veths
 	// the fields below are the reporting goroutine's
 	ifaces map[int]*kernelIface // the interfaces reported on, by index
 	owners map[uint64]*process  // by socket cookie, the owners found of sockets not yet closed
 	conns  *kernelConns         // conn's rows; nil for proc and serve
 	nobody [numReasons]*process
 	deltas []countDelta
-	lost   uint64 // counts lost (map and ring full) at the last stats
-	done   chan struct{}
-	once   sync.Once
+	// reported are the deltas of this report that crossed an interface
+	// reported on (seenOn)
+	reported []reportedDelta
+	lost     uint64 // counts lost (map and ring full) at the last stats
+	done     chan struct{}
+	once     sync.Once
 }
 
 // kernelIface is an interface reported on, and how its counters count.
 type kernelIface struct {
-	name     string
-	kind     ifaceCounting
-	l2       uint64  // link-layer header bytes a packet: 14 on Ethernet
-	last     traffic // its counters at the last report
-	credited traffic // of this report, credited to sockets
+	name string
+	kind ifaceCounting
+	l2   uint64  // link-layer header bytes a packet: 14 on Ethernet
+	last traffic // its counters at the last report
+	// Of this report: credited to sockets of netuse's namespace, and to
+	// other namespaces' sockets through this end of their veth pair, as
+	// the interface counts it.
+	credited, guests traffic
 }
 
 // ifaceCounting says what an interface's counters count a packet as.
@@ -85,9 +88,9 @@ const (
 // cgroup2 root, and picks the interfaces as the capture would. find looks
 // for the holders of sockets without a record in /proc; conns: make
 // conn's rows.
-func startKernelSource(globs []string, rec *ownerRecords, find owners, conns bool) (kernelCounts, error) {
+func startKernelSource(globs []string, rec *ownerRecords, find owners, conns bool, warn func(string)) (kernelCounts, error) {
 	k := &kernelSource{globs: globs, book: rec.book, procOf: rec.procs.process, ifaces: map[int]*kernelIface{},
-		owners: map[uint64]*process{}, done: make(chan struct{})}
+		owners: map[uint64]*process{}, guests: newGuests(warn), done: make(chan struct{})}
 	if conns {
 		k.conns = newKernelConns()
 	}
@@ -144,6 +147,7 @@ func (k *kernelSource) pick(first bool) error {
 	if err != nil {
 		return err
 	}
+	k.guests.forget()
 	if first {
 		if err := checkGlobs(k.globs, names); err != nil {
 			return err
@@ -155,7 +159,7 @@ func (k *kernelSource) pick(first bool) error {
 		if _, ok := k.ifaces[i.Index]; ok {
 			continue
 		}
-		ifc := &kernelIface{name: i.Name, kind: counting(i)}
+		ifc := &kernelIface{name: i.Name, kind: countingOf(i.Name, i.Flags&net.FlagLoopback != 0)}
 		if len(i.HardwareAddr) == 6 && ifc.kind != countsLoopback {
 			ifc.l2 = 14 // Ethernet, and veth
 		}
@@ -169,57 +173,6 @@ func (k *kernelSource) pick(first bool) error {
 		}
 	}
 	return nil
-}
-
-// counting tells how interface i counts packets: lo, a veth with TSO on,
-// or anything else, taken to count what the wire carries.
-func counting(i net.Interface) ifaceCounting {
-	if i.Flags&net.FlagLoopback != 0 {
-		return countsLoopback
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return countsSegments
-	}
-	defer unix.Close(fd)
-	info, err := unix.IoctlGetEthtoolDrvinfo(fd, i.Name)
-	if err != nil || unix.ByteSliceToString(info.Driver[:]) != "veth" {
-		return countsSegments
-	}
-	if on, err := ethtoolValue(fd, i.Name, 0x1e); err == nil && on != 0 { // ETHTOOL_GTSO
-		return countsSkbs
-	}
-	return countsSegments
-}
-
-// ethtoolValue reads one of the ethtool ioctl's legacy values.
-func ethtoolValue(fd int, dev string, cmd uint32) (uint32, error) {
-	value := struct{ cmd, data uint32 }{cmd: cmd}
-	var ifr struct {
-		name [unix.IFNAMSIZ]byte
-		data uintptr
-		_    [16]byte
-	}
-	copy(ifr.name[:], dev)
-	ifr.data = uintptr(unsafe.Pointer(&value))
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-		return 0, errno
-	}
-	return value.data, nil
-}
-
-// readIfaceCounters reads an interface's counters from sysfs; zero if it
-// is gone.
-func readIfaceCounters(name string) traffic {
-	var t traffic
-	for _, f := range []struct {
-		file string
-		dst  *uint64
-	}{{"rx_bytes", &t.rxBytes}, {"tx_bytes", &t.txBytes}, {"rx_packets", &t.rxPackets}, {"tx_packets", &t.txPackets}} {
-		b, _ := os.ReadFile("/sys/class/net/" + name + "/statistics/" + f.file)
-		*f.dst, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	}
-	return t
 }
 
 // view is a delta as interface ifc counts it.
@@ -259,6 +212,12 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	if k.conns != nil {
 		k.tables.read() // every socket's endpoints and state
 	}
+	k.reported = k.reported[:0]
+	for _, d := range k.deltas {
+		if ifc, t, seen, ok := k.seenOn(d); ok { // else an interface not reported on
+			k.reported = append(k.reported, reportedDelta{d, ifc, t, seen})
+		}
+	}
 	k.findOwners()
 	var active []*process
 	bill := func(p *process, t traffic) {
@@ -271,17 +230,21 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 		p.cur.add(t)
 	}
 	now := wallNow()
-	for _, d := range k.deltas {
-		ifc := k.ifaces[int(d.Ifindex)]
-		if d.netns != k.own || ifc == nil {
-			continue // another namespace's socket, or an interface not reported on
+	for _, r := range k.reported {
+		p := k.owner(r.countDelta)
+		if r.countDelta.netns == k.own {
+			r.ifc.credited.add(r.seen)
+		} else if p.pid == 0 {
+			// A container's socket of no process found (the kernel's own
+			// of that namespace: ND, MLD) counts from the host's side,
+			// with what no socket here moved.
+			continue
+		} else {
+			r.ifc.guests.add(r.seen)
 		}
-		t := ifc.view(d)
-		ifc.credited.add(t)
-		p := k.owner(d)
-		bill(p, t)
+		bill(p, r.t)
 		if k.conns != nil {
-			k.conns.add(d, p, t, k.tables, k.book, now)
+			k.conns.add(r.countDelta, p, r.t, k.tables, k.book, now)
 		}
 	}
 	for _, d := range k.deltas {
@@ -299,8 +262,12 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 			rxPackets: delta(ifc.last.rxPackets, now.rxPackets), txPackets: delta(ifc.last.txPackets, now.txPackets)}
 		ifc.last = now
 		totals.byIndex[idx] = moved
-		c := ifc.credited
-		ifc.credited = traffic{}
+		// A packet between a socket here and a container's crossed the
+		// interface once and is both sockets': what neither side's
+		// sockets moved is beyond the larger side. It is less only when
+		// each side also moved bytes whose other end is no socket.
+		c := ifc.credited.max(ifc.guests)
+		ifc.credited, ifc.guests = traffic{}, traffic{}
 		residual.add(traffic{rxBytes: sub0(moved.rxBytes, c.rxBytes), txBytes: sub0(moved.txBytes, c.txBytes),
 			rxPackets: sub0(moved.rxPackets, c.rxPackets), txPackets: sub0(moved.txPackets, c.txPackets)})
 	}
@@ -315,6 +282,44 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 		conns = k.conns.report(conns, k.deltas, k.nobody[noSocket], residual)
 	}
 	return rows, conns, totals, nil
+}
+
+// reportedDelta is a delta, the interface reported on it crossed, and
+// its traffic as seenOn gives it.
+type reportedDelta struct {
+	countDelta
+	ifc     *kernelIface
+	t, seen traffic
+}
+
+// seenOn returns the interface reported on that d's packets crossed, d
+// as that interface counts it from the socket's side (the row's traffic),
+// and as the interface itself counts it (seen, for what no socket
+// moved). A socket of netuse's namespace crossed its own interface: the
+// two are the same. A container's socket crossed the host's end of its
+// veth pair, which received what the socket sent and sent what it
+// received; its row says what it sent as sent, as the capture's does.
+func (k *kernelSource) seenOn(d countDelta) (ifc *kernelIface, t, seen traffic, ok bool) {
+	if d.netns == k.own {
+		if ifc = k.ifaces[int(d.Ifindex)]; ifc == nil {
+			return nil, t, seen, false
+		}
+		t = ifc.view(d)
+		return ifc, t, t, true
+	}
+	e := k.guests.end(guestKey{d.netns, d.Ifindex}, k.ifaces)
+	if e == nil || k.ifaces[e.host] == nil {
+		return nil, t, seen, false
+	}
+	t = e.ifc.view(d)
+	seen = traffic{rxBytes: t.txBytes, txBytes: t.rxBytes, rxPackets: t.txPackets, txPackets: t.rxPackets}
+	return k.ifaces[e.host], t, seen, true
+}
+
+// max is the larger of t and u in each count.
+func (t traffic) max(u traffic) traffic {
+	return traffic{rxBytes: max(t.rxBytes, u.rxBytes), txBytes: max(t.txBytes, u.txBytes),
+		rxPackets: max(t.rxPackets, u.rxPackets), txPackets: max(t.txPackets, u.txPackets)}
 }
 
 // sub0 is a-b, or 0 if b is larger: an interface that counted less than
@@ -384,6 +389,7 @@ func (k *kernelSource) stop() {
 	if k.tables != nil {
 		k.tables.close()
 	}
+	k.guests.close()
 	if k.progs != nil {
 		k.progs.close()
 	}

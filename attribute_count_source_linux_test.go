@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func TestProcSourceKernel(t *testing.T) {
 	p.intervals(t, 3)
 	p.stop(t) // the rows add up to the capture record in every interval, nothing on stderr
 	ifRx, ifTx := p.ifaceTotal("veth-a")
-	rowsAddUp(t, p, ifRx, ifTx)
+	rowsAddUp(t, p, ifRx, ifTx, n.b)
 	_, udpTx, _ := p.credited(udp.cmd.Process.Pid)
 	if udpTx != 100*(1000+28+14)+(3+28+14) {
 		t.Errorf("the UDP sender was credited with tx %d, want %d", udpTx, 100*(1000+28+14)+(3+28+14))
@@ -51,6 +52,40 @@ func TestProcSourceKernel(t *testing.T) {
 		if c.Owners != "bpf" {
 			t.Fatalf("interval %d: owner_source %q, want bpf", c.Seq, c.Owners)
 		}
+	}
+}
+
+// TestProcSourceKernelGuest: netuse proc --source kernel in a, on
+// veth-a, credits the sockets of b, a namespace of its own like a
+// container's, whose end of the pair is veth-b: a UDP sender and a TCP
+// uploader in b, each with what it sent (the UDP sender exactly, as
+// veth-b sends and veth-a receives it), against servers in a, which are
+// credited with what they received. What b's sockets sent is what veth-a
+// received: together they are all of its receive side but what no socket
+// sent (ARP, ND), which is little; and the rows of a's processes and the
+// reasons add up to veth-a's counters.
+func TestProcSourceKernelGuest(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	udpSrv := startHelper(t, n.a, "serve-recv", "udp", "192.0.2.1:7453")
+	udpSrv.expect(t, "listening")
+	udp := startHelper(t, n.b, "send", "udp", "192.0.2.1:7453", "100000")
+	udp.expect(t, "sent")
+	tcp, tcpSrv := upload(t, n.b, n.a, "192.0.2.1:7454", transfer)
+	p.intervals(t, 3)
+	p.stop(t)
+	ifRx, ifTx := p.ifaceTotal("veth-a")
+	rowsAddUp(t, p, ifRx, ifTx, n.b)
+	const udpWant = 100*(1000+28+14) + (3 + 28 + 14)
+	_, udpTx, _ := p.credited(udp.cmd.Process.Pid)
+	udpSrvRx, _, _ := p.credited(udpSrv.cmd.Process.Pid)
+	if udpTx != udpWant || udpSrvRx != udpWant {
+		t.Errorf("the UDP sender in b was credited with tx %d, the receiver in a with rx %d, want both %d", udpTx, udpSrvRx, udpWant)
+	}
+	_, tcpTx, _ := p.credited(tcp.cmd.Process.Pid)
+	tcpSrvRx, _, _ := p.credited(tcpSrv.cmd.Process.Pid)
+	if tcpTx < transfer || tcpSrvRx < transfer || tcpTx+udpTx > ifRx || ifRx-tcpTx-udpTx > 1000 {
+		t.Errorf("the TCP sender in b was credited with tx %d (it sent %d), the server in a with rx %d, the UDP sender %d; veth-a received %d", tcpTx, transfer, tcpSrvRx, udpTx, ifRx)
 	}
 }
 
@@ -84,7 +119,7 @@ func TestProcSourceKernelICMPRaw(t *testing.T) {
 		t.Errorf("the pinger was credited with rx %d tx %d, want %d each way", pingRx, pingTx, want)
 	}
 	ifRx, ifTx := p.ifaceTotal("veth-a")
-	rowsAddUp(t, p, ifRx, ifTx)
+	rowsAddUp(t, p, ifRx, ifTx, n.b)
 }
 
 // TestServeSourceKernel: netuse serve --source kernel serves the kernel
@@ -167,17 +202,33 @@ func linkAttachTypes(t *testing.T, pid int) []int {
 }
 
 // rowsAddUp checks that the rows of p add up to the interface's counters
-// over the run, rx and tx.
-func rowsAddUp(t *testing.T, p *netuseRun, ifRx, ifTx uint64) {
+// over the run, rx and tx, but for those of processes in the namespace
+// peer (the other end of the veth): a packet between a socket of each
+// side crossed the interface once and is credited to both.
+func rowsAddUp(t *testing.T, p *netuseRun, ifRx, ifTx uint64, peer string) {
 	t.Helper()
+	other := netnsInode(t, peer)
 	var rowsRx, rowsTx uint64
 	for _, r := range p.procs {
-		rowsRx += r.RxBytes
-		rowsTx += r.TxBytes
+		if r.Netns != other {
+			rowsRx += r.RxBytes
+			rowsTx += r.TxBytes
+		}
 	}
 	if rowsRx != ifRx || rowsTx != ifTx {
 		t.Errorf("the rows add up to rx %d tx %d, the interface counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
 	}
+}
+
+// netnsInode returns the inode number of the named network namespace, as
+// netuse's records give it.
+func netnsInode(t *testing.T, name string) uint64 {
+	t.Helper()
+	st, err := os.Stat("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
 }
 
 // TestProcSourceKernelGoneAfterKill: netuse proc --source kernel attaches
@@ -250,7 +301,8 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 // accepted socket is a row of its own, credited to its server (found by
 // the socket tables and /proc), with at least the bytes its client sent;
 // the clients in a are rows with their
-// tuples; every interval's rows add up to the interfaces' counters, and
+// tuples; every interval's rows but those of b's processes (see rowsAddUp)
+// add up to the interfaces' counters, and
 // a TCP row's state is the socket's.
 func TestConnSourceKernel(t *testing.T) {
 	n := newTestNet(t)
@@ -289,7 +341,11 @@ func TestConnSourceKernel(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	bySeq := map[int]traffic{}
+	other := netnsInode(t, n.b)
 	for _, c := range r.conns {
+		if c.Netns == other {
+			continue // the veth's other end: see rowsAddUp
+		}
 		s := bySeq[c.Seq]
 		s.add(traffic{rxBytes: c.RxBytes, txBytes: c.TxBytes})
 		bySeq[c.Seq] = s

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -683,16 +682,8 @@ func setOffload(dev string, on uint32) error {
 	}
 	defer unix.Close(fd)
 	for _, cmd := range []uint32{0x1f, 0x24, 0x2c} { // ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO
-		value := struct{ cmd, data uint32 }{cmd, on}
-		var ifr struct {
-			name [unix.IFNAMSIZ]byte
-			data uintptr
-			_    [16]byte
-		}
-		copy(ifr.name[:], dev)
-		ifr.data = uintptr(unsafe.Pointer(&value))
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-			return fmt.Errorf("ethtool command %#x on %s: %w", cmd, dev, errno)
+		if _, err := ethtoolValue(fd, dev, cmd, on); err != nil {
+			return fmt.Errorf("ethtool command %#x on %s: %w", cmd, dev, err)
 		}
 	}
 	return nil

@@ -28,17 +28,17 @@ import (
 // so that a test replaces it whole and runs the same wiring from a capture
 // file, without privileges (TestCaptureGolden).
 type procOS struct {
-	capture   func(globs []string) (frameSource, error)                                              // opens the capture on the interfaces globs pick
-	records   func(reg *registry, tables socketTables) (*ownerRecords, error)                        // starts the kernel's owner records
-	tables    func(warn func(string)) socketTables                                                   // a new reader of the kernel's socket tables; warn says what it may not read
-	lookup    func() socketLookup                                                                    // a new finder of the kernel's socket of one flow
-	owners    func(reg *registry, recent bool) owners                                                // a new finder of socket owners in /proc
-	conntrack func() ([]natEntry, error)                                                             // the NAT translations of netuse's namespace
-	readable  func() func(uid uint32) bool                                                           // whose processes netuse may read; nil: everyone's
-	liveName  func(*process) (string, bool)                                                          // the name a process has now
-	resolve   func(ctx context.Context, addr string) ([]string, error)                               // --resolve: the names of an address
-	nsName    func(netns uint64) string                                                              // the name ip netns gives a namespace, "" if none; nil: none named
-	kernel    func(globs []string, rec *ownerRecords, find owners, conns bool) (kernelCounts, error) // --source kernel: starts the counting programs
+	capture   func(globs []string) (frameSource, error)                                                                 // opens the capture on the interfaces globs pick
+	records   func(reg *registry, tables socketTables) (*ownerRecords, error)                                           // starts the kernel's owner records
+	tables    func(warn func(string)) socketTables                                                                      // a new reader of the kernel's socket tables; warn says what it may not read
+	lookup    func() socketLookup                                                                                       // a new finder of the kernel's socket of one flow
+	owners    func(reg *registry, recent bool) owners                                                                   // a new finder of socket owners in /proc
+	conntrack func() ([]natEntry, error)                                                                                // the NAT translations of netuse's namespace
+	readable  func() func(uid uint32) bool                                                                              // whose processes netuse may read; nil: everyone's
+	liveName  func(*process) (string, bool)                                                                             // the name a process has now
+	resolve   func(ctx context.Context, addr string) ([]string, error)                                                  // --resolve: the names of an address
+	nsName    func(netns uint64) string                                                                                 // the name ip netns gives a namespace, "" if none; nil: none named
+	kernel    func(globs []string, rec *ownerRecords, find owners, conns bool, warn func(string)) (kernelCounts, error) // --source kernel: starts the counting programs; warn says what it may not read
 }
 
 // kernelCounts is --source kernel's source of bytes: it captures nothing
@@ -179,14 +179,14 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 		if p.rec == nil {
 			return nil, fmt.Errorf("%s --source kernel: needs the kernel's owner records: %w", o.mode, bpfErr)
 		}
-		if err := p.startKernel(o, sys, reg); err != nil {
+		if err := p.startKernel(o, sys, reg, w); err != nil {
 			return nil, fmt.Errorf("%s --source kernel: %w", o.mode, err)
 		}
 	case "auto":
 		// The kernel where it can count, else the capture, said once.
 		if p.rec == nil {
 			w.say(fmt.Sprintf("--source auto: counting from the capture: the kernel's counts need its owner records (%v)", cmp.Or[error](bpfErr, errOwnersOff)))
-		} else if err := p.startKernel(o, sys, reg); err != nil {
+		} else if err := p.startKernel(o, sys, reg, w); err != nil {
 			w.say(fmt.Sprintf("--source auto: counting from the capture: %v", err))
 		}
 	}
@@ -216,9 +216,9 @@ func newPipeline(o options, sys procOS, w *warner) (*pipeline, error) {
 var errOwnersOff = errors.New("--owners proc turns them off")
 
 // startKernel starts the kernel's counts as p's source of bytes.
-func (p *pipeline) startKernel(o options, sys procOS, reg *registry) error {
+func (p *pipeline) startKernel(o options, sys procOS, reg *registry, w *warner) error {
 	find := sys.owners(reg, false)
-	k, err := sys.kernel(o.globs, p.rec, find, o.mode == modeConn)
+	k, err := sys.kernel(o.globs, p.rec, find, o.mode == modeConn, w.say)
 	if err != nil {
 		find.close()
 		return err
