@@ -14,10 +14,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// The history file itself: its schema and migrations, opening it to
-// write (openFile) and to read (history_query.go's openRO both check it),
-// telling a damaged file from a busy or newer one, and where it lives
-// without --db.
+// The history file itself: its schema and migrations, its version
+// checked as serve opens it to write (openFile) and as history opens it
+// to read (history_query.go's openRO), a damaged file told from a busy or
+// newer one, and where it lives without --db.
 
 // historySchema is the schema's version, in PRAGMA user_version. A file
 // of a later version is refused, never written; one of an earlier version
