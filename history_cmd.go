@@ -62,8 +62,8 @@ type historyOptions struct {
 	top          int
 	sort         string
 	json         bool
-	r            *renderer // units: --units and --si
-	none         string    // the table's line when no row came; "" for the usual one
+	units        units  // the table's: --units and --si
+	none         string // the table's line when no row came; "" for the usual one
 }
 
 // readHistoryFlags reads history's flags into c.history.
@@ -79,7 +79,7 @@ func (c *cli) readHistoryFlags(kctx *kong.Context) error {
 		return err
 	}
 	h.json = c.json
-	h.r = &renderer{si: c.si, bits: c.bits}
+	h.units = units{si: c.si, bits: c.bits}
 	c.history = h
 	return nil
 }
@@ -145,26 +145,6 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// parseWhen reads --since and --until: a span back from now (24h, 7d),
-// "now", or a local date or time.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "now" {
-		return now, nil
-	}
-	if d, err := parseSpan(s); err == nil {
-		if d <= 0 {
-			return time.Time{}, errors.New("want a span of time back from now, more than 0")
-		}
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02 15:04:05", time.RFC3339} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, errors.New("want a span back from now (24h, 7d, 2w, 1y), a local date (2026-11-01) or time ('2026-11-01 08:00')")
-}
-
 // historyRecord is one row in JSON, history's contract with pipelines:
 // schema is historyJSON; from and to are local RFC 3339 times; each --by
 // key is present, with "" for none (a process in no container).
@@ -216,7 +196,7 @@ func (a *app) runHistory(h historyOptions) error {
 			if n := moved.rxBytes + moved.txBytes; n > 0 {
 				h.none = fmt.Sprintf("no traffic of processes kept in that span, while the interfaces moved %s: serve was not capturing "+
 					"(it needs CAP_NET_RAW: see its stderr and netuse_process_metrics_enabled); --by iface shows the interfaces",
-					strings.TrimSpace(h.r.size(float64(n), false)))
+					strings.TrimSpace(h.units.size(float64(n), false)))
 			}
 		}
 	}

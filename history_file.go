@@ -14,9 +14,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// The history file itself: its schema and migrations, opening it to
-// write, telling a damaged file from a busy or newer one, and where it
-// lives without --db.
+// The history file itself: its schema and migrations, its version
+// checked as serve opens it to write (openFile) and as history opens it
+// to read (history_query.go's openRO), a damaged file told from a busy or
+// newer one, and where it lives without --db.
 
 // historySchema is the schema's version, in PRAGMA user_version. A file
 // of a later version is refused, never written; one of an earlier version
@@ -61,56 +62,46 @@ var (
 	errHistoryNewer = errors.New("newer than this netuse's")
 )
 
-// open opens the file (making it, and its directory, if need be), takes
-// its lock, migrates it, and credits the interfaces' traffic since its
-// last flush. A file that is not a database, or is damaged, is moved
-// aside and a new one made; moved says where. A file of a later schema
-// is an error, and is left as it is.
-func (s *historyStore) open() (moved string, err error) {
-	path := s.path
+// openFile opens the file to write (making it, and its directory, if
+// need be), takes its lock, migrates it and writes keep into it as its
+// retention. A file that is not a database, or is damaged, is moved
+// aside and a new one made; moved says where, at a name taken from now.
+// A file of a later schema is an error, and is left as it is. On an
+// error the lock is not held.
+func openFile(path string, keep [numLevels]time.Duration, now func() time.Time) (db *sql.DB, unlock func(), moved string, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return "", fmt.Errorf("history %q: %w", path, err)
+		return nil, nil, "", fmt.Errorf("history %q: %w", path, err)
 	}
-	unlock, err := lockState(path+".lock", 0)
+	unlock, err = lockState(path+".lock", 0)
 	if errors.Is(err, errStateBusy) {
-		return "", fmt.Errorf("history %q: %w (its lock %q); give this one another --db, or --db off", path, errHistoryBusy, path+".lock")
+		return nil, nil, "", fmt.Errorf("history %q: %w (its lock %q); give this one another --db, or --db off", path, errHistoryBusy, path+".lock")
 	}
 	if err != nil {
-		return "", fmt.Errorf("history %q: lock: %w", path, err)
+		return nil, nil, "", fmt.Errorf("history %q: lock: %w", path, err)
 	}
-	db, err := openWriter(path)
+	db, err = openWriter(path)
 	if isCorrupt(err) {
-		moved = fmt.Sprintf("%s.corrupt-%s", path, s.now().UTC().Format("20060102T150405Z"))
+		moved = fmt.Sprintf("%s.corrupt-%s", path, now().UTC().Format("20060102T150405Z"))
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			if rerr := os.Rename(path+suffix, moved+suffix); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				unlock()
-				return "", fmt.Errorf("%v, and moving it aside failed: %w", err, rerr)
+				return nil, nil, "", fmt.Errorf("%v, and moving it aside failed: %w", err, rerr)
 			}
 		}
 		db, err = openWriter(path)
 	}
 	for l := level5m; err == nil && l < numLevels; l++ {
 		// For history, which reads the buckets kept, not those pruned.
-		_, err = db.Exec("INSERT OR REPLACE INTO retention VALUES (?, ?)", levelName[l], int64(s.keep[l]/time.Second))
-	}
-	if err == nil {
-		s.db = db
-		err = s.start(s.baseline)
+		_, err = db.Exec("INSERT OR REPLACE INTO retention VALUES (?, ?)", levelName[l], int64(keep[l]/time.Second))
 	}
 	if err != nil {
 		if db != nil {
 			db.Close()
 		}
-		s.db = nil
 		unlock()
-		return moved, err
+		return nil, nil, moved, err
 	}
-	// Open from here on, whatever the write says: the credit is pending,
-	// and a second open would credit it again. At once, not a flush
-	// interval on: the file has the counters this run counts from before
-	// it can be killed.
-	s.unlock = unlock
-	return moved, s.write()
+	return db, unlock, moved, nil
 }
 
 // openWriter opens path read-write, mode 0640, in WAL mode (readers read

@@ -101,6 +101,26 @@ func readHistory(h historyOptions, now time.Time) (rows []historyRow, from, to t
 	return rows, from, to, nil
 }
 
+// parseWhen reads --since and --until: a span back from now (24h, 7d),
+// "now", or a local date or time.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now, nil
+	}
+	if d, err := parseSpan(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, errors.New("want a span of time back from now, more than 0")
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02 15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("want a span back from now (24h, 7d, 2w, 1y), a local date (2026-11-01) or time ('2026-11-01 08:00')")
+}
+
 // openReader opens the history file read-only, saying how to make one if
 // there is none.
 func openReader(file string) (*sql.DB, error) {

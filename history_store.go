@@ -86,6 +86,28 @@ func newHistoryStore(path string, now func() time.Time, boot string, cs []counte
 	return s
 }
 
+// open opens the file (openFile) and credits the interfaces' traffic
+// since its last flush. moved is where a damaged file was moved aside.
+func (s *historyStore) open() (moved string, err error) {
+	db, unlock, moved, err := openFile(s.path, s.keep, s.now)
+	if err != nil {
+		return moved, err
+	}
+	s.db = db
+	if err := s.start(s.baseline); err != nil {
+		db.Close()
+		s.db = nil
+		unlock()
+		return moved, err
+	}
+	// Open from here on, whatever the write says: the credit is pending,
+	// and a second open would credit it again. At once, not a flush
+	// interval on: the file has the counters this run counts from before
+	// it can be killed.
+	s.unlock = unlock
+	return moved, s.write()
+}
+
 // start credits the traffic the interfaces' counters cs moved since the
 // file's last flush (a restart, a crash) or since the boot (a reboot) to
 // the current bucket, and takes cs as the baseline of the reports.

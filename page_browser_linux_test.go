@@ -389,7 +389,7 @@ func TestBrowserPage(t *testing.T) {
 		Bytes uint64
 	}
 	b.eval(t, `(() => { const td = document.querySelector('#apps tbody tr td:nth-child(4)'); return {text: td.textContent, bytes: +td.dataset.bytes}; })()`, &cell)
-	if want := (&renderer{si: true, bits: true}).size(float64(cell.Bytes), true); cell.Text != want {
+	if want := (units{si: true, bits: true}).size(float64(cell.Bytes), true); cell.Text != want {
 		t.Errorf("the first row's total in bits, SI: %q; want %q, as netuse --units bits --si writes %d bytes", cell.Text, want, cell.Bytes)
 	}
 

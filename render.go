@@ -206,9 +206,3 @@ func (r *renderer) writeSummary(m mode, start, end time.Time, seq int, ifaces []
 	}
 	return r.flush()
 }
-
-// size formats a number of bytes in r's units: netuse history's table
-// holds a renderer for its units (history_cmd.go).
-func (r *renderer) size(bytes float64, bits bool) string {
-	return units{bits: r.bits, si: r.si}.size(bytes, bits)
-}

@@ -81,7 +81,7 @@ func writeHistoryTable(w io.Writer, h historyOptions, rows []historyRow, from, t
 			}
 			line = append(line, v)
 		}
-		line = append(line, h.r.size(float64(r.t.rxBytes), false), h.r.size(float64(r.t.txBytes), false), h.r.size(float64(r.t.rxBytes+r.t.txBytes), false))
+		line = append(line, h.units.size(float64(r.t.rxBytes), false), h.units.size(float64(r.t.txBytes), false), h.units.size(float64(r.t.rxBytes+r.t.txBytes), false))
 		table = append(table, line)
 		sum.add(r.t)
 	}
@@ -100,7 +100,7 @@ func writeHistoryTable(w io.Writer, h historyOptions, rows []historyRow, from, t
 			total[0] = "total of these rows"
 		}
 		n := len(head)
-		total[n-3], total[n-2], total[n-1] = h.r.size(float64(sum.rxBytes), false), h.r.size(float64(sum.txBytes), false), h.r.size(float64(sum.rxBytes+sum.txBytes), false)
+		total[n-3], total[n-2], total[n-1] = h.units.size(float64(sum.rxBytes), false), h.units.size(float64(sum.txBytes), false), h.units.size(float64(sum.rxBytes+sum.txBytes), false)
 		table = append(table, total)
 		widths := make([]int, len(head))
 		for _, line := range table {

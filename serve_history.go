@@ -3,8 +3,9 @@ package main
 import "fmt"
 
 // The exporter's side of the history: serve opens the store as it starts
-// and closes it as it ends (serve.go); between, it hands the store each
-// report, which writes every flush interval.
+// and closes it as it ends (serve_exporter.go's openHistory and
+// closeHistory); between, it hands the store each report, which writes
+// every flush interval, and /api/v1/history has it write before it reads.
 
 // historySaid says on stderr that the file was moved aside, or that
 // writing failed (once, until it works again), or that it works again.
@@ -51,6 +52,16 @@ func (e *exporter) writeHistory() {
 		err = h.write()
 	}
 	e.historySaid(moved, err)
+}
+
+// flushHistory writes what serve's reports counted since its last write
+// (a minute's at most), so that the API answers up to the last report.
+func (e *exporter) flushHistory() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hist != nil && len(e.hist.pending) > 0 {
+		e.writeHistory()
+	}
 }
 
 // historyFamilies adds the metrics of the history's writing.

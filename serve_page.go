@@ -173,16 +173,6 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
-// flushHistory writes what serve's reports counted since its last write
-// (a minute's at most), so that the API answers up to the last report.
-func (e *exporter) flushHistory() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.hist != nil && len(e.hist.pending) > 0 {
-		e.writeHistory()
-	}
-}
-
 // historyDefault is the default of history's flag field, from its kong
 // tag: the API's defaults are the command's.
 func historyDefault(field string) string {

@@ -55,7 +55,7 @@ func TestWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"packet", "report", "scrape"} {
+	for _, want := range []string{"packet", "report", "scrape", "delta", "history", "page"} {
 		if !slices.ContainsFunc(ways, func(w way) bool { return w.name == want }) {
 			t.Errorf("docs/development.md has no %s's way", want)
 		}
