@@ -1,8 +1,15 @@
 package main
 
+// The interfaces netuse reads on Linux: those --iface picks (the
+// capture's and the kernel source's), listed again when the kernel says
+// they changed (ifaceWatch).
+
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -74,4 +81,64 @@ func (w *ifaceWatch) changed(seen *uint64) bool {
 	}
 	*seen = g
 	return true
+}
+
+// captureIfaces picks the interfaces to capture on: those matching globs,
+// or by default every up interface with an address that is not link-local,
+// except loopback.
+// Loopback is left out by default because its traffic never leaves the
+// machine; --iface lo adds it, and then both ends are credited.
+func captureIfaces(globs []string) ([]net.Interface, error) {
+	picked, names, err := pickIfaces(globs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkGlobs(globs, names); err != nil {
+		return nil, err
+	}
+	if len(picked) == 0 {
+		return nil, fmt.Errorf("no interface is up with an address; choose some with --iface (there are: %s)", strings.Join(names, ", "))
+	}
+	return picked, nil
+}
+
+// pickIfaces returns the interfaces that captureIfaces would pick now, and
+// the names of all.
+func pickIfaces(globs []string) (picked []net.Interface, names []string, err error) {
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	for _, i := range all {
+		names = append(names, i.Name)
+		switch {
+		case len(globs) > 0:
+			if !matchAny(globs, i.Name) {
+				continue
+			}
+		case i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0:
+			continue
+		case !hasRoutableAddr(i):
+			continue
+		}
+		picked = append(picked, i)
+	}
+	return picked, names, nil
+}
+
+// hasRoutableAddr reports whether i has an address other than a link-local
+// one. Every interface that is up gets an IPv6 link-local address, bridge
+// ports and the host ends of container veths too: counting those would
+// capture a container's traffic on its veth and again on the bridge.
+func hasRoutableAddr(i net.Interface) bool {
+	addrs, err := i.Addrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLinkLocalUnicast() {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,7 @@
 
 package main
 
-// ifaceWatch is Linux's (ifwatch_linux.go); elsewhere every look lists
+// ifaceWatch is Linux's (ifaces_linux.go); elsewhere every look lists
 // the interfaces.
 type ifaceWatch struct{}
 
