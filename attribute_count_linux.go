@@ -65,8 +65,8 @@ const (
 	cvSize      = cvRx + chSize
 	chPackets   = 0  // u64 skbs
 	chBytes     = 8  // u64 Σ len: L3 bytes of the skbs
-	chSegs      = 16 // u64 packets on the wire: Σ max(gso_segs, 1), a fragmented skb as its fragments
-	chWire      = 24 // u64 L3 bytes on the wire: len + (segs-1)·(L3+L4 header), or the fragments' bytes
+	chSegs      = 16 // u64 packets on the wire beyond the skbs: Σ max(gso_segs, 1) - 1, a fragmented skb's fragments - 1
+	chWire      = 24 // u64 L3 bytes on the wire beyond len: (segs-1)·(L3+L4 header), or the fragments' headers
 	chFrags     = 32 // u64 of segs, those IP fragmentation added: Σ (fragments - 1)
 	chFragBytes = 40 // u64 of wire, the bytes IP fragmentation added: Σ (fragments·fragment header - L3 header)
 	chSize      = 48
@@ -376,6 +376,9 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		tot.Tx.add(v.Tx)
 		tot.Rx.add(v.Rx)
 	}
+	// The programs keep segments and wire bytes beyond each skb's own.
+	tot.Tx.Segs, tot.Tx.Wire = tot.Tx.Segs+tot.Tx.Packets, tot.Tx.Wire+tot.Tx.Bytes
+	tot.Rx.Segs, tot.Rx.Wire = tot.Rx.Segs+tot.Rx.Packets, tot.Rx.Wire+tot.Rx.Bytes
 	last, seen := c.prev[k]
 	moved := !seen || tot != last.countValue
 	if moved {
