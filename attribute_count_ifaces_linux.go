@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -60,6 +61,11 @@ type guests struct {
 	last     time.Time              // the last look
 	warn     func(string)
 	denied   bool // warn was called
+	// inodes maps the cookies of the namespaces looked into to their
+	// inodes, for the records of processes gone (inodeOf, from another
+	// goroutine)
+	mu     sync.Mutex
+	inodes map[uint64]uint64
 }
 
 // guestNS is what a look into a namespace found.
@@ -125,6 +131,15 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 		}
 	}
 	clear(g.ends)
+	defer func() {
+		inodes := make(map[uint64]uint64, len(g.byIno))
+		for ino, ns := range g.byIno {
+			inodes[ns.cookie] = ino
+		}
+		g.mu.Lock()
+		g.inodes = inodes
+		g.mu.Unlock()
+	}()
 	for ino, path := range inUse {
 		ns := g.byIno[ino]
 		if ns == nil || ns.cookie == cookie {
@@ -233,6 +248,14 @@ func (g *guests) close() {
 		ns.close()
 		delete(g.byIno, ino)
 	}
+}
+
+// inodeOf returns the inode of the namespace with this cookie, as the last
+// look found it; 0 if none did.
+func (g *guests) inodeOf(cookie uint64) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inodes[cookie]
 }
 
 // tablesOf returns the socket tables of the namespace with this cookie,

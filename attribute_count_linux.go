@@ -296,6 +296,10 @@ func monoNow() int64 {
 
 func (c *sockCounter) close() { c.reader.Close() }
 
+// entries returns the entries of the counting map as the last collect
+// left them: a socket on a device each.
+func (c *sockCounter) entries() int { return len(c.prev) }
+
 // collect appends to out what each socket moved on each device since the
 // last collect (entries that moved nothing are left out), the last counts
 // of the sockets closed more than grace ago (closed set), and deletes

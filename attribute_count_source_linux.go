@@ -100,6 +100,18 @@ func startKernelSource(globs []string, rec *ownerRecords, find owners, conns boo
 	rec.book.mu.Lock()
 	rec.book.keepGone = true
 	rec.book.mu.Unlock()
+	// A container's process gone before it was read has its namespace
+	// from its record's cookie, which the guests' looks know.
+	rec.procs.mu.Lock()
+	if byCookie := rec.procs.netns; byCookie != nil {
+		rec.procs.netns = func(c uint64) uint64 {
+			if ino := k.guests.inodeOf(c); ino != 0 {
+				return ino
+			}
+			return byCookie(c)
+		}
+	}
+	rec.procs.mu.Unlock()
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -272,6 +284,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 			rxPackets: sub0(moved.rxPackets, c.rxPackets), txPackets: sub0(moved.txPackets, c.txPackets)})
 	}
 	bill(k.nobody[noSocket], residual)
+	totals.flows = k.count.entries()
 	for _, p := range active {
 		p.total.add(p.cur)
 		rows = append(rows, usage{name: p.name, interval: p.cur, total: p.total, proc: p})

@@ -72,6 +72,11 @@ func TestProcSourceKernelGuest(t *testing.T) {
 	udp := startHelper(t, n.b, "send", "udp", "192.0.2.1:7453", "100000")
 	udp.expect(t, "sent")
 	tcp, tcpSrv := upload(t, n.b, n.a, "192.0.2.1:7454", transfer)
+	defer func() {
+		if t.Failed() {
+			p.dump(t)
+		}
+	}()
 	p.intervals(t, 3)
 	p.stop(t)
 	ifRx, ifTx := p.ifaceTotal("veth-a")
@@ -81,6 +86,11 @@ func TestProcSourceKernelGuest(t *testing.T) {
 	udpSrvRx, _, _ := p.credited(udpSrv.cmd.Process.Pid)
 	if udpTx != udpWant || udpSrvRx != udpWant {
 		t.Errorf("the UDP sender in b was credited with tx %d, the receiver in a with rx %d, want both %d", udpTx, udpSrvRx, udpWant)
+	}
+	for _, r := range p.procs {
+		if (r.Pid == udp.cmd.Process.Pid || r.Pid == tcp.cmd.Process.Pid) && r.Netns != netnsInode(t, n.b) {
+			t.Errorf("pid %d's row says network namespace %d, want b's, %d", r.Pid, r.Netns, netnsInode(t, n.b))
+		}
 	}
 	_, tcpTx, _ := p.credited(tcp.cmd.Process.Pid)
 	tcpSrvRx, _, _ := p.credited(tcpSrv.cmd.Process.Pid)

@@ -675,11 +675,14 @@ func (p *netuseRun) connection(proto string, local, remote netip.AddrPort) (rx, 
 	return rx, tx, pids, last
 }
 
-// dump logs every conn row, for a failure.
+// dump logs every proc and conn row, for a failure.
 func (p *netuseRun) dump(t *testing.T) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, r := range p.procs {
+		t.Logf("seq %d pid %d %q %s netns %d: rx %d tx %d", r.Seq, r.Pid, r.Name, r.Reason, r.Netns, r.RxBytes, r.TxBytes)
+	}
 	for _, c := range p.conns {
 		t.Logf("seq %d %s %s:%d -> %s:%d %s pid %d %q %s: rx %d tx %d", c.Seq, c.Proto, c.LocalAddr, c.LocalPort,
 			c.RemoteAddr, c.RemotePort, c.State, c.Pid, c.Name, c.Reason, c.RxBytes, c.TxBytes)
