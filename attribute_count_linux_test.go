@@ -260,3 +260,26 @@ func TestCountViews(t *testing.T) {
 		}
 	}
 }
+
+// TestIfaceRest: what no socket moved is the interface's bytes beyond the
+// sockets', less what the sockets were credited beyond the interface in
+// the report before (a backlog counted by a program before the device),
+// one report's worth only.
+func TestIfaceRest(t *testing.T) {
+	ifc := &kernelIface{}
+	for i, c := range []struct {
+		moved, credited, want uint64
+	}{
+		{moved: 1000, credited: 900, want: 100},
+		{moved: 1000, credited: 1300, want: 0}, // 300 ahead
+		{moved: 1000, credited: 600, want: 100},
+		{moved: 1000, credited: 1100, want: 0}, // 100 ahead
+		{moved: 1000, credited: 1000, want: 0}, // the 100 not paid back is dropped
+		{moved: 1000, credited: 950, want: 50},
+	} {
+		got := ifc.rest(traffic{rxBytes: c.moved, txPackets: c.moved}, traffic{rxBytes: c.credited, txPackets: c.credited})
+		if got != (traffic{rxBytes: c.want, txPackets: c.want}) {
+			t.Errorf("report %d: moved %d, credited %d: rest %+v, want %d in rx bytes and tx packets", i+1, c.moved, c.credited, got, c.want)
+		}
+	}
+}

@@ -69,6 +69,10 @@ type kernelIface struct {
 	kind ifaceCounting
 	l2   uint64  // link-layer header bytes a packet: 14 on Ethernet
 	last traffic // its counters at the last report
+	now  traffic // at this one, read right after the counting map
+	// ahead is what its sockets were credited beyond its counters in the
+	// last report
+	ahead traffic
 	// Of this report: credited to sockets of netuse's namespace, and to
 	// other namespaces' sockets through this end of their veth pair, as
 	// the interface counts it.
@@ -217,6 +221,13 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
 	}
+	// The interfaces' counters right after the sockets' counts, before
+	// any slower work of the report (the records, the tables, other
+	// namespaces): what moves between the two reads counts as "(no
+	// socket)" in this report and in excess of the interface in the next.
+	for _, ifc := range k.ifaces {
+		ifc.now = readIfaceCounters(ifc.name)
+	}
 	if k.needRecords() {
 		k.book.sync() // the records of sockets made since the last report
 	}
@@ -269,7 +280,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	}
 	var residual traffic
 	for idx, ifc := range k.ifaces {
-		now := readIfaceCounters(ifc.name)
+		now := ifc.now
 		moved := traffic{rxBytes: delta(ifc.last.rxBytes, now.rxBytes), txBytes: delta(ifc.last.txBytes, now.txBytes),
 			rxPackets: delta(ifc.last.rxPackets, now.rxPackets), txPackets: delta(ifc.last.txPackets, now.txPackets)}
 		ifc.last = now
@@ -280,8 +291,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 		// each side also moved bytes whose other end is no socket.
 		c := ifc.credited.max(ifc.guests)
 		ifc.credited, ifc.guests = traffic{}, traffic{}
-		residual.add(traffic{rxBytes: sub0(moved.rxBytes, c.rxBytes), txBytes: sub0(moved.txBytes, c.txBytes),
-			rxPackets: sub0(moved.rxPackets, c.rxPackets), txPackets: sub0(moved.txPackets, c.txPackets)})
+		residual.add(ifc.rest(moved, c))
 	}
 	bill(k.nobody[noSocket], residual)
 	totals.flows = k.count.entries()
@@ -335,14 +345,30 @@ func (t traffic) max(u traffic) traffic {
 		rxPackets: max(t.rxPackets, u.rxPackets), txPackets: max(t.txPackets, u.txPackets)}
 }
 
-// sub0 is a-b, or 0 if b is larger: an interface that counted less than
-// its sockets moved (lo's transmit side, a device that dropped) leaves no
-// residual, and the rows then exceed its counters by the difference.
-func sub0(a, b uint64) uint64 {
-	if b > a {
-		return 0
+// rest is what the interface moved in this report beyond what its
+// sockets were credited, less what they were credited beyond it in the
+// last report: a packet a program counted just before the report and the
+// device just after (an ingress backlog) is credited once, and not
+// "(no socket)" too. Only one report's excess is paid back: where the
+// interface counts less than its sockets for good (a device that
+// dropped), the rows exceed its counters by the difference.
+func (ifc *kernelIface) rest(moved, credited traffic) traffic {
+	var r, ahead traffic
+	for _, f := range []struct{ moved, credited, last, r, ahead *uint64 }{
+		{&moved.rxBytes, &credited.rxBytes, &ifc.ahead.rxBytes, &r.rxBytes, &ahead.rxBytes},
+		{&moved.txBytes, &credited.txBytes, &ifc.ahead.txBytes, &r.txBytes, &ahead.txBytes},
+		{&moved.rxPackets, &credited.rxPackets, &ifc.ahead.rxPackets, &r.rxPackets, &ahead.rxPackets},
+		{&moved.txPackets, &credited.txPackets, &ifc.ahead.txPackets, &r.txPackets, &ahead.txPackets},
+	} {
+		switch {
+		case *f.credited > *f.moved:
+			*f.ahead = *f.credited - *f.moved
+		case *f.moved-*f.credited > *f.last:
+			*f.r = *f.moved - *f.credited - *f.last
+		}
 	}
-	return a - b
+	ifc.ahead = ahead
+	return r
 }
 
 // owner returns the process of d's socket; "(no owner)" if it has none
