@@ -22,9 +22,8 @@ type cookieTables struct {
 	fresh    bool           // socks were read in this report
 	tries    map[uint64]uint8
 	// other namespaces' tables to read too in this report (a container's
-	// sockets without a record), by their inode; read: those read
+	// sockets without a record), by their inode, until read
 	others map[uint64]*sockDiag
-	read2  map[uint64]bool
 }
 
 // ownerTries is how many reports look for a socket's owner before it is
@@ -39,7 +38,7 @@ func newCookieTables(find owners) (*cookieTables, error) {
 		return nil, err
 	}
 	return &cookieTables{diag: d, find: find, byCookie: map[uint64]int{}, tries: map[uint64]uint8{},
-		others: map[uint64]*sockDiag{}, read2: map[uint64]bool{}}, nil
+		others: map[uint64]*sockDiag{}}, nil
 }
 
 func (t *cookieTables) close() { t.diag.close() }
@@ -48,7 +47,6 @@ func (t *cookieTables) close() { t.diag.close() }
 func (t *cookieTables) newReport() {
 	t.fresh, t.index = false, nil
 	clear(t.others)
-	clear(t.read2)
 }
 
 // read reads the tables, if this report has not.
@@ -66,10 +64,7 @@ func (t *cookieTables) read() error {
 		t.fresh = true
 	}
 	for ino, d := range t.others {
-		if t.read2[ino] {
-			continue
-		}
-		t.read2[ino] = true
+		delete(t.others, ino)
 		n := len(t.socks)
 		t.socks, _ = d.dumpAll(t.socks)
 		for i := n; i < len(t.socks); i++ {

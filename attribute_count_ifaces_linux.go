@@ -96,14 +96,16 @@ func newGuests(warn func(string)) *guests {
 }
 
 // end returns the host's end of key, looking again (at most every
-// guestGap) if key was not looked for since the interfaces last changed.
+// guestGap) if key was not looked for since the interfaces last changed;
+// a key not looked for yet is asked for again at the next report.
 func (g *guests) end(key guestKey, host map[int]*kernelIface) *guestEnd {
 	if e, ok := g.ends[key]; ok {
 		return e
 	}
-	if time.Since(g.last) >= guestGap {
-		g.look(key.netns, host)
+	if time.Since(g.last) < guestGap {
+		return nil
 	}
+	g.look(key.netns, host)
 	e, ok := g.ends[key]
 	if !ok {
 		g.ends[key] = nil
@@ -119,7 +121,7 @@ func (g *guests) forget() { clear(g.ends) }
 // and maps their ends to the host's ends among host.
 func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 	g.last = time.Now()
-	peers, err := hostPeers()
+	peers, err := linkPeers() // netuse's namespace's
 	if err != nil {
 		return
 	}
@@ -315,9 +317,6 @@ func linkPeers() (map[int]linkPeer, error) {
 	}
 	return out, nil
 }
-
-// hostPeers is linkPeers of netuse's namespace.
-func hostPeers() (map[int]linkPeer, error) { return linkPeers() }
 
 // nsidOf asks rtnetlink for the id netuse's namespace gives the namespace
 // of fd (RTM_GETNSID with NETNSA_FD); a veth pair's ends each have one for

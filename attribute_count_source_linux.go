@@ -33,7 +33,7 @@ import (
 // "(no owner)".
 //
 // Sockets of other namespaces, a container's, are credited on the host's
-// end of the veth pair they send through (attribute_count_guests_linux.go).
+// end of the veth pair they send through (attribute_count_ifaces_linux.go).
 
 // kernelSource runs the counting programs and makes proc's rows from
 // them. It is proc's frameSource too, one that captures nothing.

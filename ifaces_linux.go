@@ -22,7 +22,7 @@ import (
 // MTU or addresses: a list is a netlink dump, and the capture's pick
 // another dump for each interface's addresses, every report.
 type ifaceWatch struct {
-	gen atomic.Uint64 // notifications so far, plus one; never 0
+	gen atomic.Uint64 // notifications so far, plus one; 0 once the watch has ended
 }
 
 var (

@@ -175,7 +175,7 @@ walk:
 				break walk
 			}
 			d.tcpFlags = b[13]
-			d.ports(p, ipTCP, b, src, dst)
+			setPorts(p, ipTCP, b, src, dst)
 			break walk
 		case ipUDP:
 			// A length of 1 to 7 is shorter than the header itself: no
@@ -187,7 +187,7 @@ walk:
 			if n := binary.BigEndian.Uint16(b[4:]); n > 0 && n < 8 {
 				break walk
 			}
-			d.ports(p, ipUDP, b, src, dst)
+			setPorts(p, ipUDP, b, src, dst)
 			break walk
 		default:
 			break walk
@@ -199,7 +199,9 @@ walk:
 	}
 }
 
-func (d *decoder) ports(p *packet, proto uint8, b []byte, src, dst netip.Addr) {
+// setPorts makes p a flow of proto between src and dst, with the ports
+// at the start of b, TCP's or UDP's header.
+func setPorts(p *packet, proto uint8, b []byte, src, dst netip.Addr) {
 	p.ok, p.proto = true, proto
 	p.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(b[0:]))
 	p.dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(b[2:]))
