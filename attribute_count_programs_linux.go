@@ -103,8 +103,46 @@ func countProgram(half int16) asm.Instructions {
 
 		// A GSO skb leaves (or came) as gso_segs segments, each with its
 		// own IP and TCP (or UDP) header: wire = len + (segs-1)·hdr. IPv6
-		// extension headers are not counted in hdr.
-		asm.Mov.Imm(asm.R2, 0).WithSymbol("gso"),
+		// extension headers are not counted in hdr. The headers are read
+		// in place when the skb's linear part holds them (TCP's always
+		// do: a call to skb_load_bytes each cost more than the rest of
+		// the program), else copied below at "slow".
+		asm.LoadMem(asm.R2, asm.R6, 76, asm.Word).WithSymbol("gso"), // __sk_buff.data: the L3 header
+		asm.LoadMem(asm.R3, asm.R6, 80, asm.Word),                   // __sk_buff.data_end
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 20),
+		asm.JGT.Reg(asm.R4, asm.R3, "slow"),
+		asm.LoadMem(asm.R1, asm.R2, 0, asm.Byte),
+		asm.RSh.Imm(asm.R1, 4),
+		asm.JEq.Imm(asm.R1, 6, "direct6"),
+		asm.JNE.Imm(asm.R1, 4, "count"),
+		asm.LoadMem(asm.R5, asm.R2, 0, asm.Byte),
+		asm.And.Imm(asm.R5, 0xf),
+		asm.LSh.Imm(asm.R5, 2), // R5: the L3 header, 0..60
+		asm.LoadMem(asm.R0, asm.R2, 9, asm.Byte),
+		asm.Ja.Label("directl4"),
+		asm.Mov.Reg(asm.R4, asm.R2).WithSymbol("direct6"),
+		asm.Add.Imm(asm.R4, 40),
+		asm.JGT.Reg(asm.R4, asm.R3, "slow"),
+		asm.Mov.Imm(asm.R5, 40),
+		asm.LoadMem(asm.R0, asm.R2, 6, asm.Byte),
+		asm.JNE.Imm(asm.R0, unix.IPPROTO_UDP, "directtcp").WithSymbol("directl4"),
+		asm.Mov.Reg(asm.R2, asm.R5),
+		asm.Add.Imm(asm.R2, 8),
+		asm.Ja.Label("hdr"),
+		asm.JNE.Imm(asm.R0, unix.IPPROTO_TCP, "count").WithSymbol("directtcp"),
+		asm.Add.Reg(asm.R2, asm.R5), // the TCP header
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 13),
+		asm.JGT.Reg(asm.R4, asm.R3, "slow"),
+		asm.LoadMem(asm.R1, asm.R2, 12, asm.Byte), // its data offset
+		asm.RSh.Imm(asm.R1, 4),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.Mov.Reg(asm.R2, asm.R5),
+		asm.Add.Reg(asm.R2, asm.R1),
+		asm.Ja.Label("hdr"),
+
+		asm.Mov.Imm(asm.R2, 0).WithSymbol("slow"),
 	)
 	insns = append(insns, loadBytes(16)...)
 	insns = append(insns,
