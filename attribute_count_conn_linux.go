@@ -152,18 +152,19 @@ func (t *cookieTables) givenUp(c uint64) bool { return t.tries[c] >= ownerTries 
 // neither a record nor an owner found before, in one read of the tables.
 func (k *kernelSource) findOwners() {
 	var missing []uint64
-	seen := map[uint64]bool{}
+	var seen map[uint64]bool // of the unknown only: a map of every socket was most of a report's garbage
 	for _, d := range k.reported {
-		if seen[d.Cookie] {
+		if _, ok := k.known(d.Cookie); ok || seen[d.Cookie] {
 			continue
 		}
+		if seen == nil {
+			seen = map[uint64]bool{}
+		}
 		seen[d.Cookie] = true
-		if _, ok := k.known(d.Cookie); !ok {
-			missing = append(missing, d.Cookie)
-			if d.netns != k.own {
-				if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
-					k.tables.others[ino] = diag
-				}
+		missing = append(missing, d.Cookie)
+		if d.netns != k.own {
+			if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
+				k.tables.others[ino] = diag
 			}
 		}
 	}

@@ -64,6 +64,11 @@ import (
 // memoryLimit is netuse's default soft limit on the Go heap.
 const memoryLimit = 48 << 20
 
+// gcPercent is netuse's default GOGC: a collection each time the heap
+// grows by half of what was live after the last one, not by all of it:
+// the peak RSS of a report of 10,000 sockets is mostly heap (BENCHMARKS.md).
+const gcPercent = 50
+
 // version is set at build time with -ldflags "-X main.version=..."; when
 // it is not, versionLine asks the build info (go install, go build).
 var version string
@@ -72,9 +77,12 @@ func main() {
 	// A soft limit on the Go heap, so that the garbage collector works
 	// harder before netuse's memory doubles under a flood of new flows
 	// (TestProcFlood: a million flows) rather than after. GOMEMLIMIT in the
-	// environment overrides it.
+	// environment overrides it, as GOGC overrides gcPercent.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
 	}
 	a := &app{
 		stdout:    os.Stdout,

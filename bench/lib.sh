@@ -110,10 +110,12 @@ stop() {
 	wait "$1" 2>/dev/null || true
 }
 
-# build_netuse: netuse from $repo into $tmp/netuse; sets $netuse_version to
-# its version and the commit built, with "+changes" when the tree differed.
+# build_netuse: netuse from $repo into $tmp/netuse, static as the README's
+# Install builds it (with cgo, libc's pages added 1.5 MiB to its RSS); sets
+# $netuse_version to its version and the commit built, with "+changes"
+# when the tree differed.
 build_netuse() {
-	(cd "$repo" && go build -o "$tmp/netuse" .) || die "go build of netuse failed in $repo"
+	(cd "$repo" && CGO_ENABLED=0 go build -o "$tmp/netuse" .) || die "go build of netuse failed in $repo"
 	netuse_version=$("$tmp/netuse" --version 2>&1 | head -n 1) || netuse_version="?"
 	netuse_version=${netuse_version#netuse }
 	local commit
