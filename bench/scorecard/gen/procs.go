@@ -56,6 +56,17 @@ func forkChild(fs *flag.FlagSet, args []string) (counts, error) {
 	return counts{Counts: gencmd.Counts{SentBytes: s, RecvBytes: r}}, err
 }
 
+// init keeps thread's main goroutine on the main thread, the thread group's
+// leader, so that the goroutine that renames its thread is on another one.
+// Without it the runtime could run that goroutine on the leader while main
+// waited, and the process's own name (/proc/PID/comm, ps) became -name: x07
+// then credited "xfer-thread", rightly, at b414a67 and 8c53cfe.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "thread" {
+		runtime.LockOSThread()
+	}
+}
+
 func threadCmd(fs *flag.FlagSet, args []string) (counts, error) {
 	addr, n := uploadFlags(fs)
 	name := fs.String("name", "xfer-thread", "the sending thread's name")
