@@ -98,7 +98,7 @@ func (t *cookieTables) owners(cookies []uint64, book *ownerBook, procOf func(soc
 	for _, c := range cookies {
 		s, ok := t.get(c)
 		if !ok {
-			if len(t.tries) >= maxOpen {
+			if len(t.tries) >= countEntries {
 				clear(t.tries)
 			}
 			t.tries[c]++
@@ -208,7 +208,7 @@ func newKernelConns() *kernelConns {
 func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTables, book *ownerBook, now int64) {
 	kc := c.socks[d.Cookie]
 	if kc == nil {
-		if len(c.socks) >= maxOpen {
+		if len(c.socks) >= countEntries {
 			clear(c.socks) // sockets whose close went unrecorded
 		}
 		kc = &kernelConn{info: connInfo{first: now}}
@@ -279,7 +279,10 @@ func (k *kernelSource) known(cookie uint64) (*process, bool) {
 
 // keep remembers p as the owner of the open socket with this cookie.
 func (k *kernelSource) keep(cookie uint64, p *process) *process {
-	if len(k.owners) >= maxOpen {
+	// As many as the counting map holds: with the book's bound (maxOpen)
+	// here, 100,000 live sockets cleared it at every report and were all
+	// looked for again in the tables and /proc.
+	if len(k.owners) >= countEntries {
 		clear(k.owners) // sockets whose close went unrecorded: look again
 	}
 	k.owners[cookie] = p

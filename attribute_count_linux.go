@@ -132,11 +132,14 @@ type countPrograms struct {
 	egress, ingress, release   *ebpf.Program
 }
 
-// countEntries is the default size of the counting map: sockets times the
-// devices each uses. Preallocated (an LRU map would evict live counters
-// silently), it takes about (104·CPUs + 64) bytes an entry of kernel
-// memory, 17 MiB on 2 CPUs, 220 MiB on 32.
-const countEntries = 65536
+// countEntries bounds the counting map: sockets times the devices each
+// uses. The map is not preallocated, so it takes about (104·CPUs + 64)
+// bytes of kernel memory an entry in use, not a bound's worth: the
+// preallocated 65,536 entries took 17 MiB on 2 CPUs and would take 220
+// MiB on 32, however few the sockets. Not an LRU map, which would evict
+// live counters silently: a socket that finds it full (or a failed
+// allocation) is counted in lost.
+const countEntries = 262144
 
 // loadCountPrograms creates the maps, entries the size of the counting
 // map and ring bytes the closed sockets' ring (0: closedBytes), and loads
@@ -151,7 +154,7 @@ func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
 		spec *ebpf.MapSpec
 		dst  **ebpf.Map
 	}{
-		{&ebpf.MapSpec{Name: "netuse_counts", Type: ebpf.PerCPUHash, KeySize: ckSize, ValueSize: cvSize, MaxEntries: entries}, &p.counts},
+		{&ebpf.MapSpec{Name: "netuse_counts", Type: ebpf.PerCPUHash, KeySize: ckSize, ValueSize: cvSize, MaxEntries: entries, Flags: unix.BPF_F_NO_PREALLOC}, &p.counts},
 		// 4,096 devices of all namespaces: one without an entry is
 		// counted as if it never fragmented
 		{&ebpf.MapSpec{Name: "netuse_mtus", Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: 4096}, &p.mtus},

@@ -47,16 +47,6 @@ ip -n "$ns_a" link set lo up
 threads_switches() {
 	cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
-# cpu_ticks PID: utime+stime of all of PID's threads, in clock ticks.
-cpu_ticks() {
-	local stat
-	stat=$(cat "/proc/$1/stat")
-	stat=${stat##*) }
-	# shellcheck disable=SC2086 # fields
-	set -- $stat
-	echo $((${12} + ${13}))
-}
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 hz=$(getconf CLK_TCK)
 printf '%s\n' "commit $(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- . || echo '+changes'), kernel $(uname -r), $(nproc) cores, span ${SPAN}s after ${WARM}s, --source $SOURCE"

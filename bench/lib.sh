@@ -50,10 +50,16 @@ kill_ns_procs() {
 	# shellcheck disable=SC2086 # one word per pid
 	[ -z "$pids" ] || kill "-$sig" $pids 2>/dev/null || true
 }
+# at_exit CMD: cleanup runs CMD first (one command; the last call wins). A
+# trap of the script's own would run under set -e, and a failing command
+# in it (as "(exit $rc)" is, on an error) would skip cleanup.
+exit_hook=""
+at_exit() { exit_hook=$1; }
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	set +e
+	[ -z "$exit_hook" ] || eval "$exit_hook"
 	for ns in "$ns_a" "$ns_b"; do
 		[ -e "/run/netns/$ns" ] || continue
 		kill_ns_procs "$ns" TERM
@@ -109,6 +115,28 @@ stop() {
 	fi
 	wait "$1" 2>/dev/null || true
 }
+
+# bpf_use PID: "SECONDS RUNS" of the eBPF programs whose fds PID holds
+# (each program once, however many fds name it), from their fdinfo.
+bpf_use() {
+	cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '
+		/^prog_id:/ { id = $2 }
+		/^run_time_ns:/ { ns[id] = $2 }
+		/^run_cnt:/ { runs[id] = $2 }
+		END { for (i in ns) { t += ns[i]; n += runs[i] }; printf "%.3f %d\n", t / 1e9, n }'
+}
+
+# cpu_ticks PID: utime+stime of all of PID's threads, in clock ticks.
+cpu_ticks() {
+	local stat
+	stat=$(cat "/proc/$1/stat")
+	stat=${stat##*) }
+	# shellcheck disable=SC2086 # fields
+	set -- $stat
+	echo $((${12} + ${13}))
+}
+# status_kb PID KEY: KEY (VmRSS, VmHWM) of /proc/PID/status, in kB.
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # build_netuse: netuse from $repo into $tmp/netuse, static as the README's
 # Install builds it (with cgo, libc's pages added 1.5 MiB to its RSS); sets

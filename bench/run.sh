@@ -90,7 +90,7 @@ bench_init run.sh nubench nubench
 # The kernel times each eBPF program's runs only while asked to: on for
 # the run, as it was after.
 bpf_stats0=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'rc=$?; sysctl -qw kernel.bpf_stats_enabled="$bpf_stats0"; (exit $rc); cleanup' EXIT
+at_exit 'sysctl -qw kernel.bpf_stats_enabled="$bpf_stats0"'
 sysctl -qw kernel.bpf_stats_enabled=1
 # Other work on the machine takes CPU from the tools and the generator:
 # the load average at the start and at the end go with the figures.
@@ -114,16 +114,6 @@ usage() {
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
 	awk -v s="$stat" -v clk="$clk" -v hwm="${hwm:-nan}" \
 		'BEGIN { split(s, f, " "); printf "%.2f %s\n", (f[12] + f[13]) / clk, hwm }'
-}
-
-# bpf_use PID: "SECONDS RUNS" of the eBPF programs whose fds PID holds
-# (each program once, however many fds name it), from their fdinfo.
-bpf_use() {
-	cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '
-		/^prog_id:/ { id = $2 }
-		/^run_time_ns:/ { ns[id] = $2 }
-		/^run_cnt:/ { runs[id] = $2 }
-		END { for (i in ns) { t += ns[i]; n += runs[i] }; printf "%.3f %d\n", t / 1e9, n }'
 }
 
 # counters IFACE: "RX_BYTES TX_BYTES RX_PACKETS TX_PACKETS" of IFACE in A.

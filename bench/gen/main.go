@@ -9,7 +9,7 @@
 //	gen serve -listen ADDR [-size N]
 //	gen tcp -addr ADDR [-conns N] [-dur D] [-dir up|down|both] [-stagger D]
 //	gen udprecv -listen ADDR [-readers N]
-//	gen udp -addr ADDR [-socks N] [-senders N] [-size N] [-rate PPS] [-dur D]
+//	gen udp -addr ADDR [-socks N] [-senders N] [-size N] [-rate PPS] [-dur D] [-from IP]
 //
 // serve is a TCP server for tcp and for HTTP clients. Each connection
 // starts with a one-byte mode and, for 'u' and 'd', a duration (8 bytes,
@@ -313,7 +313,18 @@ func udpSend(fs *flag.FlagSet, args []string) (counts, error) {
 	size := fs.Int("size", 64, "payload bytes per datagram")
 	rate := fs.Float64("rate", 0, "datagrams per second in all; 0 as fast as possible")
 	dur := fs.Duration("dur", 10*time.Second, "how long to send")
+	from := fs.String("from", "", "local address to send from (each socket has a port of its own there: about 28,000 at most an address)")
 	if err := fs.Parse(args); err != nil {
+		return counts{}, err
+	}
+	var laddr *net.UDPAddr
+	if *from != "" {
+		if laddr = (&net.UDPAddr{IP: net.ParseIP(*from)}); laddr.IP == nil {
+			return counts{}, fmt.Errorf("-from: %q is not an IP address", *from)
+		}
+	}
+	raddr, err := net.ResolveUDPAddr("udp", *addr)
+	if err != nil {
 		return counts{}, err
 	}
 	if *senders < 1 || *socks < *senders {
@@ -322,11 +333,11 @@ func udpSend(fs *flag.FlagSet, args []string) (counts, error) {
 	var m meter
 	cs := make([]*net.UDPConn, *socks)
 	for i := range cs {
-		c, err := net.Dial("udp", *addr)
+		c, err := net.DialUDP("udp", laddr, raddr)
 		if err != nil {
 			return counts{}, fmt.Errorf("socket %d: %w", i, err)
 		}
-		cs[i] = c.(*net.UDPConn)
+		cs[i] = c
 		defer cs[i].Close()
 	}
 	m.conns.Store(int64(len(cs)))
