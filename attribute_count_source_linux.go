@@ -74,10 +74,9 @@ type kernelIface struct {
 	// ahead is what its sockets were credited beyond its counters in the
 	// last report
 	ahead traffic
-	// Of this report: credited to sockets of netuse's namespace, and to
-	// other namespaces' sockets through this end of their veth pair, as
-	// the interface counts it.
-	credited, guests traffic
+	// Of this report: credited to sockets of netuse's namespace, as the
+	// interface counts it (other namespaces' sockets come on top).
+	credited traffic
 }
 
 // ifaceCounting says what an interface's counters count a packet as.
@@ -264,8 +263,6 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 			// of that namespace: ND, MLD) counts from the host's side,
 			// with what no socket here moved.
 			continue
-		} else {
-			r.ifc.guests.add(r.seen)
 		}
 		bill(p, r.t)
 		if k.conns != nil {
@@ -287,12 +284,14 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 			rxPackets: delta(ifc.last.rxPackets, now.rxPackets), txPackets: delta(ifc.last.txPackets, now.txPackets)}
 		ifc.last = now
 		totals.byIndex[idx] = moved
-		// A packet between a socket here and a container's crossed the
-		// interface once and is both sockets': what neither side's
-		// sockets moved is beyond the larger side. It is less only when
-		// each side also moved bytes whose other end is no socket.
-		c := ifc.credited.max(ifc.guests)
-		ifc.credited, ifc.guests = traffic{}, traffic{}
+		// What this namespace's sockets did not move, as the capture
+		// says it: a container's socket is the far end of what it moved
+		// through this end, and its row comes on top; what the host
+		// forwarded to it, or an AF_PACKET socket here sent it, is "(no
+		// socket)" on this side. (What neither side moved, beyond the
+		// larger side, left frames injected here with no row at all.)
+		c := ifc.credited
+		ifc.credited = traffic{}
 		residual.add(ifc.rest(moved, c))
 	}
 	bill(k.nobody[noSocket], residual)
@@ -341,12 +340,6 @@ func (k *kernelSource) seenOn(d countDelta) (ifc *kernelIface, t, seen traffic, 
 	t = e.ifc.view(d)
 	seen = traffic{rxBytes: t.txBytes, txBytes: t.rxBytes, rxPackets: t.txPackets, txPackets: t.rxPackets}
 	return k.ifaces[e.host], t, seen, true
-}
-
-// max is the larger of t and u in each count.
-func (t traffic) max(u traffic) traffic {
-	return traffic{rxBytes: max(t.rxBytes, u.rxBytes), txBytes: max(t.txBytes, u.txBytes),
-		rxPackets: max(t.rxPackets, u.rxPackets), txPackets: max(t.txPackets, u.txPackets)}
 }
 
 // rest is what the interface moved in this report beyond what its

@@ -72,15 +72,7 @@ func TestProcSourceKernelGuest(t *testing.T) {
 	udp := startHelper(t, n.b, "send", "udp", "192.0.2.1:7453", "100000")
 	udp.expect(t, "sent")
 	tcp, tcpSrv := upload(t, n.b, n.a, "192.0.2.1:7454", transfer)
-	defer func() {
-		if t.Failed() {
-			p.dump(t)
-		}
-	}()
-	p.intervals(t, 3)
-	p.stop(t)
-	ifRx, ifTx := p.ifaceTotal("veth-a")
-	rowsAddUp(t, p, ifRx, ifTx, n.b)
+	ifRx, _ := endAddsUp(t, p, n.b)
 	const udpWant = 100*(1000+28+14) + (3 + 28 + 14)
 	_, udpTx, _ := p.credited(udp.cmd.Process.Pid)
 	udpSrvRx, _, _ := p.credited(udpSrv.cmd.Process.Pid)
@@ -96,6 +88,37 @@ func TestProcSourceKernelGuest(t *testing.T) {
 	tcpSrvRx, _, _ := p.credited(tcpSrv.cmd.Process.Pid)
 	if tcpTx < transfer || tcpSrvRx < transfer || tcpTx+udpTx > ifRx || ifRx-tcpTx-udpTx > 1000 {
 		t.Errorf("the TCP sender in b was credited with tx %d (it sent %d), the server in a with rx %d, the UDP sender %d; veth-a received %d", tcpTx, transfer, tcpSrvRx, udpTx, ifRx)
+	}
+}
+
+// TestProcSourceKernelInjected: frames written on an AF_PACKET socket in
+// netuse's namespace to a container's UDP socket are that socket's
+// receipt, and "(no socket)" on this side, as the capture says them: the
+// rows of netuse's namespace and the reasons add up to the interface.
+// (When the rest was what moved beyond the larger side, the container's
+// or this namespace's, these frames had no row on this side at all.)
+func TestProcSourceKernelInjected(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	srv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7455")
+	srv.expect(t, "listening")
+	mac, err := inNS(n.b, "cat", "/sys/class/net/veth-b/address").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames, frameBytes = 1000, 14 + 20 + 8 + 18
+	inject := startHelper(t, n.a, "flood", "veth-a", strings.TrimSpace(string(mac)), strconv.Itoa(frames), "192.0.2.1", "192.0.2.2", "7455")
+	inject.expect(t, "sent")
+	endAddsUp(t, p, n.b)
+	rx, _, _ := p.credited(srv.cmd.Process.Pid)
+	var noSocketTx uint64
+	for _, r := range p.procs {
+		if r.Pid == 0 && r.Reason == "no_socket" {
+			noSocketTx += r.TxBytes
+		}
+	}
+	if rx != frames*frameBytes || noSocketTx < frames*frameBytes {
+		t.Errorf("the receiver in b was credited with rx %d, \"(no socket)\" with tx %d; want %d and at least that", rx, noSocketTx, frames*frameBytes)
 	}
 }
 
@@ -228,6 +251,23 @@ func rowsAddUp(t *testing.T, p *netuseRun, ifRx, ifTx uint64, peer string) {
 	if rowsRx != ifRx || rowsTx != ifTx {
 		t.Errorf("the rows add up to rx %d tx %d, the interface counted rx %d tx %d", rowsRx, rowsTx, ifRx, ifTx)
 	}
+}
+
+// endAddsUp lets p report 3 intervals and stops it, checks that its rows
+// add up to veth-a's counters (rowsAddUp, peer's rows left out), and
+// returns those; p's rows are logged if the test has failed by its end.
+func endAddsUp(t *testing.T, p *netuseRun, peer string) (ifRx, ifTx uint64) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.dump(t)
+		}
+	})
+	p.intervals(t, 3)
+	p.stop(t)
+	ifRx, ifTx = p.ifaceTotal("veth-a")
+	rowsAddUp(t, p, ifRx, ifTx, peer)
+	return ifRx, ifTx
 }
 
 // netnsInode returns the inode number of the named network namespace, as

@@ -278,14 +278,20 @@ func TestProcNamespaceDeleted(t *testing.T) {
 	p.near(t, "rx+tx of the sender after c was deleted", rx+tx, mrx+mtx, 0.99, 1.01)
 }
 
-// flood writes n UDP frames, each of another flow, on iface to dstMAC.
-func flood(iface, dstMAC, count string) error {
+// flood writes n UDP frames to dst:dport, each of another flow from src
+// (its last byte and the source port vary), on iface to dstMAC.
+func flood(iface, dstMAC, count, src, dst, dport string) error {
 	n, _ := strconv.Atoi(count)
+	port, _ := strconv.Atoi(dport)
+	srcIP, dstIP := net.ParseIP(src).To4(), net.ParseIP(dst).To4()
+	if srcIP == nil || dstIP == nil {
+		return fmt.Errorf("flood: %q or %q is not an IPv4 address", src, dst)
+	}
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return err
 	}
-	dst, err := net.ParseMAC(dstMAC)
+	mac, err := net.ParseMAC(dstMAC)
 	if err != nil {
 		return err
 	}
@@ -295,15 +301,15 @@ func flood(iface, dstMAC, count string) error {
 	}
 	defer unix.Close(fd)
 	to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-	copy(to.Addr[:], dst)
+	copy(to.Addr[:], mac)
 	buf := gopacket.NewSerializeBuffer()
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: net.IPv4(192, 0, 2, 2).To4(), DstIP: net.IPv4(192, 0, 2, 1).To4()}
-	udp := &layers.UDP{DstPort: 9}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: srcIP, DstIP: dstIP}
+	udp := &layers.UDP{DstPort: layers.UDPPort(port)}
 	udp.SetNetworkLayerForChecksum(ip)
-	eth := &layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}
+	eth := &layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: mac, EthernetType: layers.EthernetTypeIPv4}
 	for i := range n {
 		udp.SrcPort = layers.UDPPort(1024 + i%60000)
-		ip.SrcIP[3] = byte(2 + i/60000%200) // past 60,000 ports, other source addresses
+		ip.SrcIP[3] = srcIP[3] + byte(i/60000%200) // past 60,000 ports, other source addresses
 		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, udp, gopacket.Payload(make([]byte, 18))); err != nil {
 			return err
 		}

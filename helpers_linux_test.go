@@ -787,10 +787,15 @@ func runHelper(args []string) error {
 		body := make([]byte, n)
 		return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }))
 	case "flood":
-		// flood IFACE DSTMAC N: N UDP datagrams from 192.0.2.2 to
-		// 192.0.2.1:9, each from another source port and address low
-		// byte (another flow), written straight to IFACE as frames.
-		return flood(args[1], args[2], args[3])
+		// flood IFACE DSTMAC N [SRC DST DPORT]: N UDP datagrams from
+		// 192.0.2.2 (SRC) to 192.0.2.1:9 (DST:DPORT), each from another
+		// source port and address low byte (another flow), written
+		// straight to IFACE as frames.
+		src, dst, dport := "192.0.2.2", "192.0.2.1", "9"
+		if len(args) == 7 {
+			src, dst, dport = args[4], args[5], args[6]
+		}
+		return flood(args[1], args[2], args[3], src, dst, dport)
 	case "sockets":
 		return socketsHelper()
 	case "udp-churn":
