@@ -152,7 +152,7 @@ func (t *cookieTables) givenUp(c uint64) bool { return t.tries[c] >= ownerTries 
 // neither a record nor an owner found before, in one read of the tables.
 func (k *kernelSource) findOwners() {
 	var missing []uint64
-	var seen map[uint64]bool // of the unknown only: a map of every socket was most of a report's garbage
+	var seen map[uint64]bool // of the unknown only, not a map of every socket a report
 	for _, d := range k.reported {
 		if _, ok := k.known(d.Cookie); ok || seen[d.Cookie] {
 			continue
@@ -279,8 +279,8 @@ func (k *kernelSource) known(cookie uint64) (*process, bool) {
 
 // keep remembers p as the owner of the open socket with this cookie.
 func (k *kernelSource) keep(cookie uint64, p *process) *process {
-	// As many as the counting map holds: with the book's bound (maxOpen)
-	// here, 100,000 live sockets cleared it at every report and were all
+	// As many as the counting map holds: a smaller bound (the book's)
+	// would be cleared at every report by more live sockets than it, all
 	// looked for again in the tables and /proc.
 	if len(k.owners) >= countEntries {
 		clear(k.owners) // sockets whose close went unrecorded: look again

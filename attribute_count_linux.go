@@ -134,11 +134,10 @@ type countPrograms struct {
 
 // countEntries bounds the counting map: sockets times the devices each
 // uses. The map is not preallocated, so it takes about (104·CPUs + 64)
-// bytes of kernel memory an entry in use, not a bound's worth: the
-// preallocated 65,536 entries took 17 MiB on 2 CPUs and would take 220
-// MiB on 32, however few the sockets. Not an LRU map, which would evict
-// live counters silently: a socket that finds it full (or a failed
-// allocation) is counted in lost.
+// bytes of kernel memory an entry in use, not the bound's worth (on 32
+// CPUs, 0.9 GB). Not an LRU map, which would evict live counters
+// silently: a socket that finds it full (or a failed allocation) is
+// counted in lost.
 const countEntries = 262144
 
 // loadCountPrograms creates the maps, entries the size of the counting

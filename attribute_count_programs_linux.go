@@ -105,8 +105,7 @@ func countProgram(half int16) asm.Instructions {
 		// own IP and TCP (or UDP) header: wire = len + (segs-1)·hdr. IPv6
 		// extension headers are not counted in hdr. The headers are read
 		// in place when the skb's linear part holds them (TCP's always
-		// do: a call to skb_load_bytes each cost more than the rest of
-		// the program), else copied below at "slow".
+		// do), else copied below at "slow", a helper call each.
 		asm.LoadMem(asm.R2, asm.R6, 76, asm.Word).WithSymbol("gso"), // __sk_buff.data: the L3 header
 		asm.LoadMem(asm.R3, asm.R6, 80, asm.Word),                   // __sk_buff.data_end
 		asm.Mov.Reg(asm.R4, asm.R2),

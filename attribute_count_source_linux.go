@@ -221,7 +221,6 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
 	}
-	fitMemoryLimit(len(k.count.prev))
 	// The interfaces' counters right after the sockets' counts, before
 	// any slower work of the report (the records, the tables, other
 	// namespaces): what moves between the two reads counts as "(no
@@ -229,6 +228,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	for _, ifc := range k.ifaces {
 		ifc.now = readIfaceCounters(ifc.name)
 	}
+	fitMemoryLimit(k.count.entries())
 	if k.needRecords() {
 		k.book.sync() // the records of sockets made since the last report
 	}
@@ -288,8 +288,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 		// says it: a container's socket is the far end of what it moved
 		// through this end, and its row comes on top; what the host
 		// forwarded to it, or an AF_PACKET socket here sent it, is "(no
-		// socket)" on this side. (What neither side moved, beyond the
-		// larger side, left frames injected here with no row at all.)
+		// socket)" on this side.
 		c := ifc.credited
 		ifc.credited = traffic{}
 		residual.add(ifc.rest(moved, c))
@@ -434,18 +433,17 @@ func (k *kernelSource) stop() {
 	}
 }
 
-// heapPerSocket is the heap a socket in the counting map keeps live: its
-// totals, its last delta, its owner, its record. bench/reportcost.sh with
-// 100,000 UDP sockets and no limit: RSS 132 MiB, the heap's peak GOGC=50
-// above a live heap of about 700 bytes a socket.
+// heapPerSocket is the heap a socket in the counting map keeps live (its
+// totals, its last delta, its owner, its record): bench/reportcost.sh's
+// RSS at 100,000 sockets without a limit (BENCHMARKS.md), less the 15 MiB
+// or so that is not heap, over GOGC=50's 1.5, is about 800 bytes a socket.
 const heapPerSocket = 768
 
 // fitMemoryLimit raises the soft limit on the heap (memoryLimit, set in
 // main) by what n counted sockets keep live, unless GOMEMLIMIT set it.
 // memoryLimit is for floods of flows, a heap that a limit keeps from
-// doubling; live sockets are not garbage, and under the fixed limit
-// 100,000 of them kept the collector running without pause: 205 ms of
-// CPU a report, 96 without the limit (bench/reportcost.sh).
+// doubling; live sockets are not garbage, and a fixed limit below their
+// heap keeps the collector running without pause.
 func fitMemoryLimit(n int) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return

@@ -95,8 +95,6 @@ func TestProcSourceKernelGuest(t *testing.T) {
 // netuse's namespace to a container's UDP socket are that socket's
 // receipt, and "(no socket)" on this side, as the capture says them: the
 // rows of netuse's namespace and the reasons add up to the interface.
-// (When the rest was what moved beyond the larger side, the container's
-// or this namespace's, these frames had no row on this side at all.)
 func TestProcSourceKernelInjected(t *testing.T) {
 	n := newTestNet(t)
 	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")

@@ -303,7 +303,7 @@ func flood(iface, dstMAC, count, src, dst, dport string) error {
 	to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
 	copy(to.Addr[:], mac)
 	buf := gopacket.NewSerializeBuffer()
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: srcIP, DstIP: dstIP}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: slices.Clone(srcIP), DstIP: dstIP}
 	udp := &layers.UDP{DstPort: layers.UDPPort(port)}
 	udp.SetNetworkLayerForChecksum(ip)
 	eth := &layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: mac, EthernetType: layers.EthernetTypeIPv4}

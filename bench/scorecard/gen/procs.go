@@ -59,8 +59,7 @@ func forkChild(fs *flag.FlagSet, args []string) (counts, error) {
 // init keeps thread's main goroutine on the main thread, the thread group's
 // leader, so that the goroutine that renames its thread is on another one.
 // Without it the runtime could run that goroutine on the leader while main
-// waited, and the process's own name (/proc/PID/comm, ps) became -name: x07
-// then credited "xfer-thread", rightly, at b414a67 and 8c53cfe.
+// waited, and the process's own name (/proc/PID/comm, ps) became -name.
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == "thread" {
 		runtime.LockOSThread()
