@@ -263,23 +263,40 @@ func TestCountViews(t *testing.T) {
 
 // TestIfaceRest: what no socket moved is the interface's bytes beyond the
 // sockets', less what the sockets were credited beyond the interface in
-// the report before (a backlog counted by a program before the device),
-// one report's worth only.
+// the reports before (a backlog counted by a program before the device)
+// and not yet paid back, up to aheadReports reports old.
 func TestIfaceRest(t *testing.T) {
 	ifc := &kernelIface{}
-	for i, c := range []struct {
-		moved, credited, want uint64
-	}{
+	type report struct{ moved, credited, want uint64 }
+	check := func(name string, reports []report) {
+		t.Helper()
+		for i, c := range reports {
+			got := ifc.rest(traffic{rxBytes: c.moved, txPackets: c.moved}, traffic{rxBytes: c.credited, txPackets: c.credited})
+			if got != (traffic{rxBytes: c.want, txPackets: c.want}) {
+				t.Errorf("%s, report %d: moved %d, credited %d: rest %+v, want %d in rx bytes and tx packets", name, i+1, c.moved, c.credited, got, c.want)
+			}
+		}
+	}
+	check("one excess", []report{
 		{moved: 1000, credited: 900, want: 100},
 		{moved: 1000, credited: 1300, want: 0}, // 300 ahead
 		{moved: 1000, credited: 600, want: 100},
-		{moved: 1000, credited: 1100, want: 0}, // 100 ahead
-		{moved: 1000, credited: 1000, want: 0}, // the 100 not paid back is dropped
-		{moved: 1000, credited: 950, want: 50},
-	} {
-		got := ifc.rest(traffic{rxBytes: c.moved, txPackets: c.moved}, traffic{rxBytes: c.credited, txPackets: c.credited})
-		if got != (traffic{rxBytes: c.want, txPackets: c.want}) {
-			t.Errorf("report %d: moved %d, credited %d: rest %+v, want %d in rx bytes and tx packets", i+1, c.moved, c.credited, got, c.want)
-		}
+		{moved: 1000, credited: 1000, want: 0},
+	})
+	// The lag of workload 5: it grows over reports, then shrinks; the
+	// rows and the rest add up to the interface.
+	check("excesses in a row", []report{
+		{moved: 1000, credited: 1100, want: 0},
+		{moved: 1000, credited: 1200, want: 0}, // 300 ahead in all
+		{moved: 1000, credited: 1000, want: 0},
+		{moved: 1000, credited: 950, want: 0},
+		{moved: 1000, credited: 800, want: 0},
+		{moved: 1000, credited: 900, want: 50},
+	})
+	excess := []report{{moved: 1000, credited: 1100, want: 0}}
+	for range aheadReports - 1 {
+		excess = append(excess, report{moved: 1000, credited: 1000, want: 0})
 	}
+	check("an excess kept", append(excess, report{moved: 1000, credited: 900, want: 0}))
+	check("an excess dropped", append(excess, report{moved: 1000, credited: 1000, want: 0}, report{moved: 1000, credited: 900, want: 100}))
 }
