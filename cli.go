@@ -214,6 +214,9 @@ type helpCmd struct {
 // procOnly are the long names of captureFlags's flags, proc's and conn's.
 var procOnly = []string{"owners", "source", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
 
+// serveToo are those of procOnly that serve has too (serveCmd's own).
+var serveToo = []string{"owners", "source", "max-flows", "by"}
+
 // commandOf returns the name of kong's command, "" if none was chosen
 // (--help alone).
 func commandOf(kctx *kong.Context) string {

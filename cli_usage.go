@@ -98,11 +98,15 @@ func misplaced(err error, args []string, app *kong.Application) error {
 		if !strings.HasPrefix(err.Error(), "unknown flag --"+long) {
 			continue
 		}
-		// Before the command, kong has not chosen one yet: it is the default, total.
-		if cmd := perr.Context.Selected(); cmd != nil && cmd.Name != "proc" && cmd.Name != "conn" {
-			return fmt.Errorf("--%s is a flag of netuse proc and conn, not of netuse %s", long, cmd.Name)
+		cmds, has := "proc and conn", []string{"proc", "conn"}
+		if slices.Contains(serveToo, long) {
+			cmds, has = "proc, conn and serve", append(has, "serve")
 		}
-		return fmt.Errorf("--%s is a flag of netuse proc and conn: write it after the command", long)
+		// Before the command, kong has not chosen one yet: it is the default, total.
+		if cmd := perr.Context.Selected(); cmd != nil && !slices.Contains(has, cmd.Name) {
+			return fmt.Errorf("--%s is a flag of netuse %s, not of netuse %s", long, cmds, cmd.Name)
+		}
+		return fmt.Errorf("--%s is a flag of netuse %s: write it after the command", long, cmds)
 	}
 	return err
 }

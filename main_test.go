@@ -225,8 +225,10 @@ func TestUsageErrors(t *testing.T) {
 		{"conn --port 22,ssh", 2, `--port "22,ssh": "ssh": want port numbers`},
 		{"proc --pid -5", 2, `--pid "-5": want process ids, 0 or more`},
 		{"proc --program [", 2, `--program "[": want shell globs`},
-		{"iface --by user", 2, `--by is a flag of netuse proc and conn, not of netuse iface`},
+		{"iface --by user", 2, `--by is a flag of netuse proc, conn and serve, not of netuse iface`},
 		{"--port 22 conn", 2, `--port is a flag of netuse proc and conn: write it after the command`},
+		{"serve --pid 3", 2, `--pid is a flag of netuse proc and conn, not of netuse serve`},
+		{"history --source kernel", 2, `--source is a flag of netuse proc, conn and serve, not of netuse history`},
 		{"conn --sort bogus", 2, `--sort "bogus": want rx, tx, total, name or pid; see`},
 		{"conn --by remote --sort bogus", 2, `--sort "bogus": want rx, tx, total or name; see`},
 		{"total --state f -c 3", 2, `--count "3": --state reports once, the traffic since the previous run: drop --count, or give 1`},
@@ -533,9 +535,9 @@ func TestProcFlags(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ args, want string }{
-		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc and conn, not of netuse iface; see 'netuse --help'\n"},
-		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc and conn, not of netuse total; see 'netuse --help'\n"},
-		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc and conn: write it after the command; see 'netuse --help'\n"},
+		{"iface --max-flows 100 -c 1", "netuse: --max-flows is a flag of netuse proc, conn and serve, not of netuse iface; see 'netuse --help'\n"},
+		{"total --owners bpf -c 1", "netuse: --owners is a flag of netuse proc, conn and serve, not of netuse total; see 'netuse --help'\n"},
+		{"--max-flows 100 proc", "netuse: --max-flows is a flag of netuse proc, conn and serve: write it after the command; see 'netuse --help'\n"},
 		// Flags of proc after it, and shared flags before it, are read:
 		// the value reaches Validate.
 		{"proc --max-flows 8", `netuse: --max-flows "8": want 16 or more; see 'netuse --help'` + "\n"},
