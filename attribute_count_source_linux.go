@@ -360,8 +360,10 @@ const aheadReports = 8
 // rest is what the interface moved in this report beyond what its sockets
 // were credited, less what they were credited beyond it in the last
 // aheadReports reports and has not been paid back yet, oldest first: a
-// packet a program counted in one report and the device in another is
-// credited once, and not "(no socket)" too. An excess older than that is
+// packet a program counted in one report and the device in a later one
+// is credited once, and not "(no socket)" too (the other way round, the
+// device first, it is both: reportKernel reads the map last, so that
+// only a lag longer than the read does that). An excess older than that is
 // dropped: where the interface counts less than its sockets for good (a
 // device that dropped), the rows exceed its counters by the difference.
 func (ifc *kernelIface) rest(moved, credited traffic) traffic {
