@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -17,11 +20,21 @@ import (
 // Bytes and packets counted per socket in the kernel. Two cgroup_skb
 // programs, one at egress and one at ingress, run for every packet a
 // socket of the cgroup sends or is handed, and add it to the socket's
-// entry in a per-CPU hash keyed by the socket's cookie and the device's
-// index; a cgroup/sock_release program writes the cookie of each socket
-// that closes to a ring buffer, so that its entry is read one last time
-// and deleted (drained) once the packets that follow a close (a passive
-// closer's FIN, the last ACK) are in.
+// counts on that device. A full socket's are a slot of an array, which
+// the socket's own storage (SK_STORAGE) names: found without hashing,
+// through the socket the stack has just touched (what that saves is in
+// BENCHMARKS.md). Other packets count in a per-CPU hash
+// keyed by the socket's cookie and the device's index: a socket that is
+// not full (a request or TIME_WAIT socket), one on a second device,
+// every socket once the slots run out, and a socket's packets after its
+// close. A cgroup/sock_release program turns the socket's storage away
+// from its slot and writes its cookie to a ring buffer, so that its slot
+// and entries are read one last time and given back or deleted
+// (drained) once the packets that follow a close (a passive closer's
+// FIN, the last ACK) are in. A slot whose socket never sees a release
+// (a connection the listener closed before accepting it, a kernel
+// socket) stays taken until netuse exits; the hash takes over when none
+// is left.
 //
 // What the hooks see (measured on Linux 6.18, and checked by TestCountTraffic
 // with offloads on and off, and TestCountLoopback):
@@ -71,6 +84,21 @@ const (
 	chFragBytes = 40 // u64 of wire, the bytes IP fragmentation added: Σ (fragments·fragment header - L3 header)
 	chSize      = 48
 
+	// A slot of the slots array: a socket's counts on one device, found
+	// through the socket's storage (a slot reference) in place of a hash
+	// lookup by cookie.
+	svCookie  = 0   // u64 the socket's cookie, written last: 0 is a free slot
+	svIfindex = 8   // u32 the device
+	svCounts  = 16  // the cv* layout: netns, then the halves
+	svSize    = 128 // svCounts+cvSize, rounded up to two cache lines
+	srSlot    = 0   // u32 of a slot reference: the slot + 1; 0 none yet, noSlot none to be had
+	srIfindex = 4   // u32 the slot's device
+	srSize    = 8
+	noSlot    = 0x7fffffff
+	// slotCount slots, 2 MiB preallocated: the sockets past them, and a
+	// socket's packets on a second device, count in the hash.
+	slotCount = 16384
+
 	// lost's indexes, in a per-CPU array
 	lostMapFull = 0 // a socket's first packet on a device found the counting map full: counted nowhere
 	lostRing    = 1 // a closed socket's record found the ring full: its entry is never drained
@@ -98,6 +126,9 @@ const (
 	fpL3        = -72               // u64 the L3 header's length, kept across a call
 	fpMTUKey    = -88               // 16 bytes: netns cookie, ifindex, padding
 	fpValue     = fpMTUKey - cvSize // a new entry's value
+	fpSlotRef   = fpValue - 8       // u64 the socket's slot reference, kept across calls
+	fpSlotPtr   = fpValue - 16      // u64 the slot's value, kept across calls
+	fpSlot      = fpValue - 24      // u32 the slot's index
 )
 
 // countKey and countValue are the map's key and per-CPU value, as laid out
@@ -129,6 +160,7 @@ type mtuKey struct {
 // countPrograms are the kernel objects of the counting.
 type countPrograms struct {
 	counts, mtus, lost, closed *ebpf.Map
+	slotRefs, slots, free      *ebpf.Map
 	egress, ingress, release   *ebpf.Program
 }
 
@@ -159,13 +191,30 @@ func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
 		{&ebpf.MapSpec{Name: "netuse_mtus", Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: 4096}, &p.mtus},
 		{&ebpf.MapSpec{Name: "netuse_clost", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 2}, &p.lost},
 		{&ebpf.MapSpec{Name: "netuse_closed", Type: ebpf.RingBuf, MaxEntries: ring}, &p.closed},
+		// Socket-local storage wants BTF of its key and value.
+		{&ebpf.MapSpec{Name: "netuse_slotref", Type: ebpf.SkStorage, KeySize: 4, ValueSize: srSize, Flags: unix.BPF_F_NO_PREALLOC,
+			Key: &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed},
+			Value: &btf.Struct{Name: "slotref", Size: srSize, Members: []btf.Member{
+				{Name: "slot", Type: &btf.Int{Name: "u32", Size: 4}, Offset: srSlot * 8},
+				{Name: "ifindex", Type: &btf.Int{Name: "u32", Size: 4}, Offset: srIfindex * 8}}}}, &p.slotRefs},
+		{&ebpf.MapSpec{Name: "netuse_slots", Type: ebpf.Array, KeySize: 4, ValueSize: svSize, MaxEntries: slotCount, Flags: unix.BPF_F_MMAPABLE}, &p.slots},
+		{&ebpf.MapSpec{Name: "netuse_free", Type: ebpf.Stack, ValueSize: 4, MaxEntries: slotCount}, &p.free},
 	} {
 		if *m.dst, err = ebpf.NewMap(m.spec); err != nil {
 			p.close()
 			return nil, fmt.Errorf("create map %s: %w", m.spec.Name, err)
 		}
 	}
-	maps := map[string]*ebpf.Map{"counts": p.counts, "mtus": p.mtus, "lost": p.lost, "closed": p.closed}
+	// Every slot free, slot 0 on top: the slots in use stay at the bottom
+	// of the array, where collect reads them.
+	for i := uint32(slotCount); i > 0; i-- {
+		if err := p.free.Update(nil, i-1, ebpf.UpdateAny); err != nil {
+			p.close()
+			return nil, fmt.Errorf("fill the free slots: %w", err)
+		}
+	}
+	maps := map[string]*ebpf.Map{"counts": p.counts, "mtus": p.mtus, "lost": p.lost, "closed": p.closed,
+		"slotrefs": p.slotRefs, "slots": p.slots, "free": p.free}
 	for _, pr := range []struct {
 		name   string
 		typ    ebpf.ProgramType
@@ -199,7 +248,7 @@ func (p *countPrograms) close() {
 			pr.Close()
 		}
 	}
-	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed} {
+	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed, p.slotRefs, p.slots, p.free} {
 		if m != nil {
 			m.Close()
 		}
@@ -251,6 +300,21 @@ type sockCounter struct {
 	vals    []countValue // countBatch entries of a value per CPU
 	ncpu    int
 	rec     ringbuf.Record
+	// slots is the slots array, mapped; the programs add to it as it is
+	// read, so every word is read atomically
+	slots []byte
+	// slotPrev holds each slot in use's totals at the last collect
+	slotPrev map[uint32]slotSeen
+	// slotScan: the slots in use are below it. The free stack hands out
+	// the slots given back first, then the lowest never used, so the
+	// slots in use are the bottom of the array.
+	slotScan uint32
+}
+
+// slotSeen is a slot's socket and totals at the last collect.
+type slotSeen struct {
+	countKey
+	countValue
 }
 
 // countGrace: a passive closer's FIN and the last ACK come a round trip
@@ -281,13 +345,19 @@ func newSockCounter(p *countPrograms) (*sockCounter, error) {
 	if err != nil {
 		return nil, err
 	}
+	slots, err := unix.Mmap(p.slots.FD(), 0, slotCount*svSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map the slots: %w", err)
+	}
 	r, err := ringbuf.NewReader(p.closed)
 	if err != nil {
+		unix.Munmap(slots)
 		return nil, err
 	}
 	return &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countSeen{},
 		closing: map[uint64]int64{}, drained: map[uint64]int64{},
-		keys: make([]countKey, countBatch), vals: make([]countValue, countBatch*ncpu), ncpu: ncpu}, nil
+		keys: make([]countKey, countBatch), vals: make([]countValue, countBatch*ncpu), ncpu: ncpu,
+		slots: slots, slotPrev: map[uint32]slotSeen{}}, nil
 }
 
 func monoNow() int64 {
@@ -296,11 +366,17 @@ func monoNow() int64 {
 	return ts.Nano()
 }
 
-func (c *sockCounter) close() { c.reader.Close() }
+func (c *sockCounter) close() {
+	c.reader.Close()
+	if c.slots != nil {
+		unix.Munmap(c.slots)
+		c.slots = nil
+	}
+}
 
-// entries returns the entries of the counting map as the last collect
-// left them: a socket on a device each.
-func (c *sockCounter) entries() int { return len(c.prev) }
+// entries returns the entries of the counting map and the slots in use
+// as the last collect left them: a socket on a device each.
+func (c *sockCounter) entries() int { return len(c.prev) + len(c.slotPrev) }
 
 // collect appends to out what each socket moved on each device since the
 // last collect (entries that moved nothing are left out), the last counts
@@ -355,6 +431,10 @@ func (c *sockCounter) collect(out []countDelta) ([]countDelta, error) {
 		out, _ = c.delta(out, k.countKey, one, k.closed, now)
 		delete(c.prev, k.countKey)
 	}
+	var err error
+	if out, err = c.collectSlots(out, due); err != nil {
+		return out, err
+	}
 	for cookie, t := range c.closing {
 		if now-t >= int64(c.grace) {
 			delete(c.closing, cookie)
@@ -394,6 +474,66 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		return out, false
 	}
 	return append(out, countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}), moved
+}
+
+// slotWord reads the u64 at byte off of slot i, atomically.
+func (c *sockCounter) slotWord(i uint32, off int) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])))
+}
+
+// collectSlots appends what each slot's socket moved since the last
+// collect, and the last counts of the closed sockets whose grace is over
+// (due), whose slots it clears and gives back. A closed socket's storage
+// sends its later packets to the hash (the release program), so nothing
+// adds to its slot by then.
+func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) bool) ([]countDelta, error) {
+	end := c.slotScan
+	for i := uint32(0); i < slotCount; i++ {
+		if i >= end {
+			// Past the slots known: slots taken since, up to the first
+			// never used.
+			if c.slotWord(i, svCookie) == 0 {
+				break
+			}
+			end = i + 1
+		}
+		cookie := c.slotWord(i, svCookie)
+		if cookie == 0 {
+			delete(c.slotPrev, i)
+			continue
+		}
+		key := countKey{Cookie: cookie, Ifindex: uint32(c.slotWord(i, svIfindex))}
+		var tot countValue
+		tot.Netns = c.slotWord(i, svCounts+cvNetns)
+		for h, half := range []*countHalf{&tot.Tx, &tot.Rx} {
+			base := svCounts + cvTx + h*chSize
+			*half = countHalf{c.slotWord(i, base+chPackets), c.slotWord(i, base+chBytes), c.slotWord(i, base+chSegs),
+				c.slotWord(i, base+chWire), c.slotWord(i, base+chFrags), c.slotWord(i, base+chFragBytes)}
+			half.Segs, half.Wire = half.Segs+half.Packets, half.Wire+half.Bytes
+		}
+		last, seen := c.slotPrev[i]
+		if seen && last.countKey != key {
+			last, seen = slotSeen{}, false // given back and taken again
+		}
+		closed := due(cookie)
+		if !seen || tot != last.countValue || closed {
+			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed})
+		}
+		if !closed {
+			c.slotPrev[i] = slotSeen{key, tot}
+			continue
+		}
+		// Cleared, cookie first, and back on the stack.
+		for off := 0; off < svSize; off += 8 {
+			atomic.StoreUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])), 0)
+		}
+		delete(c.slotPrev, i)
+		if err := c.progs.free.Update(nil, i, ebpf.UpdateAny); err != nil {
+			return out, fmt.Errorf("give a slot back: %w", err)
+		}
+	}
+	c.slotScan = end
+	return out, nil
 }
 
 func (h *countHalf) add(o countHalf) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -178,12 +179,80 @@ func TestCountProgramsRun(t *testing.T) {
 	}
 }
 
+// takeSlots takes every free slot off the stack, so that the programs
+// count in the hash: the tests of the hash's own rules.
+func takeSlots(t testing.TB, p *countPrograms) {
+	t.Helper()
+	var slot uint32
+	for {
+		err := p.free.LookupAndDelete(nil, &slot)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("take the free slots: %v", err)
+		}
+	}
+}
+
+// TestCountSlots: a socket's counts go to a slot of its own; a closed
+// socket's slot is read one last time after the grace, cleared and given
+// back, and the next socket takes it; with no slot free, a socket counts
+// in the hash.
+func TestCountSlots(t *testing.T) {
+	needRoot(t)
+	p, c := newCounting(t, 1024, 0)
+	now := int64(1e12)
+	c.now = func() int64 { return now }
+	send := func(size int) {
+		t.Helper()
+		if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipPacket(false, 17, size, 8)}); err != nil || ret != 1 {
+			t.Fatalf("run: %d, %v", ret, err)
+		}
+	}
+	hashed := func() int {
+		var k countKey
+		v := make([]countValue, c.ncpu)
+		n := 0
+		for it := p.counts.Iterate(); it.Next(&k, &v); {
+			n++
+		}
+		return n
+	}
+	send(100) // BPF_PROG_TEST_RUN makes a socket a run
+	send(200)
+	d, err := c.collect(nil)
+	if err != nil || len(d) != 2 || d[0].tx.Bytes+d[1].tx.Bytes != 300 || hashed() != 0 || len(c.slotPrev) != 2 {
+		t.Fatalf("two sockets: %+v, %v, %d in the hash, %d slots; want two deltas of 300 bytes in all, none hashed, 2 slots", d, err, hashed(), len(c.slotPrev))
+	}
+	first := d[0].Cookie
+	c.closing[first] = now // as its close record says
+	now += int64(c.grace)
+	d, err = c.collect(nil)
+	if err != nil || len(d) != 1 || !d[0].closed || d[0].Cookie != first || d[0].tx != (countHalf{}) {
+		t.Fatalf("after the grace: %+v, %v; want the closed socket's last, empty delta", d, err)
+	}
+	if c.slotWord(0, svCookie) != 0 || len(c.slotPrev) != 1 {
+		t.Fatalf("the closed socket's slot: cookie %d, %d slots in use; want 0 and 1", c.slotWord(0, svCookie), len(c.slotPrev))
+	}
+	send(300) // takes the slot given back
+	if d, err = c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 300 || c.slotWord(0, svCookie) != d[0].Cookie {
+		t.Fatalf("a third socket: %+v, %v; want 300 bytes in slot 0", d, err)
+	}
+	takeSlots(t, p)
+	send(400)
+	if d, err = c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 400 || hashed() != 1 {
+		t.Fatalf("no slot free: %+v, %v, %d in the hash; want 400 bytes from the hash", d, err, hashed())
+	}
+}
+
 // TestCountIdleEvicted: an entry that has not moved for idleEvict is read
 // and deleted without a delta (it moved nothing), one that moved since the
 // last collect is not, and a deleted one's counts start again from zero.
 func TestCountIdleEvicted(t *testing.T) {
 	needRoot(t)
 	p, c := newCounting(t, 1024, 0)
+	takeSlots(t, p)
 	now := int64(1e12)
 	c.now = func() int64 { return now }
 	send := func() {
@@ -224,6 +293,7 @@ func TestCountIdleEvicted(t *testing.T) {
 func TestCountMapFull(t *testing.T) {
 	needRoot(t)
 	p, c := newCounting(t, 2, 0)
+	takeSlots(t, p)
 	for i := range 5 { // five sockets: BPF_PROG_TEST_RUN makes one a run
 		if ret, err := p.ingress.Run(&ebpf.RunOptions{Data: ipPacket(false, 6, 60, 20)}); err != nil || ret != 1 {
 			t.Fatalf("run %d: %d, %v; want 1 (allow) on a full map too", i, ret, err)

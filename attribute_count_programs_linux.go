@@ -32,9 +32,6 @@ func countProgram(half int16) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.DWord),
 		asm.StoreMem(asm.RFP, fpFrags, asm.R1, asm.DWord),
 		asm.StoreMem(asm.RFP, fpFragBytes, asm.R1, asm.DWord),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.FnGetSocketCookie.Call(),
-		asm.StoreMem(asm.RFP, fpKey+ckCookie, asm.R0, asm.DWord),
 		ld(asm.R1, 40, asm.Word), // __sk_buff.ifindex
 		asm.StoreMem(asm.RFP, fpKey+ckIfindex, asm.R1, asm.Word),
 		ld(asm.R7, 0, asm.Word),   // __sk_buff.len
@@ -181,13 +178,6 @@ func countProgram(half int16) asm.Instructions {
 		// nothing saves two atomic adds of the four.
 		asm.Sub.Imm(asm.R8, 1).WithSymbol("count"),
 		asm.Sub.Reg(asm.R9, asm.R7),
-
-		// Add to the entry, or make it.
-		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "insert"),
 	)
 	xadd := func(off int16, src asm.Register) asm.Instruction {
 		// StoreXAdd writes at dst+0; an offset needs the raw instruction.
@@ -215,6 +205,91 @@ func countProgram(half int16) asm.Instructions {
 			asm.Ja.Label("allow"),
 		}
 	}
+	// The socket's slot, named by its storage; a socket without one (not
+	// a full socket, no slot left) or on another device than its slot's
+	// goes on to the hash at "cookie".
+	insns = append(insns,
+		ld(asm.R1, 168, asm.DWord), // __sk_buff.sk
+		asm.JEq.Imm(asm.R1, 0, "cookie"),
+		asm.FnSkFullsock.Call(),
+		asm.JEq.Imm(asm.R0, 0, "cookie"),
+		asm.Mov.Reg(asm.R2, asm.R0),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("slotrefs"),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.Mov.Imm(asm.R4, 1), // BPF_SK_STORAGE_GET_F_CREATE
+		asm.FnSkStorageGet.Call(),
+		asm.JEq.Imm(asm.R0, 0, "cookie"),
+		asm.LoadMem(asm.R1, asm.R0, srSlot, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, "take"),
+		asm.JEq.Imm(asm.R1, noSlot, "cookie"),
+		asm.LoadMem(asm.R2, asm.R0, srIfindex, asm.Word),
+		ld(asm.R3, 40, asm.Word),
+		asm.JNE.Reg(asm.R2, asm.R3, "cookie"),
+		asm.Sub.Imm(asm.R1, 1),
+		asm.StoreMem(asm.RFP, fpSlot, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("slots"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "cookie"),
+		asm.Add.Imm(asm.R0, svCounts),
+	)
+	insns = append(insns, addTo("slot")...)
+	insns = append(insns,
+		// The socket's first packet here: a slot off the free stack, its
+		// header written before the storage names it. Two first packets
+		// at once take a slot each (collect sums them by cookie); one
+		// racing its socket's release can name a slot after the release
+		// turned the storage away, and that socket's packets later than
+		// the grace after its close would count in the slot's next
+		// socket.
+		asm.StoreMem(asm.RFP, fpSlotRef, asm.R0, asm.DWord).WithSymbol("take"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("free"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapPopElem.Call(),
+		asm.JNE.Imm(asm.R0, 0, "noslot"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("slots"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "noslot"),
+		asm.StoreMem(asm.RFP, fpSlotPtr, asm.R0, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetNetnsCookie.Call(),
+		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.StoreMem(asm.R1, svCounts+cvNetns, asm.R0, asm.DWord),
+		ld(asm.R2, 40, asm.Word),
+		asm.StoreMem(asm.R1, svIfindex, asm.R2, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.FnGetSocketCookie.Call(),
+		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.StoreMem(asm.R1, svCookie, asm.R0, asm.DWord), // last: the reader takes a slot with a cookie as whole
+		asm.LoadMem(asm.R1, asm.RFP, fpSlotRef, asm.DWord),
+		ld(asm.R2, 40, asm.Word),
+		asm.StoreMem(asm.R1, srIfindex, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.RFP, fpSlot, asm.Word),
+		asm.Add.Imm(asm.R2, 1),
+		asm.StoreMem(asm.R1, srSlot, asm.R2, asm.Word),
+		asm.LoadMem(asm.R0, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.Add.Imm(asm.R0, svCounts),
+	)
+	insns = append(insns, addTo("taken")...)
+	insns = append(insns,
+		// No slot left: this socket counts in the hash from now on.
+		asm.LoadMem(asm.R1, asm.RFP, fpSlotRef, asm.DWord).WithSymbol("noslot"),
+		asm.StoreImm(asm.R1, srSlot, noSlot, asm.Word),
+
+		// Add to the hash's entry, or make it.
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("cookie"),
+		asm.FnGetSocketCookie.Call(),
+		asm.StoreMem(asm.RFP, fpKey+ckCookie, asm.R0, asm.DWord),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("counts"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "insert"),
+	)
 	insns = append(insns, addTo("found")...)
 	// A new entry: this CPU's value is this skb, the other CPUs' zero.
 	insns = append(insns, asm.Mov.Imm(asm.R1, 0).WithSymbol("insert"))
@@ -291,6 +366,17 @@ func countLost(index int32, label string) asm.Instructions {
 func closedProgram() asm.Instructions {
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
+		// Its packets after close (a passive closer's FIN, the last ACK)
+		// go to the hash, so that its slot can be read one last time and
+		// given back after the grace.
+		asm.LoadMapPtr(asm.R1, 0).WithReference("slotrefs"),
+		asm.Mov.Reg(asm.R2, asm.R6),
+		asm.Mov.Imm(asm.R3, 0),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnSkStorageGet.Call(),
+		asm.JEq.Imm(asm.R0, 0, "record"),
+		asm.StoreImm(asm.R0, srSlot, noSlot, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("record"),
 		asm.FnGetSocketCookie.Call(),
 		asm.StoreMem(asm.RFP, -16, asm.R0, asm.DWord),
 		asm.FnKtimeGetNs.Call(),
