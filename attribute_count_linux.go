@@ -300,8 +300,9 @@ type sockCounter struct {
 	vals    []countValue // countBatch entries of a value per CPU
 	ncpu    int
 	rec     ringbuf.Record
-	// slots is the slots array, mapped; the programs add to it as it is
-	// read, so every word is read atomically
+	// slots is the bottom of the slots array, mapped (mapSlots says how
+	// much); the programs add to it as it is read, so every word is read
+	// atomically
 	slots []byte
 	// slotPrev holds each slot in use's totals at the last collect
 	slotPrev map[uint32]slotSeen
@@ -345,19 +346,40 @@ func newSockCounter(p *countPrograms) (*sockCounter, error) {
 	if err != nil {
 		return nil, err
 	}
-	slots, err := unix.Mmap(p.slots.FD(), 0, slotCount*svSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("map the slots: %w", err)
-	}
 	r, err := ringbuf.NewReader(p.closed)
 	if err != nil {
-		unix.Munmap(slots)
 		return nil, err
 	}
-	return &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countSeen{},
+	c := &sockCounter{progs: p, reader: r, grace: countGrace, now: monoNow, prev: map[countKey]countSeen{},
 		closing: map[uint64]int64{}, drained: map[uint64]int64{},
 		keys: make([]countKey, countBatch), vals: make([]countValue, countBatch*ncpu), ncpu: ncpu,
-		slots: slots, slotPrev: map[uint32]slotSeen{}}, nil
+		slotPrev: map[uint32]slotSeen{}}
+	if err := c.mapSlots(1); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// mapSlots maps at least the bottom n slots of the array, a page or
+// twice what is mapped at a time: the kernel maps a mapping's every page
+// at once, and the whole array's 2 MiB would be in netuse's RSS from the
+// start.
+func (c *sockCounter) mapSlots(n uint32) error {
+	if uint32(len(c.slots)/svSize) >= n {
+		return nil
+	}
+	size := max(os.Getpagesize(), 2*len(c.slots), int(n)*svSize)
+	size = min((size+os.Getpagesize()-1)/os.Getpagesize()*os.Getpagesize(), slotCount*svSize)
+	m, err := unix.Mmap(c.progs.slots.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("map the slots: %w", err)
+	}
+	if c.slots != nil {
+		unix.Munmap(c.slots)
+	}
+	c.slots = m
+	return nil
 }
 
 func monoNow() int64 {
@@ -489,6 +511,9 @@ func (c *sockCounter) slotWord(i uint32, off int) uint64 {
 func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) bool) ([]countDelta, error) {
 	end := c.slotScan
 	for i := uint32(0); i < slotCount; i++ {
+		if err := c.mapSlots(i + 1); err != nil {
+			return out, err
+		}
 		if i >= end {
 			// Past the slots known: slots taken since, up to the first
 			// never used.
