@@ -70,7 +70,7 @@ type kernelIface struct {
 	kind ifaceCounting
 	l2   uint64  // link-layer header bytes a packet: 14 on Ethernet
 	last traffic // its counters at the last report
-	now  traffic // at this one, read right before the counting map
+	now  traffic // at this one, read right before the sockets' counts
 	// ahead holds what its sockets were credited beyond its counters, one
 	// entry a report, the oldest at aheadAt, still to be paid back
 	ahead   [aheadReports]traffic
