@@ -484,9 +484,7 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		tot.Tx.add(v.Tx)
 		tot.Rx.add(v.Rx)
 	}
-	// The programs keep segments and wire bytes beyond each skb's own.
-	tot.Tx.Segs, tot.Tx.Wire = tot.Tx.Segs+tot.Tx.Packets, tot.Tx.Wire+tot.Tx.Bytes
-	tot.Rx.Segs, tot.Rx.Wire = tot.Rx.Segs+tot.Rx.Packets, tot.Rx.Wire+tot.Rx.Bytes
+	tot.onWire()
 	last, seen := c.prev[k]
 	moved := !seen || tot != last.countValue
 	if moved {
@@ -514,15 +512,15 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 		if err := c.mapSlots(i + 1); err != nil {
 			return out, err
 		}
+		cookie := c.slotWord(i, svCookie)
 		if i >= end {
 			// Past the slots known: slots taken since, up to the first
 			// never used.
-			if c.slotWord(i, svCookie) == 0 {
+			if cookie == 0 {
 				break
 			}
 			end = i + 1
 		}
-		cookie := c.slotWord(i, svCookie)
 		if cookie == 0 {
 			delete(c.slotPrev, i)
 			continue
@@ -534,8 +532,8 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 			base := svCounts + cvTx + h*chSize
 			*half = countHalf{c.slotWord(i, base+chPackets), c.slotWord(i, base+chBytes), c.slotWord(i, base+chSegs),
 				c.slotWord(i, base+chWire), c.slotWord(i, base+chFrags), c.slotWord(i, base+chFragBytes)}
-			half.Segs, half.Wire = half.Segs+half.Packets, half.Wire+half.Bytes
 		}
+		tot.onWire()
 		last, seen := c.slotPrev[i]
 		if seen && last.countKey != key {
 			last, seen = slotSeen{}, false // given back and taken again
@@ -559,6 +557,13 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 	}
 	c.slotScan = end
 	return out, nil
+}
+
+// onWire adds the skbs back to the segments and wire bytes, which the
+// programs keep beyond each skb's own.
+func (v *countValue) onWire() {
+	v.Tx.Segs, v.Tx.Wire = v.Tx.Segs+v.Tx.Packets, v.Tx.Wire+v.Tx.Bytes
+	v.Rx.Segs, v.Rx.Wire = v.Rx.Segs+v.Rx.Packets, v.Rx.Wire+v.Rx.Bytes
 }
 
 func (h *countHalf) add(o countHalf) {

@@ -195,6 +195,17 @@ func takeSlots(t testing.TB, p *countPrograms) {
 	}
 }
 
+// hashEntries returns the entries of the counting map (the hash).
+func hashEntries(p *countPrograms, c *sockCounter) int {
+	var k countKey
+	v := make([]countValue, c.ncpu)
+	n := 0
+	for it := p.counts.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	return n
+}
+
 // TestCountSlots: a socket's counts go to a slot of its own; a closed
 // socket's slot is read one last time after the grace, cleared and given
 // back, and the next socket takes it; with no slot free, a socket counts
@@ -210,15 +221,7 @@ func TestCountSlots(t *testing.T) {
 			t.Fatalf("run: %d, %v", ret, err)
 		}
 	}
-	hashed := func() int {
-		var k countKey
-		v := make([]countValue, c.ncpu)
-		n := 0
-		for it := p.counts.Iterate(); it.Next(&k, &v); {
-			n++
-		}
-		return n
-	}
+	hashed := func() int { return hashEntries(p, c) }
 	send(100) // BPF_PROG_TEST_RUN makes a socket a run
 	send(200)
 	d, err := c.collect(nil)
@@ -261,15 +264,7 @@ func TestCountIdleEvicted(t *testing.T) {
 			t.Fatalf("run: %d, %v", ret, err)
 		}
 	}
-	entries := func() int {
-		var k countKey
-		v := make([]countValue, c.ncpu)
-		n := 0
-		for it := p.counts.Iterate(); it.Next(&k, &v); {
-			n++
-		}
-		return n
-	}
+	entries := func() int { return hashEntries(p, c) }
 	send()
 	if d, err := c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 100 {
 		t.Fatalf("first collect: %+v, %v; want one delta of 100 bytes", d, err)
