@@ -157,6 +157,12 @@ func (k *kernelSource) findOwners() {
 		if _, ok := k.known(d.Cookie); ok || seen[d.Cookie] {
 			continue
 		}
+		if d.netns == k.own && d.kind.kernels() {
+			// The kernel's own (ND, MLD): "(no socket)", with what no
+			// socket moved, as a guest namespace's are (reportKernel).
+			k.keep(d.Cookie, k.nobody[noSocket])
+			continue
+		}
 		if seen == nil {
 			seen = map[uint64]bool{}
 		}
@@ -183,25 +189,44 @@ func (k *kernelSource) findOwners() {
 	}
 }
 
-// kernelConns makes conn's rows from the kernel's counts: one a socket,
-// its endpoints and TCP state as the tables say (an unconnected UDP
-// socket's remote end is the zero address, as ss(8) shows it: the kernel
-// counts a socket, not each peer it sent to), a closed one's as it had
-// them when it closed. A connection's first and last times are the
-// reports that first and last saw it move bytes.
+// kernelConns makes conn's rows from the kernel's counts: one a
+// connection end, its endpoints and TCP state as the tables say (an
+// unconnected UDP socket's remote end is the zero address, as ss(8) shows
+// it: the kernel counts a socket, not each peer it sent to), a closed
+// one's as it had them when it closed. A connection's first and last
+// times are the reports that first and last saw it move bytes. Sockets of
+// one process with the same endpoints (SO_REUSEPORT's, a port reused, or
+// none known: the kernel's own) make one row, as one flow of the capture
+// does, so that a row's total is what that row was credited over the run.
 type kernelConns struct {
-	socks map[uint64]*kernelConn // by cookie: the sockets seen that have not closed
-	rows  []usage                // this report's
-	at    map[uint64]int         // this report's row of each cookie
+	socks  map[uint64]*kernelConn // by cookie: the sockets seen that have not closed
+	totals map[connKey]*connTotal // each row's, while a socket of it is open
+	rows   []usage                // this report's
+	at     map[connKey]int        // this report's row of each
 }
 
 type kernelConn struct {
 	info  connInfo
-	total traffic
+	key   connKey // the row it was last credited to
+	keyed bool
+}
+
+// connKey is a row of conn: its process (or reason) and endpoints.
+type connKey struct {
+	p  *process
+	fl flow
+}
+
+// connTotal is a row's total since the start, and its open sockets: it
+// goes with the last of them. A reason's row of no endpoints (what no
+// socket moved, the kernel's own sockets) stays.
+type connTotal struct {
+	t     traffic
+	socks int
 }
 
 func newKernelConns() *kernelConns {
-	return &kernelConns{socks: map[uint64]*kernelConn{}, at: map[uint64]int{}}
+	return &kernelConns{socks: map[uint64]*kernelConn{}, totals: map[connKey]*connTotal{}, at: map[connKey]int{}}
 }
 
 // add credits t, what d's socket moved on one interface, to its row.
@@ -209,7 +234,13 @@ func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTab
 	kc := c.socks[d.Cookie]
 	if kc == nil {
 		if len(c.socks) >= countEntries {
-			clear(c.socks) // sockets whose close went unrecorded
+			// sockets whose close went unrecorded
+			clear(c.socks)
+			for k, ct := range c.totals {
+				if ct.socks > 0 {
+					delete(c.totals, k)
+				}
+			}
 		}
 		kc = &kernelConn{info: connInfo{first: now}}
 		c.socks[d.Cookie] = kc
@@ -220,34 +251,79 @@ func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTab
 			kc.info.state = s.state
 		}
 	} else {
-		if g, ok := book.goneOwner(d.Cookie); ok && g.at.local.IsValid() {
+		// Gone from the tables: its endpoints as a report saw them, else
+		// as its closer's record has them (a socket in TIME_WAIT before
+		// its file closed has given its port back: the record's local
+		// port is 0).
+		if g, ok := book.goneOwner(d.Cookie); ok && g.at.local.IsValid() && !kc.info.local.IsValid() {
 			kc.info.flow = g.at
 		}
 		if kc.info.proto == 6 {
 			kc.info.state = tcpClosed // it left the table
 		}
 	}
-	kc.info.last = now
-	kc.total.add(t)
-	if i, ok := c.at[d.Cookie]; ok {
-		c.rows[i].interval.add(t)
-		c.rows[i].total = kc.total
-		return
+	if t == (traffic{}) {
+		return // a closed socket's last read, with nothing since the one before
 	}
-	c.at[d.Cookie] = len(c.rows)
-	info := kc.info // the row keeps this report's
-	c.rows = append(c.rows, usage{name: p.name, interval: t, total: kc.total, proc: p, conn: &info})
+	kc.info.last = now
+	if key := (connKey{p, kc.info.flow}); !kc.keyed || kc.key != key {
+		if kc.keyed {
+			c.unref(kc.key)
+		}
+		c.totalOf(key).socks++
+		kc.key, kc.keyed = key, true
+	}
+	c.credit(kc.key, t, kc.info)
 }
 
-// report appends this report's rows to conns, and the row of what no
-// socket moved, and forgets the sockets that closed.
-func (c *kernelConns) report(conns []usage, deltas []countDelta, nobody *process, residual traffic) []usage {
-	conns = append(conns, c.rows...)
-	if residual != (traffic{}) {
-		conns = append(conns, usage{name: nobody.name, interval: residual, total: nobody.total, proc: nobody, conn: &connInfo{}})
+func (c *kernelConns) totalOf(key connKey) *connTotal {
+	ct := c.totals[key]
+	if ct == nil {
+		ct = &connTotal{}
+		c.totals[key] = ct
 	}
+	return ct
+}
+
+// unref lets key's total go with its last open socket.
+func (c *kernelConns) unref(key connKey) {
+	if ct := c.totals[key]; ct != nil {
+		if ct.socks--; ct.socks <= 0 && (key.p.pid != 0 || key.fl != flow{}) {
+			delete(c.totals, key)
+		}
+	}
+}
+
+// credit adds t to key's row, which shows info (the last socket's, when
+// several make it).
+func (c *kernelConns) credit(key connKey, t traffic, info connInfo) {
+	ct := c.totalOf(key)
+	ct.t.add(t)
+	total := ct.t
+	if i, ok := c.at[key]; ok {
+		r := &c.rows[i]
+		r.interval.add(t)
+		r.total = total
+		info.first = min(info.first, r.conn.first)
+		*r.conn = info
+		return
+	}
+	c.at[key] = len(c.rows)
+	c.rows = append(c.rows, usage{name: key.p.name, interval: t, total: total, proc: key.p, conn: &info})
+}
+
+// report appends this report's rows to conns, with what no socket moved
+// in the row of "(no socket)", and forgets the sockets that closed.
+func (c *kernelConns) report(conns []usage, deltas []countDelta, nobody *process, residual traffic) []usage {
+	if residual != (traffic{}) {
+		c.credit(connKey{p: nobody}, residual, connInfo{})
+	}
+	conns = append(conns, c.rows...)
 	for _, d := range deltas {
-		if d.closed {
+		if kc := c.socks[d.Cookie]; d.closed && kc != nil {
+			if kc.keyed {
+				c.unref(kc.key)
+			}
 			delete(c.socks, d.Cookie)
 		}
 	}

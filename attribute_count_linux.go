@@ -56,7 +56,11 @@ import (
 // lo's own GSO limit, and segments one that does not, which then counts
 // more there than the skbs). A packet the kernel
 // sends itself (an ICMP reply, a RST, a TIME_WAIT ACK) runs no program:
-// it goes out through a control socket outside every cgroup.
+// it goes out through a control socket outside every cgroup. A
+// namespace's own IPv6 ND and MLD sockets are the exception: made in the
+// cgroup of the process that made the namespace, their packets run the
+// programs, and the socket's type and protocol in its slot (sockKind)
+// tell them from a process's.
 //
 // The programs' instructions are in attribute_count_programs_linux.go.
 //
@@ -89,6 +93,7 @@ const (
 	// lookup by cookie.
 	svCookie  = 0   // u64 the socket's cookie, written last: 0 is a free slot
 	svIfindex = 8   // u32 the device
+	svKind    = 12  // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
 	svCounts  = 16  // the cv* layout: netns, then the halves
 	svSize    = 128 // svCounts+cvSize, rounded up to two cache lines
 	srSlot    = 0   // u32 of a slot reference: the slot + 1; 0 none yet, noSlot none to be had
@@ -277,7 +282,29 @@ type countDelta struct {
 	countKey
 	netns  uint64
 	tx, rx countHalf
-	closed bool // the socket closed, and this is the last of it
+	closed bool     // the socket closed, and this is the last of it
+	kind   sockKind // from a slot; 0 (not known) from the hash
+}
+
+// sockKind is a socket's type (low 16 bits) and protocol (high 16 bits).
+type sockKind uint32
+
+// kernels reports whether a socket of this kind that no process made
+// (sock_create never recorded it) is one of the kernel's own: a raw
+// ICMP, ICMPv6 or TCP socket, which is what the kernel's control sockets
+// are (IPv6 neighbour discovery and MLD, made with each namespace, in the
+// cgroup of the process that made it). A process's raw socket of these
+// protocols made before netuse started, which no table netuse reads has,
+// is taken for one too.
+func (k sockKind) kernels() bool {
+	if k&0xffff != unix.SOCK_RAW {
+		return false
+	}
+	switch k >> 16 {
+	case unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6, unix.IPPROTO_TCP:
+		return true
+	}
+	return false
 }
 
 // sockCounter reads the counting map: each collect, every entry's counts
@@ -525,7 +552,8 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 			delete(c.slotPrev, i)
 			continue
 		}
-		key := countKey{Cookie: cookie, Ifindex: uint32(c.slotWord(i, svIfindex))}
+		dev := c.slotWord(i, svIfindex) // and svKind above it
+		key := countKey{Cookie: cookie, Ifindex: uint32(dev)}
 		var tot countValue
 		tot.Netns = c.slotWord(i, svCounts+cvNetns)
 		for h, half := range []*countHalf{&tot.Tx, &tot.Rx} {
@@ -540,7 +568,7 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 		}
 		closed := due(cookie)
 		if !seen || tot != last.countValue || closed {
-			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed})
+			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed, kind: sockKind(dev >> 32)})
 		}
 		if !closed {
 			c.slotPrev[i] = slotSeen{key, tot}

@@ -261,7 +261,19 @@ func countProgram(half int16) asm.Instructions {
 		asm.StoreMem(asm.R1, svCounts+cvNetns, asm.R0, asm.DWord),
 		ld(asm.R2, 40, asm.Word),
 		asm.StoreMem(asm.R1, svIfindex, asm.R2, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R6),
+		// The socket's type and protocol (bpf_sock at 8 and 12), once a
+		// slot: the full socket again, as no register outlives the calls.
+		ld(asm.R1, 168, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "kinded"),
+		asm.FnSkFullsock.Call(),
+		asm.JEq.Imm(asm.R0, 0, "kinded"),
+		asm.LoadMem(asm.R2, asm.R0, 8, asm.Word),
+		asm.LoadMem(asm.R3, asm.R0, 12, asm.Word),
+		asm.LSh.Imm(asm.R3, 16),
+		asm.Or.Reg(asm.R2, asm.R3),
+		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.StoreMem(asm.R1, svKind, asm.R2, asm.Word),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("kinded"),
 		asm.FnGetSocketCookie.Call(),
 		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
 		asm.StoreMem(asm.R1, svCookie, asm.R0, asm.DWord), // last: the reader takes a slot with a cookie as whole

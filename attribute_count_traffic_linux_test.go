@@ -255,11 +255,22 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 		{"count-raw253", f.b, "3000", strconv.Itoa(rawsBig)},
 	}
 	var tcpCookie uint64
+	icmp := uint32(unix.IPPROTO_ICMP)
+	if f.l3 == 40 {
+		icmp = unix.IPPROTO_ICMPV6
+	}
+	wantKind := map[uint64]sockKind{} // each sender's socket's type and protocol, in its slot
 	for _, args := range senders {
 		h := startChild(t, cg, n.a, args...)
 		cookie := cookieOf(t, h)
 		h.expect(t, "done")
 		h.end()
+		kind := map[string]uint32{"count-tcp-send": unix.SOCK_STREAM | unix.IPPROTO_TCP<<16, "count-udp-send": unix.SOCK_DGRAM | unix.IPPROTO_UDP<<16,
+			"count-raw253": unix.SOCK_RAW | 253<<16}[args[0]]
+		if args[0] == "count-ping" {
+			kind = map[string]uint32{"dgram": unix.SOCK_DGRAM, "raw": unix.SOCK_RAW}[args[1]] | icmp<<16
+		}
+		wantKind[cookie] = sockKind(kind)
 		switch args[0] {
 		case "count-tcp-send":
 			tcpCookie = cookie
@@ -311,6 +322,12 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 			if d.closed {
 				drained[d.Cookie] = true
 			}
+			if w, ok := wantKind[d.Cookie]; ok && d.kind != 0 && d.kind != w {
+				t.Errorf("socket %d: kind %#x in its slot, want %#x", d.Cookie, d.kind, w)
+			}
+			if d.kind != 0 {
+				delete(wantKind, d.Cookie)
+			}
 		}
 		afterA, afterB = readVeth(t, n.a, "veth-a"), readVeth(t, n.b, "veth-b")
 		a := byNS[n.netnsA<<32|uint64(n.ifA)]
@@ -335,6 +352,9 @@ func testCountTraffic(t *testing.T, f ipSizes, offload bool) {
 		if g.tx != w.tx || g.rx != w.rx {
 			t.Errorf("socket %d: counted tx %+v rx %+v, want tx %+v rx %+v", cookie, g.tx, g.rx, w.tx, w.rx)
 		}
+	}
+	if len(wantKind) > 0 {
+		t.Errorf("sockets whose kind no slot gave (cookie: want): %#x", wantKind)
 	}
 	if g := bySocket[tcpCookie]; g == nil || g.tx.Bytes < tcpBytes {
 		t.Errorf("the TCP sender's socket %d: counted %+v, want at least %d bytes out", tcpCookie, g, tcpBytes)
