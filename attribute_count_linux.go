@@ -164,9 +164,9 @@ type mtuKey struct {
 
 // countPrograms are the kernel objects of the counting.
 type countPrograms struct {
-	counts, mtus, lost, closed *ebpf.Map
-	slotRefs, slots, free      *ebpf.Map
-	egress, ingress, release   *ebpf.Program
+	counts, mtus, lost, closed  *ebpf.Map
+	slotRefs, slots, free, next *ebpf.Map
+	egress, ingress, release    *ebpf.Program
 }
 
 // countEntries bounds the counting map: sockets times the devices each
@@ -204,22 +204,17 @@ func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
 				{Name: "ifindex", Type: &btf.Int{Name: "u32", Size: 4}, Offset: srIfindex * 8}}}}, &p.slotRefs},
 		{&ebpf.MapSpec{Name: "netuse_slots", Type: ebpf.Array, KeySize: 4, ValueSize: svSize, MaxEntries: slotCount, Flags: unix.BPF_F_MMAPABLE}, &p.slots},
 		{&ebpf.MapSpec{Name: "netuse_free", Type: ebpf.Stack, ValueSize: 4, MaxEntries: slotCount}, &p.free},
+		// the lowest slot never used, so that the stack starts empty in
+		// place of being filled with every slot, a syscall each
+		{&ebpf.MapSpec{Name: "netuse_next", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}, &p.next},
 	} {
 		if *m.dst, err = ebpf.NewMap(m.spec); err != nil {
 			p.close()
 			return nil, fmt.Errorf("create map %s: %w", m.spec.Name, err)
 		}
 	}
-	// Every slot free, slot 0 on top: the slots in use stay at the bottom
-	// of the array, where collect reads them.
-	for i := uint32(slotCount); i > 0; i-- {
-		if err := p.free.Update(nil, i-1, ebpf.UpdateAny); err != nil {
-			p.close()
-			return nil, fmt.Errorf("fill the free slots: %w", err)
-		}
-	}
 	maps := map[string]*ebpf.Map{"counts": p.counts, "mtus": p.mtus, "lost": p.lost, "closed": p.closed,
-		"slotrefs": p.slotRefs, "slots": p.slots, "free": p.free}
+		"slotrefs": p.slotRefs, "slots": p.slots, "free": p.free, "next": p.next}
 	for _, pr := range []struct {
 		name   string
 		typ    ebpf.ProgramType
@@ -253,7 +248,7 @@ func (p *countPrograms) close() {
 			pr.Close()
 		}
 	}
-	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed, p.slotRefs, p.slots, p.free} {
+	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed, p.slotRefs, p.slots, p.free, p.next} {
 		if m != nil {
 			m.Close()
 		}
@@ -333,9 +328,9 @@ type sockCounter struct {
 	slots []byte
 	// slotPrev holds each slot in use's totals at the last collect
 	slotPrev map[uint32]slotSeen
-	// slotScan: the slots in use are below it. The free stack hands out
-	// the slots given back first, then the lowest never used, so the
-	// slots in use are the bottom of the array.
+	// slotScan: the slots in use are below it. The programs take the
+	// slots given back first (the free stack), then the lowest never
+	// used, so the slots in use are the bottom of the array.
 	slotScan uint32
 }
 

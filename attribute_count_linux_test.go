@@ -179,10 +179,14 @@ func TestCountProgramsRun(t *testing.T) {
 	}
 }
 
-// takeSlots takes every free slot off the stack, so that the programs
-// count in the hash: the tests of the hash's own rules.
+// takeSlots takes every free slot, those given back and those never used,
+// so that the programs count in the hash: the tests of the hash's own
+// rules.
 func takeSlots(t testing.TB, p *countPrograms) {
 	t.Helper()
+	if err := p.next.Update(uint32(0), uint32(slotCount), ebpf.UpdateAny); err != nil {
+		t.Fatalf("take the slots never used: %v", err)
+	}
 	var slot uint32
 	for {
 		err := p.free.LookupAndDelete(nil, &slot)
@@ -224,6 +228,10 @@ func TestCountSlots(t *testing.T) {
 	hashed := func() int { return hashEntries(p, c) }
 	send(100) // BPF_PROG_TEST_RUN makes a socket a run
 	send(200)
+	var next uint32
+	if err := p.next.Lookup(uint32(0), &next); err != nil || next != 2 {
+		t.Errorf("the slots never used start at %d (%v) after two sockets; want 2", next, err)
+	}
 	d, err := c.collect(nil)
 	if err != nil || len(d) != 2 || d[0].tx.Bytes+d[1].tx.Bytes != 300 || hashed() != 0 || len(c.slotPrev) != 2 {
 		t.Fatalf("two sockets: %+v, %v, %d in the hash, %d slots; want two deltas of 300 bytes in all, none hashed, 2 slots", d, err, hashed(), len(c.slotPrev))
@@ -246,6 +254,9 @@ func TestCountSlots(t *testing.T) {
 	send(400)
 	if d, err = c.collect(nil); err != nil || len(d) != 1 || d[0].tx.Bytes != 400 || hashed() != 1 {
 		t.Fatalf("no slot free: %+v, %v, %d in the hash; want 400 bytes from the hash", d, err, hashed())
+	}
+	if err := p.next.Lookup(uint32(0), &next); err != nil || next != slotCount {
+		t.Errorf("the slots never used start at %d (%v) after a socket found none; want %d, not counted on", next, err, slotCount)
 	}
 }
 

@@ -179,6 +179,15 @@ func countProgram(half int16) asm.Instructions {
 		asm.Sub.Imm(asm.R8, 1).WithSymbol("count"),
 		asm.Sub.Reg(asm.R9, asm.R7),
 	)
+	// fetchAdd adds src to the u32 at dst and sets src to what it was.
+	// cilium/ebpf 0.22 marshals the instruction's immediate (the atomic
+	// operation) from Constant as it was before it derives it from the
+	// opcode, which loses BPF_FETCH: Constant says it, as it is encoded.
+	fetchAdd := func(dst, src asm.Register) asm.Instruction {
+		ins := asm.FetchAdd.Mem(dst, src, asm.Word, 0)
+		ins.Constant = int64(asm.FetchAdd >> 8)
+		return ins
+	}
 	xadd := func(off int16, src asm.Register) asm.Instruction {
 		// StoreXAdd writes at dst+0; an offset needs the raw instruction.
 		ins := asm.StoreXAdd(asm.R0, src, asm.DWord)
@@ -236,8 +245,9 @@ func countProgram(half int16) asm.Instructions {
 	)
 	insns = append(insns, addTo("slot")...)
 	insns = append(insns,
-		// The socket's first packet here: a slot off the free stack, its
-		// header written before the storage names it. Two first packets
+		// The socket's first packet here: a slot given back (the free
+		// stack), else the lowest never used, its header written before
+		// the storage names it. Two first packets
 		// at once take a slot each (collect sums them by cookie); one
 		// racing its socket's release can name a slot after the release
 		// turned the storage away, and that socket's packets later than
@@ -248,8 +258,23 @@ func countProgram(half int16) asm.Instructions {
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpSlot),
 		asm.FnMapPopElem.Call(),
-		asm.JNE.Imm(asm.R0, 0, "noslot"),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("slots"),
+		asm.JEq.Imm(asm.R0, 0, "popped"),
+		// None given back: the lowest never used, off the counter. It
+		// is read before it is added to, so that it stops a few past
+		// slotCount (one a CPU racing here) and never wraps round.
+		asm.StoreImm(asm.RFP, fpSlot, 0, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("next"),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "noslot"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+		asm.JGE.Imm(asm.R1, slotCount, "noslot"),
+		asm.Mov.Imm(asm.R1, 1),
+		fetchAdd(asm.R0, asm.R1), // R1: the counter before
+		asm.JGE.Imm(asm.R1, slotCount, "noslot"),
+		asm.StoreMem(asm.RFP, fpSlot, asm.R1, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("slots").WithSymbol("popped"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpSlot),
 		asm.FnMapLookupElem.Call(),
