@@ -3,12 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -57,12 +55,23 @@ type kernelOffsets struct {
 }
 
 func loadKernelOffsets() (kernelOffsets, error) {
-	spec, err := btf.LoadKernelSpec()
+	b, done, err := readKernelBTF()
 	if err != nil {
 		return kernelOffsets{}, fmt.Errorf("read the kernel's BTF: %w", err)
 	}
+	defer done()
+	t, err := parseBTF(b)
+	if err != nil {
+		return kernelOffsets{}, fmt.Errorf("read the kernel's BTF: %w", err)
+	}
+	return kernelOffsetsOf(t)
+}
+
+// kernelOffsetsOf finds the offsets in the kernel's BTF t.
+func kernelOffsetsOf(t *btfTypes) (kernelOffsets, error) {
 	var o kernelOffsets
 	var vfsIno uint32
+	ids := t.structs("task_struct", "sock_common", "sock", "socket_alloc", "inode")
 	for _, f := range []struct {
 		typ, member string
 		dst         *uint32
@@ -77,11 +86,11 @@ func loadKernelOffsets() (kernelOffsets, error) {
 		{"socket_alloc", "vfs_inode", &o.inode},
 		{"inode", "i_ino", &vfsIno},
 	} {
-		var s *btf.Struct
-		if err := spec.TypeByName(f.typ, &s); err != nil {
-			return o, fmt.Errorf("kernel BTF: struct %s: %w", f.typ, err)
+		id, ok := ids[f.typ]
+		if !ok {
+			return o, fmt.Errorf("kernel BTF: no struct %s", f.typ)
 		}
-		off, ok := memberOffset(s.Members, f.member)
+		off, ok := t.memberOffset(id, f.member)
 		if !ok {
 			return o, fmt.Errorf("kernel BTF: struct %s has no %s", f.typ, f.member)
 		}
@@ -90,38 +99,12 @@ func loadKernelOffsets() (kernelOffsets, error) {
 	o.inode += vfsIno
 	// The programs copy skc_daddr, skc_rcv_saddr, skc_hash, skc_dport and
 	// skc_num in one read of 16 bytes; check they lie as they always have.
-	var sc *btf.Struct
-	_ = spec.TypeByName("sock_common", &sc)
 	for member, want := range map[string]uint32{"skc_rcv_saddr": 4, "skc_dport": 12, "skc_num": 14} {
-		if off, ok := memberOffset(sc.Members, member); !ok || off != o.daddr+want {
+		if off, ok := t.memberOffset(ids["sock_common"], member); !ok || off != o.daddr+want {
 			return o, fmt.Errorf("kernel BTF: sock_common.%s is not at skc_daddr+%d", member, want)
 		}
 	}
 	return o, nil
-}
-
-// memberOffset finds a member by name, looking into anonymous structs and
-// unions, and returns its offset in bytes.
-func memberOffset(members []btf.Member, name string) (uint32, bool) {
-	for _, m := range members {
-		if m.Name == name {
-			return m.Offset.Bytes(), true
-		}
-		if m.Name != "" {
-			continue
-		}
-		var inner []btf.Member
-		switch t := btf.UnderlyingType(m.Type).(type) {
-		case *btf.Struct:
-			inner = t.Members
-		case *btf.Union:
-			inner = t.Members
-		}
-		if off, ok := memberOffset(inner, name); ok {
-			return m.Offset.Bytes() + off, true
-		}
-	}
-	return 0, false
 }
 
 // ownerProgram returns the instructions of the program for kind
@@ -249,10 +232,6 @@ func loadOwnerPrograms() (*ownerPrograms, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The kernel's BTF, parsed for the offsets above, is some 8 MB of
-	// garbage and a mapping of /sys/kernel/btf/vmlinux now: give it back
-	// before the capture's memory grows on top of it.
-	debug.FreeOSMemory()
 	p := &ownerPrograms{}
 	p.events, err = ebpf.NewMap(&ebpf.MapSpec{Name: "netuse_owners", Type: ebpf.RingBuf, MaxEntries: ringBytes})
 	if err != nil {
