@@ -251,15 +251,18 @@ func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTab
 			kc.info.state = s.state
 		}
 	} else {
-		// Gone from the tables: its endpoints as a report saw them, else
-		// as its closer's record has them (a socket in TIME_WAIT before
+		// Not in the tables read: closed, if its closer's record or its
+		// last read says so (a namespace whose tables could not be read
+		// keeps its state as last seen). Its endpoints as a report saw
+		// them, else as the record has them (a socket in TIME_WAIT before
 		// its file closed has given its port back: the record's local
 		// port is 0).
-		if g, ok := book.goneOwner(d.Cookie); ok && g.at.local.IsValid() && !kc.info.local.IsValid() {
+		g, gone := book.goneOwner(d.Cookie)
+		if gone && g.at.local.IsValid() && !kc.info.local.IsValid() {
 			kc.info.flow = g.at
 		}
-		if kc.info.proto == 6 {
-			kc.info.state = tcpClosed // it left the table
+		if kc.info.proto == 6 && (gone || d.closed) {
+			kc.info.state = tcpClosed
 		}
 	}
 	if t == (traffic{}) {

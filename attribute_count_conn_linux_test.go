@@ -12,8 +12,9 @@ import (
 // same endpoints make one row whose total is both of theirs; sockets of
 // no known endpoints and no owner make one row; what no socket moved joins
 // "(no socket)"'s row; a closed socket keeps the endpoints it had though
-// its closer's record has given its port back; and a closed socket's last
-// read, with nothing since, makes no row.
+// its closer's record has given its port back; one in no table read and
+// not known closed keeps its state; and a closed socket's last read, with
+// nothing since, makes no row.
 func TestKernelConnsRows(t *testing.T) {
 	app := &process{pid: 10, start: 1, name: "app"}
 	nobody := &process{name: reasonName[noSocket], reason: noSocket}
@@ -71,24 +72,29 @@ func TestKernelConnsRows(t *testing.T) {
 		}
 	}
 
+	guest := flow{6, netip.MustParseAddrPort("10.0.1.1:40001"), netip.MustParseAddrPort("10.0.0.2:80")}
 	open(socket{proto: 17, local: udp.local, cookie: 1}, socket{proto: 17, local: udp.local, cookie: 2},
-		socket{proto: 6, local: tcp.local, remote: tcp.remote, cookie: 3, state: tcpState(1)})
+		socket{proto: 6, local: tcp.local, remote: tcp.remote, cookie: 3, state: tcpState(1)},
+		socket{proto: 6, local: guest.local, remote: guest.remote, cookie: 7, state: tcpState(1)})
 	got := report(1, []add{{1, app, tx(100), false}, {2, app, tx(50), false}, {3, app, tx(10), false},
-		{4, orphan, tx(5), false}, {5, orphan, tx(7), false}}, tx(20))
+		{4, orphan, tx(5), false}, {5, orphan, tx(7), false}, {7, app, tx(3), false}}, tx(20))
 	want(1, got, key(app, udp), 150, 150, 0)
 	want(1, got, key(app, tcp), 10, 10, tcpState(1))
 	want(1, got, key(orphan, flow{}), 12, 12, 0)
 	want(1, got, key(nobody, flow{}), 20, 20, 0)
-	if len(got) != 4 {
-		t.Errorf("report 1: %d rows, want 4", len(got))
+	if len(got) != 5 {
+		t.Errorf("report 1: %d rows, want 5", len(got))
 	}
 
 	// Socket 3 closed: its record has given its port back.
 	book.addGone(3, goneSock{sockOwner{pid: 10}, flow{6, netip.AddrPortFrom(tcp.local.Addr(), 0), tcp.remote}})
 	open(socket{proto: 17, local: udp.local, cookie: 1}, socket{proto: 17, local: udp.local, cookie: 2})
-	got = report(2, []add{{1, app, tx(30), false}, {3, app, tx(4), false}, {6, orphan, tx(1), false}}, tx(2))
+	// Socket 7 is in no table read (its namespace's could not be): open
+	// as far as anything says, it keeps its state.
+	got = report(2, []add{{1, app, tx(30), false}, {3, app, tx(4), false}, {6, orphan, tx(1), false}, {7, app, tx(3), false}}, tx(2))
 	want(2, got, key(app, udp), 30, 180, 0)
 	want(2, got, key(app, tcp), 4, 14, tcpClosed)
+	want(2, got, key(app, guest), 3, 6, tcpState(1))
 	want(2, got, key(orphan, flow{}), 1, 13, 0)
 	want(2, got, key(nobody, flow{}), 2, 22, 0)
 
@@ -98,8 +104,8 @@ func TestKernelConnsRows(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("report 3: %d rows, want 1 (none for a socket that moved nothing)", len(got))
 	}
-	if len(c.socks) != 4 {
-		t.Errorf("%d sockets kept, want 4 (1, 4, 5, 6: 2 and 3 closed)", len(c.socks))
+	if len(c.socks) != 5 {
+		t.Errorf("%d sockets kept, want 5 (1, 4, 5, 6, 7: 2 and 3 closed)", len(c.socks))
 	}
 
 	// The summary's totals are the rows'.

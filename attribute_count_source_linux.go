@@ -239,7 +239,16 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	}
 	k.tables.newReport()
 	if k.conns != nil {
-		k.tables.read() // every socket's endpoints and state
+		// every socket's endpoints and state: netuse's namespace's, and
+		// those of the other namespaces whose sockets moved bytes
+		for _, d := range k.deltas {
+			if d.netns != k.own {
+				if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
+					k.tables.others[ino] = diag
+				}
+			}
+		}
+		k.tables.read()
 	}
 	k.reported = k.reported[:0]
 	for i := range k.deltas {

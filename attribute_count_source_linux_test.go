@@ -355,7 +355,7 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 func TestConnSourceKernel(t *testing.T) {
 	n := newTestNet(t)
 	const size = 200 << 10
-	srv4 := startHelper(t, n.a, "count-serve-many", "192.0.2.1:7461", "2")
+	srv4 := startHelper(t, n.a, "count-serve-many", "192.0.2.1:7461", "3")
 	addr4 := addrPort(t, strings.Fields(srv4.expect(t, "listening"))[1])
 	srv6 := startHelper(t, n.a, "count-serve-many", "[::1]:7462", "2")
 	addr6 := addrPort(t, strings.Fields(srv6.expect(t, "listening"))[1])
@@ -371,7 +371,17 @@ func TestConnSourceKernel(t *testing.T) {
 		c.expect(t, "sent")
 		srv6.expect(t, fmt.Sprintf("got %d", size))
 	}
-	r.intervals(t, 3)
+	// A third, held open over reports, that sends again two reports
+	// later: both its ends are live each time it moves bytes.
+	hold := startHelper(t, n.b, "send-hold", "tcp", addr4.String(), strconv.Itoa(size))
+	hold.expect(t, "local")
+	hold.expect(t, "sent")
+	r.intervals(t, 2)
+	fmt.Fprintln(hold.stdin)
+	hold.expect(t, "sent")
+	r.intervals(t, 2)
+	hold.end()
+	srv4.expect(t, fmt.Sprintf("got %d", 2*size))
 	r.stop(t)
 	r.dumpIfFailed(t)
 	for i, c := range clients4 {
@@ -390,6 +400,30 @@ func TestConnSourceKernel(t *testing.T) {
 	defer r.mu.Unlock()
 	bySeq := map[int]traffic{}
 	other := netnsInode(t, n.b)
+	// A client's end (namespace b's socket, a guest's) has its endpoints
+	// and state from b's tables: not CLOSE while its server's end is
+	// established.
+	type end struct {
+		seq                 int
+		local, remote, port string
+	}
+	established := map[end]bool{}
+	for _, c := range r.conns {
+		if c.Netns != other && c.State == "ESTABLISHED" {
+			established[end{c.Seq, c.LocalAddr, c.RemoteAddr, strconv.Itoa(int(c.RemotePort))}] = true
+		}
+	}
+	for _, c := range r.conns {
+		if c.Netns != other || c.Pid == 0 {
+			continue
+		}
+		if c.Proto != "tcp" || c.LocalPort == 0 || c.RemotePort == 0 {
+			t.Errorf("interval %d: a client's end (pid %d) without its endpoints: %q %s:%d -> %s:%d", c.Seq, c.Pid, c.Proto, c.LocalAddr, c.LocalPort, c.RemoteAddr, c.RemotePort)
+		}
+		if c.State == "CLOSE" && established[end{c.Seq, c.RemoteAddr, c.LocalAddr, strconv.Itoa(int(c.LocalPort))}] {
+			t.Errorf("interval %d: the client's end %s:%d is CLOSE, its server's end ESTABLISHED", c.Seq, c.LocalAddr, c.LocalPort)
+		}
+	}
 	for _, c := range r.conns {
 		if c.Netns == other {
 			continue // the veth's other end: see rowsAddUp

@@ -6,9 +6,11 @@ package main
 // to the rows they replace, to the byte.
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -185,6 +187,25 @@ func connHelper(args []string) (bool, error) {
 			return true, sendDatagrams(c, n)
 		}
 		return true, sendAll(c, n)
+	case "send-hold":
+		// send-hold tcp ADDR N: send-local's connection, held open until
+		// stdin closes; N bytes more at each line of stdin
+		c, err := net.Dial(args[1], args[2])
+		if err != nil {
+			return true, err
+		}
+		defer c.Close()
+		fmt.Println("local", c.LocalAddr())
+		n, _ := strconv.Atoi(args[3])
+		for in := bufio.NewScanner(os.Stdin); ; {
+			if _, err := c.Write(make([]byte, n)); err != nil {
+				return true, err
+			}
+			fmt.Println("sent")
+			if !in.Scan() {
+				return true, nil
+			}
+		}
 	case "recv-local":
 		c, err := net.Dial("tcp", args[1])
 		if err != nil {
