@@ -32,9 +32,11 @@ import (
 // and entries are read one last time and given back or deleted
 // (drained) once the packets that follow a close (a passive closer's
 // FIN, the last ACK) are in. A slot whose socket never sees a release
-// (a connection the listener closed before accepting it, a kernel
-// socket) stays taken until netuse exits; the hash takes over when none
-// is left.
+// (a connection the listener closed before accepting it, a socket the
+// kernel made for itself and closes without a file) stays taken until
+// netuse exits; the hash takes over when none is left. A raw ICMP,
+// ICMPv6 or TCP socket takes no slot: such are the kernel's own of each
+// namespace, which go with it, and their hash entries go when idle.
 //
 // What the hooks see (measured on Linux 6.18, and checked by TestCountTraffic
 // with offloads on and off, and TestCountLoopback):
@@ -59,8 +61,8 @@ import (
 // it goes out through a control socket outside every cgroup. A
 // namespace's own IPv6 ND and MLD sockets are the exception: made in the
 // cgroup of the process that made the namespace, their packets run the
-// programs, and the socket's type and protocol in its slot (sockKind)
-// tell them from a process's.
+// programs, and the socket's type and protocol (sockKind, in its slot's
+// header or its hash entry) tell them from a process's.
 //
 // The programs' instructions are in attribute_count_programs_linux.go.
 //
@@ -79,7 +81,8 @@ const (
 	cvNetns     = 0 // u64 the socket's network namespace cookie
 	cvTx        = 8 // the egress half
 	cvRx        = cvTx + chSize
-	cvSize      = cvRx + chSize
+	cvKind      = cvRx + chSize // u32 the socket's sockKind, written at the entry's insert on that CPU; 0 in a slot's counts (svKind has it)
+	cvSize      = cvKind + 8
 	chPackets   = 0  // u64 skbs
 	chBytes     = 8  // u64 Σ len: L3 bytes of the skbs
 	chSegs      = 16 // u64 packets on the wire beyond the skbs: Σ max(gso_segs, 1) - 1, a fragmented skb's fragments - 1
@@ -95,7 +98,7 @@ const (
 	svIfindex = 8   // u32 the device
 	svKind    = 12  // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
 	svCounts  = 16  // the cv* layout: netns, then the halves
-	svSize    = 128 // svCounts+cvSize, rounded up to two cache lines
+	svSize    = 128 // svCounts+cvSize: two cache lines
 	srSlot    = 0   // u32 of a slot reference: the slot + 1; 0 none yet, noSlot none to be had
 	srIfindex = 4   // u32 the slot's device
 	srSize    = 8
@@ -134,6 +137,7 @@ const (
 	fpSlotRef   = fpValue - 8       // u64 the socket's slot reference, kept across calls
 	fpSlotPtr   = fpValue - 16      // u64 the slot's value, kept across calls
 	fpSlot      = fpValue - 24      // u32 the slot's index
+	fpKind      = fpValue - 32      // u32 the socket's sockKind, kept across calls
 )
 
 // countKey and countValue are the map's key and per-CPU value, as laid out
@@ -153,6 +157,8 @@ type countHalf struct {
 type countValue struct {
 	Netns  uint64
 	Tx, Rx countHalf
+	Kind   sockKind
+	_      uint32
 }
 
 // mtuKey is the key of the map of the devices' MTUs.
@@ -278,7 +284,7 @@ type countDelta struct {
 	netns  uint64
 	tx, rx countHalf
 	closed bool     // the socket closed, and this is the last of it
-	kind   sockKind // from a slot; 0 (not known) from the hash
+	kind   sockKind // 0: not known (not a full socket)
 }
 
 // sockKind is a socket's type (low 16 bits) and protocol (high 16 bits).
@@ -503,6 +509,7 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 		if v.Netns != 0 {
 			tot.Netns = v.Netns
 		}
+		tot.Kind |= v.Kind // the inserting CPU's
 		tot.Tx.add(v.Tx)
 		tot.Rx.add(v.Rx)
 	}
@@ -515,7 +522,7 @@ func (c *sockCounter) delta(out []countDelta, k countKey, perCPU []countValue, c
 	if !moved && !closed {
 		return out, false
 	}
-	return append(out, countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed}), moved
+	return append(out, countDelta{countKey: k, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed, kind: tot.Kind}), moved
 }
 
 // slotWord reads the u64 at byte off of slot i, atomically.

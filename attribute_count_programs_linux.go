@@ -255,7 +255,23 @@ func countProgram(half int16) asm.Instructions {
 		// the grace after its close would count in the slot's next
 		// socket.
 		asm.StoreMem(asm.RFP, fpSlotRef, asm.R0, asm.DWord).WithSymbol("take"),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("free"),
+	)
+	// Its type and protocol, for the slot's header. A raw ICMP, ICMPv6
+	// or TCP socket takes none (sockKind.kernels): the kernel's own
+	// sockets are such, and they go without a release (with their
+	// namespace), which would keep a slot taken for good; their entries
+	// in the hash go when idle.
+	insns = append(insns, sockKindTo(fpKind, "noslot")...)
+	insns = append(insns,
+		asm.LoadMem(asm.R2, asm.RFP, fpKind, asm.Word),
+		asm.Mov.Reg(asm.R3, asm.R2),
+		asm.And.Imm(asm.R2, 0xffff),
+		asm.RSh.Imm(asm.R3, 16),
+		asm.JNE.Imm(asm.R2, unix.SOCK_RAW, "pop"),
+		asm.JEq.Imm(asm.R3, unix.IPPROTO_ICMP, "noslot"),
+		asm.JEq.Imm(asm.R3, unix.IPPROTO_ICMPV6, "noslot"),
+		asm.JEq.Imm(asm.R3, unix.IPPROTO_TCP, "noslot"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference("free").WithSymbol("pop"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpSlot),
 		asm.FnMapPopElem.Call(),
@@ -287,19 +303,9 @@ func countProgram(half int16) asm.Instructions {
 		asm.StoreMem(asm.R1, svCounts+cvNetns, asm.R0, asm.DWord),
 		ld(asm.R2, 40, asm.Word),
 		asm.StoreMem(asm.R1, svIfindex, asm.R2, asm.Word),
-		// The socket's type and protocol (bpf_sock at 8 and 12), once a
-		// slot: the full socket again, as no register outlives the calls.
-		ld(asm.R1, 168, asm.DWord),
-		asm.JEq.Imm(asm.R1, 0, "kinded"),
-		asm.FnSkFullsock.Call(),
-		asm.JEq.Imm(asm.R0, 0, "kinded"),
-		asm.LoadMem(asm.R2, asm.R0, 8, asm.Word),
-		asm.LoadMem(asm.R3, asm.R0, 12, asm.Word),
-		asm.LSh.Imm(asm.R3, 16),
-		asm.Or.Reg(asm.R2, asm.R3),
-		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, fpKind, asm.Word),
 		asm.StoreMem(asm.R1, svKind, asm.R2, asm.Word),
-		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("kinded"),
+		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.FnGetSocketCookie.Call(),
 		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
 		asm.StoreMem(asm.R1, svCookie, asm.R0, asm.DWord), // last: the reader takes a slot with a cookie as whole
@@ -334,8 +340,9 @@ func countProgram(half int16) asm.Instructions {
 	for off := int16(0); off < cvSize; off += 8 {
 		insns = append(insns, asm.StoreMem(asm.RFP, fpValue+off, asm.R1, asm.DWord))
 	}
+	insns = append(insns, sockKindTo(fpValue+cvKind, "kinded")...)
 	insns = append(insns,
-		asm.Mov.Reg(asm.R1, asm.R6),
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("kinded"),
 		asm.FnGetNetnsCookie.Call(),
 		asm.StoreMem(asm.RFP, fpValue+cvNetns, asm.R0, asm.DWord),
 		asm.Mov.Imm(asm.R1, 1),
@@ -368,6 +375,24 @@ func countProgram(half int16) asm.Instructions {
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
 		asm.Return(),
 	)
+}
+
+// sockKindTo returns the instructions that write the skb's socket's
+// sockKind (bpf_sock's type at 8 and protocol at 12) as a u32 at fp+off,
+// or jump to none if it has no full socket (off is left as it was). R6
+// holds the skb; R0-R5 are clobbered.
+func sockKindTo(off int16, none string) asm.Instructions {
+	return asm.Instructions{
+		asm.LoadMem(asm.R1, asm.R6, 168, asm.DWord), // __sk_buff.sk
+		asm.JEq.Imm(asm.R1, 0, none),
+		asm.FnSkFullsock.Call(),
+		asm.JEq.Imm(asm.R0, 0, none),
+		asm.LoadMem(asm.R2, asm.R0, 8, asm.Word),
+		asm.LoadMem(asm.R3, asm.R0, 12, asm.Word),
+		asm.LSh.Imm(asm.R3, 16),
+		asm.Or.Reg(asm.R2, asm.R3),
+		asm.StoreMem(asm.RFP, off, asm.R2, asm.Word),
+	}
 }
 
 // ipVersion returns the instructions that read the IP version of the
