@@ -217,7 +217,7 @@ func (ifc *kernelIface) view(d countDelta) traffic {
 // reportKernel adds to rows the interval's rows of the counted sockets
 // and of what no socket moved, and their bytes to totals; for conn, to
 // conns each socket's row.
-func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]usage, []usage, flowTotals, error) {
+func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, final bool) ([]usage, []usage, flowTotals, error) {
 	// The interfaces' counters right before the sockets' counts, not
 	// after or with slower work between them (the records, the tables,
 	// other namespaces): what moves between the two reads is credited to
@@ -232,6 +232,16 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals) ([]u
 	var err error
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
+	}
+	if final {
+		// The last report has no next one to pay back what its sockets
+		// were credited beyond the interfaces (a packet a program counted
+		// after the read above): the interfaces again, after the sockets,
+		// so that the rows add up to them; what moved between the two
+		// reads with no socket counted yet is "(no socket)".
+		for _, ifc := range k.ifaces {
+			ifc.now = readIfaceCounters(ifc.name)
+		}
 	}
 	fitMemoryLimit(k.count.entries())
 	if k.needRecords() {

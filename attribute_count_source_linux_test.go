@@ -91,6 +91,27 @@ func TestProcSourceKernelGuest(t *testing.T) {
 	}
 }
 
+// TestProcSourceKernelFinalAddsUp: the last report, made as netuse stops
+// while a sender in b still sends to a, adds up to veth-a as the others
+// do: it has no next report to pay back what its sockets were credited
+// beyond the interface's read before theirs.
+func TestProcSourceKernelFinalAddsUp(t *testing.T) {
+	n := newTestNet(t)
+	srv := startHelper(t, n.a, "serve-recv", "udp", "192.0.2.1:7456")
+	srv.expect(t, "listening")
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	// 300 MB: seconds of datagrams, well past the stop below.
+	startHelper(t, n.b, "send", "udp", "192.0.2.1:7456", strconv.Itoa(300<<20))
+	for moving := false; !moving; {
+		p.intervals(t, 1)
+		p.mu.Lock()
+		last := p.capts[len(p.capts)-1]
+		p.mu.Unlock()
+		moving = last.ByIface["veth-a"].RxBytes > 1<<20
+	}
+	endAddsUp(t, p, n.b)
+}
+
 // TestProcSourceKernelInjected: frames written on an AF_PACKET socket in
 // netuse's namespace to a container's UDP socket are that socket's
 // receipt, and "(no socket)" on this side, as the capture says them: the

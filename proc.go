@@ -46,7 +46,7 @@ type procOS struct {
 // from the kernel's counts (attribute_count_source_linux.go).
 type kernelCounts interface {
 	frameSource
-	reportKernel(rows, conns []usage, totals flowTotals) ([]usage, []usage, flowTotals, error)
+	reportKernel(rows, conns []usage, totals flowTotals, final bool) ([]usage, []usage, flowTotals, error)
 }
 
 // hostProc is the procOS of the machine netuse runs on.
@@ -298,7 +298,7 @@ func (p *pipeline) report(final bool) (rows, conns []usage, c captured, err erro
 	}
 	rows, conns, flows := p.acc.report(final)
 	if p.kern != nil {
-		if rows, conns, flows, err = p.kern.reportKernel(rows, conns, flows); err != nil {
+		if rows, conns, flows, err = p.kern.reportKernel(rows, conns, flows, final); err != nil {
 			return nil, nil, captured{}, err
 		}
 	}
