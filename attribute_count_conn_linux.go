@@ -22,8 +22,10 @@ type cookieTables struct {
 	fresh    bool           // socks were read in this report
 	tries    map[uint64]uint8
 	// other namespaces' tables to read too in this report (a container's
-	// sockets without a record), by their inode, until read
-	others map[uint64]*sockDiag
+	// sockets without a record, conn's every guest), by their inode,
+	// until read; otherRead, those this report read
+	others    map[uint64]*sockDiag
+	otherRead map[uint64]bool
 }
 
 // ownerTries is how many reports look for a socket's owner before it is
@@ -38,7 +40,7 @@ func newCookieTables(find owners) (*cookieTables, error) {
 		return nil, err
 	}
 	return &cookieTables{diag: d, find: find, byCookie: map[uint64]int{}, tries: map[uint64]uint8{},
-		others: map[uint64]*sockDiag{}}, nil
+		others: map[uint64]*sockDiag{}, otherRead: map[uint64]bool{}}, nil
 }
 
 func (t *cookieTables) close() { t.diag.close() }
@@ -47,6 +49,7 @@ func (t *cookieTables) close() { t.diag.close() }
 func (t *cookieTables) newReport() {
 	t.fresh, t.index = false, nil
 	clear(t.others)
+	clear(t.otherRead)
 }
 
 // read reads the tables, if this report has not.
@@ -65,6 +68,10 @@ func (t *cookieTables) read() error {
 	}
 	for ino, d := range t.others {
 		delete(t.others, ino)
+		if t.otherRead[ino] {
+			continue // conn's report read it, and findOwners asked again
+		}
+		t.otherRead[ino] = true
 		n := len(t.socks)
 		t.socks, _ = d.dumpAll(t.socks)
 		for i := n; i < len(t.socks); i++ {
@@ -144,6 +151,18 @@ func (t *cookieTables) owners(cookies []uint64, book *ownerBook, procOf func(soc
 	return found
 }
 
+// alsoRead has this report's read of the tables take in those of the
+// namespace with this cookie too, if it is another than netuse's and one
+// looked into (guests).
+func (k *kernelSource) alsoRead(netns uint64) {
+	if netns == k.own {
+		return
+	}
+	if diag, ino := k.guests.tablesOf(netns); diag != nil {
+		k.tables.others[ino] = diag
+	}
+}
+
 // givenUp reports whether the owner of the socket with cookie c was
 // looked for ownerTries times.
 func (t *cookieTables) givenUp(c uint64) bool { return t.tries[c] >= ownerTries }
@@ -168,11 +187,7 @@ func (k *kernelSource) findOwners() {
 		}
 		seen[d.Cookie] = true
 		missing = append(missing, d.Cookie)
-		if d.netns != k.own {
-			if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
-				k.tables.others[ino] = diag
-			}
-		}
+		k.alsoRead(d.netns)
 	}
 	if len(missing) == 0 {
 		return
@@ -206,9 +221,8 @@ type kernelConns struct {
 }
 
 type kernelConn struct {
-	info  connInfo
-	key   connKey // the row it was last credited to
-	keyed bool
+	info connInfo
+	key  connKey // the row it was last credited to; p nil: none yet
 }
 
 // connKey is a row of conn: its process (or reason) and endpoints.
@@ -269,12 +283,12 @@ func (c *kernelConns) add(d countDelta, p *process, t traffic, tables *cookieTab
 		return // a closed socket's last read, with nothing since the one before
 	}
 	kc.info.last = now
-	if key := (connKey{p, kc.info.flow}); !kc.keyed || kc.key != key {
-		if kc.keyed {
+	if key := (connKey{p, kc.info.flow}); kc.key != key {
+		if kc.key.p != nil {
 			c.unref(kc.key)
 		}
 		c.totalOf(key).socks++
-		kc.key, kc.keyed = key, true
+		kc.key = key
 	}
 	c.credit(kc.key, t, kc.info)
 }
@@ -324,7 +338,7 @@ func (c *kernelConns) report(conns []usage, deltas []countDelta, nobody *process
 	conns = append(conns, c.rows...)
 	for _, d := range deltas {
 		if kc := c.socks[d.Cookie]; d.closed && kc != nil {
-			if kc.keyed {
+			if kc.key.p != nil {
 				c.unref(kc.key)
 			}
 			delete(c.socks, d.Cookie)

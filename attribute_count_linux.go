@@ -530,6 +530,11 @@ func (c *sockCounter) slotWord(i uint32, off int) uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])))
 }
 
+// slotWord32 reads the u32 at byte off of slot i, atomically.
+func (c *sockCounter) slotWord32(i uint32, off int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&c.slots[int(i)*svSize+off])))
+}
+
 // collectSlots appends what each slot's socket moved since the last
 // collect, and the last counts of the closed sockets whose grace is over
 // (due), whose slots it clears and gives back. A closed socket's storage
@@ -554,8 +559,7 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 			delete(c.slotPrev, i)
 			continue
 		}
-		dev := c.slotWord(i, svIfindex) // and svKind above it
-		key := countKey{Cookie: cookie, Ifindex: uint32(dev)}
+		key := countKey{Cookie: cookie, Ifindex: c.slotWord32(i, svIfindex)}
 		var tot countValue
 		tot.Netns = c.slotWord(i, svCounts+cvNetns)
 		for h, half := range []*countHalf{&tot.Tx, &tot.Rx} {
@@ -570,7 +574,7 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 		}
 		closed := due(cookie)
 		if !seen || tot != last.countValue || closed {
-			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed, kind: sockKind(dev >> 32)})
+			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed, kind: sockKind(c.slotWord32(i, svKind))})
 		}
 		if !closed {
 			c.slotPrev[i] = slotSeen{key, tot}

@@ -226,9 +226,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 	// way round, it was "(no socket)" in this report and credited again
 	// in the next, and a read of many sockets' counts under load takes
 	// long enough for that to be large (bench/run.sh's workload 5).
-	for _, ifc := range k.ifaces {
-		ifc.now = readIfaceCounters(ifc.name)
-	}
+	k.readIfaces()
 	var err error
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
@@ -239,9 +237,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 		// after the read above): the interfaces again, after the sockets,
 		// so that the rows add up to them; what moved between the two
 		// reads with no socket counted yet is "(no socket)".
-		for _, ifc := range k.ifaces {
-			ifc.now = readIfaceCounters(ifc.name)
-		}
+		k.readIfaces()
 	}
 	fitMemoryLimit(k.count.entries())
 	if k.needRecords() {
@@ -252,11 +248,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 		// every socket's endpoints and state: netuse's namespace's, and
 		// those of the other namespaces whose sockets moved bytes
 		for _, d := range k.deltas {
-			if d.netns != k.own {
-				if diag, ino := k.guests.tablesOf(d.netns); diag != nil {
-					k.tables.others[ino] = diag
-				}
-			}
+			k.alsoRead(d.netns)
 		}
 		k.tables.read()
 	}
@@ -329,6 +321,13 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 		conns = k.conns.report(conns, k.deltas, k.nobody[noSocket], residual)
 	}
 	return rows, conns, totals, nil
+}
+
+// readIfaces reads the counters of the interfaces reported on, into now.
+func (k *kernelSource) readIfaces() {
+	for _, ifc := range k.ifaces {
+		ifc.now = readIfaceCounters(ifc.name)
+	}
 }
 
 // reportedDelta is a delta of this report's deltas, the interface

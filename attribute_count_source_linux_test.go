@@ -425,13 +425,14 @@ func TestConnSourceKernel(t *testing.T) {
 	// and state from b's tables: not CLOSE while its server's end is
 	// established.
 	type end struct {
-		seq                 int
-		local, remote, port string
+		seq           int
+		local, remote string
+		port          uint16
 	}
 	established := map[end]bool{}
 	for _, c := range r.conns {
 		if c.Netns != other && c.State == "ESTABLISHED" {
-			established[end{c.Seq, c.LocalAddr, c.RemoteAddr, strconv.Itoa(int(c.RemotePort))}] = true
+			established[end{c.Seq, c.LocalAddr, c.RemoteAddr, c.RemotePort}] = true
 		}
 	}
 	for _, c := range r.conns {
@@ -441,7 +442,7 @@ func TestConnSourceKernel(t *testing.T) {
 		if c.Proto != "tcp" || c.LocalPort == 0 || c.RemotePort == 0 {
 			t.Errorf("interval %d: a client's end (pid %d) without its endpoints: %q %s:%d -> %s:%d", c.Seq, c.Pid, c.Proto, c.LocalAddr, c.LocalPort, c.RemoteAddr, c.RemotePort)
 		}
-		if c.State == "CLOSE" && established[end{c.Seq, c.RemoteAddr, c.LocalAddr, strconv.Itoa(int(c.LocalPort))}] {
+		if c.State == "CLOSE" && established[end{c.Seq, c.RemoteAddr, c.LocalAddr, c.LocalPort}] {
 			t.Errorf("interval %d: the client's end %s:%d is CLOSE, its server's end ESTABLISHED", c.Seq, c.LocalAddr, c.LocalPort)
 		}
 	}
