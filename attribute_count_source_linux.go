@@ -19,7 +19,8 @@ import (
 // interface netuse reports on, credits it to the socket's owner, and
 // credits what the interface's counters moved beyond that, which no
 // socket of netuse's namespace moved (forwarded traffic, ARP and ND, the
-// kernel's own replies and RSTs, other packet sockets' frames), to the
+// kernel's own replies and RSTs, packet sockets' frames unless
+// --packet-senders counts them), to the
 // "(no socket)" row: the rows add up to the interfaces' counters. Every
 // IP protocol's sockets are credited alike: TCP, UDP, ping and raw
 // sockets.
@@ -50,12 +51,17 @@ type kernelSource struct {
 	own    uint64 // netuse's network namespace's cookie
 	tables *cookieTables
 	guests *guests // other namespaces' sockets: the host's end of their veths
+	// packets counts the frames of packet sockets (AF_PACKET), on the
+	// interfaces reported on; nil where the kernel refused its program
+	packets *packetSenders
+	warn    func(string)
 	// the fields below are the reporting goroutine's
 	ifaces map[int]*kernelIface // the interfaces reported on, by index
 	owners map[uint64]*process  // by socket cookie, the owners found of sockets not yet closed
 	conns  *kernelConns         // conn's rows; nil for proc and serve
 	nobody [numReasons]*process
 	deltas []countDelta
+	frames []packetDelta // this report's packet senders'
 	// reported are the deltas of this report that crossed an interface
 	// reported on (seenOn)
 	reported []reportedDelta
@@ -92,10 +98,11 @@ const (
 // startKernelSource loads the counting programs, attaches them to the
 // cgroup2 root, and picks the interfaces as the capture would. find looks
 // for the holders of sockets without a record in /proc; conns: make
-// conn's rows.
-func startKernelSource(globs []string, rec *ownerRecords, find owners, conns bool, warn func(string)) (kernelCounts, error) {
+// conn's rows; packets: count packet sockets' frames too
+// (attribute_count_packet_linux.go).
+func startKernelSource(globs []string, rec *ownerRecords, find owners, conns, packets bool, warn func(string)) (kernelCounts, error) {
 	k := &kernelSource{globs: globs, book: rec.book, procOf: rec.procs.process, ifaces: map[int]*kernelIface{},
-		owners: map[uint64]*process{}, guests: newGuests(warn), done: make(chan struct{})}
+		owners: map[uint64]*process{}, guests: newGuests(warn), warn: warn, done: make(chan struct{})}
 	if conns {
 		k.conns = newKernelConns()
 	}
@@ -141,6 +148,9 @@ func startKernelSource(globs []string, rec *ownerRecords, find owners, conns boo
 	if k.tables, err = newCookieTables(find); err != nil {
 		return nil, err
 	}
+	if packets {
+		k.packets = startPacketSenders(warn)
+	}
 	if err := k.pick(true); err != nil {
 		return nil, err
 	}
@@ -183,10 +193,18 @@ func (k *kernelSource) pick(first bool) error {
 		ifc.last = readIfaceCounters(i.Name)
 		k.ifaces[i.Index] = ifc
 		k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU))
+		if k.packets != nil {
+			if err := k.packets.attach(i.Index); err != nil {
+				k.warn(fmt.Sprintf("packet sockets' frames on %s stay \"(no socket)\": tcx egress refused: %v", i.Name, err))
+			}
+		}
 	}
 	for idx := range k.ifaces {
 		if !keep[idx] {
 			delete(k.ifaces, idx)
+			if k.packets != nil {
+				k.packets.detach(idx)
+			}
 		}
 	}
 	return nil
@@ -230,6 +248,11 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 	var err error
 	if k.deltas, err = k.count.collect(k.deltas[:0]); err != nil {
 		return rows, conns, totals, err
+	}
+	if k.packets != nil {
+		if k.frames, err = k.packets.collect(k.frames[:0]); err != nil {
+			return rows, conns, totals, err
+		}
 	}
 	if final {
 		// The last report has no next one to pay back what its sockets
@@ -283,6 +306,21 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 		bill(p, r.t)
 		if k.conns != nil {
 			k.conns.add(*r.countDelta, p, r.t, k.tables, k.book, now)
+		}
+	}
+	for _, f := range k.frames {
+		ifc := k.ifaces[int(f.Ifindex)]
+		if ifc == nil {
+			continue // an interface no longer reported on: its frames were its last report's
+		}
+		o := f.owner
+		o.pid, o.netns = int(f.Tgid), k.own
+		p := k.procOf(o)
+		t := traffic{txPackets: f.packets, txBytes: f.bytes}
+		ifc.credited.add(t)
+		bill(p, t)
+		if k.conns != nil {
+			k.conns.credit(connKey{p: p}, t, connInfo{first: now, last: now})
 		}
 	}
 	for _, d := range k.deltas {
@@ -451,8 +489,15 @@ func (k *kernelSource) stats() captureStats {
 		st.names[idx] = ifc.name
 	}
 	slices.Sort(st.ifaces)
-	if full, ring, err := k.count.lost(); err == nil && full+ring > k.lost {
-		st.drops, k.lost = full+ring-k.lost, full+ring
+	if full, ring, err := k.count.lost(); err == nil {
+		if k.packets != nil {
+			if n, err := k.packets.lostFrames(); err == nil {
+				full += n
+			}
+		}
+		if full+ring > k.lost {
+			st.drops, k.lost = full+ring-k.lost, full+ring
+		}
 	}
 	return st
 }
@@ -470,6 +515,7 @@ func (k *kernelSource) stop() {
 		k.tables.close()
 	}
 	k.guests.close()
+	k.packets.close()
 	if k.progs != nil {
 		k.progs.close()
 	}

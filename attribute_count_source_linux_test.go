@@ -53,6 +53,9 @@ func TestProcSourceKernel(t *testing.T) {
 			t.Fatalf("interval %d: owner_source %q, want bpf", c.Seq, c.Owners)
 		}
 	}
+	if tcx := tcxLinks(t, p.cmd.Process.Pid); len(tcx) != 0 {
+		t.Errorf("without --packet-senders, netuse held tcx links (programs %v)", tcx)
+	}
 }
 
 // TestProcSourceKernelGuest: netuse proc --source kernel in a, on
@@ -112,13 +115,17 @@ func TestProcSourceKernelFinalAddsUp(t *testing.T) {
 	endAddsUp(t, p, n.b)
 }
 
-// TestProcSourceKernelInjected: frames written on an AF_PACKET socket in
-// netuse's namespace to a container's UDP socket are that socket's
-// receipt, and "(no socket)" on this side, as the capture says them: the
-// rows of netuse's namespace and the reasons add up to the interface.
+// TestProcSourceKernelInjected: with --packet-senders, frames written on
+// an AF_PACKET socket in netuse's namespace to a container's UDP socket
+// are the writer's transmit, to the byte (whole frames, as veth-a counts
+// them), under its pid and name though it has exited by the report (its
+// tcx entry names it), and the container's socket's receipt; a TCP
+// upload beside them goes on as before, its sender credited; the rows of
+// netuse's namespace and the reasons add up to the interface.
 func TestProcSourceKernelInjected(t *testing.T) {
 	n := newTestNet(t)
-	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel", "--packet-senders")
+	tcp, _ := upload(t, n.a, n.b, "192.0.2.2:7451", transfer)
 	srv := startHelper(t, n.b, "serve-recv", "udp", "192.0.2.2:7455")
 	srv.expect(t, "listening")
 	mac, err := inNS(n.b, "cat", "/sys/class/net/veth-b/address").Output()
@@ -128,16 +135,16 @@ func TestProcSourceKernelInjected(t *testing.T) {
 	const frames, frameBytes = 1000, 14 + 20 + 8 + 18
 	inject := startHelper(t, n.a, "flood", "veth-a", strings.TrimSpace(string(mac)), strconv.Itoa(frames), "192.0.2.1", "192.0.2.2", "7455")
 	inject.expect(t, "sent")
+	inject.end()
 	endAddsUp(t, p, n.b)
 	rx, _, _ := p.credited(srv.cmd.Process.Pid)
-	var noSocketTx uint64
-	for _, r := range p.procs {
-		if r.Pid == 0 && r.Reason == "no_socket" {
-			noSocketTx += r.TxBytes
-		}
+	injRx, injTx, name := p.credited(inject.cmd.Process.Pid)
+	if rx != frames*frameBytes || injRx != 0 || injTx != frames*frameBytes || name != helperComm() {
+		t.Errorf("the receiver in b was credited with rx %d, the writer (%q) with rx %d tx %d; want %d, %q, 0 and %d",
+			rx, name, injRx, injTx, frames*frameBytes, helperComm(), frames*frameBytes)
 	}
-	if rx != frames*frameBytes || noSocketTx < frames*frameBytes {
-		t.Errorf("the receiver in b was credited with rx %d, \"(no socket)\" with tx %d; want %d and at least that", rx, noSocketTx, frames*frameBytes)
+	if _, tcpTx, _ := p.credited(tcp.cmd.Process.Pid); tcpTx < transfer {
+		t.Errorf("the TCP sender was credited with tx %d, want at least the %d it sent", tcpTx, transfer)
 	}
 }
 
@@ -232,25 +239,40 @@ func TestServeSourceKernel(t *testing.T) {
 // linkAttachTypes returns the attach types of the cgroup links process pid
 // holds, from its fds' fdinfo.
 func linkAttachTypes(t *testing.T, pid int) []int {
+	return linkFields(t, pid, "cgroup", "attach_type")
+}
+
+// tcxLinks returns the programs of the tcx links process pid holds.
+func tcxLinks(t *testing.T, pid int) []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, id := range linkFields(t, pid, "tcx", "prog_id") {
+		ids = append(ids, ebpf.ProgramID(id))
+	}
+	return ids
+}
+
+// linkFields returns the number field of each link of type linkType that
+// process pid holds, from its fds' fdinfo.
+func linkFields(t *testing.T, pid int, linkType, field string) []int {
 	t.Helper()
-	var types []int
+	var values []int
 	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
 	for _, fd := range fds {
 		b, _ := os.ReadFile(fd)
-		if !strings.Contains(string(b), "link_type:\tcgroup") {
+		if !strings.Contains(string(b), "link_type:\t"+linkType+"\n") {
 			continue
 		}
 		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "attach_type:"); ok {
+			if v, ok := strings.CutPrefix(line, field+":"); ok {
 				n, err := strconv.Atoi(strings.TrimSpace(v))
 				if err != nil {
 					t.Fatalf("%s: %q", fd, line)
 				}
-				types = append(types, n)
+				values = append(values, n)
 			}
 		}
 	}
-	return types
+	return values
 }
 
 // rowsAddUp checks that the rows of p add up to the interface's counters
@@ -302,7 +324,9 @@ func netnsInode(t *testing.T, name string) uint64 {
 
 // TestProcSourceKernelGoneAfterKill: netuse proc --source kernel attaches
 // its three counting programs to the cgroup2 root (besides the owner
-// programs), and SIGKILL detaches them all: links, never pinned.
+// programs) and its packet senders' program to veth-a's tcx egress, and
+// SIGKILL detaches them all, and the last is gone from the kernel:
+// links, never pinned.
 func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 	n := newTestNet(t)
 	root, err := os.Open(testCgroup2Root(t))
@@ -323,7 +347,7 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 		}
 		return ids
 	}
-	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel", "--packet-senders")
 	// netuse's programs are those of its own fds (other netuse processes
 	// on this machine attach theirs to the same root): a link's fdinfo
 	// names its program.
@@ -344,6 +368,10 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 	if len(ours) != 4 { // egress, ingress, and two releases: the owners' and the counting's
 		t.Fatalf("netuse attached %d programs (%v), want 4", len(ours), ours)
 	}
+	tcx := tcxLinks(t, p.cmd.Process.Pid)
+	if len(tcx) != 1 { // veth-a's
+		t.Fatalf("netuse holds %d tcx links (programs %v), want 1", len(tcx), tcx)
+	}
 	p.cmd.Process.Kill()
 	<-p.done
 	p.cmd.Wait()
@@ -353,6 +381,10 @@ func TestProcSourceKernelGoneAfterKill(t *testing.T) {
 			if now[id] {
 				left++
 			}
+		}
+		if pr, err := ebpf.NewProgramFromID(tcx[0]); err == nil {
+			pr.Close()
+			left++
 		}
 		if left == 0 {
 			return

@@ -27,18 +27,22 @@ import (
 // index of each exit whose R0 is not the constant 1: a cgroup/sock_create
 // program that returns anything else refuses the socket to the machine's
 // processes. A call leaves R0 unknown.
-func exitCodes(insns asm.Instructions) ([]int, error) {
+func exitCodes(insns asm.Instructions) ([]int, error) { return exitsOtherThan(insns, 1) }
+
+// exitsOtherThan is exitCodes for a program whose "allow" is allow.
+func exitsOtherThan(insns asm.Instructions, allow int64) ([]int, error) {
 	labels, err := insns.SymbolOffsets()
 	if err != nil {
 		return nil, err
 	}
 	type state struct {
-		pc int
-		r0 int64 // -1: not known
+		pc    int
+		r0    int64
+		known bool // r0 holds a constant
 	}
 	var bad []int
 	seen := map[state]bool{}
-	todo := []state{{0, -1}}
+	todo := []state{{pc: 0}}
 	for len(todo) > 0 {
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
@@ -51,12 +55,12 @@ func exitCodes(insns asm.Instructions) ([]int, error) {
 			op := ins.OpCode
 			switch class := op.Class(); {
 			case class.IsJump() && op.JumpOp() == asm.Exit:
-				if s.r0 != 1 {
+				if !s.known || s.r0 != allow {
 					bad = append(bad, s.pc)
 				}
 				s.pc = -1
 			case class.IsJump() && op.JumpOp() == asm.Call:
-				s = state{s.pc + 1, -1}
+				s = state{pc: s.pc + 1}
 			case class.IsJump():
 				to, ok := labels[ins.Reference()]
 				if !ok {
@@ -66,15 +70,15 @@ func exitCodes(insns asm.Instructions) ([]int, error) {
 					return nil, fmt.Errorf("jump back at %d", s.pc)
 				}
 				if op.JumpOp() != asm.Ja {
-					todo = append(todo, state{s.pc + 1, s.r0})
+					todo = append(todo, state{s.pc + 1, s.r0, s.known})
 				}
 				s.pc = to
 			case (class.IsALU() || class.IsLoad()) && ins.Dst == asm.R0:
-				r0 := int64(-1)
+				next := state{pc: s.pc + 1}
 				if class == asm.ALU64Class && op.ALUOp() == asm.Mov && op.Source() == asm.ImmSource {
-					r0 = ins.Constant
+					next.r0, next.known = ins.Constant, true
 				}
-				s = state{s.pc + 1, r0}
+				s = next
 			default:
 				s.pc++
 			}

@@ -153,14 +153,15 @@ Examples:
 
 // serveCmd holds serve's flags.
 type serveCmd struct {
-	Listen    string `default:"${listen}" placeholder:"ADDR" group:"serve" help:"serve: the address to listen on, HOST:PORT; the default serves this machine alone, :9957 every network."`
-	WebConfig string `placeholder:"FILE" group:"serve" help:"serve: TLS and basic auth, from a web configuration file as Prometheus's exporters read it (exporter-toolkit's)."`
-	By        string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
-	Owners    string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
-	Source    string `default:"capture" placeholder:"capture" group:"serve" help:"serve: where bytes are counted: capture, kernel or auto, as proc's --source."`
-	MaxFlows  string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
-	Db        string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
-	DbKeep    string `default:"48h,90d,2y,forever" placeholder:"SPANS" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets: four spans (48h, 90d, 2y) or forever, default 48h,90d,2y,forever."`
+	Listen        string `default:"${listen}" placeholder:"ADDR" group:"serve" help:"serve: the address to listen on, HOST:PORT; the default serves this machine alone, :9957 every network."`
+	WebConfig     string `placeholder:"FILE" group:"serve" help:"serve: TLS and basic auth, from a web configuration file as Prometheus's exporters read it (exporter-toolkit's)."`
+	By            string `default:"program" placeholder:"KEYS" group:"serve" help:"serve: process series per program (label groupname), user, container, netns or pid (one series per process: a warning says so), or several joined by commas."`
+	Owners        string `default:"auto" placeholder:"auto" group:"serve" help:"serve: where socket owners come from: bpf, proc or auto, as proc's --owners."`
+	Source        string `default:"capture" placeholder:"capture" group:"serve" help:"serve: where bytes are counted: capture, kernel or auto, as proc's --source."`
+	PacketSenders toggle `group:"serve" help:"serve: as proc's --packet-senders."`
+	MaxFlows      string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"serve" help:"serve: flows kept at once, as proc's --max-flows."`
+	Db            string `placeholder:"PATH" group:"serve" help:"serve: keep history in this file (netuse history reads it), or off; default /var/lib/netuse/history.db for root, else $XDG_STATE_HOME/netuse/history.db."`
+	DbKeep        string `default:"48h,90d,2y,forever" placeholder:"SPANS" group:"serve" help:"serve: how long history keeps its 5-minute, hour, day and month buckets: four spans (48h, 90d, 2y) or forever, default 48h,90d,2y,forever."`
 }
 
 // serveFlagsRefused are the flags of every command that serve has no use
@@ -193,16 +194,17 @@ type (
 		captureFlags `embed:""`
 	}
 	captureFlags struct {
-		Owners   string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
-		Source   string `default:"capture" placeholder:"capture" group:"proc" help:"proc, conn: where bytes are counted: capture (frames captured on the interfaces), kernel (per socket, by eBPF programs in the kernel; netuse's own network namespace's sockets), auto (kernel where it can count, else capture)."`
-		MaxFlows string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 300 bytes each); new flows past it count as flow_table_full."`
-		By       string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
-		Resolve  toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
-		Pid      string `placeholder:"PIDS" group:"proc" help:"proc, conn: only the rows of these pids (comma-separated; 0: traffic of no process)."`
-		Program  string `placeholder:"GLOBS" group:"proc" help:"proc, conn: only processes whose name matches one of these shell globs (comma-separated)."`
-		User     string `placeholder:"USERS" group:"proc" help:"proc, conn: only processes of these users (names, comma-separated)."`
-		Port     string `placeholder:"PORTS" group:"proc" help:"proc, conn: only connections with one of these ports at either end (comma-separated)."`
-		Remote   string `placeholder:"CIDRS" group:"proc" help:"proc, conn: only connections whose remote address is in one of these networks (CIDR or address, comma-separated)."`
+		Owners        string `default:"auto" placeholder:"auto" group:"proc" help:"proc, conn: where socket owners come from: bpf (recorded by the kernel as sockets are born), proc (searched for in /proc), auto (bpf, else proc)."`
+		Source        string `default:"capture" placeholder:"capture" group:"proc" help:"proc, conn: where bytes are counted: capture (frames captured on the interfaces), kernel (per socket, by eBPF programs in the kernel; netuse's own network namespace's sockets), auto (kernel where it can count, else capture)."`
+		PacketSenders toggle `group:"proc" help:"proc, conn, with --source kernel or auto: credit the frames that AF_PACKET sockets write on the interfaces to the processes that write them (scapy, arping, DHCP clients), by one more eBPF program on each interface, which runs for every packet sent there; without it they are \"(no socket)\"."`
+		MaxFlows      string `default:"${maxFlows}" placeholder:"${maxFlows}" group:"proc" help:"proc, conn: flows kept at once, each end of a connection one (about 300 bytes each); new flows past it count as flow_table_full."`
+		By            string `placeholder:"KEYS" group:"proc" help:"proc, conn: one row per group of rows with the same program, user, container, netns or remote (address); several: --by user,program."`
+		Resolve       toggle `group:"proc" help:"conn, --by remote: remote hosts by name, from reverse DNS in the background; the address until the name is known."`
+		Pid           string `placeholder:"PIDS" group:"proc" help:"proc, conn: only the rows of these pids (comma-separated; 0: traffic of no process)."`
+		Program       string `placeholder:"GLOBS" group:"proc" help:"proc, conn: only processes whose name matches one of these shell globs (comma-separated)."`
+		User          string `placeholder:"USERS" group:"proc" help:"proc, conn: only processes of these users (names, comma-separated)."`
+		Port          string `placeholder:"PORTS" group:"proc" help:"proc, conn: only connections with one of these ports at either end (comma-separated)."`
+		Remote        string `placeholder:"CIDRS" group:"proc" help:"proc, conn: only connections whose remote address is in one of these networks (CIDR or address, comma-separated)."`
 	}
 )
 
@@ -212,10 +214,10 @@ type helpCmd struct {
 }
 
 // procOnly are the long names of captureFlags's flags, proc's and conn's.
-var procOnly = []string{"owners", "source", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
+var procOnly = []string{"owners", "source", "packet-senders", "max-flows", "by", "resolve", "pid", "program", "user", "port", "remote"}
 
 // serveToo are those of procOnly that serve has too (serveCmd's own).
-var serveToo = []string{"owners", "source", "max-flows", "by"}
+var serveToo = []string{"owners", "source", "packet-senders", "max-flows", "by"}
 
 // commandOf returns the name of kong's command, "" if none was chosen
 // (--help alone).

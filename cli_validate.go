@@ -55,7 +55,7 @@ func (c *cli) readServeFlags(kctx *kong.Context) error {
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
-	if err := c.readSource(kctx, f.Source); err != nil {
+	if err := c.readSource(kctx, f.Source, f.PacketSenders); err != nil {
 		return err
 	}
 	if f.By == "" {
@@ -264,11 +264,19 @@ func (c *cli) readModeFlags(kctx *kong.Context) error {
 	return nil
 }
 
-// readSource reads --source, proc's, conn's and serve's.
-func (c *cli) readSource(kctx *kong.Context, source string) error {
+// readSource reads --source and --packet-senders, proc's, conn's and
+// serve's.
+func (c *cli) readSource(kctx *kong.Context, source string, packets toggle) error {
 	switch c.o.source = source; {
 	case source != "capture" && source != "kernel" && source != "auto":
 		return badFlag(kctx, "source", source, "want capture, kernel or auto")
+	}
+	var ok bool
+	if c.o.packetSenders, ok = packets.on(); !ok {
+		return badFlag(kctx, "packet-senders", string(packets), "want true or false")
+	}
+	if c.o.packetSenders && source == "capture" {
+		return badFlag(kctx, "packet-senders", string(packets), "counts in the kernel, which --source capture leaves out; add --source kernel (or auto)")
 	}
 	return nil
 }
@@ -278,7 +286,7 @@ func (c *cli) readCaptureFlags(kctx *kong.Context, m mode, f captureFlags) error
 	if err := c.readOwners(kctx, f.MaxFlows, f.Owners); err != nil {
 		return err
 	}
-	if err := c.readSource(kctx, f.Source); err != nil {
+	if err := c.readSource(kctx, f.Source, f.PacketSenders); err != nil {
 		return err
 	}
 	if err := c.readBy(kctx, f.By, groupKeys, "; want program, user, container, netns or remote"); err != nil {

@@ -104,21 +104,22 @@ func (m mode) captures() bool { return m == modeProc || m == modeConn }
 
 // options are the flags that every mode shares.
 type options struct {
-	interval time.Duration // sampling period, > 0
-	count    int           // intervals to report; 0 means until interrupted
-	globs    []string      // --iface; none means the mode's default interfaces
-	sort     string        // column to sort by; "" means the mode's default
-	top      int           // rows to show; 0 means all
-	maxFlows int           // proc: flow ends the accountant keeps at once
-	owners   string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
-	source   string        // proc: where bytes are counted: "capture" or "kernel" ("auto" is read as capture)
-	by       []string      // proc, conn: --by's keys, in its order; none: no groups
-	filter   filter        // proc, conn: the rows to keep
-	resolve  bool          // conn, proc --by remote: names for remote addresses
-	state    string        // total, iface: --state's file; "" for none
-	mode     mode          // proc, conn: the command, for messages
-	conns    bool          // proc, conn: the accountant makes connection rows (see view)
-	states   bool          // conn: the resolver reads TCP states for them
+	interval      time.Duration // sampling period, > 0
+	count         int           // intervals to report; 0 means until interrupted
+	globs         []string      // --iface; none means the mode's default interfaces
+	sort          string        // column to sort by; "" means the mode's default
+	top           int           // rows to show; 0 means all
+	maxFlows      int           // proc: flow ends the accountant keeps at once
+	owners        string        // proc: "bpf", "proc", or "auto" (bpf, else proc)
+	source        string        // proc: where bytes are counted: "capture" or "kernel" ("auto" is read as capture)
+	packetSenders bool          // proc, --source kernel: credit packet sockets' frames (a tcx program on each interface)
+	by            []string      // proc, conn: --by's keys, in its order; none: no groups
+	filter        filter        // proc, conn: the rows to keep
+	resolve       bool          // conn, proc --by remote: names for remote addresses
+	state         string        // total, iface: --state's file; "" for none
+	mode          mode          // proc, conn: the command, for messages
+	conns         bool          // proc, conn: the accountant makes connection rows (see view)
+	states        bool          // conn: the resolver reads TCP states for them
 }
 
 // flow is one end of a conversation, seen from this host.

@@ -28,17 +28,17 @@ import (
 // so that a test replaces it whole and runs the same wiring from a capture
 // file, without privileges (TestCaptureGolden).
 type procOS struct {
-	capture   func(globs []string) (frameSource, error)                                                                 // opens the capture on the interfaces globs pick
-	records   func(reg *registry, tables socketTables) (*ownerRecords, error)                                           // starts the kernel's owner records
-	tables    func(warn func(string)) socketTables                                                                      // a new reader of the kernel's socket tables; warn says what it may not read
-	lookup    func() socketLookup                                                                                       // a new finder of the kernel's socket of one flow
-	owners    func(reg *registry, recent bool) owners                                                                   // a new finder of socket owners in /proc
-	conntrack func() ([]natEntry, error)                                                                                // the NAT translations of netuse's namespace
-	readable  func() func(uid uint32) bool                                                                              // whose processes netuse may read; nil: everyone's
-	liveName  func(*process) (string, bool)                                                                             // the name a process has now
-	resolve   func(ctx context.Context, addr string) ([]string, error)                                                  // --resolve: the names of an address
-	nsName    func(netns uint64) string                                                                                 // the name ip netns gives a namespace, "" if none; nil: none named
-	kernel    func(globs []string, rec *ownerRecords, find owners, conns bool, warn func(string)) (kernelCounts, error) // --source kernel: starts the counting programs; warn says what it may not read
+	capture   func(globs []string) (frameSource, error)                                                                          // opens the capture on the interfaces globs pick
+	records   func(reg *registry, tables socketTables) (*ownerRecords, error)                                                    // starts the kernel's owner records
+	tables    func(warn func(string)) socketTables                                                                               // a new reader of the kernel's socket tables; warn says what it may not read
+	lookup    func() socketLookup                                                                                                // a new finder of the kernel's socket of one flow
+	owners    func(reg *registry, recent bool) owners                                                                            // a new finder of socket owners in /proc
+	conntrack func() ([]natEntry, error)                                                                                         // the NAT translations of netuse's namespace
+	readable  func() func(uid uint32) bool                                                                                       // whose processes netuse may read; nil: everyone's
+	liveName  func(*process) (string, bool)                                                                                      // the name a process has now
+	resolve   func(ctx context.Context, addr string) ([]string, error)                                                           // --resolve: the names of an address
+	nsName    func(netns uint64) string                                                                                          // the name ip netns gives a namespace, "" if none; nil: none named
+	kernel    func(globs []string, rec *ownerRecords, find owners, conns, packets bool, warn func(string)) (kernelCounts, error) // --source kernel: starts the counting programs (packets: and the packet senders'); warn says what it may not read
 }
 
 // kernelCounts is --source kernel's source of bytes: it captures nothing
@@ -218,7 +218,7 @@ var errOwnersOff = errors.New("--owners proc turns them off")
 // startKernel starts the kernel's counts as p's source of bytes.
 func (p *pipeline) startKernel(o options, sys procOS, reg *registry, w *warner) error {
 	find := sys.owners(reg, false)
-	k, err := sys.kernel(o.globs, p.rec, find, o.mode == modeConn, w.say)
+	k, err := sys.kernel(o.globs, p.rec, find, o.mode == modeConn, o.packetSenders, w.say)
 	if err != nil {
 		find.close()
 		return err

@@ -60,6 +60,7 @@
 #     sudo DUR=5 UDP_RATES="100000 0" bench/run.sh
 #     sudo KEEP=1 bench/run.sh              # keep the temp dir (raw outputs)
 #     sudo SOURCE=capture bench/run.sh      # netuse's --source (default kernel)
+#     sudo ARGS=--packet-senders bench/run.sh  # more flags for netuse proc
 # It installs what is missing with apt-get (nethogs, curl, iproute2, jq),
 # and removes its namespaces, processes and temp dir on exit, also when
 # interrupted. The whole run takes 3.5 to 5.5 minutes on a 2-core VM (plus
@@ -73,6 +74,7 @@ N_SHORT=${N_SHORT:-200}                   # curls in workload 3
 ONLY=${ONLY:-"1 2 3 4 5 6 7"}
 SOURCE=${SOURCE:-kernel}
 KEEP=${KEEP:-}
+ARGS=${ARGS:-}
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -173,7 +175,8 @@ finish() {
 # start_tools IFACE: netuse and nethogs in A on IFACE, once both reported.
 nu_pid="" nh_pid=""
 start_tools() {
-	ip netns exec "$ns_a" "$tmp/netuse" proc --json --iface "$1" -i 1s --source "$SOURCE" \
+	# shellcheck disable=SC2086 # ARGS: words
+	ip netns exec "$ns_a" "$tmp/netuse" proc --json --iface "$1" -i 1s --source "$SOURCE" $ARGS \
 		>"$tmp/$w.netuse.ndjson" 2>"$tmp/$w.netuse.err" &
 	nu_pid=$!
 	# stdbuf: line-buffered, so that a refresh is in the file when printed.
@@ -448,7 +451,7 @@ fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
-echo "netuse $netuse_version (--source $SOURCE) vs nethogs $nethogs_version, same traffic, same time, in network namespaces"
+echo "netuse $netuse_version (--source $SOURCE${ARGS:+ $ARGS}) vs nethogs $nethogs_version, same traffic, same time, in network namespaces"
 echo "machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem, Linux $(uname -r), $(go version | awk '{ print $3 }'); $(date -u '+%Y-%m-%d %H:%M:%SZ')"
 echo "load average (1, 5, 15 min) at the start: $load0; at the end: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo

@@ -23,7 +23,7 @@
 # leaves lo (each packet once; lo counts L3 bytes).
 #
 # For each scenario it starts, in A and on veth-a only (lo for s16):
-#     netuse proc --source kernel  --iface veth-a --json -i 1s
+#     netuse proc --source kernel --packet-senders --iface veth-a --json -i 1s
 #     netuse proc --source capture --iface veth-a --json -i 1s
 #     nethogs -t -v 2 -d 1 -C veth-a    (trace mode, cumulative bytes, TCP+UDP)
 # waits until each has reported once, zeroes the counters, runs the
@@ -386,7 +386,7 @@ not_run() {
 nuk_pid="" nuc_pid="" nh_pid=""
 start_tools() {
 	local iface=$1 all=()
-	ip netns exec "$ns_a" "$tmp/netuse" proc --source kernel --iface "$iface" --json -i 1s \
+	ip netns exec "$ns_a" "$tmp/netuse" proc --source kernel --packet-senders --iface "$iface" --json -i 1s \
 		>"$tmp/$sc.kernel.ndjson" 2>"$tmp/$sc.kernel.err" &
 	nuk_pid=$!
 	ip netns exec "$ns_a" "$tmp/netuse" proc --source capture --iface "$iface" --json -i 1s \
@@ -498,7 +498,7 @@ done
 
 # --- the report ------------------------------------------------------------------
 
-echo "scorecard: netuse $netuse_version (proc --source kernel, --source capture) and nethogs $nethogs_version"
+echo "scorecard: netuse $netuse_version (proc --source kernel --packet-senders, --source capture) and nethogs $nethogs_version"
 echo "kernel $(uname -r), $(nproc) CPUs; $(date -u +%FT%TZ); $((SECONDS - start_s)) s"
 echo "reference: nftables counters on the peer's veth (lo: in A), bytes as the interface counts them; exact: within 1%"
 echo
