@@ -33,8 +33,11 @@ import (
 // (drained) once the packets that follow a close (a passive closer's
 // FIN, the last ACK) are in. A slot whose socket never sees a release
 // (a connection the listener closed before accepting it, a socket the
-// kernel made for itself and closes without a file) stays taken until
-// netuse exits; the hash takes over when none is left. A raw ICMP,
+// kernel made for itself and closes without a file) is taken back once
+// it has moved nothing for idleEvict: the slot's generation, which the
+// socket's reference to it carries, moves on first, so that a socket
+// still alive takes another slot at its next packet (collectSlots); the
+// hash takes over when no slot is left. A raw ICMP,
 // ICMPv6 or TCP socket takes no slot: such are the kernel's own of each
 // namespace, which go with it, and their hash entries go when idle.
 //
@@ -94,15 +97,23 @@ const (
 	// A slot of the slots array: a socket's counts on one device, found
 	// through the socket's storage (a slot reference) in place of a hash
 	// lookup by cookie.
-	svCookie  = 0   // u64 the socket's cookie, written last: 0 is a free slot
-	svIfindex = 8   // u32 the device
-	svKind    = 12  // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
-	svCounts  = 16  // the cv* layout: netns, then the halves
-	svSize    = 128 // svCounts+cvSize: two cache lines
-	srSlot    = 0   // u32 of a slot reference: the slot + 1; 0 none yet, noSlot none to be had
-	srIfindex = 4   // u32 the slot's device
-	srSize    = 8
-	noSlot    = 0x7fffffff
+	svCookie  = 0                 // u64 the socket's cookie, written last: 0 is a free slot
+	svIfindex = 8                 // u32 the device
+	svKind    = 12                // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
+	svCounts  = 16                // the cv* layout: netns, then the halves
+	svGen     = svCounts + cvKind // u32 the slot's generation, in the counts' kind, which a slot leaves unused; only netuse writes it
+	svSize    = 128               // svCounts+cvSize: two cache lines
+	// srSlot is the u32 of a slot reference: its low 16 bits the slot +
+	// 1 (0: none yet), its high 16 the slot's generation when it was
+	// taken; noSlot: none to be had. A reference whose generation is not
+	// the slot's any more is a slot netuse took back: the socket takes
+	// another. 16 bits: a socket silent while its old slot went round
+	// 65,536 generations would count in it again.
+	srSlot     = 0
+	srSlotMask = 0xffff
+	srIfindex  = 4 // u32 the slot's device
+	srSize     = 8
+	noSlot     = 0x7fffffff // past any slot + 1 and generation
 	// slotCount slots, 2 MiB preallocated: the sockets past them, and a
 	// socket's packets on a second device, count in the hash.
 	slotCount = 16384
@@ -138,6 +149,7 @@ const (
 	fpSlotPtr   = fpValue - 16      // u64 the slot's value, kept across calls
 	fpSlot      = fpValue - 24      // u32 the slot's index
 	fpKind      = fpValue - 32      // u32 the socket's sockKind, kept across calls
+	fpGen       = fpValue - 36      // u32 the slot reference's generation, kept across a call
 )
 
 // countKey and countValue are the map's key and per-CPU value, as laid out
@@ -340,10 +352,13 @@ type sockCounter struct {
 	slotScan uint32
 }
 
-// slotSeen is a slot's socket and totals at the last collect.
+// slotSeen is a slot's socket and totals at the last collect, when they
+// last changed (CLOCK_MONOTONIC ns), and whether netuse is taking it back.
 type slotSeen struct {
 	countKey
 	countValue
+	moved   int64
+	retired bool
 }
 
 // countGrace: a passive closer's FIN and the last ACK come a round trip
@@ -540,7 +555,17 @@ func (c *sockCounter) slotWord32(i uint32, off int) uint32 {
 // (due), whose slots it clears and gives back. A closed socket's storage
 // sends its later packets to the hash (the release program), so nothing
 // adds to its slot by then.
+//
+// A slot whose socket never sees a release (a connection its listener
+// closed before accepting it, a socket the kernel made for itself, a
+// release record the ring had no room for) is taken back once it has
+// moved nothing for idleEvict, in two collects: the first moves the slot
+// to its next generation, so that its socket's next packet, if it has
+// one, takes another slot (a packet on its way through the program then
+// still adds to this one); the second, once the slot has moved nothing
+// since, reads it a last time and gives it back.
 func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) bool) ([]countDelta, error) {
+	now := c.now()
 	end := c.slotScan
 	for i := uint32(0); i < slotCount; i++ {
 		if err := c.mapSlots(i + 1); err != nil {
@@ -573,16 +598,30 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 			last, seen = slotSeen{}, false // given back and taken again
 		}
 		closed := due(cookie)
-		if !seen || tot != last.countValue || closed {
+		moved := !seen || tot != last.countValue
+		if moved || closed {
 			out = append(out, countDelta{countKey: key, netns: tot.Netns, tx: tot.Tx.minus(last.Tx), rx: tot.Rx.minus(last.Rx), closed: closed, kind: sockKind(c.slotWord32(i, svKind))})
 		}
-		if !closed {
-			c.slotPrev[i] = slotSeen{key, tot}
+		switch {
+		case closed:
+			c.retire(i)
+		case moved:
+			c.slotPrev[i] = slotSeen{key, tot, now, last.retired}
+			continue
+		case !last.retired:
+			if now-last.moved >= int64(idleEvict) {
+				c.retire(i)
+				last.retired = true
+				c.slotPrev[i] = last
+			}
 			continue
 		}
-		// Cleared, cookie first, and back on the stack.
+		// Cleared but for its generation, cookie first, and back on the
+		// stack.
 		for off := 0; off < svSize; off += 8 {
-			atomic.StoreUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])), 0)
+			if off != svGen&^7 {
+				atomic.StoreUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])), 0)
+			}
 		}
 		delete(c.slotPrev, i)
 		if err := c.progs.free.Update(nil, i, ebpf.UpdateAny); err != nil {
@@ -591,6 +630,13 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 	}
 	c.slotScan = end
 	return out, nil
+}
+
+// retire moves slot i to its next generation: a socket's reference to it
+// from before is no longer its.
+func (c *sockCounter) retire(i uint32) {
+	p := (*uint32)(unsafe.Pointer(&c.slots[int(i)*svSize+svGen]))
+	atomic.StoreUint32(p, (atomic.LoadUint32(p)+1)&srSlotMask)
 }
 
 // onWire adds the skbs back to the segments and wire bytes, which the

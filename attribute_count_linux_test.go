@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -257,6 +258,65 @@ func TestCountSlots(t *testing.T) {
 	}
 	if err := p.next.Lookup(uint32(0), &next); err != nil || next != slotCount {
 		t.Errorf("the slots never used start at %d (%v) after a socket found none; want %d, not counted on", next, err, slotCount)
+	}
+}
+
+// TestCountSlotsReclaim: a slot whose socket has moved nothing for
+// idleEvict is taken back, in two collects (to its next generation, then
+// given back), though the socket never closed (as a connection its
+// listener never accepted does not); the next socket takes it, and the
+// first socket's next packet, whose reference names the slot's old
+// generation, takes another slot instead of adding to the new socket's.
+func TestCountSlotsReclaim(t *testing.T) {
+	needRoot(t)
+	n := newCountNet(t)
+	p, c := newCounting(t, 1024, 0)
+	now := int64(1e12)
+	c.now = func() int64 { return now }
+	cg := countCgroup(t, p.attach)
+	recv := startHelper(t, n.b, "count-bind", "udp", "192.0.2.2:7461")
+	recv.expect(t, "listening")
+	sender := startChild(t, cg, n.a, "send-hold", "udp", "192.0.2.2:7461", "100")
+	sender.expect(t, "local")
+	sender.expect(t, "sent")
+	const dgram = 100 + 8 + 20
+	d, err := c.collect(nil)
+	if err != nil || len(d) != 1 || d[0].tx.Bytes != dgram || len(c.slotPrev) != 1 {
+		t.Fatalf("the sender's datagram: %+v, %v, %d slots; want one delta of %d bytes, from a slot", d, err, len(c.slotPrev), dgram)
+	}
+	first := d[0].Cookie
+	var slot uint32
+	for i := range c.slotPrev {
+		slot = i
+	}
+	now += int64(idleEvict)
+	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != first || c.slotWord32(slot, svGen) != 1 {
+		t.Fatalf("idle for idleEvict: %+v, %v; slot %d has cookie %d, generation %d; want no delta, the sender's %d, generation 1",
+			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGen), first)
+	}
+	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != 0 || c.slotWord32(slot, svGen) != 1 || len(c.slotPrev) != 0 {
+		t.Fatalf("a collect later: %+v, %v; slot %d has cookie %d, generation %d, %d slots in use; want no delta, the slot given back at generation 1",
+			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGen), len(c.slotPrev))
+	}
+	if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipPacket(false, 17, 200, 8)}); err != nil || ret != 1 {
+		t.Fatalf("run: %d, %v", ret, err) // BPF_PROG_TEST_RUN's socket, which takes the slot given back
+	}
+	fmt.Fprintln(sender.stdin)
+	sender.expect(t, "sent")
+	if d, err = c.collect(nil); err != nil || len(d) != 2 {
+		t.Fatalf("both sockets: %+v, %v; want two deltas", d, err)
+	}
+	for _, x := range d {
+		want := uint64(200)
+		if x.Cookie == first {
+			want = dgram
+		}
+		if x.tx.Bytes != want || x.closed {
+			t.Errorf("socket %d (the sender's: %v) moved tx %d bytes, closed %v; want %d, open", x.Cookie, x.Cookie == first, x.tx.Bytes, x.closed, want)
+		}
+	}
+	if other := c.slotWord(slot, svCookie); other == first || other == 0 {
+		t.Errorf("slot %d has cookie %d; want the new socket's", slot, other)
 	}
 }
 

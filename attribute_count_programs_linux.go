@@ -229,12 +229,17 @@ func countProgram(half int16) asm.Instructions {
 		asm.Mov.Imm(asm.R4, 1), // BPF_SK_STORAGE_GET_F_CREATE
 		asm.FnSkStorageGet.Call(),
 		asm.JEq.Imm(asm.R0, 0, "cookie"),
+		asm.StoreMem(asm.RFP, fpSlotRef, asm.R0, asm.DWord),
 		asm.LoadMem(asm.R1, asm.R0, srSlot, asm.Word),
 		asm.JEq.Imm(asm.R1, 0, "take"),
 		asm.JEq.Imm(asm.R1, noSlot, "cookie"),
 		asm.LoadMem(asm.R2, asm.R0, srIfindex, asm.Word),
 		ld(asm.R3, 40, asm.Word),
 		asm.JNE.Reg(asm.R2, asm.R3, "cookie"),
+		asm.Mov.Reg(asm.R2, asm.R1),
+		asm.RSh.Imm(asm.R2, 16),
+		asm.StoreMem(asm.RFP, fpGen, asm.R2, asm.Word),
+		asm.And.Imm(asm.R1, srSlotMask),
 		asm.Sub.Imm(asm.R1, 1),
 		asm.StoreMem(asm.RFP, fpSlot, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference("slots"),
@@ -242,26 +247,30 @@ func countProgram(half int16) asm.Instructions {
 		asm.Add.Imm(asm.R2, fpSlot),
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "cookie"),
+		// A slot netuse took back (idle: collectSlots) has moved on to
+		// another generation: this socket takes a new one.
+		asm.LoadMem(asm.R1, asm.R0, svGen, asm.Word),
+		asm.LoadMem(asm.R2, asm.RFP, fpGen, asm.Word),
+		asm.JNE.Reg(asm.R1, asm.R2, "take"),
 		asm.Add.Imm(asm.R0, svCounts),
 	)
 	insns = append(insns, addTo("slot")...)
-	insns = append(insns,
-		// The socket's first packet here: a slot given back (the free
-		// stack), else the lowest never used, its header written before
-		// the storage names it. Two first packets
-		// at once take a slot each (collect sums them by cookie); one
-		// racing its socket's release can name a slot after the release
-		// turned the storage away, and that socket's packets later than
-		// the grace after its close would count in the slot's next
-		// socket.
-		asm.StoreMem(asm.RFP, fpSlotRef, asm.R0, asm.DWord).WithSymbol("take"),
-	)
+	// The socket's first packet here (or its first since netuse took its
+	// slot back): a slot given back (the free stack), else the lowest
+	// never used, its header written before the storage names it. Two
+	// first packets at once take a slot each (collect sums them by
+	// cookie); one racing its socket's release can name a slot after the
+	// release turned the storage away, and that socket's packets later
+	// than the grace after its close would count in the slot's next
+	// socket. The storage is at fpSlotRef.
 	// Its type and protocol, for the slot's header. A raw ICMP, ICMPv6
 	// or TCP socket takes none (sockKind.kernels): the kernel's own
 	// sockets are such, and they go without a release (with their
 	// namespace), which would keep a slot taken for good; their entries
 	// in the hash go when idle.
-	insns = append(insns, sockKindTo(fpKind, "noslot")...)
+	kind := sockKindTo(fpKind, "noslot")
+	kind[0] = kind[0].WithSymbol("take")
+	insns = append(insns, kind...)
 	insns = append(insns,
 		asm.LoadMem(asm.R2, asm.RFP, fpKind, asm.Word),
 		asm.Mov.Reg(asm.R3, asm.R2),
@@ -314,6 +323,10 @@ func countProgram(half int16) asm.Instructions {
 		asm.StoreMem(asm.R1, srIfindex, asm.R2, asm.Word),
 		asm.LoadMem(asm.R2, asm.RFP, fpSlot, asm.Word),
 		asm.Add.Imm(asm.R2, 1),
+		asm.LoadMem(asm.R3, asm.RFP, fpSlotPtr, asm.DWord),
+		asm.LoadMem(asm.R3, asm.R3, svGen, asm.Word),
+		asm.LSh.Imm(asm.R3, 16),
+		asm.Or.Reg(asm.R2, asm.R3),
 		asm.StoreMem(asm.R1, srSlot, asm.R2, asm.Word),
 		asm.LoadMem(asm.R0, asm.RFP, fpSlotPtr, asm.DWord),
 		asm.Add.Imm(asm.R0, svCounts),
