@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -194,7 +196,11 @@ func (k *kernelSource) pick(first bool) error {
 		k.ifaces[i.Index] = ifc
 		k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU))
 		if k.packets != nil {
-			if err := k.packets.attach(i.Index); err != nil {
+			if err := k.packets.attach(i.Index); errors.Is(err, ebpf.ErrNotSupported) {
+				k.warn(fmt.Sprintf("packet sockets' frames stay \"(no socket)\": this kernel has no tcx (Linux 6.6 or later): %v", err))
+				k.packets.close()
+				k.packets = nil
+			} else if err != nil {
 				k.warn(fmt.Sprintf("packet sockets' frames on %s stay \"(no socket)\": tcx egress refused: %v", i.Name, err))
 			}
 		}
