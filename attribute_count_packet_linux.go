@@ -45,9 +45,9 @@ import (
 
 // Offsets in the key and value of the packet senders' map.
 const (
-	pkCookie  = 0 // u64 the packet socket's cookie
-	pkIfindex = 8 // u32 the device
-	pkTgid    = 12
+	pkCookie  = 0  // u64 the packet socket's cookie
+	pkIfindex = 8  // u32 the device
+	pkTgid    = 12 // u32 the sending process (current at the send)
 	pkSize    = 16
 	pvBytes   = 0  // u64 Σ skb->len: whole frames
 	pvPackets = 8  // u64 frames
