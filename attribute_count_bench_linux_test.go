@@ -247,18 +247,9 @@ func BenchmarkPacketProgram(b *testing.B) {
 					b.Cleanup(func() { p.Close() })
 					prog = p
 				} else {
-					off, err := loadKernelOffsets()
-					if err != nil {
-						b.Fatal(err)
-					}
-					s, err := loadPacketSenders(off)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(s.close)
-					prog = s.prog
+					prog = newPacketSenders(b).prog
 				}
-				err := onNetnsThread(net.a, func() error {
+				err := inNetns("/run/netns/"+net.a, false, func() error {
 					l, err := link.AttachTCX(link.TCXOptions{Interface: int(net.ifA), Program: prog, Attach: ebpf.AttachTCXEgress})
 					if err == nil {
 						b.Cleanup(func() { l.Close() })
@@ -304,38 +295,4 @@ func BenchmarkPacketProgram(b *testing.B) {
 			})
 		}
 	}
-}
-
-// onNetnsThread runs fn on a locked thread inside network namespace ns
-// (a name under /run/netns), for a call that takes the calling thread's
-// namespace (an ifindex, a link); a thread that cannot come back is left
-// locked, and the runtime ends it.
-func onNetnsThread(ns string, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			done <- err
-			return
-		}
-		defer own.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- err
-			runtime.UnlockOSThread()
-			return
-		}
-		err = fn()
-		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- err
-	}()
-	return <-done
 }

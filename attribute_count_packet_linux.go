@@ -61,7 +61,6 @@ const (
 	fpPkKey     = -pkSize
 	fpPkValue   = fpPkKey - pvSize
 	fpPkScratch = fpPkValue - 8
-	fpPkLostKey = fpPkScratch - 4
 
 	// packetEntries bounds the map: packet sockets times devices times
 	// processes that send through them, of which a machine has a few.
@@ -96,16 +95,17 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 	ld := func(dst asm.Register, field int16, size asm.Size) asm.Instruction {
 		return asm.LoadMem(dst, asm.R6, field, size) // struct __sk_buff
 	}
-	read := func(to int16, size int32, src asm.Register, add uint32) asm.Instructions {
+	// lookup looks the key up, and goes to none if it is not there.
+	lookup := func(none string) asm.Instructions {
 		return asm.Instructions{
-			asm.Mov.Reg(asm.R3, src),
-			asm.Add.Imm(asm.R3, int32(add)),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, int32(to)),
-			asm.Mov.Imm(asm.R2, size),
-			asm.FnProbeReadKernel.Call(),
+			asm.LoadMapPtr(asm.R1, 0).WithReference("packets"),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpPkKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, none),
 		}
 	}
+	// add adds the frame to the entry at R0.
 	add := func(label string) asm.Instructions {
 		inc := asm.StoreXAdd(asm.R0, asm.R1, asm.DWord)
 		inc.Offset = pvPackets
@@ -114,15 +114,15 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 			asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),  // pvBytes
 			asm.Mov.Imm(asm.R1, 1),
 			inc,
-			asm.Ja.Label("next"),
+			asm.Ja.Label("allow"),
 		}
 	}
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		ld(asm.R1, 168, asm.DWord), // __sk_buff.sk
-		asm.JEq.Imm(asm.R1, 0, "next"),
+		asm.JEq.Imm(asm.R1, 0, "allow"),
 		asm.LoadMem(asm.R2, asm.R1, 4, asm.Word), // bpf_sock.family
-		asm.JNE.Imm(asm.R2, unix.AF_PACKET, "next"),
+		asm.JNE.Imm(asm.R2, unix.AF_PACKET, "allow"),
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.FnGetSocketCookie.Call(),
 		asm.StoreMem(asm.RFP, fpPkKey+pkCookie, asm.R0, asm.DWord),
@@ -131,12 +131,8 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 		asm.FnGetCurrentPidTgid.Call(),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.StoreMem(asm.RFP, fpPkKey+pkTgid, asm.R0, asm.Word),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("packets"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpPkKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "insert"),
 	}
+	insns = append(insns, lookup("insert")...)
 	insns = append(insns, add("found")...)
 	// A new entry: this frame, and its sender.
 	insns = append(insns, asm.Mov.Imm(asm.R1, 0).WithSymbol("insert"))
@@ -148,16 +144,8 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 		asm.StoreMem(asm.RFP, fpPkValue+pvBytes, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreMem(asm.RFP, fpPkValue+pvPackets, asm.R1, asm.DWord),
-		asm.FnGetCurrentUidGid.Call(),
-		asm.StoreMem(asm.RFP, fpPkValue+pvUID, asm.R0, asm.Word),
-		asm.FnGetCurrentCgroupId.Call(),
-		asm.StoreMem(asm.RFP, fpPkValue+pvCgroup, asm.R0, asm.DWord),
-		asm.FnGetCurrentTask.Call(),
 	)
-	insns = append(insns, read(fpPkScratch, 8, asm.R0, off.groupLeader)...)
-	insns = append(insns, asm.LoadMem(asm.R9, asm.RFP, fpPkScratch, asm.DWord))
-	insns = append(insns, read(fpPkValue+pvStart, 8, asm.R9, off.startBoottime)...)
-	insns = append(insns, read(fpPkValue+pvComm, 16, asm.R9, off.comm)...)
+	insns = append(insns, currentTo(off, fpPkValue+pvUID, fpPkValue+pvCgroup, fpPkValue+pvStart, fpPkValue+pvComm, fpPkScratch)...)
 	insns = append(insns,
 		asm.LoadMapPtr(asm.R1, 0).WithReference("packets"),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -166,26 +154,16 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 		asm.Add.Imm(asm.R3, fpPkValue),
 		asm.Mov.Imm(asm.R4, unix.BPF_NOEXIST),
 		asm.FnMapUpdateElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "next"),
-		// Made meanwhile on another CPU, or the map is full.
-		asm.LoadMapPtr(asm.R1, 0).WithReference("packets"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpPkKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "full"),
+		asm.JEq.Imm(asm.R0, 0, "allow"),
 	)
+	// Made meanwhile on another CPU, or the map is full: counted lost
+	// (the counting programs' lost counter, at fpLostKey, which the
+	// value no longer needs by then).
+	insns = append(insns, lookup("full")...)
 	insns = append(insns, add("made")...)
-	inc := asm.StoreXAdd(asm.R0, asm.R1, asm.DWord)
+	insns = append(insns, countLost(0, "full")...)
 	return append(insns,
-		asm.StoreImm(asm.RFP, fpPkLostKey, 0, asm.Word).WithSymbol("full"),
-		asm.LoadMapPtr(asm.R1, 0).WithReference("lost"),
-		asm.Mov.Reg(asm.R2, asm.RFP),
-		asm.Add.Imm(asm.R2, fpPkLostKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(asm.R0, 0, "next"),
-		asm.Mov.Imm(asm.R1, 1),
-		inc,
-		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("next"),
+		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("allow"),
 		asm.Return(),
 	)
 }
@@ -303,14 +281,14 @@ func (s *packetSenders) collect(out []packetDelta) ([]packetDelta, error) {
 	)
 	it := s.packets.Iterate()
 	for it.Next(&key, &perCPU) {
-		d := packetDelta{packetKey: key}
+		d := packetDelta{packetKey: key, owner: sockOwner{pid: int(key.Tgid)}}
 		var bytes, packets uint64
 		for _, v := range perCPU {
 			bytes += v.Bytes
 			packets += v.Packets
-			if v.Start != 0 || v.Comm[0] != 0 {
-				name, _, _ := strings.Cut(string(v.Comm[:]), "\x00")
-				d.owner = sockOwner{pid: int(key.Tgid), start: v.Start / (1e9 / ticksPerSecond), uid: v.UID, name: name, cgroup: v.Cgroup}
+			if v.Start != 0 || v.Comm[0] != 0 { // the inserting CPU's
+				d.owner.name, _, _ = strings.Cut(string(v.Comm[:]), "\x00")
+				d.owner.start, d.owner.uid, d.owner.cgroup = v.Start/(1e9/ticksPerSecond), v.UID, v.Cgroup
 			}
 		}
 		seen := s.prev[key]

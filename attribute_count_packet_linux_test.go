@@ -24,8 +24,8 @@ func TestPacketProgramAllow(t *testing.T) {
 	for _, wrong := range []asm.Instruction{asm.FnKtimeGetNs.Call(), asm.Mov.Imm(asm.R0, 0)} { // unknown; TCX_PASS
 		insns := packetProgram(off)
 		for i := range insns {
-			if insns[i].Symbol() == "next" {
-				insns[i] = wrong.WithSymbol("next")
+			if insns[i].Symbol() == "allow" {
+				insns[i] = wrong.WithSymbol("allow")
 			}
 		}
 		if bad, err := exitsOtherThan(insns, tcxNext); err != nil || len(bad) == 0 {
@@ -34,12 +34,10 @@ func TestPacketProgramAllow(t *testing.T) {
 	}
 }
 
-// TestPacketProgramRun loads the program through the verifier and runs it
-// with BPF_PROG_TEST_RUN, whose skb's socket is an IP one: it must go on
-// (TCX_NEXT) and count nothing. Its count of packet sockets' frames is
-// TestProcSourceKernelInjected's, on a veth of the test's own.
-func TestPacketProgramRun(t *testing.T) {
-	needRoot(t)
+// newPacketSenders loads the packet senders' program and maps, attached
+// nowhere; the test's end closes them.
+func newPacketSenders(t testing.TB) *packetSenders {
+	t.Helper()
 	off, err := loadKernelOffsets()
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +46,17 @@ func TestPacketProgramRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.close()
+	t.Cleanup(s.close)
+	return s
+}
+
+// TestPacketProgramRun loads the program through the verifier and runs it
+// with BPF_PROG_TEST_RUN, whose skb's socket is an IP one: it must go on
+// (TCX_NEXT) and count nothing. Its count of packet sockets' frames is
+// TestProcSourceKernelInjected's, on a veth of the test's own.
+func TestPacketProgramRun(t *testing.T) {
+	needRoot(t)
+	s := newPacketSenders(t)
 	for _, v6 := range []bool{false, true} {
 		ret, err := s.prog.Run(&ebpf.RunOptions{Data: ipPacket(v6, unix.IPPROTO_UDP, 100, 8), Context: make([]byte, 192)})
 		if err != nil {

@@ -320,7 +320,7 @@ func (k *kernelSource) reportKernel(rows, conns []usage, totals flowTotals, fina
 			continue // an interface no longer reported on: its frames were its last report's
 		}
 		o := f.owner
-		o.pid, o.netns = int(f.Tgid), k.own
+		o.netns = k.own
 		p := k.procOf(o)
 		t := traffic{txPackets: f.packets, txBytes: f.bytes}
 		ifc.credited.add(t)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -54,7 +55,9 @@ type kernelOffsets struct {
 	inode                            uint32 // of i_ino from the struct socket: socket_alloc.vfs_inode + inode.i_ino
 }
 
-func loadKernelOffsets() (kernelOffsets, error) {
+// loadKernelOffsets reads them from the kernel's BTF, once a process: the
+// owner programs and --packet-senders' program both use them.
+var loadKernelOffsets = sync.OnceValues(func() (kernelOffsets, error) {
 	b, done, err := readKernelBTF()
 	if err != nil {
 		return kernelOffsets{}, fmt.Errorf("read the kernel's BTF: %w", err)
@@ -65,7 +68,7 @@ func loadKernelOffsets() (kernelOffsets, error) {
 		return kernelOffsets{}, fmt.Errorf("read the kernel's BTF: %w", err)
 	}
 	return kernelOffsetsOf(t)
-}
+})
 
 // kernelOffsetsOf finds the offsets in the kernel's BTF t.
 func kernelOffsetsOf(t *btfTypes) (kernelOffsets, error) {
@@ -113,26 +116,9 @@ func kernelOffsetsOf(t *btfTypes) (kernelOffsets, error) {
 // counter in lost goes up instead. Every path ends in "return 1".
 func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 	rec := func(field int16) int16 { return -evSize + field }
-	// copyIn copies size bytes from the kernel address src+add to the
-	// stack at fp+to.
-	copyIn := func(to int16, size int32, src asm.Register, add uint32) asm.Instructions {
-		return asm.Instructions{
-			asm.Mov.Reg(asm.R3, src),
-			asm.Add.Imm(asm.R3, int32(add)),
-			asm.Mov.Reg(asm.R1, asm.RFP),
-			asm.Add.Imm(asm.R1, int32(to)),
-			asm.Mov.Imm(asm.R2, size),
-			asm.FnProbeReadKernel.Call(),
-		}
-	}
 	// read copies a kernel value into the record's field.
 	read := func(field int16, size int32, src asm.Register, add uint32) asm.Instructions {
-		return copyIn(rec(field), size, src, add)
-	}
-	// deref loads into dst the kernel pointer at src+add, through the
-	// scratch slot.
-	deref := func(dst, src asm.Register, add uint32) asm.Instructions {
-		return append(copyIn(-evScratch, 8, src, add), asm.LoadMem(dst, asm.RFP, -evScratch, asm.DWord))
+		return probeRead(rec(field), size, src, add)
 	}
 	insns := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1), // R6: the socket (struct sock)
@@ -153,17 +139,8 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		asm.FnGetCurrentPidTgid.Call(),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.StoreMem(asm.RFP, rec(evTgid), asm.R0, asm.Word),
-		asm.FnGetCurrentUidGid.Call(),
-		asm.StoreMem(asm.RFP, rec(evUID), asm.R0, asm.Word),
-		// The cgroup, for a process gone before /proc is read: a
-		// container's short-lived process keeps its container.
-		asm.FnGetCurrentCgroupId.Call(),
-		asm.StoreMem(asm.RFP, rec(evCgroup), asm.R0, asm.DWord),
-		asm.FnGetCurrentTask.Call(),
 	)
-	insns = append(insns, deref(asm.R9, asm.R0, off.groupLeader)...) // R9: current->group_leader
-	insns = append(insns, read(evStart, 8, asm.R9, off.startBoottime)...)
-	insns = append(insns, read(evComm, 16, asm.R9, off.comm)...)
+	insns = append(insns, currentTo(off, rec(evUID), rec(evCgroup), rec(evStart), rec(evComm), -evScratch)...)
 	insns = append(insns,
 		asm.StoreImm(asm.RFP, rec(evKind), int64(kind), asm.Byte),
 		asm.LoadMem(asm.R1, asm.R6, 4, asm.Word), // struct bpf_sock.family
@@ -174,7 +151,7 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 	// The inode of the socket's file: sock_diag reports it, and for an
 	// MPTCP socket (Go's listeners) it reports the TCP subflow, with a
 	// cookie of its own but the inode of the socket the process holds.
-	insns = append(insns, deref(asm.R8, asm.R6, off.skSocket)...) // R8: sk->sk_socket
+	insns = append(insns, deref(asm.R8, asm.R6, off.skSocket, -evScratch)...) // R8: sk->sk_socket
 	insns = append(insns, asm.JEq.Imm(asm.R8, 0, "noinode"))
 	insns = append(insns, read(evInode, 8, asm.R8, off.inode)...)
 	insns = append(insns, asm.Mov.Imm(asm.R7, 0).WithSymbol("noinode"))
@@ -217,6 +194,45 @@ func ownerProgram(kind uint8, off kernelOffsets) asm.Instructions {
 		asm.Return(),
 	)
 	return insns
+}
+
+// probeRead returns the instructions that copy size bytes from the
+// kernel address src+add to the stack at fp+to (bpf_probe_read_kernel).
+func probeRead(to int16, size int32, src asm.Register, add uint32) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R3, src),
+		asm.Add.Imm(asm.R3, int32(add)),
+		asm.Mov.Reg(asm.R1, asm.RFP),
+		asm.Add.Imm(asm.R1, int32(to)),
+		asm.Mov.Imm(asm.R2, size),
+		asm.FnProbeReadKernel.Call(),
+	}
+}
+
+// deref returns the instructions that load into dst the kernel pointer at
+// src+add, through the 8-byte stack slot at fp+scratch.
+func deref(dst, src asm.Register, add uint32, scratch int16) asm.Instructions {
+	return append(probeRead(scratch, 8, src, add), asm.LoadMem(dst, asm.RFP, scratch, asm.DWord))
+}
+
+// currentTo returns the instructions that write what names the current
+// process on the stack: its uid (u32) at fp+uid, its cgroup2 id (u64) at
+// fp+cgroup, and its thread group leader's start_boottime (u64) at
+// fp+start and comm ([16]byte) at fp+comm, through the scratch slot. The
+// cgroup is for a process gone before /proc is read: a container's
+// short-lived process keeps its container. R9 is left holding the
+// leader; R0-R5 are clobbered.
+func currentTo(off kernelOffsets, uid, cgroup, start, comm, scratch int16) asm.Instructions {
+	insns := asm.Instructions{
+		asm.FnGetCurrentUidGid.Call(),
+		asm.StoreMem(asm.RFP, uid, asm.R0, asm.Word),
+		asm.FnGetCurrentCgroupId.Call(),
+		asm.StoreMem(asm.RFP, cgroup, asm.R0, asm.DWord),
+		asm.FnGetCurrentTask.Call(),
+	}
+	insns = append(insns, deref(asm.R9, asm.R0, off.groupLeader, scratch)...) // R9: current->group_leader
+	insns = append(insns, probeRead(start, 8, asm.R9, off.startBoottime)...)
+	return append(insns, probeRead(comm, 16, asm.R9, off.comm)...)
 }
 
 // ownerPrograms are the kernel objects of the owner records.
