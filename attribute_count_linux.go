@@ -84,7 +84,7 @@ const (
 	cvNetns     = 0 // u64 the socket's network namespace cookie
 	cvTx        = 8 // the egress half
 	cvRx        = cvTx + chSize
-	cvKind      = cvRx + chSize // u32 the socket's sockKind, written at the entry's insert on that CPU; 0 in a slot's counts (svKind has it)
+	cvKind      = cvRx + chSize // u32 the socket's sockKind, written at the entry's insert on that CPU
 	cvSize      = cvKind + 8
 	chPackets   = 0  // u64 skbs
 	chBytes     = 8  // u64 Σ len: L3 bytes of the skbs
@@ -96,13 +96,22 @@ const (
 
 	// A slot of the slots array: a socket's counts on one device, found
 	// through the socket's storage (a slot reference) in place of a hash
-	// lookup by cookie.
-	svCookie  = 0                 // u64 the socket's cookie, written last: 0 is a free slot
-	svIfindex = 8                 // u32 the device
-	svKind    = 12                // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
-	svCounts  = 16                // the cv* layout: netns, then the halves
-	svGen     = svCounts + cvKind // u32 the slot's generation, in the counts' kind, which a slot leaves unused; only netuse writes it
-	svSize    = 128               // svCounts+cvSize: two cache lines
+	// lookup by cookie. Its two cache lines are its two halves: the egress
+	// program writes only the first and the ingress program only the
+	// second, each reading its own copy of the generation, as a socket's
+	// packets out and in run on different CPUs (a TCP sender's data and
+	// the ACKs to it); with the halves sharing a line, that line went from
+	// CPU to CPU on each packet, 15-20 ns a TCP run (BENCHMARKS.md).
+	svTx      = 0             // the egress half, chSize bytes
+	svCookie  = svTx + chSize // u64 the socket's cookie, written last: 0 is a free slot
+	svGenTx   = svCookie + 8  // u32 the slot's generation, for the egress program; only netuse writes it
+	svIfindex = svGenTx + 4   // u32 the device
+	svRx      = svLine        // the ingress half, chSize bytes
+	svNetns   = svRx + chSize // u64 the socket's network namespace cookie
+	svGenRx   = svNetns + 8   // u32 svGenTx's copy, for the ingress program
+	svKind    = svGenRx + 4   // u32 the socket's type (low 16 bits) and protocol (high 16 bits), as bpf_sock has them
+	svLine    = 64            // a cache line
+	svSize    = 2 * svLine    // svKind+4
 	// srSlot is the u32 of a slot reference: its low 16 bits the slot +
 	// 1 (0: none yet), its high 16 the slot's generation when it was
 	// taken; noSlot: none to be had. A reference whose generation is not
@@ -586,9 +595,12 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 		}
 		key := countKey{Cookie: cookie, Ifindex: c.slotWord32(i, svIfindex)}
 		var tot countValue
-		tot.Netns = c.slotWord(i, svCounts+cvNetns)
-		for h, half := range []*countHalf{&tot.Tx, &tot.Rx} {
-			base := svCounts + cvTx + h*chSize
+		tot.Netns = c.slotWord(i, svNetns)
+		for _, h := range [...]struct {
+			base int
+			half *countHalf
+		}{{svTx, &tot.Tx}, {svRx, &tot.Rx}} {
+			base, half := h.base, h.half
 			*half = countHalf{c.slotWord(i, base+chPackets), c.slotWord(i, base+chBytes), c.slotWord(i, base+chSegs),
 				c.slotWord(i, base+chWire), c.slotWord(i, base+chFrags), c.slotWord(i, base+chFragBytes)}
 		}
@@ -618,10 +630,9 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 		}
 		// Cleared but for its generation, cookie first, and back on the
 		// stack.
+		c.clearSlotWord(i, svCookie)
 		for off := 0; off < svSize; off += 8 {
-			if off != svGen&^7 {
-				atomic.StoreUint64((*uint64)(unsafe.Pointer(&c.slots[int(i)*svSize+off])), 0)
-			}
+			c.clearSlotWord(i, off)
 		}
 		delete(c.slotPrev, i)
 		if err := c.progs.free.Update(nil, i, ebpf.UpdateAny); err != nil {
@@ -632,11 +643,27 @@ func (c *sockCounter) collectSlots(out []countDelta, due func(cookie uint64) boo
 	return out, nil
 }
 
+// clearSlotWord zeroes the u64 at byte off of slot i, but for a
+// generation in it.
+func (c *sockCounter) clearSlotWord(i uint32, off int) {
+	at := func(off int) unsafe.Pointer { return unsafe.Pointer(&c.slots[int(i)*svSize+off]) }
+	switch off {
+	case svGenTx, svGenRx:
+		atomic.StoreUint32((*uint32)(at(off+4)), 0)
+	default:
+		atomic.StoreUint64((*uint64)(at(off)), 0)
+	}
+}
+
 // retire moves slot i to its next generation: a socket's reference to it
-// from before is no longer its.
+// from before is no longer its. Each half's copy moves; a packet between
+// the two stores that takes a new slot leaves the other half's last
+// packets here, read at the give-back.
 func (c *sockCounter) retire(i uint32) {
-	p := (*uint32)(unsafe.Pointer(&c.slots[int(i)*svSize+svGen]))
-	atomic.StoreUint32(p, (atomic.LoadUint32(p)+1)&srSlotMask)
+	gen := (c.slotWord32(i, svGenTx) + 1) & srSlotMask
+	for _, off := range []int{svGenTx, svGenRx} {
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&c.slots[int(i)*svSize+off])), gen)
+	}
 }
 
 // onWire adds the skbs back to the segments and wire bytes, which the

@@ -290,13 +290,13 @@ func TestCountSlotsReclaim(t *testing.T) {
 		slot = i
 	}
 	now += int64(idleEvict)
-	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != first || c.slotWord32(slot, svGen) != 1 {
+	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != first || c.slotWord32(slot, svGenTx) != 1 || c.slotWord32(slot, svGenRx) != 1 {
 		t.Fatalf("idle for idleEvict: %+v, %v; slot %d has cookie %d, generation %d; want no delta, the sender's %d, generation 1",
-			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGen), first)
+			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGenTx), first)
 	}
-	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != 0 || c.slotWord32(slot, svGen) != 1 || len(c.slotPrev) != 0 {
+	if d, err = c.collect(nil); err != nil || len(d) != 0 || c.slotWord(slot, svCookie) != 0 || c.slotWord32(slot, svGenTx) != 1 || c.slotWord32(slot, svGenRx) != 1 || len(c.slotPrev) != 0 {
 		t.Fatalf("a collect later: %+v, %v; slot %d has cookie %d, generation %d, %d slots in use; want no delta, the slot given back at generation 1",
-			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGen), len(c.slotPrev))
+			d, err, slot, c.slotWord(slot, svCookie), c.slotWord32(slot, svGenTx), len(c.slotPrev))
 	}
 	if ret, err := p.egress.Run(&ebpf.RunOptions{Data: ipPacket(false, 17, 200, 8)}); err != nil || ret != 1 {
 		t.Fatalf("run: %d, %v", ret, err) // BPF_PROG_TEST_RUN's socket, which takes the slot given back

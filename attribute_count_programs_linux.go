@@ -194,10 +194,11 @@ func countProgram(half int16) asm.Instructions {
 		ins.Offset = off
 		return ins
 	}
-	// addTo adds this skb to the entry at R0. Atomic: the same socket's
-	// packets may come in an interrupt on this CPU while a program for it
-	// runs (a TCP ACK sent from softirq).
-	addTo := func(next string) asm.Instructions {
+	// addTo adds this skb to the half at R0+half. Atomic: the same
+	// socket's packets may come in an interrupt on this CPU while a
+	// program for it runs (a TCP ACK sent from softirq), and a slot is
+	// every CPU's.
+	addTo := func(next string, half int16) asm.Instructions {
 		return asm.Instructions{
 			asm.Mov.Imm(asm.R1, 1),
 			xadd(half+chPackets, asm.R1),
@@ -213,6 +214,11 @@ func countProgram(half int16) asm.Instructions {
 			xadd(half+chFragBytes, asm.R1),
 			asm.Ja.Label("allow"),
 		}
+	}
+	// This program's half of a slot, and its copy of the generation.
+	slotHalf, slotGen := int16(svTx), int16(svGenTx)
+	if half == cvRx {
+		slotHalf, slotGen = svRx, svGenRx
 	}
 	// The socket's slot, named by its storage; a socket without one (not
 	// a full socket, no slot left) or on another device than its slot's
@@ -249,12 +255,11 @@ func countProgram(half int16) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "cookie"),
 		// A slot netuse took back (idle: collectSlots) has moved on to
 		// another generation: this socket takes a new one.
-		asm.LoadMem(asm.R1, asm.R0, svGen, asm.Word),
+		asm.LoadMem(asm.R1, asm.R0, slotGen, asm.Word),
 		asm.LoadMem(asm.R2, asm.RFP, fpGen, asm.Word),
 		asm.JNE.Reg(asm.R1, asm.R2, "take"),
-		asm.Add.Imm(asm.R0, svCounts),
 	)
-	insns = append(insns, addTo("slot")...)
+	insns = append(insns, addTo("slot", slotHalf)...)
 	// The socket's first packet here (or its first since netuse took its
 	// slot back): a slot given back (the free stack), else the lowest
 	// never used, its header written before the storage names it. Two
@@ -309,7 +314,7 @@ func countProgram(half int16) asm.Instructions {
 		asm.Mov.Reg(asm.R1, asm.R6),
 		asm.FnGetNetnsCookie.Call(),
 		asm.LoadMem(asm.R1, asm.RFP, fpSlotPtr, asm.DWord),
-		asm.StoreMem(asm.R1, svCounts+cvNetns, asm.R0, asm.DWord),
+		asm.StoreMem(asm.R1, svNetns, asm.R0, asm.DWord),
 		ld(asm.R2, 40, asm.Word),
 		asm.StoreMem(asm.R1, svIfindex, asm.R2, asm.Word),
 		asm.LoadMem(asm.R2, asm.RFP, fpKind, asm.Word),
@@ -324,14 +329,13 @@ func countProgram(half int16) asm.Instructions {
 		asm.LoadMem(asm.R2, asm.RFP, fpSlot, asm.Word),
 		asm.Add.Imm(asm.R2, 1),
 		asm.LoadMem(asm.R3, asm.RFP, fpSlotPtr, asm.DWord),
-		asm.LoadMem(asm.R3, asm.R3, svGen, asm.Word),
+		asm.LoadMem(asm.R3, asm.R3, slotGen, asm.Word),
 		asm.LSh.Imm(asm.R3, 16),
 		asm.Or.Reg(asm.R2, asm.R3),
 		asm.StoreMem(asm.R1, srSlot, asm.R2, asm.Word),
 		asm.LoadMem(asm.R0, asm.RFP, fpSlotPtr, asm.DWord),
-		asm.Add.Imm(asm.R0, svCounts),
 	)
-	insns = append(insns, addTo("taken")...)
+	insns = append(insns, addTo("taken", slotHalf)...)
 	insns = append(insns,
 		// No slot left: this socket counts in the hash from now on.
 		asm.LoadMem(asm.R1, asm.RFP, fpSlotRef, asm.DWord).WithSymbol("noslot"),
@@ -347,7 +351,7 @@ func countProgram(half int16) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "insert"),
 	)
-	insns = append(insns, addTo("found")...)
+	insns = append(insns, addTo("found", half)...)
 	// A new entry: this CPU's value is this skb, the other CPUs' zero.
 	insns = append(insns, asm.Mov.Imm(asm.R1, 0).WithSymbol("insert"))
 	for off := int16(0); off < cvSize; off += 8 {
@@ -382,7 +386,7 @@ func countProgram(half int16) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "full"),
 	)
-	insns = append(insns, addTo("made")...)
+	insns = append(insns, addTo("made", half)...)
 	insns = append(insns, countLost(lostMapFull, "full")...)
 	return append(insns,
 		asm.Mov.Imm(asm.R0, 1).WithSymbol("allow"),
