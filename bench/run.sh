@@ -504,7 +504,7 @@ awk -F'\t' '
 		s_nh = bytes > 0 ? 100 * nh[1] / bytes : 0
 		ratio = nhu[1] > 0 ? nuu[1] / nhu[1] : 0
 		ok = (ratio <= 0.25) && (s_nu >= 99.995) && (nu[3] == 0)
-		printf "target in %-4s CPU <= 0.25x nethogs, 100.00%%, 0 drops: netuse %.2f s, nethogs %.2f s (%.2fx), %.3f%% (nethogs %.2f%%), %s drops: %s\n", \
+		printf "target in %-4s CPU <= 0.25x nethogs, 100.00%%, 0 drops: netuse %.2f s, nethogs %.2f s (%.3fx), %.3f%% (nethogs %.2f%%), %s drops: %s\n", \
 			w ":", nuu[1], nhu[1], ratio, s_nu, s_nh, nu[3], (ok ? "MET" : "NOT MET")
 		if (w == "6")
 			printf "target: netuse peak RSS <= 40 MiB with 10,000 flows: %.1f MiB: %s (nethogs %.1f MiB)\n", nuu[2] / 1024, (nuu[2] <= 40 * 1024 ? "MET" : "NOT MET"), nhu[2] / 1024
