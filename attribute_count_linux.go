@@ -193,7 +193,9 @@ type mtuKey struct {
 type countPrograms struct {
 	counts, mtus, lost, closed  *ebpf.Map
 	slotRefs, slots, free, next *ebpf.Map
+	mtuFloor                    *ebpf.Map
 	egress, ingress, release    *ebpf.Program
+	mtuOf                       map[mtuKey]uint32 // what mtus holds
 }
 
 // countEntries bounds the counting map: sockets times the devices each
@@ -234,6 +236,10 @@ func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
 		// the lowest slot never used, so that the stack starts empty in
 		// place of being filled with every slot, a syscall each
 		{&ebpf.MapSpec{Name: "netuse_next", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}, &p.next},
+		// the least of mtus' MTUs (setMTU): a longer skb than fragFloor
+		// but not than this is one packet on every device, without a
+		// lookup; one entry, read in place (a direct value load)
+		{&ebpf.MapSpec{Name: "netuse_mtufl", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}, &p.mtuFloor},
 	} {
 		if *m.dst, err = ebpf.NewMap(m.spec); err != nil {
 			p.close()
@@ -241,7 +247,7 @@ func loadCountPrograms(entries, ring uint32) (*countPrograms, error) {
 		}
 	}
 	maps := map[string]*ebpf.Map{"counts": p.counts, "mtus": p.mtus, "lost": p.lost, "closed": p.closed,
-		"slotrefs": p.slotRefs, "slots": p.slots, "free": p.free, "next": p.next}
+		"slotrefs": p.slotRefs, "slots": p.slots, "free": p.free, "next": p.next, "mtufloor": p.mtuFloor}
 	for _, pr := range []struct {
 		name   string
 		typ    ebpf.ProgramType
@@ -275,7 +281,7 @@ func (p *countPrograms) close() {
 			pr.Close()
 		}
 	}
-	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed, p.slotRefs, p.slots, p.free, p.next} {
+	for _, m := range []*ebpf.Map{p.counts, p.mtus, p.lost, p.closed, p.slotRefs, p.slots, p.free, p.next, p.mtuFloor} {
 		if m != nil {
 			m.Close()
 		}
@@ -293,9 +299,42 @@ func (p *countPrograms) attach(dir *os.File) ([]*link.RawLink, error) {
 }
 
 // setMTU tells the programs the MTU of device ifindex of the namespace
-// with cookie netns, for their count of fragments.
+// with cookie netns, for their count of fragments. The floor goes down
+// before a smaller MTU is in the map and up after a larger one is, so
+// that it is never above one of the map's.
 func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
-	return p.mtus.Put(mtuKey{Netns: netns, Ifindex: ifindex}, mtu)
+	if p.mtuOf == nil {
+		p.mtuOf = map[mtuKey]uint32{}
+	}
+	k := mtuKey{Netns: netns, Ifindex: ifindex}
+	floor := func() uint32 {
+		least := uint32(0)
+		for _, m := range p.mtuOf {
+			if least == 0 || m < least {
+				least = m
+			}
+		}
+		return least
+	}
+	p.mtuOf[k] = mtu
+	after := floor()
+	if err := p.mtuFloor.Put(uint32(0), min(after, p.floorNow())); err != nil {
+		return err
+	}
+	if err := p.mtus.Put(k, mtu); err != nil {
+		return err
+	}
+	return p.mtuFloor.Put(uint32(0), after)
+}
+
+// floorNow is the floor the programs read now (0: none, every skb past
+// fragFloor looks its device up).
+func (p *countPrograms) floorNow() uint32 {
+	var v uint32
+	if err := p.mtuFloor.Lookup(uint32(0), &v); err != nil {
+		return 0
+	}
+	return v
 }
 
 // countDelta is what one socket moved on one device since the last

@@ -114,9 +114,16 @@ func TestCountProgramsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// BPF_PROG_TEST_RUN's skb is on lo, index 1, of the caller's namespace.
-	if err := p.setMTU(netns, 1, 1500); err != nil {
-		t.Fatal(err)
+	// BPF_PROG_TEST_RUN's skb is on lo, index 1, of the caller's
+	// namespace; a device of a larger MTU beside it must leave the
+	// programs' floor at lo's (an skb past the floor looks its device up).
+	for _, m := range []struct{ ifindex, mtu uint32 }{{1, 1280}, {2, 9000}, {1, 1500}} {
+		if err := p.setMTU(netns, m.ifindex, m.mtu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := p.floorNow(); f != 1500 {
+		t.Fatalf("the programs' MTU floor is %d with MTUs 1500 and 9000, want 1500", f)
 	}
 	cases := []countCase{
 		{name: "tcp4 gso", half: cvTx, pkt: ipPacket(false, 6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,
@@ -137,6 +144,8 @@ func TestCountProgramsRun(t *testing.T) {
 			want: countHalf{Packets: 1, Bytes: 3000, Segs: 3, Wire: 2960 + 3*48, Frags: 2, FragBytes: 3*48 - 40}},
 		{name: "udp4 at the mtu", half: cvRx, pkt: ipPacket(false, 17, 1500, 8),
 			want: countHalf{Packets: 1, Bytes: 1500, Segs: 1, Wire: 1500}},
+		{name: "udp4 past the mtu by 1", half: cvTx, pkt: ipPacket(false, 17, 1501, 8),
+			want: countHalf{Packets: 1, Bytes: 1501, Segs: 2, Wire: 1481 + 2*20, Frags: 1, FragBytes: 20}},
 		{name: "icmp small", half: cvTx, pkt: ipPacket(false, 1, 84, 8),
 			want: countHalf{Packets: 1, Bytes: 84, Segs: 1, Wire: 84}},
 		{name: "raw 253 fragments", half: cvTx, pkt: ipPacket(false, 253, 3020, 0),

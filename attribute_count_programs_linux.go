@@ -40,6 +40,11 @@ func countProgram(half int16) asm.Instructions {
 		asm.JGT.Imm(asm.R8, 1, "gso"),
 		asm.Mov.Imm(asm.R8, 1),
 		asm.JLE.Imm(asm.R7, fragFloor, "count"),
+		// Nor longer than every device's MTU the map knows (a full TCP
+		// segment, a QUIC datagram): one packet whichever its device.
+		asm.LoadMapValue(asm.R1, 0, 0).WithReference("mtufloor"),
+		asm.LoadMem(asm.R1, asm.R1, 0, asm.Word),
+		asm.JLE.Reg(asm.R7, asm.R1, "count"),
 
 		// Longer than its device's MTU, a datagram leaves (and came) in
 		// fragments: ⌈payload / ((mtu - fh) &^ 7)⌉ of them, each with a

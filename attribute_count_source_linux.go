@@ -77,6 +77,7 @@ type kernelIface struct {
 	name string
 	kind ifaceCounting
 	l2   uint64  // link-layer header bytes a packet: 14 on Ethernet
+	mtu  int     // as the programs have it (setMTU)
 	last traffic // its counters at the last report
 	now  traffic // at this one, read right before the sockets' counts
 	// ahead holds what its sockets were credited beyond its counters, one
@@ -185,10 +186,14 @@ func (k *kernelSource) pick(first bool) error {
 	keep := map[int]bool{}
 	for _, i := range picked {
 		keep[i.Index] = true
-		if _, ok := k.ifaces[i.Index]; ok {
+		if ifc, ok := k.ifaces[i.Index]; ok {
+			if ifc.mtu != i.MTU {
+				ifc.mtu = i.MTU
+				k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU))
+			}
 			continue
 		}
-		ifc := &kernelIface{name: i.Name, kind: countingOf(i.Name, i.Flags&net.FlagLoopback != 0)}
+		ifc := &kernelIface{name: i.Name, kind: countingOf(i.Name, i.Flags&net.FlagLoopback != 0), mtu: i.MTU}
 		if len(i.HardwareAddr) == 6 && ifc.kind != countsLoopback {
 			ifc.l2 = 14 // Ethernet, and veth
 		}
