@@ -114,8 +114,14 @@ func benchCountPrograms(b *testing.B, load func(b *testing.B, n *countNet, cg *o
 
 // BenchmarkCountProgramsUDP: 200,000 datagrams of 64 bytes an iteration,
 // as fast as one sender sends them.
-func BenchmarkCountProgramsUDP(b *testing.B) {
-	const datagrams, size = 200000, 64
+func BenchmarkCountProgramsUDP(b *testing.B) { benchCountUDP(b, 64) }
+
+// BenchmarkCountProgramsUDPFull: the same with datagrams of 1,400 bytes
+// (QUIC's, a full segment's size): past fragFloor, not past the MTU.
+func BenchmarkCountProgramsUDPFull(b *testing.B) { benchCountUDP(b, 1400) }
+
+func benchCountUDP(b *testing.B, size int) {
+	const datagrams = 200000
 	benchCountPrograms(b, func(b *testing.B, n *countNet, cg *os.File) uint64 {
 		srv := startChild(b, cg, n.b, "count-bind", "udp", "192.0.2.2:7501")
 		srv.expect(b, "listening")
@@ -124,7 +130,7 @@ func BenchmarkCountProgramsUDP(b *testing.B) {
 		h.expect(b, "done")
 		h.end()
 		srv.end()
-		return datagrams * size
+		return uint64(datagrams * size)
 	})
 }
 
