@@ -176,10 +176,17 @@ func (k *kernelSource) findOwners() {
 		if _, ok := k.known(d.Cookie); ok || seen[d.Cookie] {
 			continue
 		}
-		if d.netns == k.own && d.kind.kernels() {
+		if d.kind.kernels() {
 			// The kernel's own (ND, MLD): "(no socket)", with what no
-			// socket moved, as a guest namespace's are (reportKernel).
+			// socket moved; a guest namespace's count from the host's
+			// side (reportKernel).
 			k.keep(d.Cookie, k.nobody[noSocket])
+			continue
+		}
+		if !d.kind.inTables() {
+			// No table has it: a read of them (each the kernel's whole
+			// socket hash) would not find it.
+			k.keep(d.Cookie, k.nobody[noOwner])
 			continue
 		}
 		if seen == nil {

@@ -368,6 +368,22 @@ func (k sockKind) kernels() bool {
 	return false
 }
 
+// inTables reports whether a socket of this kind can be in the socket
+// tables netuse reads (cookieTables: TCP and UDP, by sock_diag): a TCP
+// or UDP socket, or one of unknown kind (0: not a full socket when
+// counted, as a TIME_WAIT one). A raw, ping or SCTP socket is in none.
+func (k sockKind) inTables() bool {
+	switch {
+	case k == 0:
+		return true
+	case k&0xffff == unix.SOCK_STREAM:
+		return k>>16 == unix.IPPROTO_TCP
+	case k&0xffff == unix.SOCK_DGRAM:
+		return k>>16 == unix.IPPROTO_UDP
+	}
+	return false
+}
+
 // sockCounter reads the counting map: each collect, every entry's counts
 // since the last, and the closed sockets' last counts. One goroutine at a
 // time calls it.
