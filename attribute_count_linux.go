@@ -100,8 +100,8 @@ const (
 	// program writes only the first and the ingress program only the
 	// second, each reading its own copy of the generation, as a socket's
 	// packets out and in run on different CPUs (a TCP sender's data and
-	// the ACKs to it); with the halves sharing a line, that line went from
-	// CPU to CPU on each packet, 15-20 ns a TCP run (BENCHMARKS.md).
+	// the ACKs to it), and a line both write goes from CPU to CPU on each
+	// packet (BENCHMARKS.md, "A slot's halves in two cache lines").
 	svTx      = 0             // the egress half, chSize bytes
 	svCookie  = svTx + chSize // u64 the socket's cookie, written last: 0 is a free slot
 	svGenTx   = svCookie + 8  // u32 the slot's generation, for the egress program; only netuse writes it
