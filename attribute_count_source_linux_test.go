@@ -115,6 +115,36 @@ func TestProcSourceKernelFinalAddsUp(t *testing.T) {
 	endAddsUp(t, p, n.b)
 }
 
+// TestProcSourceKernelMTUChanged: veth-a's MTU lowered while netuse runs
+// is the programs' from the next report on: 100 datagrams of 1,400
+// bytes sent after it leave in two fragments each (1,408 bytes of UDP
+// in (1280-20)&^7 = 1,256 a fragment), and the sender is credited as
+// veth-a counts them, 20 bytes of IPv4 and 14 of Ethernet a fragment;
+// with the MTU netuse started with (1,500) it would be one packet each.
+func TestProcSourceKernelMTUChanged(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	p.intervals(t, 1)
+	run(t, "ip", "-n", n.a, "link", "set", "veth-a", "mtu", "1280")
+	// The report after the change ends with a look at the interfaces
+	// (rescan), which sets the new MTU: the second one after is past it.
+	p.intervals(t, 2)
+	srv := startHelper(t, n.b, "count-bind", "udp", "192.0.2.2:7457")
+	srv.expect(t, "listening")
+	const datagrams, size = 100, 1400
+	udp := startHelper(t, n.a, "count-udp-send", "192.0.2.2:7457", strconv.Itoa(size), strconv.Itoa(datagrams))
+	udp.expect(t, "cookie")
+	udp.expect(t, "done")
+	p.intervals(t, 2)
+	p.stop(t)
+	want := uint64(datagrams * (8 + size + 2*(20+14)))
+	if _, tx, _ := p.credited(udp.cmd.Process.Pid); tx != want {
+		t.Errorf("the sender of %d datagrams of %d bytes was credited with tx %d, want %d (two fragments each at MTU 1280)", datagrams, size, tx, want)
+	}
+	ifRx, ifTx := p.ifaceTotal("veth-a")
+	rowsAddUp(t, p, ifRx, ifTx, n.b)
+}
+
 // TestProcSourceKernelInjected: with --packet-senders, frames written on
 // an AF_PACKET socket in netuse's namespace to a container's UDP socket
 // are the writer's transmit, to the byte (whole frames, as veth-a counts
