@@ -307,18 +307,10 @@ func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
 		p.mtuOf = map[mtuKey]uint32{}
 	}
 	k := mtuKey{Netns: netns, Ifindex: ifindex}
-	floor := func() uint32 {
-		least := uint32(0)
-		for _, m := range p.mtuOf {
-			if least == 0 || m < least {
-				least = m
-			}
-		}
-		return least
-	}
+	before := p.mtuFloorOf()
 	p.mtuOf[k] = mtu
-	after := floor()
-	if err := p.mtuFloor.Put(uint32(0), min(after, p.floorNow())); err != nil {
+	after := p.mtuFloorOf()
+	if err := p.mtuFloor.Put(uint32(0), min(before, after)); err != nil {
 		return err
 	}
 	if err := p.mtus.Put(k, mtu); err != nil {
@@ -327,14 +319,16 @@ func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
 	return p.mtuFloor.Put(uint32(0), after)
 }
 
-// floorNow is the floor the programs read now (0: none, every skb past
-// fragFloor looks its device up).
-func (p *countPrograms) floorNow() uint32 {
-	var v uint32
-	if err := p.mtuFloor.Lookup(uint32(0), &v); err != nil {
-		return 0
+// mtuFloorOf is the least MTU of mtuOf: the floor the programs read (0,
+// none: every skb past fragFloor looks its device up).
+func (p *countPrograms) mtuFloorOf() uint32 {
+	least := uint32(0)
+	for _, m := range p.mtuOf {
+		if least == 0 || m < least {
+			least = m
+		}
 	}
-	return v
+	return least
 }
 
 // countDelta is what one socket moved on one device since the last

@@ -122,8 +122,9 @@ func TestCountProgramsRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if f := p.floorNow(); f != 1500 {
-		t.Fatalf("the programs' MTU floor is %d with MTUs 1500 and 9000, want 1500", f)
+	var floor uint32
+	if err := p.mtuFloor.Lookup(uint32(0), &floor); err != nil || floor != 1500 {
+		t.Fatalf("the programs' MTU floor is %d (%v) with MTUs 1500 and 9000, want 1500", floor, err)
 	}
 	cases := []countCase{
 		{name: "tcp4 gso", half: cvTx, pkt: ipPacket(false, 6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,

@@ -62,6 +62,10 @@ const (
 	fpPkValue   = fpPkKey - pvSize
 	fpPkScratch = fpPkValue - 8
 
+	// pkLostFull is the one index of the lost map: a frame that found the
+	// map full
+	pkLostFull = 0
+
 	// packetEntries bounds the map: packet sockets times devices times
 	// processes that send through them, of which a machine has a few.
 	// A frame that finds it full is counted in the lost array, and its
@@ -156,12 +160,12 @@ func packetProgram(off kernelOffsets) asm.Instructions {
 		asm.FnMapUpdateElem.Call(),
 		asm.JEq.Imm(asm.R0, 0, "allow"),
 	)
-	// Made meanwhile on another CPU, or the map is full: counted lost
-	// (the counting programs' lost counter, at fpLostKey, which the
-	// value no longer needs by then).
+	// Made meanwhile on another CPU, or the map is full: counted in this
+	// program's own lost map (countLost's key is at fpLostKey, inside the
+	// value, which is no longer needed by then).
 	insns = append(insns, lookup("full")...)
 	insns = append(insns, add("made")...)
-	insns = append(insns, countLost(0, "full")...)
+	insns = append(insns, countLost(pkLostFull, "full")...)
 	return append(insns,
 		asm.Mov.Imm(asm.R0, tcxNext).WithSymbol("allow"),
 		asm.Return(),
@@ -321,7 +325,7 @@ func (s *packetSenders) collect(out []packetDelta) ([]packetDelta, error) {
 // lostFrames returns the frames that found the map full.
 func (s *packetSenders) lostFrames() (uint64, error) {
 	var per []uint64
-	if err := s.lost.Lookup(uint32(0), &per); err != nil {
+	if err := s.lost.Lookup(uint32(pkLostFull), &per); err != nil {
 		return 0, err
 	}
 	var n uint64
