@@ -177,23 +177,89 @@ func (k *kernelOwners) close() {
 }
 
 // monoClock turns CLOCK_MONOTONIC times, as bpf_ktime_get_ns gives them,
-// into wall-clock times, as the capture's are.
-type monoClock struct{ offset int64 }
-
-func newMonoClock() monoClock {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return monoClock{offset: time.Now().UnixNano() - ts.Nano()}
+// into wall-clock times, as the capture's packet stamps are: the capture
+// source matches a closed socket to a flow by whether the socket's life
+// holds the flow's first packet, and a one-shot UDP client's socket is
+// born some tens of microseconds before its first datagram. An offset off
+// by more than that, the record's times late, matches none of them: taken
+// from two reads a preemption apart (200 us did it), it cost every such
+// client of one netuse process its bytes.
+//
+// The kernel's two clocks differ by an offset that changes only when the
+// wall clock is stepped (settimeofday, an NTP step, a virtual machine
+// restored). monoClock takes it from a wall-clock read between two
+// monotonic ones, the narrowest pair of several, and takes it again when
+// a record is more than monoRetake past the last taking, so that a step
+// is followed within seconds (a long-running serve lives through them).
+type monoClock struct {
+	offset int64 // wall minus monotonic, ns
+	taken  int64 // the monotonic time the offset was taken at; 0: never
+	width  int64 // the narrowest pair's width: the offset is good to half of it
+	// read reads the monotonic clock, the wall clock, and the monotonic
+	// clock again, in ns; nil: the offset is never taken (a fixed clock)
+	read func() (mono1, wall, mono2 int64)
 }
 
-func (c monoClock) wall(mono uint64) int64 { return int64(mono) + c.offset }
+// The bounds of monoClock's takings: up to monoTries pairs, fewer once one
+// is no wider than monoTight (a pair's three reads take about 1 us here
+// when nothing preempts them); again past monoRetake, or at the next
+// record if no pair was within monoLoose.
+const (
+	monoTries  = 8
+	monoTight  = 4e3 // ns
+	monoLoose  = 50e3
+	monoRetake = 1e9
+)
+
+func newMonoClock() *monoClock {
+	c := &monoClock{read: readClocks}
+	c.take()
+	return c
+}
+
+func readClocks() (mono1, wall, mono2 int64) {
+	var m1, w, m2 unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &m1)
+	unix.ClockGettime(unix.CLOCK_REALTIME, &w)
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &m2)
+	return m1.Nano(), w.Nano(), m2.Nano()
+}
+
+// take takes the offset from the narrowest of up to monoTries pairs.
+func (c *monoClock) take() {
+	best := int64(-1)
+	for range monoTries {
+		m1, w, m2 := c.read()
+		if d := m2 - m1; best < 0 || d < best {
+			best, c.offset = d, w-(m1+d/2)
+		}
+		if best <= monoTight {
+			break
+		}
+	}
+	c.width = best
+	_, _, c.taken = c.read()
+	if best > monoLoose {
+		c.taken = 0 // again at the next record
+	}
+}
+
+// wall returns the wall-clock time of monotonic time mono, a record's
+// time, which is about now: past monoRetake since the last taking, the
+// offset is taken again first.
+func (c *monoClock) wall(mono uint64) int64 {
+	if c.read != nil && int64(mono)-c.taken > monoRetake {
+		c.take()
+	}
+	return int64(mono) + c.offset
+}
 
 // parseOwnerEvent reads one record of the programs: sockets of IPv4 and
 // IPv6 of every protocol, TCP, UDP, ping and raw sockets alike (--source
 // kernel credits each by its cookie; the capture's flows are TCP's and
 // UDP's, whose keys the others never match). A raw socket's "port" is its
 // protocol, a ping socket's its echo identifier, as the kernel keeps them.
-func parseOwnerEvent(b []byte, clk monoClock) (ownerEvent, bool) {
+func parseOwnerEvent(b []byte, clk *monoClock) (ownerEvent, bool) {
 	if len(b) < evSize {
 		return ownerEvent{}, false
 	}

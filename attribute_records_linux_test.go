@@ -494,7 +494,7 @@ func FuzzParseOwnerEvent(f *testing.F) {
 	rec[evKind] = evRelease
 	f.Add(rec)
 	f.Add(rec[:evSize-1])
-	clk := monoClock{}
+	clk := &monoClock{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, ok := parseOwnerEvent(b, clk)
 		if !ok {
@@ -515,4 +515,77 @@ func FuzzParseOwnerEvent(f *testing.F) {
 			t.Fatalf("endpoints of two families: %v %v", ev.local, ev.remote)
 		}
 	})
+}
+
+// TestMonoClockTake feeds monoClock's taking clock reads as a busy machine
+// gives them: the first pair preempted before its wall-clock read, the
+// others not. The offset must be the true one, not the preempted pair's
+// (300 us late, which matched no one-shot client's socket), and a step of
+// the wall clock must be followed once monoRetake has passed.
+func TestMonoClockTake(t *testing.T) {
+	const offset = int64(1.7e18)
+	step := int64(0)
+	now := int64(1e9) // the fake monotonic clock
+	pairs := 0
+	c := &monoClock{read: func() (int64, int64, int64) {
+		pairs++
+		m1 := now
+		late := int64(500)
+		if pairs == 1 {
+			late = 300e3 // preempted between the first two reads
+		}
+		w := m1 + late + offset + step
+		now += late + 500
+		return m1, w, now
+	}}
+	c.take()
+	if c.offset != offset || c.width != 1e3 {
+		t.Fatalf("offset %d (width %d) after a preempted pair; want %d (width 1000)", c.offset-offset, c.width, int64(0))
+	}
+	taken := pairs
+	step = 5e9
+	if got := c.wall(uint64(now + monoRetake/2)); got != now+monoRetake/2+offset {
+		t.Errorf("wall clock before the retake: off by %d ns; want the offset taken", got-(now+monoRetake/2+offset))
+	}
+	if pairs != taken {
+		t.Errorf("taken again %d pairs within monoRetake", pairs-taken)
+	}
+	now += 2 * monoRetake
+	if m := now; c.wall(uint64(m)) != m+offset+step {
+		t.Errorf("a wall-clock step of %d ns, %d ns later: off by %d ns; want it followed", step, 2*int64(monoRetake), c.wall(uint64(m))-(m+offset+step))
+	}
+
+	// No pair narrow enough: the best is kept, and taken again at the
+	// next record.
+	wide := &monoClock{read: func() (int64, int64, int64) {
+		pairs++
+		now += 200e3
+		return now - 200e3, now - 100e3 + offset, now
+	}}
+	wide.take()
+	if wide.width != 200e3 || wide.offset != offset {
+		t.Fatalf("all pairs 200 us wide: offset off by %d, width %d", wide.offset-offset, wide.width)
+	}
+	before := pairs
+	wide.wall(uint64(now))
+	if pairs == before {
+		t.Error("a wide taking was not taken again at the next record")
+	}
+}
+
+// TestMonoClockReal checks the taking against the machine's clocks: a
+// monotonic time read between two wall-clock reads must turn into a wall
+// time between them, give or take half the taking's width.
+func TestMonoClockReal(t *testing.T) {
+	c := newMonoClock()
+	var m unix.Timespec
+	for range 100 {
+		before := time.Now().UnixNano()
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &m)
+		after := time.Now().UnixNano()
+		if w := c.wall(uint64(m.Nano())); w < before-c.width/2-1 || w > after+c.width/2+1 {
+			t.Fatalf("monotonic %d is wall %d, outside [%d, %d] (width %d)", m.Nano(), w, before, after, c.width)
+		}
+	}
+	t.Logf("taken from a pair %d ns wide", c.width)
 }
