@@ -61,6 +61,11 @@ type guests struct {
 	last     time.Time              // the last look
 	warn     func(string)
 	denied   bool // warn was called
+	// tellMTU and forgetMTU keep the counting programs' MTUs of the
+	// namespaces' links (setMTU): a socket's datagram past its device's
+	// MTU leaves in fragments, and the programs count them from it
+	tellMTU   func(key guestKey, mtu uint32)
+	forgetMTU func(key guestKey)
 	// inodes maps the cookies of the namespaces looked into to their
 	// inodes, for the records of processes gone (inodeOf, from another
 	// goroutine)
@@ -81,6 +86,7 @@ type guestNS struct {
 type guestLink struct {
 	index, peer int // its ifindex; its peer's, in the peer's namespace
 	kind        ifaceCounting
+	mtu         uint32
 }
 
 // guestGap bounds how often the namespaces are looked at again for a
@@ -90,7 +96,8 @@ type guestLink struct {
 const guestGap = 200 * time.Millisecond
 
 func newGuests(warn func(string)) *guests {
-	g := &guests{root: "/proc", netnsDir: "/run/netns", ends: map[guestKey]*guestEnd{}, byIno: map[uint64]*guestNS{}, warn: warn}
+	g := &guests{root: "/proc", netnsDir: "/run/netns", ends: map[guestKey]*guestEnd{}, byIno: map[uint64]*guestNS{}, warn: warn,
+		tellMTU: func(guestKey, uint32) {}, forgetMTU: func(guestKey) {}}
 	g.own, _ = netnsOf(g.root + "/self/ns/net")
 	return g
 }
@@ -116,6 +123,38 @@ func (g *guests) end(key guestKey, host map[int]*kernelIface) *guestEnd {
 // forget drops what was found: the host's interfaces changed.
 func (g *guests) forget() { clear(g.ends) }
 
+// prime looks into the namespaces at once if one of host's interfaces
+// is a veth whose peer is in another namespace, so that the programs
+// have its devices' MTUs before its sockets' first packets rather than
+// from the first report that sees them.
+func (g *guests) prime(host map[int]*kernelIface) {
+	peers, err := linkPeers()
+	if err != nil {
+		return
+	}
+	for index := range peers {
+		if host[index] != nil {
+			g.look(0, host)
+			return
+		}
+	}
+}
+
+// told tells the programs ns's links' MTUs; untold takes them back.
+func (g *guests) told(ns *guestNS) {
+	for _, l := range ns.links {
+		if l.mtu > 0 {
+			g.tellMTU(guestKey{ns.cookie, uint32(l.index)}, l.mtu)
+		}
+	}
+}
+
+func (g *guests) untold(ns *guestNS) {
+	for _, l := range ns.links {
+		g.forgetMTU(guestKey{ns.cookie, uint32(l.index)})
+	}
+}
+
 // look lists the namespaces in use, looks into those not looked into yet
 // and into the one with cookie again (a veth may have moved into it since),
 // and maps their ends to the host's ends among host.
@@ -128,6 +167,7 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 	inUse := g.namespaces()
 	for ino, ns := range g.byIno {
 		if _, ok := inUse[ino]; !ok {
+			g.untold(ns)
 			ns.close()
 			delete(g.byIno, ino)
 		}
@@ -155,9 +195,11 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 				continue
 			}
 			if old != nil {
+				g.untold(old)
 				old.close()
 			}
 			g.byIno[ino] = ns
+			g.told(ns)
 		}
 		for _, l := range ns.links {
 			p, ok := peers[l.peer]
@@ -231,7 +273,7 @@ func lookInto(path string, ino uint64) (*guestNS, error) {
 			return err
 		}
 		for index, p := range links {
-			ns.links = append(ns.links, guestLink{index: index, peer: p.peer, kind: countingOf(p.name, false)})
+			ns.links = append(ns.links, guestLink{index: index, peer: p.peer, kind: countingOf(p.name, false), mtu: p.mtu})
 		}
 		return nil
 	})
@@ -274,8 +316,9 @@ func (g *guests) tablesOf(cookie uint64) (*sockDiag, uint64) {
 // linkPeer is a link's peer, as rtnetlink gives it.
 type linkPeer struct {
 	name string
-	peer int   // IFLA_LINK: the peer's ifindex in its namespace
-	nsid int32 // IFLA_LINK_NETNSID: the peer's namespace's id here
+	peer int    // IFLA_LINK: the peer's ifindex in its namespace
+	nsid int32  // IFLA_LINK_NETNSID: the peer's namespace's id here
+	mtu  uint32 // IFLA_MTU
 }
 
 // linkPeers dumps the links of the calling thread's namespace and returns
@@ -309,6 +352,8 @@ func linkPeers() (map[int]linkPeer, error) {
 				p.peer = int(binary.NativeEndian.Uint32(a.Value))
 			case a.Attr.Type == unix.IFLA_LINK_NETNSID && len(a.Value) >= 4:
 				p.nsid = int32(binary.NativeEndian.Uint32(a.Value))
+			case a.Attr.Type == syscall.IFLA_MTU && len(a.Value) >= 4:
+				p.mtu = binary.NativeEndian.Uint32(a.Value)
 			}
 		}
 		if p.peer > 0 && p.nsid >= 0 {

@@ -319,6 +319,20 @@ func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
 	return p.mtuFloor.Put(uint32(0), after)
 }
 
+// dropMTU takes back the MTU of a device setMTU was told of (a
+// container's, gone), then raises the floor if it was the least.
+func (p *countPrograms) dropMTU(netns uint64, ifindex uint32) error {
+	k := mtuKey{Netns: netns, Ifindex: ifindex}
+	if _, ok := p.mtuOf[k]; !ok {
+		return nil
+	}
+	delete(p.mtuOf, k)
+	if err := p.mtus.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return p.mtuFloor.Put(uint32(0), p.mtuFloorOf())
+}
+
 // mtuFloorOf is the least MTU of mtuOf: the floor the programs read (0,
 // none: every skb past fragFloor looks its device up).
 func (p *countPrograms) mtuFloorOf() uint32 {

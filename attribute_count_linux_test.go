@@ -126,6 +126,24 @@ func TestCountProgramsRun(t *testing.T) {
 	if err := p.mtuFloor.Lookup(uint32(0), &floor); err != nil || floor != 1500 {
 		t.Fatalf("the programs' MTU floor is %d (%v) with MTUs 1500 and 9000, want 1500", floor, err)
 	}
+	// A container's device of a smaller MTU, told and then taken back
+	// (gone): the floor goes down with it and back up after it.
+	guest := mtuKey{Netns: netns + 1, Ifindex: 7}
+	for _, step := range []struct {
+		do   func() error
+		want uint32
+	}{{func() error { return p.setMTU(guest.Netns, guest.Ifindex, 1400) }, 1400}, {func() error { return p.dropMTU(guest.Netns, guest.Ifindex) }, 1500}} {
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.mtuFloor.Lookup(uint32(0), &floor); err != nil || floor != step.want {
+			t.Fatalf("the programs' MTU floor is %d (%v), want %d", floor, err, step.want)
+		}
+	}
+	var m uint32
+	if p.mtus.Lookup(guest, &m) == nil {
+		t.Fatalf("a device taken back is still in the programs' MTUs, at %d", m)
+	}
 	cases := []countCase{
 		{name: "tcp4 gso", half: cvTx, pkt: ipPacket(false, 6, 20+32+2*1448, 32), gsoSegs: 2, gsoSize: 1448,
 			want: countHalf{Packets: 1, Bytes: 2948, Segs: 2, Wire: 2948 + 52}},

@@ -151,6 +151,8 @@ func startKernelSource(globs []string, rec *ownerRecords, find owners, conns, pa
 	if k.tables, err = newCookieTables(find); err != nil {
 		return nil, err
 	}
+	k.guests.tellMTU = func(g guestKey, mtu uint32) { k.progs.setMTU(g.netns, g.ifindex, mtu) }
+	k.guests.forgetMTU = func(g guestKey) { k.progs.dropMTU(g.netns, g.ifindex) }
 	if packets {
 		k.packets = startPacketSenders(warn)
 	}
@@ -218,6 +220,7 @@ func (k *kernelSource) pick(first bool) error {
 			}
 		}
 	}
+	k.guests.prime(k.ifaces)
 	return nil
 }
 

@@ -129,20 +129,50 @@ func TestProcSourceKernelMTUChanged(t *testing.T) {
 	// The report after the change ends with a look at the interfaces
 	// (rescan), which sets the new MTU: the second one after is past it.
 	p.intervals(t, 2)
-	srv := startHelper(t, n.b, "count-bind", "udp", "192.0.2.2:7457")
-	srv.expect(t, "listening")
 	const datagrams, size = 100, 1400
-	udp := startHelper(t, n.a, "count-udp-send", "192.0.2.2:7457", strconv.Itoa(size), strconv.Itoa(datagrams))
-	udp.expect(t, "cookie")
-	udp.expect(t, "done")
-	p.intervals(t, 2)
-	p.stop(t)
+	_, udp := datagramsTo(t, p, n.b, n.a, "192.0.2.2:7457", size, datagrams)
 	want := uint64(datagrams * (8 + size + 2*(20+14)))
 	if _, tx, _ := p.credited(udp.cmd.Process.Pid); tx != want {
 		t.Errorf("the sender of %d datagrams of %d bytes was credited with tx %d, want %d (two fragments each at MTU 1280)", datagrams, size, tx, want)
 	}
 	ifRx, ifTx := p.ifaceTotal("veth-a")
 	rowsAddUp(t, p, ifRx, ifTx, n.b)
+}
+
+// TestProcSourceKernelGuestFragments: a container's datagrams past its
+// device's MTU leave in fragments, and its row says so as veth-a counts
+// them: 100 datagrams of 3,000 bytes from b, each 3,008 bytes of UDP in
+// three fragments at veth-b's MTU of 1,500 (1,480, 1,480 and 48 bytes),
+// with 20 bytes of IPv4 and 14 of Ethernet each. Were b's devices
+// unknown to the programs, each would count as one packet, 68 bytes
+// short.
+func TestProcSourceKernelGuestFragments(t *testing.T) {
+	n := newTestNet(t)
+	p := startProc(t, n.a, "--iface", "veth-a", "--source", "kernel")
+	const datagrams, size = 100, 3000
+	srv, udp := datagramsTo(t, p, n.a, n.b, "192.0.2.1:7458", size, datagrams)
+	want := uint64(datagrams * (8 + size + 3*(20+14)))
+	if _, tx, _ := p.credited(udp.cmd.Process.Pid); tx != want {
+		t.Errorf("the sender in b of %d datagrams of %d bytes was credited with tx %d, want %d (three fragments each at MTU 1500)", datagrams, size, tx, want)
+	}
+	if rx, _, _ := p.credited(srv.cmd.Process.Pid); rx != want {
+		t.Errorf("the receiver in a was credited with rx %d, want %d", rx, want)
+	}
+}
+
+// datagramsTo has a receiver bound to addr in srvNS and a sender in
+// sendNS send it n datagrams of size bytes, then stops p two reports
+// later.
+func datagramsTo(t *testing.T, p *netuseRun, srvNS, sendNS, addr string, size, n int) (srv, udp *helper) {
+	t.Helper()
+	srv = startHelper(t, srvNS, "count-bind", "udp", addr)
+	srv.expect(t, "listening")
+	udp = startHelper(t, sendNS, "count-udp-send", addr, strconv.Itoa(size), strconv.Itoa(n))
+	udp.expect(t, "cookie")
+	udp.expect(t, "done")
+	p.intervals(t, 2)
+	p.stop(t)
+	return srv, udp
 }
 
 // TestProcSourceKernelInjected: with --packet-senders, frames written on
