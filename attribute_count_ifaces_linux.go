@@ -140,7 +140,7 @@ func (g *guests) prime(host map[int]*kernelIface) {
 	}
 }
 
-// told tells the programs ns's links' MTUs; untold takes them back.
+// told tells the programs ns's links' MTUs.
 func (g *guests) told(ns *guestNS) {
 	for _, l := range ns.links {
 		if l.mtu > 0 {
@@ -149,9 +149,20 @@ func (g *guests) told(ns *guestNS) {
 	}
 }
 
-func (g *guests) untold(ns *guestNS) {
-	for _, l := range ns.links {
-		g.forgetMTU(guestKey{ns.cookie, uint32(l.index)})
+// untold takes back the MTUs of old's links that now, the same
+// namespace looked into again (nil: gone), does not have: told first and
+// taken back after, a link of both keeps its MTU throughout.
+func (g *guests) untold(old, now *guestNS) {
+	keep := map[int]bool{}
+	if now != nil {
+		for _, l := range now.links {
+			keep[l.index] = l.mtu > 0
+		}
+	}
+	for _, l := range old.links {
+		if !keep[l.index] {
+			g.forgetMTU(guestKey{old.cookie, uint32(l.index)})
+		}
 	}
 }
 
@@ -167,7 +178,7 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 	inUse := g.namespaces()
 	for ino, ns := range g.byIno {
 		if _, ok := inUse[ino]; !ok {
-			g.untold(ns)
+			g.untold(ns, nil)
 			ns.close()
 			delete(g.byIno, ino)
 		}
@@ -194,12 +205,12 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 				}
 				continue
 			}
+			g.told(ns)
 			if old != nil {
-				g.untold(old)
+				g.untold(old, ns)
 				old.close()
 			}
 			g.byIno[ino] = ns
-			g.told(ns)
 		}
 		for _, l := range ns.links {
 			p, ok := peers[l.peer]
