@@ -181,9 +181,9 @@ func (k *kernelOwners) close() {
 // source matches a closed socket to a flow by whether the socket's life
 // holds the flow's first packet, and a one-shot UDP client's socket is
 // born some tens of microseconds before its first datagram. An offset off
-// by more than that, the record's times late, matches none of them: taken
-// from two reads a preemption apart (200 us did it), it cost every such
-// client of one netuse process its bytes.
+// by more than that, the records' times late, matches none of them: one
+// taken from two reads with a preemption between them cost every such
+// client of that netuse process its bytes (86ab520).
 //
 // The kernel's two clocks differ by an offset that changes only when the
 // wall clock is stepped (settimeofday, an NTP step, a virtual machine
@@ -201,9 +201,10 @@ type monoClock struct {
 }
 
 // The bounds of monoClock's takings: up to monoTries pairs, fewer once one
-// is no wider than monoTight (a pair's three reads take about 1 us here
-// when nothing preempts them); again past monoRetake, or at the next
-// record if no pair was within monoLoose.
+// is no wider than monoTight (three clock reads take a microsecond or so
+// when nothing preempts them, far less than the tens of microseconds the
+// matching needs); again past monoRetake, or at the next record if no
+// pair was within monoLoose.
 const (
 	monoTries  = 8
 	monoTight  = 4e3 // ns
