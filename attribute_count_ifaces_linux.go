@@ -134,7 +134,8 @@ func (g *guests) prime(host map[int]*kernelIface) {
 	}
 	for index := range peers {
 		if host[index] != nil {
-			g.look(0, host)
+			g.last = time.Now()
+			g.lookWith(peers, 0, host)
 			return
 		}
 	}
@@ -175,6 +176,11 @@ func (g *guests) look(cookie uint64, host map[int]*kernelIface) {
 	if err != nil {
 		return
 	}
+	g.lookWith(peers, cookie, host)
+}
+
+// lookWith is look with netuse's namespace's links' peers read.
+func (g *guests) lookWith(peers map[int]linkPeer, cookie uint64, host map[int]*kernelIface) {
 	inUse := g.namespaces()
 	for ino, ns := range g.byIno {
 		if _, ok := inUse[ino]; !ok {

@@ -299,14 +299,17 @@ func (p *countPrograms) attach(dir *os.File) ([]*link.RawLink, error) {
 }
 
 // setMTU tells the programs the MTU of device ifindex of the namespace
-// with cookie netns, for their count of fragments. The floor goes down
-// before a smaller MTU is in the map and up after a larger one is, so
-// that it is never above one of the map's.
+// with cookie netns, for their count of fragments; nothing if they have
+// it already. The floor goes down before a smaller MTU is in the map and
+// up after a larger one is, so that it is never above one of the map's.
 func (p *countPrograms) setMTU(netns uint64, ifindex, mtu uint32) error {
 	if p.mtuOf == nil {
 		p.mtuOf = map[mtuKey]uint32{}
 	}
 	k := mtuKey{Netns: netns, Ifindex: ifindex}
+	if was, ok := p.mtuOf[k]; ok && was == mtu {
+		return nil
+	}
 	before := p.mtuFloorOf()
 	p.mtuOf[k] = mtu
 	after := p.mtuFloorOf()

@@ -77,7 +77,6 @@ type kernelIface struct {
 	name string
 	kind ifaceCounting
 	l2   uint64  // link-layer header bytes a packet: 14 on Ethernet
-	mtu  int     // as the programs have it (setMTU)
 	last traffic // its counters at the last report
 	now  traffic // at this one, read right before the sockets' counts
 	// ahead holds what its sockets were credited beyond its counters, one
@@ -188,20 +187,16 @@ func (k *kernelSource) pick(first bool) error {
 	keep := map[int]bool{}
 	for _, i := range picked {
 		keep[i.Index] = true
-		if ifc, ok := k.ifaces[i.Index]; ok {
-			if ifc.mtu != i.MTU {
-				ifc.mtu = i.MTU
-				k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU))
-			}
+		k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU)) // a changed MTU too
+		if _, ok := k.ifaces[i.Index]; ok {
 			continue
 		}
-		ifc := &kernelIface{name: i.Name, kind: countingOf(i.Name, i.Flags&net.FlagLoopback != 0), mtu: i.MTU}
+		ifc := &kernelIface{name: i.Name, kind: countingOf(i.Name, i.Flags&net.FlagLoopback != 0)}
 		if len(i.HardwareAddr) == 6 && ifc.kind != countsLoopback {
 			ifc.l2 = 14 // Ethernet, and veth
 		}
 		ifc.last = readIfaceCounters(i.Name)
 		k.ifaces[i.Index] = ifc
-		k.progs.setMTU(k.own, uint32(i.Index), uint32(i.MTU))
 		if k.packets != nil {
 			if err := k.packets.attach(i.Index); errors.Is(err, ebpf.ErrNotSupported) {
 				k.warn(fmt.Sprintf("packet sockets' frames stay \"(no socket)\": this kernel has no tcx (Linux 6.6 or later): %v", err))

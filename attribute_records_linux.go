@@ -183,7 +183,7 @@ func (k *kernelOwners) close() {
 // born some tens of microseconds before its first datagram. An offset off
 // by more than that, the records' times late, matches none of them: one
 // taken from two reads with a preemption between them cost every such
-// client of that netuse process its bytes (86ab520).
+// client of that netuse process its bytes.
 //
 // The kernel's two clocks differ by an offset that changes only when the
 // wall clock is stepped (settimeofday, an NTP step, a virtual machine
@@ -231,6 +231,7 @@ func (c *monoClock) take() {
 	best := int64(-1)
 	for range monoTries {
 		m1, w, m2 := c.read()
+		c.taken = m2
 		if d := m2 - m1; best < 0 || d < best {
 			best, c.offset = d, w-(m1+d/2)
 		}
@@ -239,7 +240,6 @@ func (c *monoClock) take() {
 		}
 	}
 	c.width = best
-	_, _, c.taken = c.read()
 	if best > monoLoose {
 		c.taken = 0 // again at the next record
 	}

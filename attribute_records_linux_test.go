@@ -520,7 +520,8 @@ func FuzzParseOwnerEvent(f *testing.F) {
 // TestMonoClockTake feeds monoClock's taking clock reads as a busy machine
 // gives them: the first pair preempted before its wall-clock read, the
 // others not. The offset must be the true one, not the preempted pair's
-// (300 us late, which matched no one-shot client's socket), and a step of
+// (300 us late: later than a one-shot client's socket is old at its first
+// datagram, so that no socket's life would hold it), and a step of
 // the wall clock must be followed once monoRetake has passed.
 func TestMonoClockTake(t *testing.T) {
 	const offset = int64(1.7e18)
